@@ -1,0 +1,192 @@
+// Package app assembles a running gateway from a [config.Config]: the
+// backend set, the frontend, and the HTTP server with its routes. It is the
+// composition root shared by cmd/vmcp and the end-to-end tests; it holds
+// wiring only.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/router"
+)
+
+// Version is vmcp's version, set at build time.
+var Version = "0.1.0-dev"
+
+// Options tune an [App] beyond its configuration, for tests.
+type Options struct {
+	// Logger receives every log record. Default: discard.
+	Logger *slog.Logger
+	// HealthInterval overrides the configured health check interval.
+	HealthInterval time.Duration
+	// MinBackoff overrides the first reconnection delay (default 500ms).
+	MinBackoff time.Duration
+}
+
+// App is one gateway process.
+type App struct {
+	cfg      *config.Config
+	logger   *slog.Logger
+	backends *backend.Set
+	gateway  *frontend.Gateway
+	server   *http.Server
+	ln       net.Listener
+	cancel   context.CancelFunc
+	served   chan error
+}
+
+// New wires a gateway for cfg. Nothing runs until [App.Start].
+func New(cfg *config.Config, opts *Options) *App {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &App{cfg: cfg, logger: o.Logger, served: make(chan error, 1)}
+	var gw *frontend.Gateway
+	fh := cfg.Config.Operational.FailureHandling
+	a.backends = backend.NewSet(backendSpecs(cfg), &backend.Options{
+		Logger:             o.Logger,
+		ClientInfo:         &mcp.Implementation{Name: "vmcp", Version: Version},
+		ConnectTimeout:     cfg.Config.Operational.Timeouts.Connect.D(),
+		HealthInterval:     cmpOr(o.HealthInterval, fh.HealthCheckInterval.D()),
+		UnhealthyThreshold: fh.UnhealthyThreshold,
+		MinBackoff:         o.MinBackoff,
+		OnChange:           func() { gw.BackendsChanged() },
+		OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {
+			gw.ResourceUpdated(ctx, name, p)
+		},
+	})
+	gw = frontend.New(a.backends, &frontend.Options{
+		Name:               cfg.Name,
+		Version:            Version,
+		Logger:             o.Logger,
+		Aggregation:        aggregation(cfg),
+		AllowedOrigins:     cfg.Server.AllowedOrigins,
+		MaxRequestBytes:    cfg.Server.MaxRequestBytes,
+		PageSize:           cfg.Server.PageSize,
+		SessionIdleTimeout: cfg.Server.SessionIdleTimeout.D(),
+	})
+	a.gateway = gw
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", gw.ServeReady)
+	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	return a
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func backendSpecs(cfg *config.Config) []backend.Spec {
+	specs := make([]backend.Spec, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		specs[i] = backend.Spec{
+			Name: b.Name, Transport: b.Transport, URL: b.URL,
+			Command: b.Command, Args: b.Args, Env: b.Env, Cwd: b.Cwd,
+			CallTimeout: cfg.CallTimeout(b.Name),
+		}
+	}
+	return specs
+}
+
+func aggregation(cfg *config.Config) *router.Options {
+	a := cfg.Config.Aggregation
+	opts := &router.Options{
+		Strategy:      a.ConflictResolution,
+		PrefixFormat:  a.ConflictResolutionConfig.PrefixFormat,
+		PriorityOrder: a.ConflictResolutionConfig.PriorityOrder,
+		Workloads:     map[string]router.Workload{},
+	}
+	for _, w := range a.Tools {
+		rw := router.Workload{Filter: w.Filter, Overrides: map[string]router.Override{}}
+		for name, o := range w.Overrides {
+			rw.Overrides[name] = router.Override{Name: o.Name, Description: o.Description}
+		}
+		opts.Workloads[w.Workload] = rw
+	}
+	return opts
+}
+
+// Listen binds the configured address (or addr, if not empty), so that a
+// busy port is reported before anything starts.
+func (a *App) Listen(addr string) error {
+	if addr == "" {
+		addr = a.cfg.Server.Listen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	a.ln = ln
+	return nil
+}
+
+// URL returns the MCP endpoint URL of a listening app.
+func (a *App) URL() string {
+	if a.cfg.Server.PublicURL != "" {
+		return a.cfg.Server.PublicURL
+	}
+	return "http://" + a.ln.Addr().String() + "/mcp"
+}
+
+// Gateway returns the frontend, for tests.
+func (a *App) Gateway() *frontend.Gateway { return a.gateway }
+
+// Backends returns the backend set, for tests.
+func (a *App) Backends() *backend.Set { return a.backends }
+
+// Start connects the backends (in the background) and serves HTTP on the
+// listener from [App.Listen].
+func (a *App) Start() {
+	for _, n := range a.cfg.Notes() {
+		a.logger.Info("config note", "note", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.backends.Start()
+	go a.gateway.Run(ctx)
+	go func() { a.served <- a.server.Serve(a.ln) }()
+}
+
+// Shutdown stops serving: no new connections, calls in flight may finish
+// until ctx is done (then they are cancelled), open streams are closed, and
+// every backend connection and stdio child is stopped.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.logger.Info("shutting down")
+	a.server.SetKeepAlivesEnabled(false)
+	shut := make(chan error, 1)
+	go func() { shut <- a.server.Shutdown(ctx) }() // closes the listener at once
+	a.gateway.Drain(ctx)
+	_ = a.server.Close() // long-lived SSE streams end here
+	<-shut
+	a.cancel()
+	a.backends.Close()
+	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	a.logger.Info("stopped")
+	return nil
+}

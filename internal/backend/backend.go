@@ -1,0 +1,407 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Spec says how to reach one backend.
+type Spec struct {
+	Name      string
+	Transport string // "streamable-http", "sse" or "stdio"
+	URL       string
+	Command   string
+	Args      []string
+	Env       map[string]string
+	Cwd       string
+	// CallTimeout bounds each request to the backend; zero means no bound.
+	CallTimeout time.Duration
+}
+
+// Transports.
+const (
+	StreamableHTTP = "streamable-http"
+	SSE            = "sse"
+	Stdio          = "stdio"
+)
+
+// ProtocolVersion is the MCP revision vmcp speaks to backends: the
+// session-based one, so that connections are reused and backends can send
+// requests back during a call.
+const ProtocolVersion = "2025-11-25"
+
+// State is where a backend is in its life.
+type State string
+
+// States.
+const (
+	StateConnecting State = "connecting" // first attempt under way
+	StateReady      State = "ready"
+	StateDown       State = "down" // lost or unreachable; retrying with backoff
+	StateStopped    State = "stopped"
+)
+
+// Status is a snapshot of a backend's health, for /readyz and logs.
+type Status struct {
+	Name     string    `json:"name"`
+	State    State     `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Restarts int       `json:"restarts"`
+	Since    time.Time `json:"since"`
+	NextTry  time.Time `json:"nextTry,omitzero"`
+}
+
+// Inventory is what a ready backend offers, under its own names. It is
+// immutable once published.
+type Inventory struct {
+	Backend      string
+	ServerInfo   *mcp.Implementation
+	Capabilities *mcp.ServerCapabilities
+	Tools        []*mcp.Tool
+	Resources    []*mcp.Resource
+	Templates    []*mcp.ResourceTemplate
+	Prompts      []*mcp.Prompt
+}
+
+// Backend is one backend server and its connections.
+type Backend struct {
+	spec   Spec
+	set    *Set
+	logger *slog.Logger
+
+	inv      atomic.Pointer[Inventory] // nil unless ready
+	refresh  chan struct{}             // the backend said a list changed
+	suspect  chan struct{}             // a call saw the connection fail
+	attempts chan struct{}             // closed after the first connection attempt
+
+	mu       sync.Mutex // guards the fields below
+	state    State
+	lastErr  error
+	since    time.Time
+	nextTry  time.Time
+	restarts int
+	shared   *Conn
+	owned    map[string]*ownedConn // by Peer.ID
+	subs     map[string]int        // resource URI -> subscribers
+}
+
+// ownedConn is a connection being dialed or in use for one client session.
+type ownedConn struct {
+	ready chan struct{} // closed when conn or err is set
+	conn  *Conn
+	err   error
+}
+
+func newBackend(spec Spec, set *Set) *Backend {
+	return &Backend{
+		spec:     spec,
+		set:      set,
+		logger:   set.opts.Logger.With("backend", spec.Name),
+		refresh:  make(chan struct{}, 1),
+		suspect:  make(chan struct{}, 1),
+		attempts: make(chan struct{}),
+		state:    StateConnecting,
+		since:    time.Now(),
+		owned:    map[string]*ownedConn{},
+		subs:     map[string]int{},
+	}
+}
+
+// Name returns the backend's configured name.
+func (b *Backend) Name() string { return b.spec.Name }
+
+// Inventory returns what the backend offers, or nil if it is not ready.
+func (b *Backend) Inventory() *Inventory { return b.inv.Load() }
+
+// Status returns a snapshot of the backend's health.
+func (b *Backend) Status() Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := Status{Name: b.spec.Name, State: b.state, Restarts: b.restarts, Since: b.since, NextTry: b.nextTry}
+	if b.lastErr != nil {
+		s.Error = b.lastErr.Error()
+	}
+	return s
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Backend) refreshSoon() { signal(b.refresh) }
+
+// stableAfter is how long a connection must live for a later failure to
+// restart the backoff from its minimum.
+const stableAfter = 30 * time.Second
+
+// run is the supervisor: connect, serve, detect failure, back off, repeat.
+func (b *Backend) run(ctx context.Context) {
+	backoff := b.set.opts.MinBackoff
+	first := true
+	endFirst := func() {
+		if first {
+			first = false
+			close(b.attempts)
+		}
+	}
+	defer endFirst()
+	for ctx.Err() == nil {
+		conn, inv, err := b.connectShared(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			b.setDown(err, backoff)
+			endFirst()
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, b.set.opts.MaxBackoff)
+			continue
+		}
+		b.setReady(conn, inv)
+		endFirst()
+		readyAt := time.Now()
+		err = b.monitor(ctx, conn)
+		if ctx.Err() != nil {
+			return
+		}
+		// A backend that keeps dying soon after it starts backs off further;
+		// one that ran for a while is retried quickly.
+		if time.Since(readyAt) > stableAfter {
+			backoff = b.set.opts.MinBackoff
+		} else {
+			backoff = min(2*backoff, b.set.opts.MaxBackoff)
+		}
+		b.setDown(err, backoff)
+		b.closeConn(conn)
+		if !sleep(ctx, backoff) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// connectShared dials the shared connection and lists the inventory.
+func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.set.opts.ConnectTimeout)
+	defer cancel()
+	conn, err := b.dial(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	inv, err := b.list(ctx, conn)
+	if err != nil {
+		b.closeConn(conn)
+		return nil, nil, err
+	}
+	return conn, inv, nil
+}
+
+// dial opens a connection for owner (nil: the shared connection).
+func (b *Backend) dial(ctx context.Context, owner Peer) (*Conn, error) {
+	c := &Conn{backend: b, owner: owner}
+	t, err := b.transport()
+	if err != nil {
+		return nil, err
+	}
+	client := mcp.NewClient(b.set.opts.ClientInfo, c.clientOptions(b.logger))
+	session, err := client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: ProtocolVersion})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("no answer within %s: %w", b.set.opts.ConnectTimeout, err)
+		}
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	c.session = session
+	return c, nil
+}
+
+// closeConn closes a connection; for a stdio backend this stops the child.
+func (b *Backend) closeConn(c *Conn) {
+	if err := c.session.Close(); err != nil {
+		b.logger.Debug("closing connection", "error", err)
+	}
+}
+
+// list fetches every list the backend declared a capability for.
+func (b *Backend) list(ctx context.Context, c *Conn) (*Inventory, error) {
+	init := c.session.InitializeResult()
+	inv := &Inventory{Backend: b.spec.Name, ServerInfo: init.ServerInfo, Capabilities: init.Capabilities}
+	caps := init.Capabilities
+	if caps == nil {
+		caps = &mcp.ServerCapabilities{}
+	}
+	var err error
+	if caps.Tools != nil {
+		if inv.Tools, err = collect(c.session.Tools(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list tools: %w", err)
+		}
+	}
+	if caps.Resources != nil {
+		if inv.Resources, err = collect(c.session.Resources(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list resources: %w", err)
+		}
+		if inv.Templates, err = collect(c.session.ResourceTemplates(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list resource templates: %w", err)
+		}
+	}
+	if caps.Prompts != nil {
+		if inv.Prompts, err = collect(c.session.Prompts(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("list prompts: %w", err)
+		}
+	}
+	return inv, nil
+}
+
+func collect[T any](seq func(func(T, error) bool)) ([]T, error) {
+	var out []T
+	for v, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// monitor watches a ready connection until it fails; it re-lists on
+// list_changed and pings on the health interval.
+func (b *Backend) monitor(ctx context.Context, c *Conn) error {
+	dead := make(chan error, 1)
+	go func() { dead <- c.session.Wait() }()
+	tick := time.NewTicker(b.set.opts.HealthInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-dead:
+			if b.spec.Transport == Stdio {
+				return fmt.Errorf("process exited: %v", errOrEOF(err))
+			}
+			return fmt.Errorf("connection closed: %v", errOrEOF(err))
+		case <-b.refresh:
+			inv, err := b.list(ctx, c)
+			if err != nil {
+				b.logger.Warn("re-listing after list_changed", "error", err)
+				continue
+			}
+			b.inv.Store(inv)
+			b.logger.Info("backend lists changed", "tools", len(inv.Tools), "resources", len(inv.Resources), "prompts", len(inv.Prompts))
+			b.set.changed()
+		case <-b.suspect:
+			if err := b.ping(ctx, c); err != nil {
+				return fmt.Errorf("ping after a failed call: %w", err)
+			}
+		case <-tick.C:
+			if err := b.ping(ctx, c); err != nil {
+				failures++
+				b.logger.Warn("health check failed", "error", err, "failures", failures, "threshold", b.set.opts.UnhealthyThreshold)
+				if failures >= b.set.opts.UnhealthyThreshold {
+					return fmt.Errorf("%d health checks failed: %w", failures, err)
+				}
+				continue
+			}
+			failures = 0
+		}
+	}
+}
+
+func errOrEOF(err error) error {
+	if err == nil {
+		return errors.New("EOF")
+	}
+	return err
+}
+
+func (b *Backend) ping(ctx context.Context, c *Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, min(b.set.opts.ConnectTimeout, b.set.opts.HealthInterval))
+	defer cancel()
+	return c.session.Ping(ctx, nil)
+}
+
+func (b *Backend) setReady(c *Conn, inv *Inventory) {
+	b.mu.Lock()
+	b.shared, b.state, b.lastErr, b.since, b.nextTry = c, StateReady, nil, time.Now(), time.Time{}
+	subs := make([]string, 0, len(b.subs))
+	for uri := range b.subs {
+		subs = append(subs, uri)
+	}
+	b.mu.Unlock()
+	b.inv.Store(inv)
+	name := ""
+	if inv.ServerInfo != nil {
+		name = inv.ServerInfo.Name
+	}
+	b.logger.Info("backend ready", "server", name, "tools", len(inv.Tools), "resources", len(inv.Resources),
+		"templates", len(inv.Templates), "prompts", len(inv.Prompts))
+	for _, uri := range subs {
+		b.subscribe(context.Background(), c, uri)
+	}
+	b.set.changed()
+}
+
+// setDown records a failure, drops the inventory and every connection.
+func (b *Backend) setDown(err error, retryIn time.Duration) {
+	b.mu.Lock()
+	wasReady := b.state == StateReady
+	if wasReady {
+		b.restarts++
+	}
+	b.shared, b.state, b.lastErr, b.since, b.nextTry = nil, StateDown, err, time.Now(), time.Now().Add(retryIn)
+	owned := b.owned
+	b.owned = map[string]*ownedConn{}
+	b.mu.Unlock()
+	b.inv.Store(nil)
+	for _, oc := range owned {
+		if oc.conn != nil {
+			b.closeConn(oc.conn)
+		}
+	}
+	if wasReady {
+		b.logger.Error("backend lost; reconnecting", "error", err, "retry_in", retryIn)
+		b.set.changed()
+	} else {
+		b.logger.Warn("backend unreachable; retrying", "error", err, "retry_in", retryIn)
+	}
+}
+
+// stop marks the backend stopped and closes its connections.
+func (b *Backend) stop() {
+	b.mu.Lock()
+	shared := b.shared
+	owned := b.owned
+	b.shared, b.owned, b.state = nil, map[string]*ownedConn{}, StateStopped
+	b.mu.Unlock()
+	b.inv.Store(nil)
+	for _, oc := range owned {
+		if oc.conn != nil {
+			b.closeConn(oc.conn)
+		}
+	}
+	if shared != nil {
+		b.closeConn(shared)
+	}
+}

@@ -1,0 +1,219 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// UnavailableError is returned for a call to a backend that is not ready.
+type UnavailableError struct {
+	Backend string
+	State   State
+	Cause   error     // why it is down; nil while connecting
+	NextTry time.Time // zero if unknown
+}
+
+func (e *UnavailableError) Error() string {
+	msg := fmt.Sprintf("backend %q is unavailable (%s)", e.Backend, e.State)
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
+	}
+	if !e.NextTry.IsZero() {
+		if d := time.Until(e.NextTry).Round(100 * time.Millisecond); d > 0 {
+			msg += fmt.Sprintf("; next attempt in %s", d)
+		}
+	}
+	return msg
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// CallError is a request to a backend that failed without an answer: the
+// connection broke, or the backend did not answer in time. An error answer
+// from a live backend is returned as is (a *jsonrpc.Error).
+type CallError struct {
+	Backend string
+	Err     error
+}
+
+func (e *CallError) Error() string { return fmt.Sprintf("backend %q: %v", e.Backend, e.Err) }
+func (e *CallError) Unwrap() error { return e.Err }
+
+func (b *Backend) unavailable() error {
+	return &UnavailableError{Backend: b.spec.Name, State: b.state, Cause: b.lastErr, NextTry: b.nextTry}
+}
+
+// connFor returns the connection a call from peer uses: the session's own
+// connection if it relays backend traffic and the backend is remote, else
+// the shared one.
+func (b *Backend) connFor(ctx context.Context, peer Peer) (*Conn, error) {
+	b.mu.Lock()
+	if b.shared == nil {
+		err := b.unavailable()
+		b.mu.Unlock()
+		return nil, err
+	}
+	if peer == nil || !peer.Relays() || b.spec.Transport == Stdio {
+		c := b.shared
+		b.mu.Unlock()
+		return c, nil
+	}
+	id := peer.ID()
+	oc, found := b.owned[id]
+	if !found {
+		oc = &ownedConn{ready: make(chan struct{})}
+		b.owned[id] = oc
+	}
+	b.mu.Unlock()
+	if !found {
+		b.dialOwned(peer, oc)
+	}
+	select {
+	case <-oc.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if oc.err != nil {
+		return nil, oc.err
+	}
+	return oc.conn, nil
+}
+
+// dialOwned opens a session's own connection and closes it when the session
+// ends or the connection dies; a failed dial is forgotten so the next call
+// tries again.
+func (b *Backend) dialOwned(peer Peer, oc *ownedConn) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.set.opts.ConnectTimeout)
+	defer cancel()
+	oc.conn, oc.err = b.dial(ctx, peer)
+	if oc.err != nil {
+		oc.err = &UnavailableError{Backend: b.spec.Name, State: StateReady, Cause: oc.err}
+		b.forgetOwned(peer.ID(), oc)
+		close(oc.ready)
+		return
+	}
+	close(oc.ready)
+	go func() {
+		dead := make(chan struct{})
+		go func() { _ = oc.conn.session.Wait(); close(dead) }()
+		select {
+		case <-peer.Done():
+			b.closeConn(oc.conn)
+		case <-dead:
+		}
+		b.forgetOwned(peer.ID(), oc)
+	}()
+}
+
+func (b *Backend) forgetOwned(id string, oc *ownedConn) {
+	b.mu.Lock()
+	if b.owned[id] == oc {
+		delete(b.owned, id)
+	}
+	b.mu.Unlock()
+}
+
+// do sends one request on the right connection, relays what comes back
+// during it to peer, and classifies failures.
+func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, send func(*mcp.ClientSession, context.Context, P) (R, error)) (R, error) {
+	var zero R
+	c, err := b.connFor(ctx, peer)
+	if err != nil {
+		return zero, err
+	}
+	parent := ctx
+	if b.spec.CallTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.spec.CallTimeout)
+		defer cancel()
+	}
+	c.syncLogLevel(ctx)
+	end := c.begin(ctx, peer, p)
+	r, err := send(c.session, ctx, p)
+	end()
+	if err == nil {
+		return r, nil
+	}
+	if isConnectionError(err) {
+		signal(b.suspect)
+	}
+	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+		err = fmt.Errorf("no answer within %s (the request was cancelled at the backend)", b.spec.CallTimeout)
+	}
+	return zero, &CallError{Backend: b.spec.Name, Err: err}
+}
+
+// CallTool calls a tool by the backend's own name.
+func (b *Backend) CallTool(ctx context.Context, peer Peer, p *mcp.CallToolParams) (*mcp.CallToolResult, error) {
+	return do(ctx, b, peer, p, (*mcp.ClientSession).CallTool)
+}
+
+// ReadResource reads a resource by the backend's own URI.
+func (b *Backend) ReadResource(ctx context.Context, peer Peer, p *mcp.ReadResourceParams) (*mcp.ReadResourceResult, error) {
+	return do(ctx, b, peer, p, (*mcp.ClientSession).ReadResource)
+}
+
+// GetPrompt gets a prompt by the backend's own name.
+func (b *Backend) GetPrompt(ctx context.Context, peer Peer, p *mcp.GetPromptParams) (*mcp.GetPromptResult, error) {
+	return do(ctx, b, peer, p, (*mcp.ClientSession).GetPrompt)
+}
+
+// Complete asks the backend for argument completions.
+func (b *Backend) Complete(ctx context.Context, peer Peer, p *mcp.CompleteParams) (*mcp.CompleteResult, error) {
+	return do(ctx, b, peer, p, (*mcp.ClientSession).Complete)
+}
+
+// Subscribe subscribes vmcp to updates of uri at the backend, once however
+// many clients subscribe; it is renewed after a reconnect.
+func (b *Backend) Subscribe(ctx context.Context, uri string) error {
+	b.mu.Lock()
+	b.subs[uri]++
+	first, c := b.subs[uri] == 1, b.shared
+	b.mu.Unlock()
+	if !first || c == nil {
+		return nil
+	}
+	return b.subscribe(ctx, c, uri)
+}
+
+// Unsubscribe drops one subscriber of uri.
+func (b *Backend) Unsubscribe(ctx context.Context, uri string) error {
+	b.mu.Lock()
+	if b.subs[uri] > 0 {
+		b.subs[uri]--
+	}
+	last, c := b.subs[uri] == 0, b.shared
+	if last {
+		delete(b.subs, uri)
+	}
+	b.mu.Unlock()
+	if !last || c == nil {
+		return nil
+	}
+	if err := c.session.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: uri}); err != nil {
+		return &CallError{Backend: b.spec.Name, Err: err}
+	}
+	return nil
+}
+
+func (b *Backend) subscribe(ctx context.Context, c *Conn, uri string) error {
+	caps := c.session.InitializeResult().Capabilities
+	if caps == nil || caps.Resources == nil || !caps.Resources.Subscribe {
+		return nil // the backend offers no updates; subscribing is a no-op
+	}
+	if err := c.session.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+		b.logger.Warn("subscribing to resource updates", "uri", uri, "error", err)
+		return &CallError{Backend: b.spec.Name, Err: err}
+	}
+	return nil
+}
+
+func (b *Backend) resourceUpdated(ctx context.Context, p *mcp.ResourceUpdatedNotificationParams) {
+	if f := b.set.opts.OnResourceUpdated; f != nil {
+		f(ctx, b.spec.Name, p)
+	}
+}

@@ -1,0 +1,22 @@
+// Package backend keeps one MCP client connection per backend server and
+// hands out the connection a call should use.
+//
+// A [Set] owns every [Backend]. Each backend has a supervisor goroutine that
+// connects (in parallel with the others, so an unreachable backend blocks
+// nobody), lists what the backend offers into an immutable [Inventory],
+// pings it on an interval, and reconnects with backoff when the connection
+// dies: a crashed stdio child is restarted, an HTTP backend that comes back
+// is initialized anew. Calls made while a backend is down fail at once with
+// an [UnavailableError] naming it.
+//
+// Connections are reused across calls. A backend has one shared connection;
+// a client session that can take what a backend sends back mid-call
+// (sampling, elicitation, roots, log messages) gets its own connection to
+// each remote backend it calls, so that traffic has exactly one place to go.
+// What a backend sends during a call is relayed to the calling client through
+// the [Peer] the call carries; progress tokens are rewritten per connection
+// so that many clients can share one backend session.
+//
+// This package knows nothing about HTTP serving, names as clients see them,
+// or authorization: it speaks the backend's own names.
+package backend

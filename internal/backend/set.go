@@ -1,0 +1,179 @@
+package backend
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Options configure a [Set]. The zero value of each field means its
+// documented default.
+type Options struct {
+	// Logger receives lifecycle events and backends' stderr. Default: discard.
+	Logger *slog.Logger
+	// HTTPClient is used for remote backends. Default: a client whose pool
+	// keeps 256 idle connections per host.
+	HTTPClient *http.Client
+	// ClientInfo is how vmcp introduces itself to backends.
+	// Default: {Name: "vmcp"}.
+	ClientInfo *mcp.Implementation
+	// ConnectTimeout bounds connecting and listing. Default: 10s.
+	ConnectTimeout time.Duration
+	// HealthInterval is the time between pings. Default: 30s.
+	HealthInterval time.Duration
+	// UnhealthyThreshold is the number of consecutive failed pings that
+	// take a backend down. Default: 3.
+	UnhealthyThreshold int
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts. Defaults: 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// OnChange is called whenever a backend's inventory or health changes.
+	// It must not block.
+	OnChange func()
+	// OnResourceUpdated is called when a backend reports that a subscribed
+	// resource changed.
+	OnResourceUpdated func(ctx context.Context, backend string, p *mcp.ResourceUpdatedNotificationParams)
+}
+
+// NewHTTPClient returns an HTTP client sized for a gateway: many idle
+// connections per backend host, so concurrent calls do not reconnect.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// Set owns every backend of a gateway.
+type Set struct {
+	opts     Options
+	backends []*Backend // fixed at creation, in configuration order
+	byName   map[string]*Backend
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewSet returns the backends described by specs, not yet connected.
+func NewSet(specs []Spec, opts *Options) *Set {
+	s := &Set{byName: map[string]*Backend{}}
+	if opts != nil {
+		s.opts = *opts
+	}
+	o := &s.opts
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = NewHTTPClient()
+	}
+	if o.ClientInfo == nil {
+		o.ClientInfo = &mcp.Implementation{Name: "vmcp"}
+	}
+	o.ConnectTimeout = cmpOr(o.ConnectTimeout, 10*time.Second)
+	o.HealthInterval = cmpOr(o.HealthInterval, 30*time.Second)
+	o.UnhealthyThreshold = cmpOr(o.UnhealthyThreshold, 3)
+	o.MinBackoff = cmpOr(o.MinBackoff, 500*time.Millisecond)
+	o.MaxBackoff = cmpOr(o.MaxBackoff, 30*time.Second)
+	for _, spec := range specs {
+		b := newBackend(spec, s)
+		s.backends = append(s.backends, b)
+		s.byName[spec.Name] = b
+	}
+	return s
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Start connects every backend in parallel and keeps them connected until
+// Close. It does not wait for any connection.
+func (s *Set) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for _, b := range s.backends {
+		s.wg.Go(func() { b.run(ctx) })
+	}
+}
+
+// WaitAttempted waits until every backend has finished its first connection
+// attempt, successful or not, or ctx is done.
+func (s *Set) WaitAttempted(ctx context.Context) error {
+	for _, b := range s.backends {
+		select {
+		case <-b.attempts:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Attempted reports whether every backend has finished its first attempt.
+func (s *Set) Attempted() bool {
+	for _, b := range s.backends {
+		select {
+		case <-b.attempts:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Get returns the named backend, or nil.
+func (s *Set) Get(name string) *Backend { return s.byName[name] }
+
+// All returns the backends in configuration order.
+func (s *Set) All() []*Backend { return s.backends }
+
+// Statuses returns every backend's status, in configuration order.
+func (s *Set) Statuses() []Status {
+	out := make([]Status, len(s.backends))
+	for i, b := range s.backends {
+		out[i] = b.Status()
+	}
+	return out
+}
+
+// Inventories returns the inventories of the ready backends, in
+// configuration order.
+func (s *Set) Inventories() []*Inventory {
+	var out []*Inventory
+	for _, b := range s.backends {
+		if inv := b.Inventory(); inv != nil {
+			out = append(out, inv)
+		}
+	}
+	return out
+}
+
+func (s *Set) changed() {
+	if s.opts.OnChange != nil {
+		s.opts.OnChange()
+	}
+}
+
+// Close stops the supervisors and closes every connection; stdio children
+// are stopped (stdin closed, then SIGTERM, then SIGKILL).
+func (s *Set) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	var wg sync.WaitGroup
+	for _, b := range s.backends {
+		wg.Go(b.stop)
+	}
+	wg.Wait()
+}

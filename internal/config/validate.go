@@ -1,0 +1,219 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+var (
+	backendNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	// ToolNameRE is the MCP tool name rule (2025-11-25 §Tool Names).
+	ToolNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+)
+
+// validator collects field errors; each check reads like the rule it is.
+type validator struct{ errs Errors }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, &Error{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// notSupported reports a field whose feature this build cannot honour yet:
+// never ignore a setting silently.
+func (v *validator) notSupported(field string) {
+	v.add(field, "is not supported by this version of vmcp yet; remove it (vmcp will not run with settings it cannot honour)")
+}
+
+// validate checks a defaulted configuration.
+func (c *Config) validate() Errors {
+	v := &validator{}
+	if !backendNameRE.MatchString(c.Name) {
+		v.add("name", "%q must be 1-64 letters, digits, '-', '_' or '.'", c.Name)
+	}
+	names := c.validateBackends(v)
+	c.validateAggregation(v, names)
+	c.validateAuth(v)
+	c.validateServer(v)
+	o := c.Config.Operational
+	if o.FailureHandling.UnhealthyThreshold < 1 {
+		v.add("config.operational.failureHandling.unhealthyThreshold", "must be at least 1")
+	}
+	for name := range o.Timeouts.PerWorkload {
+		if !slices.Contains(names, name) {
+			v.add("config.operational.timeouts.perWorkload."+name, "no backend is named %q", name)
+		}
+	}
+	return v.errs
+}
+
+func (c *Config) validateBackends(v *validator) []string {
+	var names []string
+	for i, b := range c.Backends {
+		f := fmt.Sprintf("backends[%d]", i)
+		switch {
+		case b.Name == "":
+			v.add(f+".name", "is required")
+		case !backendNameRE.MatchString(b.Name):
+			v.add(f+".name", "%q must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit", b.Name)
+		case slices.Contains(names, b.Name):
+			v.add(f+".name", "%q is used by another backend", b.Name)
+		}
+		names = append(names, b.Name)
+		switch b.Transport {
+		case TransportStreamableHTTP, TransportSSE:
+			if b.Command != "" || len(b.Args) > 0 || len(b.Env) > 0 || b.Cwd != "" {
+				v.add(f, "command, args, env and cwd belong to stdio backends; a %s backend has a url", b.Transport)
+			}
+			validateHTTPURL(v, f+".url", b.URL)
+		case TransportStdio:
+			if b.URL != "" {
+				v.add(f+".url", "a stdio backend is started from command; remove url or set transport")
+			}
+			if b.Command == "" {
+				v.add(f+".command", "is required for a stdio backend")
+			}
+		default:
+			v.add(f+".transport", "%q is not one of streamable-http, sse, stdio", b.Transport)
+		}
+		if b.OutgoingAuth != nil {
+			v.notSupported(f + ".outgoingAuth")
+		}
+	}
+	return names
+}
+
+func validateHTTPURL(v *validator, field, raw string) {
+	if raw == "" {
+		v.add(field, "is required")
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add(field, "%q must be an absolute http or https URL", raw)
+	}
+}
+
+func (c *Config) validateAggregation(v *validator, backends []string) {
+	a := c.Config.Aggregation
+	const base = "config.aggregation."
+	switch a.ConflictResolution {
+	case ConflictPrefix, ConflictPriority, ConflictManual:
+	default:
+		v.add(base+"conflictResolution", "%q is not one of prefix, priority, manual", a.ConflictResolution)
+	}
+	if p := strings.ReplaceAll(a.ConflictResolutionConfig.PrefixFormat, "{workload}", "x"); !ToolNameRE.MatchString(p) {
+		v.add(base+"conflictResolutionConfig.prefixFormat", "%q would make invalid tool names; use letters, digits, '_', '-', '.' and {workload}", a.ConflictResolutionConfig.PrefixFormat)
+	}
+	var seen []string
+	for i, name := range a.ConflictResolutionConfig.PriorityOrder {
+		f := fmt.Sprintf("%sconflictResolutionConfig.priorityOrder[%d]", base, i)
+		if !slices.Contains(backends, name) {
+			v.add(f, "no backend is named %q", name)
+		} else if slices.Contains(seen, name) {
+			v.add(f, "%q is listed twice", name)
+		}
+		seen = append(seen, name)
+	}
+	seen = nil
+	for i, w := range a.Tools {
+		f := fmt.Sprintf("%stools[%d]", base, i)
+		switch {
+		case !slices.Contains(backends, w.Workload):
+			v.add(f+".workload", "no backend is named %q", w.Workload)
+		case slices.Contains(seen, w.Workload):
+			v.add(f+".workload", "%q has another tools entry; merge them", w.Workload)
+		}
+		seen = append(seen, w.Workload)
+		for tool, o := range w.Overrides {
+			if o.Name != "" && !ToolNameRE.MatchString(o.Name) {
+				v.add(f+".overrides."+tool+".name", "%q is not a valid tool name (1-128 of A-Z a-z 0-9 _ - .)", o.Name)
+			}
+			if o.Name == "" && o.Description == "" {
+				v.add(f+".overrides."+tool, "sets neither name nor description")
+			}
+			if len(w.Filter) > 0 && !slices.Contains(w.Filter, tool) {
+				v.add(f+".overrides."+tool, "overrides %q, which the filter excludes", tool)
+			}
+		}
+	}
+}
+
+func (c *Config) validateAuth(v *validator) {
+	switch c.IncomingAuth.Type {
+	case AuthAnonymous:
+	case AuthOIDC:
+		v.notSupported("incomingAuth.type")
+	default:
+		v.add("incomingAuth.type", "%q is not one of anonymous, oidc", c.IncomingAuth.Type)
+	}
+	if c.IncomingAuth.OIDCConfig != nil {
+		v.notSupported("incomingAuth.oidcConfig")
+	}
+	if c.IncomingAuth.OIDCConfigRef != nil {
+		v.notSupported("incomingAuth.oidcConfigRef")
+	}
+	if c.IncomingAuth.AuthzConfig != nil {
+		v.notSupported("incomingAuth.authzConfig")
+	}
+	if c.AuthServerConfig != nil {
+		v.notSupported("authServerConfig")
+	}
+	if o := c.OutgoingAuth; o != nil {
+		switch o.Source {
+		case "", "discovered", "inline":
+		default:
+			v.add("outgoingAuth.source", "%q is not one of discovered, inline", o.Source)
+		}
+		if o.Default != nil {
+			v.notSupported("outgoingAuth.default")
+		}
+		if o.Backends != nil {
+			v.notSupported("outgoingAuth.backends")
+		}
+	}
+}
+
+func (c *Config) validateServer(v *validator) {
+	s := c.Server
+	if _, port, err := net.SplitHostPort(s.Listen); err != nil || port == "" {
+		v.add("server.listen", "%q must be host:port", s.Listen)
+	}
+	if s.PublicURL != "" {
+		validateHTTPURL(v, "server.publicURL", s.PublicURL)
+	}
+	for i, o := range s.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			v.add(fmt.Sprintf("server.allowedOrigins[%d]", i), "%q must be an origin: scheme://host[:port]", o)
+		}
+	}
+	if s.MaxRequestBytes < 1024 {
+		v.add("server.maxRequestBytes", "must be at least 1024")
+	}
+	if s.PageSize < 1 || s.PageSize > 10000 {
+		v.add("server.pageSize", "must be between 1 and 10000")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.LogLevel) {
+		v.add("server.logLevel", "%q is not one of debug, info, warn, error", s.LogLevel)
+	}
+	if s.LogFormat != "text" && s.LogFormat != "json" {
+		v.add("server.logFormat", "%q is not one of text, json", s.LogFormat)
+	}
+}
+
+// Notes returns what a user should know about settings that standalone vmcp
+// reads differently from Kubernetes, so that nothing is ignored silently.
+func (c *Config) Notes() []string {
+	var notes []string
+	if c.GroupRef != nil || c.Config.GroupRef != "" {
+		notes = append(notes, "groupRef selects backends in Kubernetes; standalone vmcp uses the backends list")
+	}
+	if len(c.Backends) == 0 {
+		notes = append(notes, "no backends are configured; the gateway serves an empty catalog")
+	}
+	return notes
+}

@@ -1,0 +1,377 @@
+// Package frontend is vmcp's face to MCP clients: one Streamable HTTP
+// endpoint serving both the session-based 2025-11-25 revision and the
+// stateless 2026-07-28 revision, chosen per request.
+//
+// A [Gateway] keeps an [mcp.Server] whose tools, resources and prompts
+// mirror the current [router.Catalog]; it answers list requests itself (so
+// they can be filtered per principal and paginated with stable cursors) and
+// routes every call to the backend that owns the name, under the backend's
+// own name. It owns the HTTP edge checks: Origin allow-list, body size,
+// UTF-8, batch rejection, and the era decision.
+//
+// The identity of a request is in its context ([identity.From]) when the
+// handlers run; this package does not validate credentials itself.
+package frontend
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/router"
+)
+
+// Options configure a [Gateway]. Zero fields mean their documented default.
+type Options struct {
+	// Name and Version are the server info clients see. Default: "vmcp".
+	Name, Version string
+	// Instructions are sent to clients at initialization.
+	Instructions string
+	// Logger receives request-edge and lifecycle events. Default: discard.
+	Logger *slog.Logger
+	// Aggregation configures how the catalog is merged.
+	Aggregation *router.Options
+	// AllowedOrigins are browser origins allowed besides loopback ones.
+	AllowedOrigins []string
+	// MaxRequestBytes bounds request bodies. Default: 4 MiB.
+	MaxRequestBytes int64
+	// PageSize is the number of items per list page. Default: 1000.
+	PageSize int
+	// SessionIdleTimeout closes idle sessions. Default: 30m.
+	SessionIdleTimeout time.Duration
+	// RebuildDelay gathers bursts of backend changes into one catalog
+	// rebuild. Default: 20ms.
+	RebuildDelay time.Duration
+}
+
+// Gateway serves the aggregated catalog of a backend set.
+type Gateway struct {
+	opts      Options
+	logger    *slog.Logger
+	backends  *backend.Set
+	server    *mcp.Server
+	stateful  *mcp.StreamableHTTPHandler
+	stateless *mcp.StreamableHTTPHandler
+
+	origins map[string]bool // allowed origins besides loopback, lower case
+
+	catalog atomic.Pointer[router.Catalog]
+	built   atomic.Bool // a catalog was built after every backend's first attempt
+	rebuild chan struct{}
+
+	stopCtx context.Context // cancelled to cancel calls still running at shutdown
+	stop    context.CancelFunc
+	calls   callTracker
+
+	peersMu sync.Mutex // guards peers
+	peers   map[*mcp.ServerSession]*peer
+
+	// registered is what the mcp.Server holds, and changes counts changes to
+	// it; only the sync loop uses them.
+	registered registration
+	changes    int
+}
+
+// New returns a gateway over backends. Call [Gateway.Run] to keep its
+// catalog in step with the backends.
+func New(backends *backend.Set, opts *Options) *Gateway {
+	g := &Gateway{backends: backends, rebuild: make(chan struct{}, 1), peers: map[*mcp.ServerSession]*peer{}}
+	if opts != nil {
+		g.opts = *opts
+	}
+	o := &g.opts
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	g.logger = o.Logger
+	if o.Name == "" {
+		o.Name = "vmcp"
+	}
+	if o.MaxRequestBytes <= 0 {
+		o.MaxRequestBytes = 4 << 20
+	}
+	if o.PageSize <= 0 {
+		o.PageSize = 1000
+	}
+	if o.SessionIdleTimeout <= 0 {
+		o.SessionIdleTimeout = 30 * time.Minute
+	}
+	if o.RebuildDelay <= 0 {
+		o.RebuildDelay = 20 * time.Millisecond
+	}
+	g.origins = map[string]bool{}
+	for _, o := range o.AllowedOrigins {
+		g.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
+	}
+	g.stopCtx, g.stop = context.WithCancel(context.Background())
+	g.catalog.Store(router.Build(nil, o.Aggregation))
+	sdkLogger := quiet(o.Logger)
+	g.server = g.newServer(sdkLogger)
+	g.stateful = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
+		SessionTimeout:      o.SessionIdleTimeout,
+		MaxRequestBodyBytes: o.MaxRequestBytes,
+		Logger:              sdkLogger,
+	})
+	g.stateless = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
+		Stateless:                    true,
+		MaxRequestBodyBytes:          o.MaxRequestBytes,
+		PropagateRequestCancellation: true,
+		Logger:                       sdkLogger,
+	})
+	return g
+}
+
+// quiet returns the logger for the SDK: it logs per-session events at info
+// level, which is noise on the request path unless debugging.
+func quiet(l *slog.Logger) *slog.Logger {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+}
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{m.Handler.WithAttrs(a), m.min} }
+func (m minLevel) WithGroup(n string) slog.Handler      { return minLevel{m.Handler.WithGroup(n), m.min} }
+
+func (g *Gateway) getServer(*http.Request) *mcp.Server { return g.server }
+
+// newServer builds the mcp.Server. Capabilities are declared up front, since
+// the catalog may be empty when the first client arrives.
+func (g *Gateway) newServer(logger *slog.Logger) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: g.opts.Name, Version: g.opts.Version}, &mcp.ServerOptions{
+		Instructions:       g.opts.Instructions,
+		Logger:             logger,
+		PageSize:           g.opts.PageSize,
+		CompletionHandler:  g.complete,
+		SubscribeHandler:   g.subscribe,
+		UnsubscribeHandler: g.unsubscribe,
+		Capabilities: &mcp.ServerCapabilities{
+			Logging:   &mcp.LoggingCapabilities{},
+			Tools:     &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:   &mcp.PromptCapabilities{ListChanged: true},
+			Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+		},
+	})
+	s.AddReceivingMiddleware(g.middleware)
+	return s
+}
+
+// Catalog returns the current catalog.
+func (g *Gateway) Catalog() *router.Catalog { return g.catalog.Load() }
+
+// BackendsChanged tells the gateway to rebuild its catalog soon. It does not
+// block; pass it as [backend.Options.OnChange].
+func (g *Gateway) BackendsChanged() {
+	select {
+	case g.rebuild <- struct{}{}:
+	default:
+	}
+}
+
+// Run keeps the catalog in step with the backends until ctx is done.
+func (g *Gateway) Run(ctx context.Context) {
+	attempted := make(chan struct{})
+	go func() {
+		if g.backends.WaitAttempted(ctx) == nil {
+			close(attempted)
+		}
+	}()
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-attempted:
+			attempted = nil
+			g.sync()
+			g.built.Store(true)
+		case <-g.rebuild:
+			if timer == nil {
+				timer = time.After(g.opts.RebuildDelay)
+			}
+		case <-timer:
+			timer = nil
+			g.sync()
+		}
+	}
+}
+
+// sync rebuilds the catalog and brings the mcp.Server's registrations in
+// line with it; the server notifies clients of what changed.
+func (g *Gateway) sync() {
+	old := g.catalog.Load()
+	c := router.Build(g.backends.Inventories(), g.opts.Aggregation)
+	changed := g.apply(c)
+	g.catalog.Store(c)
+	g.reportProblems(old, c)
+	if changed {
+		g.logger.Info("catalog updated", "tools", len(c.Tools), "resources", len(c.Resources),
+			"templates", len(c.Templates), "prompts", len(c.Prompts))
+	}
+}
+
+func (g *Gateway) reportProblems(old, c *router.Catalog) {
+	for _, p := range c.Problems {
+		if slices.ContainsFunc(old.Problems, func(q router.Problem) bool { return q.String() == p.String() }) {
+			continue
+		}
+		if p.Severe {
+			g.logger.Error("catalog clash", "problem", p.String())
+		} else {
+			g.logger.Info("catalog note", "problem", p.String())
+		}
+	}
+}
+
+// registration mirrors what is registered on the mcp.Server.
+type registration struct {
+	tools     map[string]*mcp.Tool
+	prompts   map[string]*mcp.Prompt
+	resources map[string]*mcp.Resource
+	templates map[string]*router.Template
+}
+
+// apply registers new and changed items and removes gone ones. A backend
+// item the SDK refuses (say, invalid parameter-header annotations) is left
+// out and logged. It reports whether anything changed.
+func (g *Gateway) apply(c *router.Catalog) (changed bool) {
+	r := &g.registered
+	defer func(before int) { changed = g.changes != before }(g.changes)
+	var keepTools []*router.Tool
+	newTools := map[string]*mcp.Tool{}
+	for _, t := range c.Tools {
+		if old, ok := r.tools[t.Def.Name]; !ok || !reflect.DeepEqual(old, t.Def) {
+			if err := g.safely(func() { g.server.AddTool(t.Def, g.callTool) }); err != nil {
+				g.logger.Error("tool left out", "tool", t.Def.Name, "backend", t.Backend, "error", err)
+				continue
+			}
+		}
+		newTools[t.Def.Name] = t.Def
+		keepTools = append(keepTools, t)
+	}
+	if len(keepTools) != len(c.Tools) {
+		c.Tools = keepTools
+		c.Reindex()
+	}
+	g.remove(g.server.RemoveTools, gone(r.tools, newTools))
+	r.tools = newTools
+
+	newPrompts := map[string]*mcp.Prompt{}
+	for _, p := range c.Prompts {
+		if old, ok := r.prompts[p.Def.Name]; !ok || !reflect.DeepEqual(old, p.Def) {
+			g.server.AddPrompt(p.Def, g.getPrompt)
+			g.changes++
+		}
+		newPrompts[p.Def.Name] = p.Def
+	}
+	g.remove(g.server.RemovePrompts, gone(r.prompts, newPrompts))
+	r.prompts = newPrompts
+
+	newResources := map[string]*mcp.Resource{}
+	for _, res := range c.Resources {
+		if old, ok := r.resources[res.Def.URI]; !ok || !reflect.DeepEqual(old, res.Def) {
+			if err := g.safely(func() { g.server.AddResource(res.Def, g.readResource) }); err != nil {
+				g.logger.Error("resource left out", "uri", res.Def.URI, "backend", res.Backend, "error", err)
+				continue
+			}
+		}
+		newResources[res.Def.URI] = res.Def
+	}
+	g.remove(g.server.RemoveResources, gone(r.resources, newResources))
+	r.resources = newResources
+
+	newTemplates := map[string]*router.Template{}
+	for _, t := range c.Templates {
+		if old, ok := r.templates[t.Def.URITemplate]; !ok || old.Backend != t.Backend || !reflect.DeepEqual(old.Def, t.Def) {
+			if err := g.safely(func() { g.server.AddResourceTemplate(t.Def, g.readTemplate(t.Backend)) }); err != nil {
+				g.logger.Error("resource template left out", "template", t.Def.URITemplate, "backend", t.Backend, "error", err)
+				continue
+			}
+		}
+		newTemplates[t.Def.URITemplate] = t
+	}
+	g.remove(g.server.RemoveResourceTemplates, gone(r.templates, newTemplates))
+	r.templates = newTemplates
+	return
+}
+
+func (g *Gateway) remove(f func(...string), names []string) {
+	if len(names) > 0 {
+		f(names...)
+		g.changes++
+	}
+}
+
+func gone[V any](old, cur map[string]V) []string {
+	var out []string
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// safely runs f, turning a panic (the SDK's way to refuse an item) into an
+// error, and counts the change.
+func (g *Gateway) safely(f func()) (err error) {
+	g.changes++
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// Ready reports whether the gateway can serve: the first catalog is built,
+// and at least one backend is ready (or none is configured).
+func (g *Gateway) Ready() bool {
+	if !g.built.Load() {
+		return false
+	}
+	all := g.backends.All()
+	if len(all) == 0 {
+		return true
+	}
+	for _, b := range all {
+		if b.Inventory() != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Drain waits for calls in flight to finish, at most until ctx is done, then
+// cancels those still running and waits for them to return.
+func (g *Gateway) Drain(ctx context.Context) {
+	done := g.calls.drain()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	g.logger.Warn("cancelling calls still running at shutdown")
+	g.stop()
+	<-done
+}

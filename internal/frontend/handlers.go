@@ -1,0 +1,299 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/router"
+)
+
+// middleware answers the list methods from the catalog, tracks calls in
+// flight for a graceful shutdown, and records log levels.
+func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		switch method {
+		case "tools/list":
+			return g.listTools(ctx, req.(*mcp.ListToolsRequest))
+		case "prompts/list":
+			return g.listPrompts(ctx, req.(*mcp.ListPromptsRequest))
+		case "resources/list":
+			return g.listResources(ctx, req.(*mcp.ListResourcesRequest))
+		case "resources/templates/list":
+			return g.listTemplates(ctx, req.(*mcp.ListResourceTemplatesRequest))
+		case "logging/setLevel":
+			r := req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams])
+			res, err := next(ctx, method, req)
+			if err == nil && r.Session.ID() != "" {
+				g.keepPeer(r.Session, func(p *peer) { p.logLevel = r.Params.Level })
+			}
+			return res, err
+		case "tools/call", "resources/read", "prompts/get", "completion/complete":
+			if !g.calls.start() {
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"}
+			}
+			defer g.calls.end()
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(g.stopCtx, cancel)()
+			return next(ctx, method, req)
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// callTracker counts calls in flight; once draining, it refuses new ones.
+type callTracker struct {
+	mu       sync.Mutex // guards the fields below
+	n        int
+	draining bool
+	idle     chan struct{} // closed when n drops to 0 while draining
+}
+
+func (t *callTracker) start() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *callTracker) end() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 && t.idle != nil {
+		close(t.idle)
+		t.idle = nil
+	}
+}
+
+// drain refuses new calls and returns a channel closed when none is left.
+func (t *callTracker) drain() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.draining = true
+	if t.n == 0 {
+		return closed
+	}
+	if t.idle == nil {
+		t.idle = make(chan struct{})
+	}
+	return t.idle
+}
+
+func unknown(kind, name string) error {
+	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown %s %q", kind, name)}
+}
+
+// callTool routes a tools/call to its backend under the backend's name.
+// Failures to reach the backend become an isError result naming it, so the
+// model sees what happened; the backend's own answers pass through as they
+// are.
+func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	t := g.catalog.Load().Tool(req.Params.Name)
+	if t == nil {
+		return nil, unknown("tool", req.Params.Name)
+	}
+	b := g.backends.Get(t.Backend)
+	params := &mcp.CallToolParams{Meta: req.Params.Meta, Name: t.Original}
+	if len(req.Params.Arguments) > 0 {
+		params.Arguments = req.Params.Arguments
+	}
+	res, err := b.CallTool(ctx, g.peerFor(req.Session), params)
+	if err != nil {
+		var rpcErr *jsonrpc.Error
+		if errors.As(err, &rpcErr) {
+			return nil, rpcErr
+		}
+		g.logger.Warn("tool call failed", "tool", req.Params.Name, "backend", t.Backend, "error", err)
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil
+	}
+	res.Meta = ownMeta(res.Meta)
+	return res, nil
+}
+
+// backendError turns a failure to reach a backend into a JSON-RPC error that
+// names it, for methods without an isError result.
+func (g *Gateway) backendError(method, backendName string, err error) error {
+	var rpcErr *jsonrpc.Error
+	if errors.As(err, &rpcErr) {
+		return rpcErr
+	}
+	g.logger.Warn("backend request failed", "method", method, "backend", backendName, "error", err)
+	return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error(), Data: fmt.Appendf(nil, `{"backend":%q}`, backendName)}
+}
+
+func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+	p := g.catalog.Load().Prompt(req.Params.Name)
+	if p == nil {
+		return nil, unknown("prompt", req.Params.Name)
+	}
+	params := &mcp.GetPromptParams{Meta: req.Params.Meta, Name: p.Original, Arguments: req.Params.Arguments}
+	res, err := g.backends.Get(p.Backend).GetPrompt(ctx, g.peerFor(req.Session), params)
+	if err != nil {
+		return nil, g.backendError("prompts/get", p.Backend, err)
+	}
+	res.Meta = ownMeta(res.Meta)
+	return res, nil
+}
+
+// readResource serves a listed resource.
+func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	r := g.catalog.Load().Resource(req.Params.URI)
+	if r == nil {
+		return nil, mcp.ResourceNotFoundError(req.Params.URI)
+	}
+	return g.read(ctx, req, r.Backend, r.Original)
+}
+
+// readTemplate returns the handler of a resource template of backendName.
+func (g *Gateway) readTemplate(backendName string) mcp.ResourceHandler {
+	return func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		return g.read(ctx, req, backendName, req.Params.URI)
+	}
+}
+
+func (g *Gateway) read(ctx context.Context, req *mcp.ReadResourceRequest, backendName, uri string) (*mcp.ReadResourceResult, error) {
+	params := &mcp.ReadResourceParams{Meta: req.Params.Meta, URI: uri}
+	res, err := g.backends.Get(backendName).ReadResource(ctx, g.peerFor(req.Session), params)
+	if err != nil {
+		return nil, g.backendError("resources/read", backendName, err)
+	}
+	res.Meta = ownMeta(res.Meta)
+	if uri != req.Params.URI { // a namespaced URI: show the client the name it asked for
+		for _, c := range res.Contents {
+			if c.URI == uri {
+				c.URI = req.Params.URI
+			}
+		}
+	}
+	return res, nil
+}
+
+// resourceOwner finds the backend and backend URI of an advertised URI: a
+// listed resource, or a URI matching a template.
+func (g *Gateway) resourceOwner(uri string) (backendName, original string, ok bool) {
+	c := g.catalog.Load()
+	if r := c.Resource(uri); r != nil {
+		return r.Backend, r.Original, true
+	}
+	for _, t := range c.Templates {
+		if t.Matches(uri) {
+			return t.Backend, uri, true
+		}
+	}
+	return "", "", false
+}
+
+func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+	ref := *req.Params.Ref
+	var backendName string
+	c := g.catalog.Load()
+	switch ref.Type {
+	case "ref/prompt":
+		p := c.Prompt(ref.Name)
+		if p == nil {
+			return nil, unknown("prompt", ref.Name)
+		}
+		backendName, ref.Name = p.Backend, p.Original
+	case "ref/resource":
+		t := findTemplate(c, ref.URI)
+		if t == nil {
+			return nil, unknown("resource template", ref.URI)
+		}
+		backendName = t.Backend
+	default:
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown reference type %q", ref.Type)}
+	}
+	params := *req.Params
+	params.Ref = &ref
+	res, err := g.backends.Get(backendName).Complete(ctx, g.peerFor(req.Session), &params)
+	if err != nil {
+		return nil, g.backendError("completion/complete", backendName, err)
+	}
+	res.Meta = ownMeta(res.Meta)
+	return res, nil
+}
+
+func findTemplate(c *router.Catalog, uriTemplate string) *router.Template {
+	for _, t := range c.Templates {
+		if t.Def.URITemplate == uriTemplate {
+			return t
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
+	name, uri, ok := g.resourceOwner(req.Params.URI)
+	if !ok {
+		return mcp.ResourceNotFoundError(req.Params.URI)
+	}
+	if err := g.backends.Get(name).Subscribe(ctx, uri); err != nil {
+		return g.backendError("resources/subscribe", name, err)
+	}
+	return nil
+}
+
+func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
+	name, uri, ok := g.resourceOwner(req.Params.URI)
+	if !ok {
+		return mcp.ResourceNotFoundError(req.Params.URI)
+	}
+	if err := g.backends.Get(name).Unsubscribe(ctx, uri); err != nil {
+		return g.backendError("resources/unsubscribe", name, err)
+	}
+	return nil
+}
+
+// ResourceUpdated relays a backend's resource update to subscribed clients,
+// under the URI they know. Pass it as [backend.Options.OnResourceUpdated].
+func (g *Gateway) ResourceUpdated(ctx context.Context, backendName string, p *mcp.ResourceUpdatedNotificationParams) {
+	uri := p.URI
+	for _, r := range g.catalog.Load().Resources {
+		if r.Backend == backendName && r.Original == p.URI {
+			uri = r.Def.URI
+			break
+		}
+	}
+	if err := g.server.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{Meta: p.Meta, URI: uri}); err != nil {
+		g.logger.Debug("relaying resource update", "uri", uri, "error", err)
+	}
+}
+
+// ownMeta drops the _meta keys with reserved MCP prefixes (for example
+// io.modelcontextprotocol/serverInfo) from a backend's answer: they describe
+// the backend's hop, and the gateway adds its own. Other keys pass through.
+func ownMeta(m mcp.Meta) mcp.Meta {
+	for k := range m {
+		if reservedMetaKey(k) {
+			out := make(mcp.Meta, len(m))
+			for k2, v := range m {
+				if !reservedMetaKey(k2) {
+					out[k2] = v
+				}
+			}
+			return out
+		}
+	}
+	return m
+}
+
+// reservedMetaKey reports whether a _meta key has a prefix whose second
+// label is "modelcontextprotocol" or "mcp" (MCP basic spec, _meta).
+func reservedMetaKey(k string) bool {
+	prefix, _, ok := strings.Cut(k, "/")
+	if !ok {
+		return false
+	}
+	labels := strings.Split(prefix, ".")
+	return len(labels) > 1 && (labels[1] == "modelcontextprotocol" || labels[1] == "mcp")
+}

@@ -1,0 +1,167 @@
+package frontend
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+)
+
+const (
+	// ModernVersion is the first stateless protocol revision.
+	ModernVersion = "2026-07-28"
+	metaVersionKey = "io.modelcontextprotocol/protocolVersion"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ServeHTTP serves the MCP endpoint: the edge checks, then the era
+// decision, then the SDK handler of that era.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if !g.originAllowed(origin) {
+		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, fmt.Sprintf("origin %q is not allowed", origin))
+		return
+	}
+	if origin != "" {
+		setCORS(w.Header(), origin)
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodPost:
+		g.servePost(w, r)
+	case http.MethodGet, http.MethodDelete:
+		if v := r.Header.Get("Mcp-Protocol-Version"); v >= ModernVersion {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "the "+ModernVersion+" protocol has no "+r.Method+" on the MCP endpoint")
+			return
+		}
+		g.stateful.ServeHTTP(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
+	}
+}
+
+func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.opts.MaxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, jsonrpc.CodeInvalidRequest,
+				fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeParseError, "reading request body: "+err.Error())
+		return
+	}
+	body := buf.Bytes()
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeParseError, "request body is not valid UTF-8")
+		return
+	}
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if isModern(r.Header, body) {
+		g.stateless.ServeHTTP(w, r)
+	} else {
+		g.stateful.ServeHTTP(w, r)
+	}
+}
+
+// isModern decides the era of a POST: the 2026-07-28 revision is chosen by
+// its protocol version header, or by the protocol version in _meta that
+// every modern request carries. Everything else (initialize, requests of a
+// session) is legacy.
+func isModern(h http.Header, body []byte) bool {
+	if v := h.Get("Mcp-Protocol-Version"); v != "" {
+		return v >= ModernVersion
+	}
+	if !bytes.Contains(body, []byte(metaVersionKey)) {
+		return false
+	}
+	var m struct {
+		Params struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	_, ok := m.Params.Meta[metaVersionKey]
+	return ok
+}
+
+// originAllowed accepts requests without an Origin (non-browser clients),
+// loopback origins, and the configured ones.
+func (g *Gateway) originAllowed(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	o := strings.TrimSuffix(strings.ToLower(origin), "/")
+	if g.origins[o] {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
+}
+
+func setCORS(h http.Header, origin string) {
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Vary", "Origin")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version, Mcp-Method, Mcp-Name")
+	h.Set("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate")
+}
+
+// writeError writes a JSON-RPC error with a null id, for failures found
+// before the message is read.
+func writeError(w http.ResponseWriter, status int, code int64, msg string) {
+	m, _ := json.Marshal(msg)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":%d,"message":%s}}`+"\n", code, m)
+}
+
+// Health is the body of /readyz.
+type Health struct {
+	Ready    bool  `json:"ready"`
+	Backends []any `json:"backends"`
+}
+
+// ServeReady answers /readyz: 200 when [Gateway.Ready], else 503, with the
+// state of every backend.
+func (g *Gateway) ServeReady(w http.ResponseWriter, _ *http.Request) {
+	h := Health{Ready: g.Ready(), Backends: []any{}}
+	for _, s := range g.backends.Statuses() {
+		h.Backends = append(h.Backends, s)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !h.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(h)
+}
