@@ -17,7 +17,7 @@ import (
 
 const (
 	// ModernVersion is the first stateless protocol revision.
-	ModernVersion = "2026-07-28"
+	ModernVersion  = "2026-07-28"
 	metaVersionKey = "io.modelcontextprotocol/protocolVersion"
 )
 
