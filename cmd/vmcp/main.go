@@ -121,7 +121,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	a := app.New(cfg, &app.Options{Logger: logger})
+	a, err := app.New(cfg, &app.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
 	if err := a.Listen(*listen); err != nil {
 		return err
 	}

@@ -47,7 +47,10 @@ type App struct {
 }
 
 // New wires a gateway for cfg. Nothing runs until [App.Start].
-func New(cfg *config.Config, opts *Options) *App {
+func New(cfg *config.Config, opts *Options) (*App, error) {
+	if cfg.IncomingAuth.Type != config.AuthAnonymous {
+		return nil, errors.New("incomingAuth.type oidc is not wired into this build yet")
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -89,7 +92,7 @@ func New(cfg *config.Config, opts *Options) *App {
 	})
 	mux.HandleFunc("GET /readyz", gw.ServeReady)
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
-	return a
+	return a, nil
 }
 
 func cmpOr[T comparable](v, def T) T {

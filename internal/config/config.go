@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -28,8 +30,9 @@ type Config struct {
 	// OutgoingAuth says how vmcp authenticates to backends.
 	OutgoingAuth *OutgoingAuth `yaml:"outgoingAuth"`
 
-	// AuthServerConfig configures the embedded OAuth 2.1 authorization server.
-	AuthServerConfig *yaml.Node `yaml:"authServerConfig"`
+	// AuthServerConfig configures the embedded OAuth 2.1 authorization
+	// server. Absent: no authorization server.
+	AuthServerConfig *AuthServerConfig `yaml:"authServerConfig"`
 
 	// Backends lists the backend MCP servers (standalone mode).
 	Backends []Backend `yaml:"backends"`
@@ -136,10 +139,165 @@ const (
 // IncomingAuth says how clients authenticate.
 type IncomingAuth struct {
 	// Type is anonymous (default) or oidc.
-	Type          string     `yaml:"type"`
-	OIDCConfigRef *yaml.Node `yaml:"oidcConfigRef"`
-	OIDCConfig    *yaml.Node `yaml:"oidcConfig"`
-	AuthzConfig   *yaml.Node `yaml:"authzConfig"`
+	Type string `yaml:"type"`
+	// OIDCConfigRef names a Kubernetes MCPOIDCConfig. Standalone, it means
+	// vmcp's own authorization server (authServerConfig must be set), with
+	// the given audience.
+	OIDCConfigRef *OIDCConfigRef `yaml:"oidcConfigRef"`
+	// OIDCConfig configures token validation inline (standalone).
+	OIDCConfig  *OIDCConfig `yaml:"oidcConfig"`
+	AuthzConfig *yaml.Node  `yaml:"authzConfig"`
+}
+
+// OIDCConfigRef references token validation settings kept elsewhere.
+type OIDCConfigRef struct {
+	Name string `yaml:"name"`
+	// Audience is the audience tokens must carry: the MCP endpoint URL.
+	Audience string `yaml:"audience"`
+}
+
+// OIDCConfig says which bearer tokens vmcp accepts.
+type OIDCConfig struct {
+	// Issuer is the token issuer (exact match); its keys are found by
+	// discovery unless JWKSURL is set.
+	Issuer string `yaml:"issuer"`
+	// Audience tokens must carry. Default: the MCP endpoint URL
+	// (server.publicURL).
+	Audience string `yaml:"audience"`
+	// JWKSURL overrides discovery of the issuer's keys.
+	JWKSURL string `yaml:"jwksUrl"`
+	// IntrospectionURL enables RFC 7662 introspection of opaque tokens,
+	// with ClientID and ClientSecretRef as client credentials.
+	IntrospectionURL string     `yaml:"introspectionUrl"`
+	ClientID         string     `yaml:"clientId"`
+	ClientSecretRef  *SecretRef `yaml:"clientSecretRef"`
+	// Scopes are required of every token; they are also advertised in the
+	// protected resource metadata and in 401 challenges.
+	Scopes []string `yaml:"scopes"`
+	// AllowedAlgorithms restricts JWT signature algorithms.
+	// Default: RS256, ES256, PS256, EdDSA.
+	AllowedAlgorithms []string `yaml:"allowedAlgorithms"`
+	// ClockSkew tolerated on exp and nbf. Default: 30s.
+	ClockSkew Duration `yaml:"clockSkew"`
+}
+
+// SecretRef points at a secret. In Kubernetes it names a Secret and key;
+// standalone, the same name/key is read from the file
+// $VMCP_SECRETS_DIR/<name>/<key> (the layout of a mounted Secret) or else
+// the environment variable VMCP_SECRET_<NAME>_<KEY> (upper case, other
+// characters as '_'). File or Env select a source explicitly.
+type SecretRef struct {
+	Name string `yaml:"name"`
+	Key  string `yaml:"key"`
+	File string `yaml:"file"`
+	Env  string `yaml:"env"`
+}
+
+// AuthServerConfig configures the embedded OAuth 2.1 authorization server.
+type AuthServerConfig struct {
+	// Issuer is the authorization server's issuer URL: https, or http on a
+	// loopback host for development. vmcp serves its endpoints there.
+	Issuer string `yaml:"issuer"`
+	// HMACSecretRefs sign authorization codes and refresh tokens; the first
+	// signs, the others still verify (rotation). Each needs at least 32
+	// bytes. Default: a random secret per process.
+	HMACSecretRefs []SecretRef `yaml:"hmacSecretRefs"`
+	// SigningKeySecretRefs hold PEM private keys (RSA or EC) signing access
+	// tokens; the first signs, all are published in the JWKS so tokens
+	// signed by a previous key stay valid. Default: an RSA key generated at
+	// start (tokens do not survive a restart).
+	SigningKeySecretRefs []SecretRef `yaml:"signingKeySecretRefs"`
+	// TokenLifespans bound what the server issues.
+	TokenLifespans TokenLifespans `yaml:"tokenLifespans"`
+	// UpstreamProviders are the IdPs users log in with.
+	UpstreamProviders []UpstreamProvider `yaml:"upstreamProviders"`
+	// ScopesSupported are the scopes clients may ask for. Default: none
+	// beyond what incomingAuth requires.
+	ScopesSupported []string `yaml:"scopesSupported"`
+	// ClientMetadataDocuments configures client ID metadata documents.
+	ClientMetadataDocuments ClientMetadataDocuments `yaml:"clientMetadataDocuments"`
+}
+
+// TokenLifespans bound the lifetime of what the server issues.
+type TokenLifespans struct {
+	// AccessToken default: 15m.
+	AccessToken Duration `yaml:"accessToken"`
+	// RefreshToken default: 168h (7 days).
+	RefreshToken Duration `yaml:"refreshToken"`
+	// AuthorizationCode default: 5m.
+	AuthorizationCode Duration `yaml:"authorizationCode"`
+}
+
+// ClientMetadataDocuments configures clients identified by an HTTPS URL.
+type ClientMetadataDocuments struct {
+	// Disabled turns them off. Default: enabled.
+	Disabled bool `yaml:"disabled"`
+	// InsecureAllowPrivateHosts lets client ID URLs resolve to private,
+	// loopback or link-local addresses. For tests only.
+	InsecureAllowPrivateHosts bool `yaml:"insecureAllowPrivateHosts"`
+}
+
+// Upstream provider types.
+const (
+	ProviderOIDC   = "oidc"
+	ProviderOAuth2 = "oauth2"
+)
+
+// UpstreamProvider is an IdP users log in with.
+type UpstreamProvider struct {
+	// Name identifies the provider (in policies: the claims source).
+	Name string `yaml:"name"`
+	// Type is oidc or oauth2.
+	Type         string          `yaml:"type"`
+	OIDCConfig   *UpstreamOIDC   `yaml:"oidcConfig"`
+	OAuth2Config *UpstreamOAuth2 `yaml:"oauth2Config"`
+}
+
+// UpstreamOIDC is an OpenID Connect provider, found by discovery.
+type UpstreamOIDC struct {
+	IssuerURL       string     `yaml:"issuerUrl"`
+	ClientID        string     `yaml:"clientId"`
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
+	// RedirectURI is vmcp's callback as registered at the IdP.
+	// Default: <issuer>/oauth/callback.
+	RedirectURI string `yaml:"redirectUri"`
+	// Scopes asked for. Default: openid, email, profile.
+	Scopes []string `yaml:"scopes"`
+	// AdditionalAuthorizationParams are added to the authorization request
+	// (e.g. access_type: offline for Google).
+	AdditionalAuthorizationParams map[string]string `yaml:"additionalAuthorizationParams"`
+	// ClaimMapping names the claims that carry the identity.
+	ClaimMapping ClaimMapping `yaml:"claimMapping"`
+}
+
+// UpstreamOAuth2 is a plain OAuth 2.0 provider (GitHub's shape): no ID
+// token; the identity comes from the userinfo endpoint.
+type UpstreamOAuth2 struct {
+	AuthorizationURL              string            `yaml:"authorizationUrl"`
+	TokenURL                      string            `yaml:"tokenUrl"`
+	UserInfoURL                   string            `yaml:"userInfoUrl"`
+	ClientID                      string            `yaml:"clientId"`
+	ClientSecretRef               *SecretRef        `yaml:"clientSecretRef"`
+	RedirectURI                   string            `yaml:"redirectUri"`
+	Scopes                        []string          `yaml:"scopes"`
+	AdditionalAuthorizationParams map[string]string `yaml:"additionalAuthorizationParams"`
+	// Issuer is the string that, with the subject, makes the user's stable
+	// id. Default: the authorization URL's origin.
+	Issuer       string       `yaml:"issuer"`
+	ClaimMapping ClaimMapping `yaml:"claimMapping"`
+}
+
+// ClaimMapping names the upstream claims (dotted paths into nested
+// objects) that carry the identity.
+type ClaimMapping struct {
+	// Subject default: sub (GitHub: id).
+	Subject string `yaml:"subject"`
+	// Email default: email.
+	Email string `yaml:"email"`
+	// Name default: name.
+	Name string `yaml:"name"`
+	// Groups default: groups.
+	Groups string `yaml:"groups"`
 }
 
 // OutgoingAuth says how vmcp authenticates to backends.
@@ -226,17 +384,24 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Defaults.
 const (
-	DefaultName                = "vmcp"
-	DefaultListen              = "127.0.0.1:4483"
-	DefaultPrefixFormat        = "{workload}_"
-	DefaultMaxRequestBytes     = 4 << 20
-	DefaultPageSize            = 1000
-	DefaultCallTimeout         = 60 * time.Second
-	DefaultConnectTimeout      = 10 * time.Second
-	DefaultHealthCheckInterval = 30 * time.Second
-	DefaultUnhealthyThreshold  = 3
-	DefaultSessionIdleTimeout  = 30 * time.Minute
-	DefaultShutdownTimeout     = 10 * time.Second
+	DefaultName                 = "vmcp"
+	DefaultListen               = "127.0.0.1:4483"
+	DefaultPrefixFormat         = "{workload}_"
+	DefaultMaxRequestBytes      = 4 << 20
+	DefaultPageSize             = 1000
+	DefaultCallTimeout          = 60 * time.Second
+	DefaultConnectTimeout       = 10 * time.Second
+	DefaultHealthCheckInterval  = 30 * time.Second
+	DefaultUnhealthyThreshold   = 3
+	DefaultSessionIdleTimeout   = 30 * time.Minute
+	DefaultShutdownTimeout      = 10 * time.Second
+	DefaultClockSkew            = 30 * time.Second
+	DefaultAccessTokenLifespan  = 15 * time.Minute
+	DefaultRefreshTokenLifespan = 7 * 24 * time.Hour
+	DefaultCodeLifespan         = 5 * time.Minute
+	// DefaultCallbackPath is where upstream IdPs send users back, under the
+	// issuer.
+	DefaultCallbackPath = "/oauth/callback"
 )
 
 // applyDefaults fills every unset field with its documented default.
@@ -254,6 +419,12 @@ func (c *Config) applyDefaults() {
 		c.IncomingAuth = &IncomingAuth{}
 	}
 	setDefault(&c.IncomingAuth.Type, AuthAnonymous)
+	if o := c.IncomingAuth.OIDCConfig; o != nil {
+		setDefault(&o.ClockSkew, Duration(DefaultClockSkew))
+	}
+	if as := c.AuthServerConfig; as != nil {
+		as.applyDefaults()
+	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		switch {
@@ -279,6 +450,40 @@ func setDefault[T comparable](p *T, v T) {
 	if *p == zero {
 		*p = v
 	}
+}
+
+func (as *AuthServerConfig) applyDefaults() {
+	as.Issuer = strings.TrimSuffix(as.Issuer, "/")
+	setDefault(&as.TokenLifespans.AccessToken, Duration(DefaultAccessTokenLifespan))
+	setDefault(&as.TokenLifespans.RefreshToken, Duration(DefaultRefreshTokenLifespan))
+	setDefault(&as.TokenLifespans.AuthorizationCode, Duration(DefaultCodeLifespan))
+	callback := as.Issuer + DefaultCallbackPath
+	for i := range as.UpstreamProviders {
+		p := &as.UpstreamProviders[i]
+		if o := p.OIDCConfig; o != nil {
+			setDefault(&o.RedirectURI, callback)
+			if len(o.Scopes) == 0 {
+				o.Scopes = []string{"openid", "email", "profile"}
+			}
+			o.ClaimMapping.applyDefaults()
+		}
+		if o := p.OAuth2Config; o != nil {
+			setDefault(&o.RedirectURI, callback)
+			if o.Issuer == "" {
+				if u, err := url.Parse(o.AuthorizationURL); err == nil {
+					o.Issuer = u.Scheme + "://" + u.Host
+				}
+			}
+			o.ClaimMapping.applyDefaults()
+		}
+	}
+}
+
+func (m *ClaimMapping) applyDefaults() {
+	setDefault(&m.Subject, "sub")
+	setDefault(&m.Email, "email")
+	setDefault(&m.Name, "name")
+	setDefault(&m.Groups, "groups")
 }
 
 // CallTimeout returns the request timeout for the named backend.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,61 @@ func TestParseSeedManifest(t *testing.T) {
 	}
 	if len(cfg.Notes()) == 0 || !strings.Contains(cfg.Notes()[0], "groupRef") {
 		t.Errorf("Notes() = %q, want a note about groupRef", cfg.Notes())
+	}
+}
+
+func TestSeedWithAuthServer(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/seed-auth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := cfg.AuthServerConfig
+	if as == nil || len(as.UpstreamProviders) != 1 {
+		t.Fatalf("authServerConfig = %+v", as)
+	}
+	g := as.UpstreamProviders[0].OIDCConfig
+	if g.RedirectURI != "https://gateway.example.com/oauth/callback" || g.AdditionalAuthorizationParams["access_type"] != "offline" {
+		t.Errorf("google oidcConfig = %+v", g)
+	}
+	if g.ClientSecretRef.EnvName() != "VMCP_SECRET_GOOGLE_OAUTH_CLIENTSECRET" {
+		t.Errorf("EnvName = %q", g.ClientSecretRef.EnvName())
+	}
+	if got := as.TokenLifespans.AccessToken.D(); got != DefaultAccessTokenLifespan {
+		t.Errorf("access token lifespan = %v", got)
+	}
+	if cfg.IncomingAuth.OIDCConfigRef.Audience != "https://gateway.example.com/mcp" {
+		t.Errorf("oidcConfigRef = %+v", cfg.IncomingAuth.OIDCConfigRef)
+	}
+}
+
+func TestSecretRef(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "hmac-secret"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hmac-secret", "hmac-key"), []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(SecretsDirEnv, dir)
+	t.Setenv("VMCP_SECRET_GOOGLE_OAUTH_CLIENTSECRET", "from-env")
+	t.Setenv("MY_SECRET", "explicit")
+	for _, tc := range []struct {
+		ref  SecretRef
+		want string
+	}{
+		{SecretRef{Name: "hmac-secret", Key: "hmac-key"}, "from-file"},
+		{SecretRef{Name: "google-oauth", Key: "clientSecret"}, "from-env"},
+		{SecretRef{Env: "MY_SECRET"}, "explicit"},
+		{SecretRef{File: filepath.Join(dir, "hmac-secret", "hmac-key")}, "from-file"},
+	} {
+		got, err := tc.ref.Resolve()
+		if err != nil || string(got) != tc.want {
+			t.Errorf("Resolve(%s) = %q, %v; want %q", &tc.ref, got, err, tc.want)
+		}
+	}
+	if _, err := (&SecretRef{Name: "nope", Key: "k"}).Resolve(); err == nil || !strings.Contains(err.Error(), "VMCP_SECRET_NOPE_K") {
+		t.Errorf("missing secret error = %v, want it to name the variable", err)
 	}
 }
 
@@ -82,9 +139,23 @@ func TestErrors(t *testing.T) {
 			[]string{"f.yaml:3: config.aggregation.conflictResolution: \"random\" is not one of prefix, priority, manual"}},
 		{"priority names unknown backend", "config:\n  aggregation:\n    conflictResolutionConfig:\n      priorityOrder: [ghost]\n",
 			[]string{"config.aggregation.conflictResolutionConfig.priorityOrder[0]: no backend is named \"ghost\""}},
-		{"later issue's field is refused", "authServerConfig:\n  issuer: https://x\n",
-			[]string{"f.yaml:2: authServerConfig: is not supported by this version of vmcp yet"}},
-		{"oidc refused", "incomingAuth:\n  type: oidc\n", []string{"f.yaml:2: incomingAuth.type: is not supported"}},
+		{"later issue's field is refused", "incomingAuth:\n  type: anonymous\n  authzConfig:\n    type: inline\n",
+			[]string{"f.yaml:4: incomingAuth.authzConfig: is not supported by this version of vmcp yet"}},
+		{"oidc without settings", "incomingAuth:\n  type: oidc\n", []string{"f.yaml:2: incomingAuth: type oidc needs oidcConfig"}},
+		{"auth server without oidc", "authServerConfig:\n  issuer: https://x\n",
+			[]string{"incomingAuth.type: is anonymous, but authServerConfig issues tokens", "f.yaml:2: authServerConfig.upstreamProviders: needs at least one provider"}},
+		{"issuer with path", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://x/as\n  upstreamProviders: [{name: g, type: oidc, oidcConfig: {issuerUrl: https://idp, clientId: c}}]\n",
+			[]string{"f.yaml:3: authServerConfig.issuer: \"https://x/as\" must have no path"}},
+		{"http issuer off loopback", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: http://gw.example.com\n  upstreamProviders: [{name: g, type: oidc, oidcConfig: {issuerUrl: https://idp, clientId: c}}]\n",
+			[]string{"authServerConfig.issuer: \"http://gw.example.com\" must be https"}},
+		{"upstream oauth2 missing endpoints", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw\n  upstreamProviders:\n  - name: gh\n    type: oauth2\n    oauth2Config: {clientId: c}\n",
+			[]string{"f.yaml:7: authServerConfig.upstreamProviders[0].oauth2Config.tokenUrl: is required"}},
+		{"ref without auth server", "incomingAuth:\n  type: oidc\n  oidcConfigRef: {name: gw}\n",
+			[]string{"f.yaml:3: incomingAuth.oidcConfigRef: names a Kubernetes MCPOIDCConfig"}},
+		{"secret ref forms", "incomingAuth:\n  type: oidc\n  oidcConfig:\n    issuer: https://idp\n    introspectionUrl: https://idp/i\n    clientId: c\n    clientSecretRef: {name: s, file: /x}\n",
+			[]string{"f.yaml:7: incomingAuth.oidcConfig.clientSecretRef: give exactly one of name+key, file, env"}},
+		{"bad algorithm", "incomingAuth:\n  type: oidc\n  oidcConfig:\n    issuer: https://idp\n    allowedAlgorithms: [none]\n",
+			[]string{"incomingAuth.oidcConfig.allowedAlgorithms[0]: \"none\" is not one of"}},
 		{"bad origin", "server:\n  allowedOrigins: [\"https://a.example/path\"]\n",
 			[]string{"server.allowedOrigins[0]: \"https://a.example/path\" must be an origin"}},
 		{"manifest of another kind", "kind: Deployment\nspec: {}\n", []string{"f.yaml:1: kind: is \"Deployment\""}},

@@ -99,7 +99,11 @@ func (p *parser) parse(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Errors{{File: p.file, Msg: "the file is empty"}}
 		}
-		return nil, Errors{{File: p.file, Line: yamlErrorLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if _, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(msg, "line ") {
+			msg = rest // the line is in Error.Line already
+		}
+		return nil, Errors{{File: p.file, Line: yamlErrorLine(err), Msg: msg}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {

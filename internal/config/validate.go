@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 var (
@@ -143,24 +144,36 @@ func (c *Config) validateAggregation(v *validator, backends []string) {
 }
 
 func (c *Config) validateAuth(v *validator) {
-	switch c.IncomingAuth.Type {
+	in := c.IncomingAuth
+	switch in.Type {
 	case AuthAnonymous:
+		if in.OIDCConfig != nil || in.OIDCConfigRef != nil {
+			v.add("incomingAuth.type", "is anonymous, but OIDC settings are given; set type: oidc or remove them")
+		}
+		if c.AuthServerConfig != nil {
+			v.add("incomingAuth.type", "is anonymous, but authServerConfig issues tokens that nothing would check; set type: oidc")
+		}
 	case AuthOIDC:
-		v.notSupported("incomingAuth.type")
+		switch {
+		case in.OIDCConfig != nil && in.OIDCConfigRef != nil:
+			v.add("incomingAuth", "set oidcConfig or oidcConfigRef, not both")
+		case in.OIDCConfig != nil:
+			validateOIDC(v, "incomingAuth.oidcConfig", in.OIDCConfig)
+		case in.OIDCConfigRef != nil:
+			if c.AuthServerConfig == nil {
+				v.add("incomingAuth.oidcConfigRef", "names a Kubernetes MCPOIDCConfig; standalone it means vmcp's own authorization server, so authServerConfig is required (or use oidcConfig)")
+			}
+		default:
+			v.add("incomingAuth", "type oidc needs oidcConfig (or oidcConfigRef with authServerConfig)")
+		}
 	default:
-		v.add("incomingAuth.type", "%q is not one of anonymous, oidc", c.IncomingAuth.Type)
+		v.add("incomingAuth.type", "%q is not one of anonymous, oidc", in.Type)
 	}
-	if c.IncomingAuth.OIDCConfig != nil {
-		v.notSupported("incomingAuth.oidcConfig")
-	}
-	if c.IncomingAuth.OIDCConfigRef != nil {
-		v.notSupported("incomingAuth.oidcConfigRef")
-	}
-	if c.IncomingAuth.AuthzConfig != nil {
+	if in.AuthzConfig != nil {
 		v.notSupported("incomingAuth.authzConfig")
 	}
-	if c.AuthServerConfig != nil {
-		v.notSupported("authServerConfig")
+	if as := c.AuthServerConfig; as != nil {
+		validateAuthServer(v, as)
 	}
 	if o := c.OutgoingAuth; o != nil {
 		switch o.Source {
@@ -174,6 +187,143 @@ func (c *Config) validateAuth(v *validator) {
 		if o.Backends != nil {
 			v.notSupported("outgoingAuth.backends")
 		}
+	}
+}
+
+var allowedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func validateOIDC(v *validator, f string, o *OIDCConfig) {
+	validateHTTPURL(v, f+".issuer", o.Issuer)
+	if o.JWKSURL != "" {
+		validateHTTPURL(v, f+".jwksUrl", o.JWKSURL)
+	}
+	if o.Audience != "" {
+		validateHTTPURL(v, f+".audience", o.Audience)
+	}
+	if o.IntrospectionURL != "" {
+		validateHTTPURL(v, f+".introspectionUrl", o.IntrospectionURL)
+		if o.ClientID == "" {
+			v.add(f+".clientId", "is required with introspectionUrl")
+		}
+		if o.ClientSecretRef == nil {
+			v.add(f+".clientSecretRef", "is required with introspectionUrl")
+		}
+	}
+	validateSecretRef(v, f+".clientSecretRef", o.ClientSecretRef)
+	for i, a := range o.AllowedAlgorithms {
+		if !slices.Contains(allowedAlgorithms, a) {
+			v.add(fmt.Sprintf("%s.allowedAlgorithms[%d]", f, i), "%q is not one of %s", a, strings.Join(allowedAlgorithms, ", "))
+		}
+	}
+}
+
+func validateSecretRef(v *validator, f string, r *SecretRef) {
+	if r == nil {
+		return
+	}
+	forms := 0
+	if r.Name != "" || r.Key != "" {
+		forms++
+		if r.Name == "" || r.Key == "" {
+			v.add(f, "name and key go together")
+		}
+	}
+	if r.File != "" {
+		forms++
+	}
+	if r.Env != "" {
+		forms++
+	}
+	if forms != 1 {
+		v.add(f, "give exactly one of name+key, file, env")
+	}
+}
+
+// validateIssuer checks an authorization server issuer: https (or http on a
+// loopback host, for development), no path, query or fragment.
+func validateIssuer(v *validator, f, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		v.add(f, "is required")
+	case err != nil || u.Host == "":
+		v.add(f, "%q is not an absolute URL", raw)
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())):
+		v.add(f, "%q must be https (http only on a loopback host, for development)", raw)
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "":
+		v.add(f, "%q must have no path, query or fragment", raw)
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateAuthServer(v *validator, as *AuthServerConfig) {
+	const f = "authServerConfig"
+	validateIssuer(v, f+".issuer", as.Issuer)
+	for i, r := range as.HMACSecretRefs {
+		validateSecretRef(v, fmt.Sprintf("%s.hmacSecretRefs[%d]", f, i), &r)
+	}
+	for i, r := range as.SigningKeySecretRefs {
+		validateSecretRef(v, fmt.Sprintf("%s.signingKeySecretRefs[%d]", f, i), &r)
+	}
+	l := as.TokenLifespans
+	if l.AccessToken.D() > 24*time.Hour {
+		v.add(f+".tokenLifespans.accessToken", "must be at most 24h: access tokens should be short-lived")
+	}
+	if l.AuthorizationCode.D() > 10*time.Minute {
+		v.add(f+".tokenLifespans.authorizationCode", "must be at most 10m")
+	}
+	if len(as.UpstreamProviders) == 0 {
+		v.add(f+".upstreamProviders", "needs at least one provider to log users in with")
+	}
+	var names []string
+	for i, p := range as.UpstreamProviders {
+		pf := fmt.Sprintf("%s.upstreamProviders[%d]", f, i)
+		switch {
+		case !backendNameRE.MatchString(p.Name):
+			v.add(pf+".name", "%q must be 1-64 letters, digits, '-', '_' or '.'", p.Name)
+		case slices.Contains(names, p.Name):
+			v.add(pf+".name", "%q is used by another provider", p.Name)
+		}
+		names = append(names, p.Name)
+		switch p.Type {
+		case ProviderOIDC:
+			if p.OIDCConfig == nil {
+				v.add(pf+".oidcConfig", "is required for type oidc")
+				continue
+			}
+			o := p.OIDCConfig
+			validateHTTPURL(v, pf+".oidcConfig.issuerUrl", o.IssuerURL)
+			requireField(v, pf+".oidcConfig.clientId", o.ClientID)
+			validateHTTPURL(v, pf+".oidcConfig.redirectUri", o.RedirectURI)
+			validateSecretRef(v, pf+".oidcConfig.clientSecretRef", o.ClientSecretRef)
+		case ProviderOAuth2:
+			if p.OAuth2Config == nil {
+				v.add(pf+".oauth2Config", "is required for type oauth2")
+				continue
+			}
+			o := p.OAuth2Config
+			validateHTTPURL(v, pf+".oauth2Config.authorizationUrl", o.AuthorizationURL)
+			validateHTTPURL(v, pf+".oauth2Config.tokenUrl", o.TokenURL)
+			validateHTTPURL(v, pf+".oauth2Config.userInfoUrl", o.UserInfoURL)
+			validateHTTPURL(v, pf+".oauth2Config.redirectUri", o.RedirectURI)
+			requireField(v, pf+".oauth2Config.clientId", o.ClientID)
+			validateSecretRef(v, pf+".oauth2Config.clientSecretRef", o.ClientSecretRef)
+		default:
+			v.add(pf+".type", "%q is not one of oidc, oauth2", p.Type)
+		}
+	}
+}
+
+func requireField(v *validator, f, val string) {
+	if val == "" {
+		v.add(f, "is required")
 	}
 }
 

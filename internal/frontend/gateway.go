@@ -261,6 +261,7 @@ func (g *Gateway) apply(c *router.Catalog) (changed bool) {
 	var keepTools []*router.Tool
 	newTools := map[string]*mcp.Tool{}
 	for _, t := range c.Tools {
+		t.Def = encodedSchemas(t.Def)
 		if old, ok := r.tools[t.Def.Name]; !ok || !reflect.DeepEqual(old, t.Def) {
 			if err := g.safely(func() { g.server.AddTool(t.Def, g.callTool) }); err != nil {
 				g.logger.Error("tool left out", "tool", t.Def.Name, "backend", t.Backend, "error", err)

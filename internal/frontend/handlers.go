@@ -103,7 +103,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 		return nil, unknown("tool", req.Params.Name)
 	}
 	b := g.backends.Get(t.Backend)
-	params := &mcp.CallToolParams{Meta: req.Params.Meta, Name: t.Original}
+	params := &mcp.CallToolParams{Meta: ownMeta(req.Params.Meta), Name: t.Original}
 	if len(req.Params.Arguments) > 0 {
 		params.Arguments = req.Params.Arguments
 	}
@@ -136,7 +136,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 	if p == nil {
 		return nil, unknown("prompt", req.Params.Name)
 	}
-	params := &mcp.GetPromptParams{Meta: req.Params.Meta, Name: p.Original, Arguments: req.Params.Arguments}
+	params := &mcp.GetPromptParams{Meta: ownMeta(req.Params.Meta), Name: p.Original, Arguments: req.Params.Arguments}
 	res, err := g.backends.Get(p.Backend).GetPrompt(ctx, g.peerFor(req.Session), params)
 	if err != nil {
 		return nil, g.backendError("prompts/get", p.Backend, err)
@@ -162,7 +162,7 @@ func (g *Gateway) readTemplate(backendName string) mcp.ResourceHandler {
 }
 
 func (g *Gateway) read(ctx context.Context, req *mcp.ReadResourceRequest, backendName, uri string) (*mcp.ReadResourceResult, error) {
-	params := &mcp.ReadResourceParams{Meta: req.Params.Meta, URI: uri}
+	params := &mcp.ReadResourceParams{Meta: ownMeta(req.Params.Meta), URI: uri}
 	res, err := g.backends.Get(backendName).ReadResource(ctx, g.peerFor(req.Session), params)
 	if err != nil {
 		return nil, g.backendError("resources/read", backendName, err)
@@ -215,6 +215,7 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	}
 	params := *req.Params
 	params.Ref = &ref
+	params.Meta = ownMeta(params.Meta)
 	res, err := g.backends.Get(backendName).Complete(ctx, g.peerFor(req.Session), &params)
 	if err != nil {
 		return nil, g.backendError("completion/complete", backendName, err)
@@ -270,8 +271,11 @@ func (g *Gateway) ResourceUpdated(ctx context.Context, backendName string, p *mc
 }
 
 // ownMeta drops the _meta keys with reserved MCP prefixes (for example
-// io.modelcontextprotocol/serverInfo) from a backend's answer: they describe
-// the backend's hop, and the gateway adds its own. Other keys pass through.
+// io.modelcontextprotocol/serverInfo) from a backend's answer, and from a
+// client's request before it goes to a backend (a 2026-07-28 request carries
+// io.modelcontextprotocol/protocolVersion, which a 2025-11-25 backend session
+// rejects): they describe one hop, and each hop adds its own. Other keys pass
+// through.
 func ownMeta(m mcp.Meta) mcp.Meta {
 	for k := range m {
 		if reservedMetaKey(k) {

@@ -76,6 +76,10 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
 		return
 	}
+	if hasNullID(body) {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "the id of a request must be a string or an integer, not null")
+		return
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if isModern(r.Header, body) {
@@ -106,6 +110,19 @@ func isModern(h http.Header, body []byte) bool {
 	}
 	_, ok := m.Params.Meta[metaVersionKey]
 	return ok
+}
+
+// hasNullID reports whether body is a message whose id is null, which
+// JSON-RPC as MCP uses it forbids (-32600); the SDK would answer it with a
+// plain-text 400 and no JSON-RPC error.
+func hasNullID(body []byte) bool {
+	if !bytes.Contains(body, []byte("null")) {
+		return false
+	}
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	return json.Unmarshal(body, &m) == nil && string(m.ID) == "null"
 }
 
 // originAllowed accepts requests without an Origin (non-browser clients),

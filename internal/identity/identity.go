@@ -7,16 +7,33 @@
 // nothing of vmcp.
 package identity
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Identity is a verified principal.
 type Identity struct {
-	// Subject is the stable user id. Empty for anonymous callers.
+	// Subject is the stable user id. Empty for anonymous callers. For
+	// tokens issued by vmcp's authorization server it is derived from the
+	// upstream issuer and subject, so it is the same whatever the shape of
+	// the upstream IdP's tokens.
 	Subject string
 	// Issuer is the authority that vouched for Subject.
 	Issuer string
-	// Claims are the verified claims about the subject.
+	// Claims are the verified claims of the credential the client presented
+	// (a JWT's payload, or an introspection response). Nested values keep
+	// their JSON shape (map[string]any, []any, float64, string, bool).
 	Claims map[string]any
+	// Scopes are the scopes the credential grants.
+	Scopes []string
+	// Expiry is when the credential stops being valid (zero if unknown).
+	Expiry time.Time
+	// GrantID, for tokens of vmcp's authorization server, names the stored
+	// upstream grant (the user's IdP tokens and verified upstream claims).
+	GrantID string
+	// Provider is the upstream provider the user logged in with, if any.
+	Provider string
 }
 
 // Anonymous is the identity of an unauthenticated caller.
@@ -32,6 +49,18 @@ func (id *Identity) Key() string {
 		return ""
 	}
 	return id.Issuer + "\x00" + id.Subject
+}
+
+// HasScope reports whether the credential grants scope, directly or through
+// a parent scope: "tools" grants "tools:read" (scopes form a hierarchy at
+// ':' boundaries).
+func (id *Identity) HasScope(scope string) bool {
+	for _, s := range id.Scopes {
+		if s == scope || (len(scope) > len(s) && scope[len(s)] == ':' && scope[:len(s)] == s) {
+			return true
+		}
+	}
+	return false
 }
 
 type ctxKey struct{}

@@ -1,0 +1,319 @@
+// Command vmcp-load is vmcp's load harness: it drives concurrent MCP
+// sessions against any MCP endpoint, and compares vmcp with the backend it
+// fronts in the same run.
+//
+//	vmcp-load run --url URL [-c N] [--duration D | --count N] [--mode call|list] [--header 'K: V']...
+//	vmcp-load compare [--mode call|list] [--rounds 5] [--concurrency 1,32]   (also: vmcp-load --compare)
+//	vmcp-load idle [--sessions 1000]
+//	vmcp-load coldstart [--backends 10] [--stdio]
+//	vmcp-load all [--smoke] [--out bench-report.md]
+//
+// Progress goes to stderr, results (markdown) to stdout or --out. Figures
+// are reported, never checked: the exit status says only whether the
+// harness worked (and, for run, whether every request succeeded).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/loadtest"
+)
+
+const usage = `vmcp-load - load harness for MCP endpoints and vmcp
+
+Usage:
+  vmcp-load run --url URL [flags]      drive N sessions against any MCP endpoint
+  vmcp-load compare [flags]            direct backend vs vmcp in front of it, interleaved rounds
+                                       (also: vmcp-load --compare)
+  vmcp-load idle [flags]               memory per idle session (go-sdk server and vmcp)
+  vmcp-load coldstart [flags]          time until /readyz answers 200
+  vmcp-load all [--smoke] [--out F]    every scenario, one markdown report
+
+Run "vmcp-load COMMAND -h" for the flags of a command.
+`
+
+func main() {
+	loadtest.RunChildIfRequested()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmcp-load:", err)
+		os.Exit(1)
+	}
+}
+
+// headers is a repeatable --header flag.
+type headers struct{ h http.Header }
+
+func (h *headers) String() string { return "" }
+func (h *headers) Set(s string) error {
+	if h.h == nil {
+		h.h = http.Header{}
+	}
+	return loadtest.ParseHeader(h.h, s)
+}
+
+// ints is a comma-separated list of integers.
+type ints []int
+
+func (l *ints) String() string {
+	var s []string
+	for _, v := range *l {
+		s = append(s, strconv.Itoa(v))
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *ints) Set(s string) error {
+	*l = nil
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return fmt.Errorf("%q is not a positive integer", f)
+		}
+		*l = append(*l, v)
+	}
+	return nil
+}
+
+// profiling adds --cpuprofile and --memprofile to fs.
+type profiling struct{ cpu, mem *string }
+
+func addProfiling(fs *flag.FlagSet) profiling {
+	return profiling{
+		cpu: fs.String("cpuprofile", "", "write a CPU profile of the whole process to `file` (goroutines carry the pprof label role=client|gateway|backend in compare)"),
+		mem: fs.String("memprofile", "", "write a heap profile to `file` at the end"),
+	}
+}
+
+func (p profiling) start() (func(), error) {
+	stopCPU := func() {}
+	if *p.cpu != "" {
+		f, err := os.Create(*p.cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		stopCPU = func() { pprof.StopCPUProfile(); _ = f.Close() }
+	}
+	return func() {
+		stopCPU()
+		if *p.mem != "" {
+			if f, err := os.Create(*p.mem); err == nil {
+				runtime.GC()
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
+	}, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	if cmd == "--compare" || cmd == "-compare" {
+		cmd = "compare"
+	}
+	switch cmd {
+	case "run":
+		return runCmd(ctx, rest, stdout, stderr)
+	case "compare":
+		return compareCmd(ctx, rest, stdout, stderr)
+	case "idle":
+		return idleCmd(ctx, rest, stdout, stderr)
+	case "coldstart":
+		return coldCmd(ctx, rest, stdout, stderr)
+	case "all":
+		return allCmd(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vmcp-load "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	var cfg loadtest.Config
+	var hdr headers
+	fs.StringVar(&cfg.URL, "url", "", "MCP endpoint (required)")
+	fs.StringVar(&cfg.Mode, "mode", loadtest.ModeCall, "call (tools/call) or list (tools/list)")
+	fs.StringVar(&cfg.Tool, "tool", "echo", "tool to call")
+	args2 := fs.String("args", `{"text":"hello"}`, "tool arguments (JSON object)")
+	fs.IntVar(&cfg.Concurrency, "c", 1, "concurrent sessions")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured duration")
+	fs.IntVar(&cfg.Count, "count", 0, "measured requests in all (instead of --duration)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured warm-up (default: 10% of --duration, 100ms..1s)")
+	fs.StringVar(&cfg.Protocol, "protocol", loadtest.SessionProtocol, "protocol revision: "+loadtest.SessionProtocol+" or "+loadtest.StatelessProtocol)
+	fs.BoolVar(&cfg.NoStandaloneStream, "no-get-stream", false, "do not open the standalone GET stream after initialization")
+	fs.BoolVar(&cfg.Raw, "raw", false, "send requests as bare JSON-RPC and do not decode answers (protocol "+loadtest.SessionProtocol+" only)")
+	fs.Var(&hdr, "header", "`'Name: value'` added to every request (repeatable), e.g. 'Authorization: Bearer TOKEN'")
+	prof := addProfiling(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.URL == "" {
+		return errors.New("run needs --url")
+	}
+	cfg.Args = []byte(*args2)
+	cfg.Headers = hdr.h
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	res, err := loadtest.Run(ctx, cfg)
+	stop()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s, %d sessions: %s\n", cfg.URL, cfg.Mode, cfg.Concurrency, res)
+	for _, e := range res.ErrorText {
+		fmt.Fprintf(stdout, "error: %s\n", e)
+	}
+	if res.Errors > 0 {
+		return fmt.Errorf("%d requests failed", res.Errors)
+	}
+	return nil
+}
+
+func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("compare", stderr)
+	cfg := loadtest.CompareConfig{Log: stderr}
+	var hdr headers
+	conc := ints{1, 32}
+	fs.StringVar(&cfg.Mode, "mode", loadtest.ModeCall, "call (tools/call of echo) or list (tools/list of --backends × --tools tools)")
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "rounds per target and concurrency")
+	fs.DurationVar(&cfg.Duration, "duration", 2*time.Second, "measured duration of each run")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "warm-up of each run (default: 10% of --duration, 100ms..1s)")
+	fs.Var(&conc, "concurrency", "comma-separated session counts")
+	fs.StringVar(&cfg.Protocol, "protocol", loadtest.SessionProtocol, "protocol revision of the load clients")
+	fs.StringVar(&cfg.Client, "client", "", "load client: sdk (go-sdk sessions) or raw (bare JSON-RPC, answers not decoded); default sdk for call, raw for list")
+	fs.IntVar(&cfg.Backends, "backends", 20, "list mode: backends behind vmcp")
+	fs.IntVar(&cfg.Tools, "tools", 50, "list mode: tools per backend")
+	gwConfig := fs.String("gateway-config", "", "vmcp configuration `file` to use instead of the generated one; ${BACKEND_URL} is replaced by the echo backend's URL")
+	fs.StringVar(&cfg.GatewayTool, "gateway-tool", "echo_echo", "the echo tool's name through vmcp")
+	fs.Var(&hdr, "header", "`'Name: value'` sent to vmcp only (repeatable), e.g. 'Authorization: Bearer TOKEN'")
+	out := fs.String("out", "", "write the markdown report to `file` (default: stdout)")
+	prof := addProfiling(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Concurrency, cfg.GatewayHeaders = conc, hdr.h
+	if *gwConfig != "" {
+		b, err := os.ReadFile(*gwConfig)
+		if err != nil {
+			return err
+		}
+		cfg.GatewayTemplate = string(b)
+	}
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	c, err := loadtest.Compare(ctx, cfg)
+	stop()
+	if err != nil {
+		return err
+	}
+	title := "tools/call"
+	if cfg.Mode == loadtest.ModeList {
+		title = fmt.Sprintf("tools/list of %d tools", cfg.Backends*cfg.Tools)
+	}
+	md := fmt.Sprintf("Machine: %s\n\n%s", loadtest.DescribeMachine(), c.Markdown(title+", protocol "+cfg.Protocol))
+	return write(stdout, *out, md)
+}
+
+func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("idle", stderr)
+	cfg := loadtest.IdleConfig{Log: stderr}
+	fs.IntVar(&cfg.Sessions, "sessions", 1000, "idle sessions")
+	fs.BoolVar(&cfg.NoStandaloneStream, "no-get-stream", false, "clients open no standalone GET stream")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := loadtest.Idle(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s := &loadtest.Suite{Machine: loadtest.DescribeMachine(), Started: time.Now()}
+	if cfg.NoStandaloneStream {
+		s.IdleNoGET = res
+	} else {
+		s.Idle = res
+	}
+	return write(stdout, "", s.Markdown())
+}
+
+func coldCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("coldstart", stderr)
+	cfg := loadtest.ColdStartConfig{Log: stderr}
+	fs.IntVar(&cfg.Backends, "backends", 10, "backends")
+	fs.IntVar(&cfg.Tools, "tools", 20, "tools per backend")
+	fs.IntVar(&cfg.Runs, "runs", 5, "starts measured")
+	fs.BoolVar(&cfg.Stdio, "stdio", false, "stdio backends (children) instead of running HTTP backends")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := loadtest.ColdStart(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s := &loadtest.Suite{Machine: loadtest.DescribeMachine(), Started: time.Now(), Cold: res}
+	return write(stdout, "", s.Markdown())
+}
+
+func allCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("all", stderr)
+	var cfg loadtest.SuiteConfig
+	fs.BoolVar(&cfg.Smoke, "smoke", false, "run every scenario for a moment only, to prove the harness works")
+	out := fs.String("out", "", "write the markdown report to `file` (default: stdout)")
+	prof := addProfiling(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Log = stderr
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	s, err := loadtest.RunSuite(ctx, cfg)
+	stop()
+	if err != nil {
+		return err
+	}
+	return write(stdout, *out, s.Markdown())
+}
+
+func write(stdout io.Writer, file, md string) error {
+	if file == "" {
+		_, err := io.WriteString(stdout, md)
+		return err
+	}
+	return os.WriteFile(file, []byte(md), 0o644)
+}

@@ -1,0 +1,35 @@
+package authn_test
+
+import (
+	"testing"
+
+	"github.com/vmcp-dev/vmcp/internal/authn"
+)
+
+// BenchmarkJWTVerifierRS256 verifies one valid RS256 token against a warm
+// remote key cache: the cost every authenticated request pays.
+func BenchmarkJWTVerifierRS256(b *testing.B) {
+	k := rsaKey(0, "k1")
+	p := newIdP(b, k)
+	c := newClock()
+	v, err := authn.NewJWTVerifier(&authn.JWTOptions{
+		Issuer: p.URL(), Audience: audience, HTTPClient: p.srv.Client(), Now: c.Now,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := sign(b, k, claimsFor(p.URL(), c.Now()), nil)
+	ctx := b.Context()
+	if _, err := v.Authenticate(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Authenticate(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := p.jwksHits.Load(); n != 1 {
+		b.Errorf("JWKS fetched %d times, want 1", n)
+	}
+}

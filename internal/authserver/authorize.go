@@ -1,0 +1,283 @@
+package authserver
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"golang.org/x/oauth2"
+)
+
+// pendingTTL bounds the time a user may take to log in upstream.
+const pendingTTL = 10 * time.Minute
+
+// errInvalidTarget is RFC 8707's error for a resource vmcp does not serve.
+func errInvalidTarget(res string) *fosite.RFC6749Error {
+	return &fosite.RFC6749Error{ErrorField: "invalid_target", CodeField: http.StatusBadRequest,
+		DescriptionField: "The requested resource " + res + " is not served by this authorization server; it issues tokens for its own MCP endpoint only."}
+}
+
+// checkResource accepts resource parameters naming the MCP endpoint (scheme
+// and host compared without case).
+func (s *Server) checkResource(form url.Values) error {
+	for _, res := range form["resource"] {
+		if !sameResource(res, s.opts.Resource) {
+			return errInvalidTarget(res)
+		}
+	}
+	return nil
+}
+
+func sameResource(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil || !ua.IsAbs() || ua.Fragment != "" || ua.RawFragment != "" || strings.Contains(a, "#") {
+		return false
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host) &&
+		ua.EscapedPath() == ub.EscapedPath() && ua.RawQuery == ub.RawQuery
+}
+
+// checkAuthorize adds MCP's rules to fosite's validation, before anything
+// is shown or sent upstream: PKCE with S256 only, and the resource.
+func (s *Server) checkAuthorize(ar fosite.AuthorizeRequester) error {
+	form := ar.GetRequestForm()
+	if form.Get("code_challenge") == "" {
+		return fosite.ErrInvalidRequest.WithHint("PKCE is required: send code_challenge with code_challenge_method=S256.")
+	}
+	if form.Get("code_challenge_method") != "S256" {
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256.")
+	}
+	if !ar.GetResponseTypes().ExactOne("code") {
+		return fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
+	}
+	return s.checkResource(form)
+}
+
+// authorize starts an authorization: validate, then consent (unless this
+// browser already approved the client), then the upstream login.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	if err == nil {
+		err = s.checkAuthorize(ar)
+	}
+	if err != nil {
+		s.authorizeError(w, ar, err)
+		return
+	}
+	client := ar.GetClient().(fositeClient).c
+	query := r.URL.Query()
+	if len(s.providers) == 1 && s.consented(r, client.ID) {
+		s.redirectUpstream(w, r, ar, query, s.providers[0])
+		return
+	}
+	s.renderConsent(w, r, client, ar, query)
+}
+
+// authorizeError answers a failed authorization: to the client's redirect
+// URI when fosite validated it (with state and iss), else with an error
+// page and no redirect at all.
+func (s *Server) authorizeError(w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if ar == nil || !ar.IsRedirectURIValid() {
+		s.logger.Info("authorization refused without redirect", "error", rfc.ErrorField, "description", rfc.GetDescription())
+		s.renderError(w, rfc.StatusCode(), "This authorization request cannot be completed", rfc.GetDescription())
+		return
+	}
+	u := *ar.GetRedirectURI()
+	q := u.Query()
+	q.Set("error", rfc.ErrorField)
+	if d := rfc.GetDescription(); d != "" {
+		q.Set("error_description", d)
+	}
+	if st := ar.GetState(); st != "" {
+		q.Set("state", st)
+	}
+	q.Set("iss", s.opts.Issuer)
+	u.RawQuery = q.Encode()
+	s.logger.Info("authorization refused", "client_id", ar.GetClient().GetID(), "error", rfc.ErrorField)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, &http.Request{Method: http.MethodGet}, u.String(), http.StatusFound)
+}
+
+// redirectUpstream records the pending login (only now, after consent) and
+// sends the browser to the provider.
+func (s *Server) redirectUpstream(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, query url.Values, p *provider) {
+	ctx := r.Context()
+	state, nonce, verifier := randomID(), randomID(), oauth2.GenerateVerifier()
+	target, err := p.authCodeURL(ctx, state, nonce, verifier)
+	if err != nil {
+		s.logger.Error("upstream login unavailable", "provider", p.cfg.Name, "error", err)
+		s.authorizeError(w, ar, fosite.ErrTemporarilyUnavailable.WithHint("The identity provider cannot be reached; try again later."))
+		return
+	}
+	pend := &Pending{Authorize: query, Provider: p.cfg.Name, Nonce: nonce, Verifier: verifier, CreatedAt: s.opts.Now()}
+	if err := s.store.PutPending(ctx, state, pend, pendingTTL); err != nil {
+		s.logger.Error("storing pending login", "error", err)
+		s.authorizeError(w, ar, fosite.ErrServerError)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// consent handles the consent form: the CSRF token must match this
+// browser's cookie and the request it was issued for.
+func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, http.StatusBadRequest, "Bad consent form", err.Error())
+		return
+	}
+	raw := r.PostForm.Get("request")
+	if !s.validCSRF(r, raw, r.PostForm.Get("csrf")) {
+		s.renderError(w, http.StatusForbidden, "Consent refused", "The consent form expired or was not sent from this browser. Start the authorization again.")
+		return
+	}
+	query, err := url.ParseQuery(raw)
+	if err != nil {
+		s.renderError(w, http.StatusBadRequest, "Bad consent form", err.Error())
+		return
+	}
+	ctx := r.Context()
+	ar, err := s.replayAuthorize(ctx, query)
+	if err != nil {
+		s.authorizeError(w, ar, err)
+		return
+	}
+	if r.PostForm.Get("decision") != "approve" {
+		s.authorizeError(w, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
+		return
+	}
+	i := slices.IndexFunc(s.providers, func(p *provider) bool { return p.cfg.Name == r.PostForm.Get("provider") })
+	if i < 0 {
+		i = 0
+	}
+	s.rememberConsent(w, r, ar.GetClient().GetID())
+	s.redirectUpstream(w, r, ar, query, s.providers[i])
+}
+
+// replayAuthorize validates a stored authorization request query again.
+func (s *Server) replayAuthorize(ctx context.Context, query url.Values) (fosite.AuthorizeRequester, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.opts.Issuer+PathAuthorize+"?"+query.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	ar, err := s.oauth.NewAuthorizeRequest(ctx, req)
+	if err == nil {
+		err = s.checkAuthorize(ar)
+	}
+	return ar, err
+}
+
+// callback receives the user back from the upstream IdP, verifies the
+// login, stores the grant, and completes the client's authorization.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	pend, err := s.store.TakePending(ctx, q.Get("state"))
+	if err != nil {
+		s.renderError(w, http.StatusBadRequest, "Unknown login", "This login is unknown, expired or was already used. Start the authorization again from your application.")
+		return
+	}
+	ar, err := s.replayAuthorize(ctx, pend.Authorize)
+	if err != nil {
+		s.authorizeError(w, ar, err)
+		return
+	}
+	p := s.provider(pend.Provider)
+	if p == nil {
+		s.authorizeError(w, ar, fosite.ErrServerError.WithHint("The identity provider of this login is no longer configured."))
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		s.logger.Info("upstream login refused", "provider", p.cfg.Name, "error", e)
+		s.authorizeError(w, ar, fosite.ErrAccessDenied.WithHintf("The identity provider answered %s.", e))
+		return
+	}
+	if iss := q.Get("iss"); iss != "" && iss != p.issuerName() {
+		s.logger.Warn("upstream callback from another issuer (mix-up?)", "provider", p.cfg.Name, "iss", iss)
+		s.authorizeError(w, ar, fosite.ErrInvalidRequest.WithHint("The login response came from an unexpected issuer."))
+		return
+	}
+	l, err := p.exchange(ctx, q.Get("code"), pend.Verifier, pend.Nonce)
+	if err != nil {
+		s.logger.Error("upstream login failed", "provider", p.cfg.Name, "error", err)
+		s.authorizeError(w, ar, fosite.ErrTemporarilyUnavailable.WithHint("The login at the identity provider could not be completed."))
+		return
+	}
+	g, err := s.grants.create(ctx, p, l)
+	if err != nil {
+		s.logger.Error("storing upstream grant", "error", err)
+		s.authorizeError(w, ar, fosite.ErrServerError)
+		return
+	}
+	s.complete(w, ar, g, p)
+}
+
+// complete issues the authorization code to the client.
+func (s *Server) complete(w http.ResponseWriter, ar fosite.AuthorizeRequester, g *Grant, p *provider) {
+	ctx := context.Background()
+	for _, scope := range ar.GetRequestedScopes() {
+		ar.GrantScope(scope)
+	}
+	ar.GrantAudience(s.opts.Resource)
+	sess := newSession()
+	sess.Subject = g.Subject
+	sess.JWTClaims.Subject = g.Subject
+	s.setClaims(sess.JWTClaims.Extra, g, p, ar.GetClient().GetID())
+	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
+	if err != nil {
+		s.authorizeError(w, ar, err)
+		return
+	}
+	resp.AddParameter("iss", s.opts.Issuer)
+	s.logger.Info("authorization granted", "client_id", ar.GetClient().GetID(), "provider", p.cfg.Name, "sub", g.Subject)
+	s.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// setClaims puts the user's profile into the access token claims: email,
+// name and groups from the first verified source that has them (ID token,
+// then userinfo, then a verified JWT access token), and the grant.
+func (s *Server) setClaims(extra map[string]any, g *Grant, p *provider, clientID string) {
+	m := p.cfg.Claims
+	for claim, path := range map[string]string{"email": m.Email, "name": m.Name, "groups": m.Groups} {
+		delete(extra, claim)
+		for _, src := range []map[string]any{g.IDTokenClaims, g.UserinfoClaims, g.AccessTokenClaims} {
+			if v, ok := Lookup(src, path); ok {
+				extra[claim] = v
+				break
+			}
+		}
+	}
+	extra["gid"] = g.ID
+	extra["idp"] = g.Provider
+	extra["client_id"] = clientID
+}
+
+func (s *Server) provider(name string) *provider {
+	for _, p := range s.providers {
+		if p.cfg.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// issuerName is the issuer a provider's authorization responses carry.
+func (p *provider) issuerName() string {
+	if p.cfg.Type == TypeOAuth2 {
+		return p.cfg.Issuer
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.issuer != "" {
+		return p.issuer
+	}
+	return p.cfg.IssuerURL
+}

@@ -1,0 +1,155 @@
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrGrantRevoked means the user's upstream authorization is gone (the IdP
+// refused a refresh, or the grant was revoked): the client must authorize
+// again.
+var ErrGrantRevoked = errors.New("the upstream authorization was revoked; authorize again")
+
+// grants keeps users' upstream grants fresh.
+type grants struct {
+	store     GrantStore
+	providers map[string]*provider
+	now       func() time.Time
+	logger    *slog.Logger
+	inflight  singleflight.Group // one refresh per grant at a time
+}
+
+// create stores a new grant for a completed upstream login.
+func (gs *grants) create(ctx context.Context, p *provider, l *login) (*Grant, error) {
+	g := &Grant{
+		ID:              randomID(),
+		Provider:        p.cfg.Name,
+		Subject:         stableSubject(l.issuer, l.subject),
+		UpstreamIssuer:  l.issuer,
+		UpstreamSubject: l.subject,
+	}
+	gs.fill(g, l)
+	if err := gs.store.PutGrant(ctx, g); err != nil {
+		return nil, fmt.Errorf("storing grant: %w", err)
+	}
+	return g, nil
+}
+
+// fill copies a login's tokens and verified claims into g.
+func (gs *grants) fill(g *Grant, l *login) {
+	t := l.token
+	g.AccessToken, g.TokenType, g.Expiry = t.AccessToken, t.TokenType, t.Expiry
+	if t.RefreshToken != "" {
+		g.RefreshToken = t.RefreshToken
+	}
+	if scope, _ := t.Extra("scope").(string); scope != "" {
+		g.Scopes = strings.Fields(scope)
+	}
+	g.IDToken, g.IDTokenClaims = l.idToken, l.idTokenClaims
+	g.UserinfoClaims, g.AccessTokenClaims = l.userinfoClaims, l.accessTokenClaims
+	g.UpdatedAt = gs.now()
+}
+
+// Fresh returns the grant, first refreshing its upstream tokens if they
+// expire within minValid. Concurrent calls for one grant share one refresh.
+// A refresh the IdP refuses revokes the grant ([ErrGrantRevoked]); a
+// failure to reach the IdP is returned as is and revokes nothing.
+func (gs *grants) Fresh(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
+	g, err := gs.store.GetGrant(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if g.Revoked {
+		return nil, ErrGrantRevoked
+	}
+	if g.Expiry.IsZero() || gs.now().Add(minValid).Before(g.Expiry) {
+		return g, nil
+	}
+	if g.RefreshToken == "" {
+		return g, nil // nothing to refresh with; the upstream token may still work
+	}
+	v, err, _ := gs.inflight.Do(id, func() (any, error) { return gs.refresh(context.WithoutCancel(ctx), id, minValid) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Grant), nil
+}
+
+func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
+	g, err := gs.store.GetGrant(ctx, id) // re-read: another refresh may just have finished
+	if err != nil {
+		return nil, err
+	}
+	if g.Revoked {
+		return nil, ErrGrantRevoked
+	}
+	if !g.Expiry.IsZero() && gs.now().Add(minValid).Before(g.Expiry) {
+		return g, nil
+	}
+	p := gs.providers[g.Provider]
+	if p == nil {
+		return nil, fmt.Errorf("grant %s: unknown provider %q", id, g.Provider)
+	}
+	tok, err := p.refresh(ctx, g)
+	if err != nil {
+		if !refused(err) {
+			return nil, fmt.Errorf("%w %q: refresh: %v", ErrUpstream, p.cfg.Name, err)
+		}
+		gs.logger.Warn("upstream refused a refresh; the user must authorize again", "provider", p.cfg.Name, "grant", id, "error", err)
+		return nil, gs.revoke(ctx, g)
+	}
+	// The IdP may have rotated the refresh token and invalidated the old
+	// one: store the new tokens before anything else can fail.
+	g.AccessToken, g.TokenType, g.Expiry, g.RefreshToken = tok.AccessToken, tok.TokenType, tok.Expiry, tok.RefreshToken
+	g.UpdatedAt = gs.now()
+	if err := gs.store.PutGrant(ctx, g); err != nil {
+		gs.logger.Error("storing refreshed grant: the rotated upstream refresh token may be lost", "grant", id, "error", err)
+		return nil, err
+	}
+	l, err := p.identify(ctx, tok, "", g)
+	switch {
+	case err == nil:
+		gs.fill(g, l)
+		if err := gs.store.PutGrant(ctx, g); err != nil {
+			return nil, fmt.Errorf("storing refreshed claims: %w", err)
+		}
+	case errors.Is(err, errOtherUser):
+		gs.logger.Error("upstream refresh returned another user's identity; revoking the grant", "provider", p.cfg.Name, "grant", id)
+		return nil, gs.revoke(ctx, g)
+	default:
+		// The tokens are fresh but the claims could not be re-verified
+		// (userinfo down, say): keep the claims verified last time.
+		gs.logger.Warn("re-verifying claims after a refresh failed; keeping the previous claims", "provider", p.cfg.Name, "grant", id, "error", err)
+	}
+	return g, nil
+}
+
+// refused reports whether the IdP answered a refresh with an OAuth error
+// (invalid_grant and the like), as opposed to being unreachable or failing.
+func refused(err error) bool {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return false
+	}
+	return re.Response == nil || re.Response.StatusCode < 500
+}
+
+func (gs *grants) revoke(ctx context.Context, g *Grant) error {
+	g.Revoked, g.UpdatedAt = true, gs.now()
+	if err := gs.store.PutGrant(ctx, g); err != nil {
+		gs.logger.Error("storing revoked grant", "grant", g.ID, "error", err)
+	}
+	return ErrGrantRevoked
+}
+
+func randomID() string {
+	return rand.Text()
+}

@@ -1,0 +1,143 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"time"
+)
+
+// ErrNotFound is returned by stores for a key they do not hold (or no
+// longer hold: expired entries are not found).
+var ErrNotFound = errors.New("not found")
+
+// Store is everything the authorization server keeps. Implementations live
+// in internal/store (memory, redis); internal/store/storetest holds the
+// suite every implementation must pass. All methods are safe for
+// concurrent use.
+type Store interface {
+	ClientStore
+	TokenStore
+	GrantStore
+	PendingStore
+}
+
+// Client is a registered OAuth client (dynamic registration), or one
+// built from a client ID metadata document.
+type Client struct {
+	ID            string   `json:"client_id"`
+	SecretHash    []byte   `json:"secret_hash,omitempty"` // bcrypt; empty for public clients
+	Name          string   `json:"client_name,omitempty"`
+	RedirectURIs  []string `json:"redirect_uris"`
+	GrantTypes    []string `json:"grant_types"`
+	ResponseTypes []string `json:"response_types"`
+	Scopes        []string `json:"scopes"`
+	AuthMethod    string   `json:"token_endpoint_auth_method"`
+	AppType       string   `json:"application_type,omitempty"`
+	// Metadata is the registration document as the client sent it (minus
+	// secrets), echoed back at registration.
+	Metadata  map[string]any `json:"metadata,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// ClientStore keeps registered clients.
+type ClientStore interface {
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, id string) (*Client, error)
+}
+
+// TokenKind names what a [TokenRecord] holds.
+type TokenKind string
+
+// Token kinds.
+const (
+	KindCode    TokenKind = "code"
+	KindAccess  TokenKind = "access"
+	KindRefresh TokenKind = "refresh"
+	KindPKCE    TokenKind = "pkce"
+)
+
+// TokenRecord is a stored authorization code, access token, refresh token
+// or PKCE session, by the signature of the token (never the token itself).
+// Every record of one authorization shares a RequestID: that is the family
+// revoked together when a code or refresh token is reused.
+type TokenRecord struct {
+	Signature string    `json:"sig"`
+	RequestID string    `json:"rid"`
+	Active    bool      `json:"active"`
+	ExpiresAt time.Time `json:"exp"`
+	// Request is the serialized authorization request it belongs to.
+	Request []byte `json:"req"`
+}
+
+// TokenStore keeps token records.
+type TokenStore interface {
+	CreateToken(ctx context.Context, kind TokenKind, r *TokenRecord) error
+	// GetToken returns the record, active or not.
+	GetToken(ctx context.Context, kind TokenKind, signature string) (*TokenRecord, error)
+	DeleteToken(ctx context.Context, kind TokenKind, signature string) error
+	// DeactivateToken marks one record inactive (a used code, a rotated
+	// refresh token); it stays readable so reuse can be detected.
+	DeactivateToken(ctx context.Context, kind TokenKind, signature string) error
+	// DeactivateFamily marks inactive every record of kind in a request
+	// family; DeleteFamily removes them.
+	DeactivateFamily(ctx context.Context, kind TokenKind, requestID string) error
+	DeleteFamily(ctx context.Context, kind TokenKind, requestID string) error
+}
+
+// Grant is what vmcp holds of one user's login at an upstream provider:
+// the upstream tokens, and the identity claims verified from each source.
+// Access tokens vmcp issues name their grant in the "gid" claim.
+type Grant struct {
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	// Subject is vmcp's stable subject for the user.
+	Subject string `json:"subject"`
+	// UpstreamIssuer and UpstreamSubject identify the user at the IdP.
+	UpstreamIssuer  string `json:"upstream_issuer"`
+	UpstreamSubject string `json:"upstream_subject"`
+
+	AccessToken  string    `json:"access_token"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	IDToken      string    `json:"id_token,omitempty"`
+	TokenType    string    `json:"token_type,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	Scopes       []string  `json:"scopes,omitempty"`
+
+	// Claims by source, each verified when it was obtained (at login and at
+	// every refresh): the ID token's, userinfo's, and the upstream access
+	// token's (only when that token is a JWT vmcp could verify).
+	IDTokenClaims     map[string]any `json:"id_token_claims,omitempty"`
+	UserinfoClaims    map[string]any `json:"userinfo_claims,omitempty"`
+	AccessTokenClaims map[string]any `json:"access_token_claims,omitempty"`
+
+	// Revoked is set when the upstream refused a refresh: the user must
+	// authorize again.
+	Revoked   bool      `json:"revoked,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// GrantStore keeps upstream grants.
+type GrantStore interface {
+	PutGrant(ctx context.Context, g *Grant) error
+	GetGrant(ctx context.Context, id string) (*Grant, error)
+	DeleteGrant(ctx context.Context, id string) error
+}
+
+// Pending is an authorization waiting for the user to come back from the
+// upstream IdP, keyed by the state vmcp sent upstream.
+type Pending struct {
+	// Authorize is the client's original authorization request query.
+	Authorize url.Values `json:"authorize"`
+	Provider  string     `json:"provider"`
+	Nonce     string     `json:"nonce"`
+	Verifier  string     `json:"verifier"` // PKCE verifier towards the IdP
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+// PendingStore keeps pending authorizations; each can be taken once.
+type PendingStore interface {
+	PutPending(ctx context.Context, state string, p *Pending, ttl time.Duration) error
+	// TakePending returns and deletes the entry, atomically.
+	TakePending(ctx context.Context, state string) (*Pending, error)
+}

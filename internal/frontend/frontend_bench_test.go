@@ -1,0 +1,193 @@
+package frontend_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/loadtest/cputime"
+	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
+)
+
+// benchGateway starts n echo backends of tools tools each (n=1, tools=0:
+// one backend with only "echo") and a gateway in front, and waits until its
+// catalog holds every tool.
+func benchGateway(b *testing.B, n, tools int) *frontend.Gateway {
+	b.Helper()
+	var specs []backend.Spec
+	for i := range n {
+		name := "echo"
+		if n > 1 {
+			name = fmt.Sprintf("b%02d", i)
+		}
+		s, err := echoserver.Start(&echoserver.Options{Name: name, Tools: tools, NoEcho: tools > 0})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+		specs = append(specs, backend.Spec{Name: name, Transport: backend.StreamableHTTP, URL: s.URL, CallTimeout: time.Minute})
+	}
+	var gw *frontend.Gateway
+	set := backend.NewSet(specs, &backend.Options{OnChange: func() { gw.BackendsChanged() }})
+	gw = frontend.New(set, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	set.Start()
+	go gw.Run(ctx)
+	b.Cleanup(func() { cancel(); set.Close() })
+	want := max(n*tools, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for !gw.Ready() || len(gw.Catalog().Tools) < want {
+		if time.Now().After(deadline) {
+			b.Fatalf("gateway not ready: %d tools of %d", len(gw.Catalog().Tools), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return gw
+}
+
+// session is a 2025-11-25 session driven at the handler level: requests go
+// straight to ServeHTTP, without sockets on the client side.
+type session struct {
+	h  http.Handler
+	id string
+	n  int
+}
+
+func post(h http.Handler, sid, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader([]byte(body)))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	if sid != "" {
+		r.Header.Set("Mcp-Session-Id", sid)
+		r.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func newSession(b *testing.B, h http.Handler) *session {
+	b.Helper()
+	w := post(h, "", `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`)
+	sid := w.Header().Get("Mcp-Session-Id")
+	if w.Code != http.StatusOK || sid == "" {
+		b.Fatalf("initialize: %d %s", w.Code, w.Body)
+	}
+	if w := post(h, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); w.Code != http.StatusAccepted {
+		b.Fatalf("initialized: %d %s", w.Code, w.Body)
+	}
+	return &session{h: h, id: sid}
+}
+
+// request sends one request and fails unless it gets a result.
+func (s *session) request(b *testing.B, method, params string) int {
+	s.n++
+	w := post(s.h, s.id, `{"jsonrpc":"2.0","id":`+strconv.Itoa(s.n)+`,"method":"`+method+`","params":`+params+`}`)
+	if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(`"result"`)) || bytes.Contains(w.Body.Bytes(), []byte(`"isError":true`)) {
+		b.Fatalf("%s: %d %s", method, w.Code, w.Body)
+	}
+	return w.Body.Len()
+}
+
+// BenchmarkToolsCall measures one tools/call: decode, route, forward to the
+// echo backend over loopback HTTP, encode. "direct" is the same request
+// sent to the echo backend's own handler, so vmcp - direct is what the
+// gateway adds (its server side, its backend client, one more HTTP hop).
+func BenchmarkToolsCall(b *testing.B) {
+	args := `{"name":"%s","arguments":{"text":"hello"}}`
+	b.Run("handler/direct", func(b *testing.B) {
+		s := newSession(b, echoserver.Handler(echoserver.New(nil)))
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		for b.Loop() {
+			s.request(b, "tools/call", fmt.Sprintf(args, "echo"))
+		}
+		cputime.Bench(b, cpu)
+	})
+	b.Run("handler/vmcp", func(b *testing.B) {
+		s := newSession(b, benchGateway(b, 1, 0))
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		for b.Loop() {
+			s.request(b, "tools/call", fmt.Sprintf(args, "echo_echo"))
+		}
+		cputime.Bench(b, cpu)
+	})
+	// Through a go-sdk client and loopback HTTP on both hops, as a real
+	// client sees it.
+	for _, target := range []string{"direct", "vmcp"} {
+		b.Run("client/"+target, func(b *testing.B) {
+			var h http.Handler = echoserver.Handler(echoserver.New(nil))
+			tool := "echo"
+			if target == "vmcp" {
+				h, tool = benchGateway(b, 1, 0), "echo_echo"
+			}
+			srv := httptest.NewServer(h)
+			b.Cleanup(srv.Close)
+			ctx := context.Background()
+			cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench"}, nil).Connect(ctx,
+				&mcp.StreamableClientTransport{Endpoint: srv.URL, MaxRetries: -1}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cs.Close()
+			params := &mcp.CallToolParams{Name: tool, Arguments: json.RawMessage(`{"text":"hello"}`)}
+			b.ReportAllocs()
+			cpu := cputime.Process()
+			for b.Loop() {
+				if _, err := cs.CallTool(ctx, params); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cputime.Bench(b, cpu)
+		})
+	}
+}
+
+// BenchmarkToolsList measures tools/list of 1,000 tools (20 backends × 50)
+// at the handler level: the gateway answers it from its catalog.
+func BenchmarkToolsList(b *testing.B) {
+	b.Run("handler/direct", func(b *testing.B) {
+		s := newSession(b, echoserver.Handler(echoserver.New(&echoserver.Options{Tools: 1000, NoEcho: true})))
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		for b.Loop() {
+			b.SetBytes(int64(s.request(b, "tools/list", `{}`)))
+		}
+		cputime.Bench(b, cpu)
+	})
+	b.Run("handler/vmcp", func(b *testing.B) {
+		s := newSession(b, benchGateway(b, 20, 50))
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		for b.Loop() {
+			b.SetBytes(int64(s.request(b, "tools/list", `{}`)))
+		}
+		cputime.Bench(b, cpu)
+	})
+}
+
+// BenchmarkInitialize measures opening (and closing) a session.
+func BenchmarkInitialize(b *testing.B) {
+	gw := benchGateway(b, 1, 0)
+	b.ReportAllocs()
+	cpu := cputime.Process()
+	for b.Loop() {
+		s := newSession(b, gw)
+		r := httptest.NewRequest(http.MethodDelete, "/mcp", nil)
+		r.Header.Set("Mcp-Session-Id", s.id)
+		r.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		gw.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	cputime.Bench(b, cpu)
+}

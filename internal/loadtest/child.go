@@ -1,0 +1,200 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/app"
+	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
+)
+
+// Child processes: memory and cold start are measured on a gateway (or a
+// backend) in a process of its own, the harness's own executable run again
+// with these variables set. A program using this package calls
+// [RunChildIfRequested] first thing in main (or TestMain).
+const (
+	envChild  = "VMCP_LOAD_CHILD"  // gateway, backend or stdio-backend
+	envConfig = "VMCP_LOAD_CONFIG" // the gateway's configuration YAML
+	envTools  = "VMCP_LOAD_TOOLS"  // extra tools of a backend
+)
+
+// RunChildIfRequested runs the child process role named in the environment,
+// if any, and exits; otherwise it returns at once.
+func RunChildIfRequested() {
+	role := os.Getenv(envChild)
+	if role == "" {
+		return
+	}
+	if err := runChild(role); err != nil {
+		fmt.Fprintln(os.Stderr, "vmcp-load child:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runChild(role string) error {
+	tools, _ := strconv.Atoi(os.Getenv(envTools))
+	switch role {
+	case "stdio-backend":
+		return echoserver.ServeStdio(context.Background(), &echoserver.Options{Name: "stdio", Tools: tools})
+	case "backend":
+		s, err := echoserver.Start(&echoserver.Options{Tools: tools})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("LISTEN %s\n", strings.TrimSuffix(s.URL, "/mcp"))
+		serveCommands()
+		s.Close()
+		return nil
+	case "gateway":
+		cfg, err := config.Parse([]byte(os.Getenv(envConfig)), "<vmcp-load>")
+		if err != nil {
+			return err
+		}
+		a, err := app.New(cfg, nil)
+		if err != nil {
+			return err
+		}
+		if err := a.Listen("127.0.0.1:0"); err != nil {
+			return err
+		}
+		fmt.Printf("LISTEN %s\n", strings.TrimSuffix(a.URL(), "/mcp"))
+		a.Start()
+		serveCommands()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.Shutdown(ctx)
+	}
+	return fmt.Errorf("unknown child role %q", role)
+}
+
+// serveCommands answers the parent's commands on stdin until it closes it.
+func serveCommands() {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		switch sc.Text() {
+		case "mem":
+			b, _ := json.Marshal(readMem())
+			fmt.Printf("%s\n", b)
+		default:
+			fmt.Printf("{\"error\":\"unknown command\"}\n")
+		}
+	}
+}
+
+// Mem is a process's memory after a full GC.
+type Mem struct {
+	HeapInuse  uint64 // bytes in in-use heap spans
+	HeapAlloc  uint64 // bytes of live heap objects
+	StackInuse uint64 // bytes of goroutine stacks
+	RSS        uint64 // resident set size, bytes (Linux only)
+	Goroutines int
+}
+
+// Live is the Go memory held: live heap objects plus goroutine stacks.
+func (m Mem) Live() uint64 { return m.HeapAlloc + m.StackInuse }
+
+func readMem() Mem {
+	runtime.GC()
+	debug.FreeOSMemory() // also a GC; returns freed pages so that RSS means something
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return Mem{HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, StackInuse: ms.StackInuse,
+		RSS: readRSS(), Goroutines: runtime.NumGoroutine()}
+}
+
+func readRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// child is a gateway or backend in a process of its own.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+	Base  string // http://127.0.0.1:PORT
+}
+
+// startChild starts the harness's executable in role with extra environment
+// and waits for it to print the address it listens on.
+func startChild(role string, env ...string) (*child, error) {
+	exe, err := selfExe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), append([]string{envChild + "=" + role}, env...)...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("child %s did not start: %w", role, err)
+	}
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "LISTEN ")
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("child %s said %q", role, line)
+	}
+	c.Base = base
+	return c, nil
+}
+
+// Mem asks the child for its memory after a full GC.
+func (c *child) Mem() (Mem, error) {
+	var m Mem
+	if _, err := io.WriteString(c.stdin, "mem\n"); err != nil {
+		return m, err
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		return m, err
+	}
+	return m, json.Unmarshal([]byte(line), &m)
+}
+
+// Close asks the child to stop (stdin closed) and kills it if it does not
+// within 10s.
+func (c *child) Close() {
+	_ = c.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}

@@ -1,0 +1,271 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
+)
+
+// Targets of a comparison.
+const (
+	Direct  = "direct"
+	Through = "vmcp"
+)
+
+// CompareConfig describes a comparison of the direct backend and vmcp in
+// front of it, in interleaved rounds.
+type CompareConfig struct {
+	// Mode is ModeCall (default) or ModeList.
+	Mode string
+	// Rounds of each target at each concurrency. Default: 5.
+	Rounds int
+	// Duration of each measured run. Default: 2s.
+	Duration time.Duration
+	// Warmup of each run. Default: see [Config.Warmup].
+	Warmup time.Duration
+	// Concurrency levels. Default: 1 and 32.
+	Concurrency []int
+	// Protocol the load clients speak. Default: SessionProtocol.
+	Protocol string
+	// Backends and Tools shape the list comparison: vmcp fronts Backends
+	// backends of Tools tools each, the direct target is one backend with
+	// Backends×Tools tools. Defaults: 20 and 50. Call mode uses one backend.
+	Backends, Tools int
+	// GatewayTemplate, if set, is the gateway configuration (see
+	// [GatewayConfig]); GatewayTool is then the advertised name of the
+	// backend's echo tool (default: echo_echo, the prefix strategy's name
+	// for backend "echo").
+	GatewayTemplate string
+	GatewayTool     string
+	// GatewayHeaders are sent to the gateway only (for example a bearer
+	// token), never to the direct backend.
+	GatewayHeaders http.Header
+	// Client is how the load client sends the measured requests: ClientSDK
+	// (go-sdk ClientSession) or ClientRaw (bare JSON-RPC, answers not
+	// decoded; see [Config.Raw]). Default: ClientSDK for calls, ClientRaw
+	// for lists, whose decoding by the go-sdk client costs more than
+	// serving them.
+	Client string
+	// Log receives progress lines. Default: discard.
+	Log io.Writer
+}
+
+// Load clients.
+const (
+	ClientSDK = "sdk"
+	ClientRaw = "raw"
+)
+
+func (c *CompareConfig) defaults() {
+	if c.Mode == "" {
+		c.Mode = ModeCall
+	}
+	c.Rounds = cmpOr(c.Rounds, 5)
+	c.Duration = cmpOr(c.Duration, 2*time.Second)
+	if len(c.Concurrency) == 0 {
+		c.Concurrency = []int{1, 32}
+	}
+	c.Protocol = cmpOr(c.Protocol, SessionProtocol)
+	c.Backends = cmpOr(c.Backends, 20)
+	c.Tools = cmpOr(c.Tools, 50)
+	c.GatewayTool = cmpOr(c.GatewayTool, "echo_echo")
+	if c.Client == "" {
+		c.Client = ClientSDK
+		if c.Mode == ModeList && c.Protocol == SessionProtocol {
+			c.Client = ClientRaw
+		}
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Sample is one measured run.
+type Sample struct {
+	Round       int
+	Target      string
+	Concurrency int
+	*Result
+}
+
+// Comparison is the outcome of [Compare].
+type Comparison struct {
+	Config  CompareConfig
+	Samples []Sample
+}
+
+// Compare starts the backend(s) and an in-process vmcp in front, and runs
+// the direct and the gateway target alternately: in each round every
+// concurrency level against both, the order of the targets swapped every
+// round.
+func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
+	cfg.defaults()
+	if cfg.Client != ClientSDK && cfg.Client != ClientRaw {
+		return nil, fmt.Errorf("unknown client %q (sdk or raw)", cfg.Client)
+	}
+	var direct *echoserver.Server
+	var refs []BackendRef
+	var err error
+	if cfg.Mode == ModeList {
+		if direct, err = echoserver.Start(&echoserver.Options{Name: "direct", Tools: cfg.Backends * cfg.Tools, NoEcho: true}); err != nil {
+			return nil, err
+		}
+		defer direct.Close()
+		for i := range cfg.Backends {
+			s, err := echoserver.Start(&echoserver.Options{Name: fmt.Sprintf("b%02d", i), Tools: cfg.Tools, NoEcho: true})
+			if err != nil {
+				return nil, err
+			}
+			defer s.Close()
+			refs = append(refs, BackendRef{Name: fmt.Sprintf("b%02d", i), URL: s.URL})
+		}
+	} else {
+		if direct, err = startLabeled(ctx, &echoserver.Options{}); err != nil {
+			return nil, err
+		}
+		defer direct.Close()
+		refs = []BackendRef{{Name: "echo", URL: direct.URL}}
+	}
+	gw, err := StartGateway(ctx, GatewayConfig(refs, cfg.GatewayTemplate))
+	if err != nil {
+		return nil, err
+	}
+	defer gw.Close()
+
+	targets := map[string]Config{
+		Direct:  {URL: direct.URL, Tool: "echo"},
+		Through: {URL: gw.URL, Tool: cfg.GatewayTool, Headers: cfg.GatewayHeaders},
+	}
+	out := &Comparison{Config: cfg}
+	for round := 1; round <= cfg.Rounds; round++ {
+		order := []string{Direct, Through}
+		if round%2 == 0 {
+			order = []string{Through, Direct}
+		}
+		for _, c := range cfg.Concurrency {
+			for _, name := range order {
+				rc := targets[name]
+				rc.Mode, rc.Concurrency, rc.Duration, rc.Warmup, rc.Protocol = cfg.Mode, c, cfg.Duration, cfg.Warmup, cfg.Protocol
+				rc.Raw = cfg.Client == ClientRaw
+				var res *Result
+				pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
+					res, err = Run(ctx, rc)
+				})
+				if err != nil {
+					return nil, fmt.Errorf("round %d, %s, %d sessions: %w", round, name, c, err)
+				}
+				fmt.Fprintf(cfg.Log, "round %d  %-6s  %2d sessions  %s\n", round, name, c, res)
+				out.Samples = append(out.Samples, Sample{Round: round, Target: name, Concurrency: c, Result: res})
+			}
+		}
+	}
+	return out, nil
+}
+
+// startLabeled starts an echo server whose goroutines carry role=backend.
+func startLabeled(ctx context.Context, o *echoserver.Options) (s *echoserver.Server, err error) {
+	pprof.Do(ctx, pprof.Labels("role", "backend"), func(context.Context) { s, err = echoserver.Start(o) })
+	return s, err
+}
+
+// Summary is the medians over rounds of one target at one concurrency.
+type Summary struct {
+	Target        string
+	Concurrency   int
+	Throughput    float64
+	P50, P90, P99 time.Duration
+	CPU           time.Duration // process CPU per request
+	Errors        int           // summed over rounds
+}
+
+// Summaries returns the medians per target and concurrency.
+func (c *Comparison) Summaries() []Summary {
+	var out []Summary
+	for _, conc := range c.Config.Concurrency {
+		for _, target := range []string{Direct, Through} {
+			s := Summary{Target: target, Concurrency: conc}
+			var tp []float64
+			var p50, p90, p99, cpu []time.Duration
+			for _, x := range c.Samples {
+				if x.Target == target && x.Concurrency == conc {
+					tp, p50, p90, p99 = append(tp, x.Throughput), append(p50, x.P50), append(p90, x.P90), append(p99, x.P99)
+					cpu = append(cpu, x.CPU)
+					s.Errors += x.Errors
+				}
+			}
+			s.Throughput, s.P50, s.P90, s.P99, s.CPU = median(tp), median(p50), median(p90), median(p99), median(cpu)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// AddedP50 is the median over rounds of the gateway's p50 minus the direct
+// p50 in the same round, at concurrency conc.
+func (c *Comparison) AddedP50(conc int) time.Duration {
+	return median(paired(c, conc, func(d, g *Result) time.Duration { return g.P50 - d.P50 }))
+}
+
+// AddedCPU is the median over rounds of the gateway's process CPU time per
+// request minus the direct one in the same round, at concurrency conc. With
+// everything in one process it is what the gateway costs in CPU per call.
+func (c *Comparison) AddedCPU(conc int) time.Duration {
+	return median(paired(c, conc, func(d, g *Result) time.Duration { return g.CPU - d.CPU }))
+}
+
+// ThroughputRatio is the median over rounds of the gateway's throughput
+// divided by the direct throughput in the same round, at concurrency conc.
+func (c *Comparison) ThroughputRatio(conc int) float64 {
+	return median(paired(c, conc, func(d, g *Result) float64 {
+		if d.Throughput == 0 {
+			return 0
+		}
+		return g.Throughput / d.Throughput
+	}))
+}
+
+func paired[T any](c *Comparison, conc int, f func(direct, gateway *Result) T) []T {
+	var out []T
+	for round := 1; round <= c.Config.Rounds; round++ {
+		var d, g *Result
+		for _, x := range c.Samples {
+			if x.Round == round && x.Concurrency == conc {
+				if x.Target == Direct {
+					d = x.Result
+				} else {
+					g = x.Result
+				}
+			}
+		}
+		if d != nil && g != nil {
+			out = append(out, f(d, g))
+		}
+	}
+	return out
+}
+
+func median[T int | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

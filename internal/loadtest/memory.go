@@ -1,0 +1,216 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
+)
+
+// IdleConfig describes the idle-session memory scenario.
+type IdleConfig struct {
+	// Sessions is the number of idle sessions. Default: 1000.
+	Sessions int
+	// NoStandaloneStream: the clients open no standalone GET stream.
+	NoStandaloneStream bool
+	// Log receives progress lines. Default: discard.
+	Log io.Writer
+}
+
+// IdleResult is the memory a process holds per idle session.
+type IdleResult struct {
+	Target               string // Direct (a go-sdk server) or Through (vmcp)
+	Sessions             int
+	StandaloneStream     bool
+	Before, After        Mem
+	AfterClose           Mem
+	LivePerSession       float64 // bytes of heap objects and stacks
+	RSSPerSession        float64 // bytes
+	GoroutinesPerSession float64
+	HeapInusePerSession  float64 // bytes of in-use heap spans
+}
+
+// Idle measures the memory per idle session of a go-sdk server alone
+// (Direct) and of vmcp in front of one backend (Through), each in a process
+// of its own: Sessions sessions are initialized and left idle, and the
+// process's memory after a full GC is compared with before.
+func Idle(ctx context.Context, cfg IdleConfig) ([]*IdleResult, error) {
+	cfg.Sessions = cmpOr(cfg.Sessions, 1000)
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	backend, err := echoserver.Start(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer backend.Close()
+	var out []*IdleResult
+	for _, target := range []string{Direct, Through} {
+		var c *child
+		var err error
+		if target == Direct {
+			c, err = startChild("backend")
+		} else {
+			c, err = startChild("gateway", envConfig+"="+GatewayConfig([]BackendRef{{Name: "echo", URL: backend.URL}}, ""))
+		}
+		if err != nil {
+			return nil, err
+		}
+		r, err := idleOne(ctx, &cfg, target, c)
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", target, err)
+		}
+		fmt.Fprintf(cfg.Log, "idle  %-6s  %d sessions: %.1f KiB live/session, %.1f KiB RSS/session, %.1f goroutines/session\n",
+			target, r.Sessions, r.LivePerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*IdleResult, error) {
+	if target == Through { // a backend child prints its address once it listens
+		if err := WaitReady(ctx, c.Base, 30*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	rc := &Config{URL: c.Base + "/mcp", Concurrency: 64, NoStandaloneStream: cfg.NoStandaloneStream}
+	if target == Through {
+		rc.Tool = "echo_echo"
+	}
+	// Warm up: pools, lazily built tables, the first session's one-offs.
+	warm, err := Connect(ctx, rc, 16)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range warm {
+		if err := request(ctx, rc, s); err != nil {
+			CloseAll(warm)
+			return nil, err
+		}
+	}
+	CloseAll(warm)
+	time.Sleep(200 * time.Millisecond)
+	before, err := c.Mem()
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := Connect(ctx, rc, cfg.Sessions)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(300 * time.Millisecond) // standalone streams settle
+	after, err := c.Mem()
+	CloseAll(sessions)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(300 * time.Millisecond)
+	closed, err := c.Mem()
+	if err != nil {
+		return nil, err
+	}
+	n := float64(cfg.Sessions)
+	return &IdleResult{
+		Target: target, Sessions: cfg.Sessions, StandaloneStream: !cfg.NoStandaloneStream,
+		Before: before, After: after, AfterClose: closed,
+		LivePerSession:       (float64(after.Live()) - float64(before.Live())) / n,
+		RSSPerSession:        (float64(after.RSS) - float64(before.RSS)) / n,
+		GoroutinesPerSession: float64(after.Goroutines-before.Goroutines) / n,
+		HeapInusePerSession:  (float64(after.HeapInuse) - float64(before.HeapInuse)) / n,
+	}, nil
+}
+
+// ColdStartConfig describes the cold-start scenario.
+type ColdStartConfig struct {
+	// Backends is the number of backends. Default: 10.
+	Backends int
+	// Tools per backend. Default: 20.
+	Tools int
+	// Runs is the number of starts measured. Default: 5.
+	Runs int
+	// Stdio: the backends are stdio children (this executable) instead of
+	// HTTP servers already running.
+	Stdio bool
+	// Log receives progress lines. Default: discard.
+	Log io.Writer
+}
+
+// ColdStartResult is the time from start until /readyz answers 200.
+type ColdStartResult struct {
+	Backends int
+	Stdio    bool
+	// Process: from exec of a new gateway process; InProcess: from
+	// app.New in this process. Ready: /readyz 200; AllReady: every backend
+	// ready as well. Medians over Runs.
+	Process, ProcessAllReady, InProcess time.Duration
+	Runs                                []time.Duration // Process of each run
+}
+
+// ColdStart measures the time a gateway with cfg.Backends backends takes to
+// become ready.
+func ColdStart(ctx context.Context, cfg ColdStartConfig) (*ColdStartResult, error) {
+	cfg.Backends = cmpOr(cfg.Backends, 10)
+	cfg.Tools = cmpOr(cfg.Tools, 20)
+	cfg.Runs = cmpOr(cfg.Runs, 5)
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	refs := make([]BackendRef, cfg.Backends)
+	for i := range refs {
+		refs[i].Name = fmt.Sprintf("b%02d", i)
+		if cfg.Stdio {
+			exe, err := selfExe()
+			if err != nil {
+				return nil, err
+			}
+			refs[i].Command = exe
+			refs[i].Env = map[string]string{envChild: "stdio-backend", envTools: strconv.Itoa(cfg.Tools)}
+			continue
+		}
+		s, err := echoserver.Start(&echoserver.Options{Name: refs[i].Name, Tools: cfg.Tools})
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		refs[i].URL = s.URL
+	}
+	yaml := GatewayConfig(refs, "")
+	res := &ColdStartResult{Backends: cfg.Backends, Stdio: cfg.Stdio}
+	var inproc, all []time.Duration
+	for run := 1; run <= cfg.Runs; run++ {
+		t0 := time.Now()
+		c, err := startChild("gateway", envConfig+"="+yaml)
+		if err != nil {
+			return nil, err
+		}
+		_, err = pollReady(ctx, c.Base, 30*time.Second, false)
+		ready := time.Since(t0)
+		if err == nil {
+			_, err = pollReady(ctx, c.Base, 30*time.Second, true)
+		}
+		allReady := time.Since(t0)
+		c.Close()
+		if err != nil {
+			return nil, err
+		}
+		t1 := time.Now()
+		g, err := StartGateway(ctx, yaml)
+		if err != nil {
+			return nil, err
+		}
+		in := time.Since(t1)
+		g.Close()
+		fmt.Fprintf(cfg.Log, "cold start %d: process %s (all backends %s), in-process %s\n", run, ms(ready), ms(allReady), ms(in))
+		res.Runs = append(res.Runs, ready)
+		all = append(all, allReady)
+		inproc = append(inproc, in)
+	}
+	res.Process, res.ProcessAllReady, res.InProcess = median(res.Runs), median(all), median(inproc)
+	return res, nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }

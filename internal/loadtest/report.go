@@ -1,0 +1,285 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Targets from issue 6. They are reported, never asserted.
+const (
+	TargetAddedP50       = 100 * time.Microsecond
+	TargetThroughput     = 0.6
+	TargetListP50        = 2 * time.Millisecond
+	TargetSessionBytes   = 32 << 10
+	TargetColdStart      = time.Second
+	targetThroughputConc = 32
+)
+
+// Machine describes where figures were measured.
+type Machine struct {
+	CPUs       int
+	Model      string
+	GOMAXPROCS int
+	GoVersion  string
+	OS, Arch   string
+	Kernel     string
+	MemTotal   string
+}
+
+// DescribeMachine reads the machine's description (Linux /proc when there).
+func DescribeMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH, Model: "unknown"}
+	m.Model = procField("/proc/cpuinfo", "model name", m.Model)
+	m.MemTotal = procField("/proc/meminfo", "MemTotal", "")
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func procField(file, key, def string) string {
+	f, err := os.Open(file)
+	if err != nil {
+		return def
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return def
+}
+
+func (m Machine) String() string {
+	s := fmt.Sprintf("%d CPUs (nproc), %s, GOMAXPROCS %d, %s, %s/%s", m.CPUs, m.Model, m.GOMAXPROCS, m.GoVersion, m.OS, m.Arch)
+	if m.Kernel != "" {
+		s += ", kernel " + m.Kernel
+	}
+	if m.MemTotal != "" {
+		s += ", memory " + m.MemTotal
+	}
+	return s
+}
+
+// SuiteConfig describes a run of every scenario.
+type SuiteConfig struct {
+	// Smoke runs every scenario briefly and small, to prove the harness
+	// works; its figures mean nothing.
+	Smoke bool
+	// Log receives progress lines. Default: discard.
+	Log io.Writer
+}
+
+// Suite is the outcome of [RunSuite].
+type Suite struct {
+	Smoke     bool
+	Machine   Machine
+	Started   time.Time
+	Took      time.Duration
+	Calls     *Comparison // tools/call, session protocol
+	Stateless *Comparison // tools/call, stateless protocol
+	List      *Comparison // tools/list of Backends×Tools tools
+	Idle      []*IdleResult
+	IdleNoGET []*IdleResult
+	Cold      *ColdStartResult
+	ColdStdio *ColdStartResult
+}
+
+// RunSuite runs every anonymous-gateway scenario: tools/call in both
+// protocol eras, tools/list of 1,000 tools, idle sessions, cold start.
+func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	s := &Suite{Smoke: cfg.Smoke, Machine: DescribeMachine(), Started: time.Now()}
+	calls := CompareConfig{Log: cfg.Log}
+	stateless := CompareConfig{Log: cfg.Log, Protocol: StatelessProtocol, Rounds: 3}
+	list := CompareConfig{Log: cfg.Log, Mode: ModeList, Concurrency: []int{1, 4}}
+	idle := IdleConfig{Log: cfg.Log}
+	cold := ColdStartConfig{Log: cfg.Log}
+	coldStdio := ColdStartConfig{Log: cfg.Log, Stdio: true, Runs: 3}
+	if cfg.Smoke {
+		for _, c := range []*CompareConfig{&calls, &stateless, &list} {
+			c.Rounds, c.Duration, c.Warmup, c.Concurrency = 1, 200*time.Millisecond, 50*time.Millisecond, []int{1, 4}
+		}
+		list.Backends, list.Tools = 3, 5
+		idle.Sessions = 20
+		cold.Backends, cold.Runs = 3, 1
+		coldStdio.Backends, coldStdio.Runs = 2, 1
+	}
+	var err error
+	step := func(name string, f func() error) {
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(cfg.Log, "== %s\n", name)
+		if e := f(); e != nil {
+			err = fmt.Errorf("%s: %w", name, e)
+		}
+	}
+	step("tools/call, session protocol", func() (e error) { s.Calls, e = Compare(ctx, calls); return })
+	step("tools/call, stateless protocol", func() (e error) { s.Stateless, e = Compare(ctx, stateless); return })
+	step("tools/list", func() (e error) { s.List, e = Compare(ctx, list); return })
+	step("idle sessions", func() (e error) { s.Idle, e = Idle(ctx, idle); return })
+	idle.NoStandaloneStream = true
+	step("idle sessions without GET stream", func() (e error) { s.IdleNoGET, e = Idle(ctx, idle); return })
+	step("cold start", func() (e error) { s.Cold, e = ColdStart(ctx, cold); return })
+	step("cold start, stdio backends", func() (e error) { s.ColdStdio, e = ColdStart(ctx, coldStdio); return })
+	s.Took = time.Since(s.Started)
+	return s, err
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**missed**"
+}
+
+// Markdown renders the suite as a report.
+func (s *Suite) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# vmcp load harness report\n\n")
+	if s.Smoke {
+		b.WriteString("> **Smoke run**: every scenario ran briefly and small to prove the harness works; the figures mean nothing.\n\n")
+	}
+	fmt.Fprintf(&b, "- Machine: %s\n- Started: %s; took %s\n", s.Machine, s.Started.UTC().Format(time.RFC3339), s.Took.Round(time.Second))
+	b.WriteString("- Load client, gateway and backend share the machine (and, for the comparisons, one process); " +
+		"direct and gateway runs are interleaved, order swapped every round. Read the ratios first.\n\n")
+	b.WriteString("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
+	if c := s.Calls; c != nil {
+		added := c.AddedP50(c.Config.Concurrency[0])
+		fmt.Fprintf(&b, "| added p50 per tools/call, %d session ≤ 100 µs (anonymous) | %s | %s |\n",
+			c.Config.Concurrency[0], signedUS(added), verdict(added <= TargetAddedP50))
+		hi := c.Config.Concurrency[len(c.Config.Concurrency)-1]
+		ratio := c.ThroughputRatio(hi)
+		fmt.Fprintf(&b, "| throughput at %d sessions ≥ 0.6 × direct | %.2f × | %s |\n", hi, ratio, verdict(ratio >= TargetThroughput))
+	}
+	if c := s.List; c != nil {
+		p50 := c.summary(Through, c.Config.Concurrency[0]).P50
+		fmt.Fprintf(&b, "| tools/list of %d tools, p50 ≤ 2 ms (unfiltered: per-user filtering lands with authorization) | %s | %s |\n",
+			c.Config.Backends*c.Config.Tools, us(p50), verdict(p50 <= TargetListP50))
+	}
+	for _, r := range s.Idle {
+		if r.Target == Through {
+			fmt.Fprintf(&b, "| memory per idle session ≤ 32 KiB (live heap + stacks; RSS) | %.1f KiB; RSS %.1f KiB | %s |\n",
+				r.LivePerSession/1024, r.RSSPerSession/1024, verdict(r.LivePerSession <= TargetSessionBytes))
+		}
+	}
+	if c := s.Cold; c != nil {
+		fmt.Fprintf(&b, "| cold start with %d backends ≤ 1 s (process exec to /readyz 200) | %s | %s |\n",
+			c.Backends, ms(c.Process), verdict(c.Process <= TargetColdStart))
+	}
+	b.WriteString("\n")
+	if s.Calls != nil {
+		s.Calls.markdown(&b, "tools/call, session protocol ("+SessionProtocol+")")
+	}
+	if s.Stateless != nil {
+		s.Stateless.markdown(&b, "tools/call, stateless protocol ("+StatelessProtocol+")")
+	}
+	if s.List != nil {
+		s.List.markdown(&b, fmt.Sprintf("tools/list: vmcp over %d backends × %d tools; direct: one backend with %d tools",
+			s.List.Config.Backends, s.List.Config.Tools, s.List.Config.Backends*s.List.Config.Tools))
+	}
+	if len(s.Idle) > 0 || len(s.IdleNoGET) > 0 {
+		b.WriteString("## Idle sessions\n\nEach target in a process of its own; sessions initialized (2025-11-25) then left idle; " +
+			"memory after a full GC, compared with before. Live = heap objects + goroutine stacks.\n\n")
+		b.WriteString("| target | sessions | client GET stream | live / session | heap in use / session | RSS / session | goroutines / session | live after close |\n|---|---|---|---|---|---|---|---|\n")
+		for _, r := range append(append([]*IdleResult{}, s.Idle...), s.IdleNoGET...) {
+			name := "go-sdk server (direct)"
+			if r.Target == Through {
+				name = "vmcp"
+			}
+			fmt.Fprintf(&b, "| %s | %d | %v | %.1f KiB | %.1f KiB | %.1f KiB | %.1f | %+.1f KiB |\n", name, r.Sessions, r.StandaloneStream,
+				r.LivePerSession/1024, r.HeapInusePerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession,
+				(float64(r.AfterClose.Live())-float64(r.Before.Live()))/1024)
+		}
+		b.WriteString("\n")
+	}
+	if s.Cold != nil || s.ColdStdio != nil {
+		b.WriteString("## Cold start\n\nTime until /readyz answers 200 (medians): from exec of a new gateway process, from exec until every " +
+			"backend is ready, and in-process from app.New.\n\n| backends | process → /readyz 200 | process → all ready | in-process | runs (process) |\n|---|---|---|---|---|\n")
+		for _, c := range []*ColdStartResult{s.Cold, s.ColdStdio} {
+			if c == nil {
+				continue
+			}
+			kind := "HTTP, already running"
+			if c.Stdio {
+				kind = "stdio children"
+			}
+			var runs []string
+			for _, r := range c.Runs {
+				runs = append(runs, ms(r))
+			}
+			fmt.Fprintf(&b, "| %d (%s) | %s | %s | %s | %s |\n", c.Backends, kind, ms(c.Process), ms(c.ProcessAllReady), ms(c.InProcess), strings.Join(runs, ", "))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func signedUS(d time.Duration) string {
+	if d >= 0 {
+		return "+" + us(d)
+	}
+	return "−" + us(-d)
+}
+
+func (c *Comparison) summary(target string, conc int) Summary {
+	for _, s := range c.Summaries() {
+		if s.Target == target && s.Concurrency == conc {
+			return s
+		}
+	}
+	return Summary{}
+}
+
+// Markdown renders the comparison with a title.
+func (c *Comparison) Markdown(title string) string {
+	var b strings.Builder
+	c.markdown(&b, title)
+	return b.String()
+}
+
+func (c *Comparison) markdown(b *strings.Builder, title string) {
+	client := "go-sdk client sessions"
+	if c.Config.Client == ClientRaw {
+		client = "sessions opened by the go-sdk client, requests sent as bare JSON-RPC and answers not decoded"
+	}
+	fmt.Fprintf(b, "## %s\n\n%d rounds of %s per target and concurrency (after %s warm-up), medians over rounds; load client: %s.\n\n",
+		title, c.Config.Rounds, c.Config.Duration, cmpOr(c.Config.Warmup, min(max(c.Config.Duration/10, 100*time.Millisecond), time.Second)), client)
+	b.WriteString("| sessions | target | req/s | p50 | p90 | p99 | CPU/req | errors | × direct req/s | added p50 | added CPU/req |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range c.Summaries() {
+		ratio, added, addedCPU := "", "", ""
+		if s.Target == Through {
+			ratio = fmt.Sprintf("%.2f", c.ThroughputRatio(s.Concurrency))
+			added = signedUS(c.AddedP50(s.Concurrency))
+			addedCPU = signedUS(c.AddedCPU(s.Concurrency))
+		}
+		fmt.Fprintf(b, "| %d | %s | %.0f | %s | %s | %s | %s | %d | %s | %s | %s |\n", s.Concurrency, s.Target, s.Throughput,
+			us(s.P50), us(s.P90), us(s.P99), us(s.CPU), s.Errors, ratio, added, addedCPU)
+	}
+	b.WriteString("\nRatios and added figures are medians of the per-round values (each round pairs the two targets). " +
+		"CPU/req is the CPU time of the whole process (load client, gateway, backend) per request.\n\n")
+	b.WriteString("<details><summary>every round</summary>\n\n| round | sessions | target | req/s | p50 | p99 | CPU/req | errors |\n|---|---|---|---|---|---|---|---|\n")
+	for _, x := range c.Samples {
+		fmt.Fprintf(b, "| %d | %d | %s | %.0f | %s | %s | %s | %d |\n", x.Round, x.Concurrency, x.Target, x.Throughput, us(x.P50), us(x.P99), us(x.CPU), x.Errors)
+	}
+	b.WriteString("\n</details>\n\n")
+	for _, x := range c.Samples {
+		if len(x.ErrorText) > 0 {
+			fmt.Fprintf(b, "First error (round %d, %s, %d sessions): `%s`\n\n", x.Round, x.Target, x.Concurrency, x.ErrorText[0])
+			break
+		}
+	}
+}

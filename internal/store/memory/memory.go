@@ -1,0 +1,262 @@
+// Package memory is an in-process [authserver.Store]. It keeps copies of
+// what it is given, so callers cannot change stored values by accident, and
+// forgets entries once they expire.
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/authserver"
+)
+
+// Store is an in-memory authorization server store.
+type Store struct {
+	now func() time.Time
+
+	mu       sync.Mutex // guards the fields below
+	creates  int        // token creations since the last sweep
+	clients  map[string][]byte
+	tokens   map[authserver.TokenKind]map[string]*authserver.TokenRecord
+	families map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
+	grants   map[string][]byte
+	pending  map[string]pendingEntry
+}
+
+type pendingEntry struct {
+	p   []byte
+	exp time.Time
+}
+
+var _ authserver.Store = (*Store)(nil)
+
+// New returns an empty store. now is the clock (nil: time.Now).
+func New(now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{
+		now:      now,
+		clients:  map[string][]byte{},
+		tokens:   map[authserver.TokenKind]map[string]*authserver.TokenRecord{},
+		families: map[authserver.TokenKind]map[string]map[string]bool{},
+		grants:   map[string][]byte{},
+		pending:  map[string]pendingEntry{},
+	}
+}
+
+// copyJSON deep-copies v through JSON, the way a networked store would.
+func copyJSON[T any](v *T) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("memory store: encode: %w", err)
+	}
+	return b, nil
+}
+
+func decode[T any](b []byte) (*T, error) {
+	v := new(T)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("memory store: decode: %w", err)
+	}
+	return v, nil
+}
+
+// CreateClient stores c; it fails if the ID is taken.
+func (s *Store) CreateClient(_ context.Context, c *authserver.Client) error {
+	b, err := copyJSON(c)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[c.ID]; ok {
+		return fmt.Errorf("client %q already exists", c.ID)
+	}
+	s.clients[c.ID] = b
+	return nil
+}
+
+// GetClient returns the client with id.
+func (s *Store) GetClient(_ context.Context, id string) (*authserver.Client, error) {
+	s.mu.Lock()
+	b, ok := s.clients[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, authserver.ErrNotFound
+	}
+	return decode[authserver.Client](b)
+}
+
+// CreateToken stores r under its signature.
+func (s *Store) CreateToken(_ context.Context, kind authserver.TokenKind, r *authserver.TokenRecord) error {
+	c := *r
+	c.Request = append([]byte(nil), r.Request...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.creates++; s.creates >= sweepEvery {
+		s.creates = 0
+		s.sweepLocked()
+	}
+	if s.tokens[kind] == nil {
+		s.tokens[kind] = map[string]*authserver.TokenRecord{}
+		s.families[kind] = map[string]map[string]bool{}
+	}
+	s.tokens[kind][r.Signature] = &c
+	fam := s.families[kind][r.RequestID]
+	if fam == nil {
+		fam = map[string]bool{}
+		s.families[kind][r.RequestID] = fam
+	}
+	fam[r.Signature] = true
+	return nil
+}
+
+// GetToken returns the record of signature, active or not, unless expired.
+func (s *Store) GetToken(_ context.Context, kind authserver.TokenKind, signature string) (*authserver.TokenRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.tokens[kind][signature]
+	if !ok {
+		return nil, authserver.ErrNotFound
+	}
+	if !r.ExpiresAt.IsZero() && s.now().After(r.ExpiresAt) {
+		s.deleteLocked(kind, r)
+		return nil, authserver.ErrNotFound
+	}
+	c := *r
+	c.Request = append([]byte(nil), r.Request...)
+	return &c, nil
+}
+
+// sweepEvery is how many token creations pass between sweeps of expired
+// records, so that tokens nobody reads again do not pile up.
+const sweepEvery = 1024
+
+func (s *Store) sweepLocked() {
+	now := s.now()
+	for kind, m := range s.tokens {
+		for _, r := range m {
+			if !r.ExpiresAt.IsZero() && now.After(r.ExpiresAt) {
+				s.deleteLocked(kind, r)
+			}
+		}
+	}
+}
+
+func (s *Store) deleteLocked(kind authserver.TokenKind, r *authserver.TokenRecord) {
+	delete(s.tokens[kind], r.Signature)
+	if fam := s.families[kind][r.RequestID]; fam != nil {
+		delete(fam, r.Signature)
+		if len(fam) == 0 {
+			delete(s.families[kind], r.RequestID)
+		}
+	}
+}
+
+// DeleteToken removes the record of signature, if any.
+func (s *Store) DeleteToken(_ context.Context, kind authserver.TokenKind, signature string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.tokens[kind][signature]; ok {
+		s.deleteLocked(kind, r)
+	}
+	return nil
+}
+
+// DeactivateToken marks the record of signature inactive.
+func (s *Store) DeactivateToken(_ context.Context, kind authserver.TokenKind, signature string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.tokens[kind][signature]
+	if !ok {
+		return authserver.ErrNotFound
+	}
+	r.Active = false
+	return nil
+}
+
+// DeactivateFamily marks every record of the family inactive.
+func (s *Store) DeactivateFamily(_ context.Context, kind authserver.TokenKind, requestID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sig := range s.families[kind][requestID] {
+		s.tokens[kind][sig].Active = false
+	}
+	return nil
+}
+
+// DeleteFamily removes every record of the family.
+func (s *Store) DeleteFamily(_ context.Context, kind authserver.TokenKind, requestID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sig := range s.families[kind][requestID] {
+		delete(s.tokens[kind], sig)
+	}
+	delete(s.families[kind], requestID)
+	return nil
+}
+
+// PutGrant stores g, replacing any grant with its ID.
+func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
+	b, err := copyJSON(g)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.grants[g.ID] = b
+	s.mu.Unlock()
+	return nil
+}
+
+// GetGrant returns the grant with id.
+func (s *Store) GetGrant(_ context.Context, id string) (*authserver.Grant, error) {
+	s.mu.Lock()
+	b, ok := s.grants[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil, authserver.ErrNotFound
+	}
+	return decode[authserver.Grant](b)
+}
+
+// DeleteGrant removes the grant with id.
+func (s *Store) DeleteGrant(_ context.Context, id string) error {
+	s.mu.Lock()
+	delete(s.grants, id)
+	s.mu.Unlock()
+	return nil
+}
+
+// PutPending stores p under state for ttl.
+func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pending, ttl time.Duration) error {
+	b, err := copyJSON(p)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for k, e := range s.pending { // keep the map bounded by what is live
+		if now.After(e.exp) {
+			delete(s.pending, k)
+		}
+	}
+	s.pending[state] = pendingEntry{p: b, exp: now.Add(ttl)}
+	return nil
+}
+
+// TakePending returns and forgets the entry of state.
+func (s *Store) TakePending(_ context.Context, state string) (*authserver.Pending, error) {
+	s.mu.Lock()
+	e, ok := s.pending[state]
+	delete(s.pending, state)
+	s.mu.Unlock()
+	if !ok || s.now().After(e.exp) {
+		return nil, authserver.ErrNotFound
+	}
+	return decode[authserver.Pending](e.p)
+}

@@ -1,0 +1,14 @@
+package memory_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/store/memory"
+	"github.com/vmcp-dev/vmcp/internal/store/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) authserver.Store { return memory.New(now) })
+}

