@@ -176,7 +176,7 @@ func testTokenExpiry(t *testing.T, s authserver.Store, c *clock) {
 func testGrants(t *testing.T, s authserver.Store, c *clock) {
 	g := &authserver.Grant{ID: "g1", Provider: "hydra", Subject: "u1", UpstreamIssuer: "https://idp", UpstreamSubject: "alice",
 		AccessToken: "at", RefreshToken: "rt", IDToken: "id", Expiry: c.now().Add(time.Hour).UTC(), Scopes: []string{"openid"},
-		IDTokenClaims: map[string]any{"email": "a@example.com", "groups": []any{"eng"}, "act": map[string]any{"sub": "svc"}},
+		IDTokenClaims:  map[string]any{"email": "a@example.com", "groups": []any{"eng"}, "act": map[string]any{"sub": "svc"}},
 		UserinfoClaims: map[string]any{"name": "Alice"}, UpdatedAt: c.now().UTC()}
 	if err := s.PutGrant(ctx, g); err != nil {
 		t.Fatal(err)
