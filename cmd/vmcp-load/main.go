@@ -67,6 +67,12 @@ func (h *headers) Set(s string) error {
 	return loadtest.ParseHeader(h.h, s)
 }
 
+// strs is a repeatable string flag.
+type strs []string
+
+func (l *strs) String() string     { return strings.Join(*l, " ") }
+func (l *strs) Set(s string) error { *l = append(*l, s); return nil }
+
 // ints is a comma-separated list of integers.
 type ints []int
 
@@ -219,12 +225,15 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	gwConfig := fs.String("gateway-config", "", "vmcp configuration `file` to use instead of the generated one; ${BACKEND_URL} is replaced by the echo backend's URL")
 	fs.StringVar(&cfg.GatewayTool, "gateway-tool", "echo_echo", "the echo tool's name through vmcp")
 	fs.Var(&hdr, "header", "`'Name: value'` sent to vmcp only (repeatable), e.g. 'Authorization: Bearer TOKEN'")
+	fs.BoolVar(&cfg.Isolate, "isolate", false, "run the backend(s) and vmcp each in a process of its own (default: all in this process)")
+	var genv strs
+	fs.Var(&genv, "gateway-env", "`NAME=value` added to the environment of an isolated vmcp (repeatable), e.g. GOGC=400")
 	out := fs.String("out", "", "write the markdown report to `file` (default: stdout)")
 	prof := addProfiling(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg.Concurrency, cfg.GatewayHeaders = conc, hdr.h
+	cfg.Concurrency, cfg.GatewayHeaders, cfg.GatewayEnv = conc, hdr.h, genv
 	if *gwConfig != "" {
 		b, err := os.ReadFile(*gwConfig)
 		if err != nil {
@@ -245,7 +254,11 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.Mode == loadtest.ModeList {
 		title = fmt.Sprintf("tools/list of %d tools", cfg.Backends*cfg.Tools)
 	}
-	md := fmt.Sprintf("Machine: %s\n\n%s", loadtest.DescribeMachine(), c.Markdown(title+", protocol "+cfg.Protocol))
+	where := "load client, backend and vmcp in one process"
+	if cfg.Isolate {
+		where = "backend and vmcp each in a process of its own"
+	}
+	md := fmt.Sprintf("Machine: %s\n\n%s", loadtest.DescribeMachine(), c.Markdown(title+", protocol "+cfg.Protocol+", "+where))
 	return write(stdout, *out, md)
 }
 
@@ -254,6 +267,7 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := loadtest.IdleConfig{Log: stderr}
 	fs.IntVar(&cfg.Sessions, "sessions", 1000, "idle sessions")
 	fs.BoolVar(&cfg.NoStandaloneStream, "no-get-stream", false, "clients open no standalone GET stream")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write heap and goroutine profiles of each target, sessions open, to `dir`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -121,11 +121,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	a, err := app.New(cfg, &app.Options{Logger: logger})
+	a, err := app.New(cfg, &app.Options{Logger: logger, Listen: *listen})
 	if err != nil {
-		return err
-	}
-	if err := a.Listen(*listen); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

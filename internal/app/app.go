@@ -15,6 +15,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/authserver"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
@@ -32,25 +33,27 @@ type Options struct {
 	HealthInterval time.Duration
 	// MinBackoff overrides the first reconnection delay (default 500ms).
 	MinBackoff time.Duration
+	// Listen overrides server.listen.
+	Listen string
 }
 
 // App is one gateway process.
 type App struct {
-	cfg      *config.Config
-	logger   *slog.Logger
-	backends *backend.Set
-	gateway  *frontend.Gateway
-	server   *http.Server
-	ln       net.Listener
-	cancel   context.CancelFunc
-	served   chan error
+	cfg        *config.Config
+	logger     *slog.Logger
+	backends   *backend.Set
+	gateway    *frontend.Gateway
+	server     *http.Server
+	ln         net.Listener
+	authServer *authserver.Server
+	cancel     context.CancelFunc
+	served     chan error
 }
 
-// New wires a gateway for cfg. Nothing runs until [App.Start].
+// New binds the listen address (so that a busy port is reported before
+// anything starts) and wires a gateway for cfg. Nothing runs until
+// [App.Start].
 func New(cfg *config.Config, opts *Options) (*App, error) {
-	if cfg.IncomingAuth.Type != config.AuthAnonymous {
-		return nil, errors.New("incomingAuth.type oidc is not wired into this build yet")
-	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -59,6 +62,17 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{cfg: cfg, logger: o.Logger, served: make(chan error, 1)}
+	ln, err := net.Listen("tcp", cmpOr(o.Listen, cfg.Server.Listen))
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	a.ln = ln
+	mux := http.NewServeMux()
+	authenticate, err := a.setupAuth(mux)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	var gw *frontend.Gateway
 	fh := cfg.Config.Operational.FailureHandling
 	a.backends = backend.NewSet(backendSpecs(cfg), &backend.Options{
@@ -82,9 +96,9 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		MaxRequestBytes:    cfg.Server.MaxRequestBytes,
 		PageSize:           cfg.Server.PageSize,
 		SessionIdleTimeout: cfg.Server.SessionIdleTimeout.D(),
+		Authenticate:       authenticate,
 	})
 	a.gateway = gw
-	mux := http.NewServeMux()
 	mux.Handle("/mcp", gw)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -133,27 +147,17 @@ func aggregation(cfg *config.Config) *router.Options {
 	return opts
 }
 
-// Listen binds the configured address (or addr, if not empty), so that a
-// busy port is reported before anything starts.
-func (a *App) Listen(addr string) error {
-	if addr == "" {
-		addr = a.cfg.Server.Listen
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	a.ln = ln
-	return nil
-}
-
-// URL returns the MCP endpoint URL of a listening app.
+// URL returns the MCP endpoint URL: server.publicURL, or the address
+// listened on.
 func (a *App) URL() string {
 	if a.cfg.Server.PublicURL != "" {
 		return a.cfg.Server.PublicURL
 	}
 	return "http://" + a.ln.Addr().String() + "/mcp"
 }
+
+// AuthServer returns the embedded authorization server, or nil.
+func (a *App) AuthServer() *authserver.Server { return a.authServer }
 
 // Gateway returns the frontend, for tests.
 func (a *App) Gateway() *frontend.Gateway { return a.gateway }

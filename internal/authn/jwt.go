@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,11 @@ const (
 	DefaultMinRefreshInterval = 10 * time.Second
 	DefaultKeyCacheTTL        = time.Hour
 	DefaultHTTPTimeout        = 10 * time.Second
+	// DefaultVerifiedCacheTTL bounds how long a verified token skips the
+	// signature check (never beyond its exp); DefaultVerifiedCacheEntries
+	// bounds the cache.
+	DefaultVerifiedCacheTTL     = 5 * time.Minute
+	DefaultVerifiedCacheEntries = 10000
 )
 
 // defaultAlgorithms are the signature algorithms a [JWTVerifier] accepts
@@ -118,6 +124,7 @@ type JWTVerifier struct {
 	skew     time.Duration
 	now      func() time.Time
 	check    func(ctx context.Context, claims map[string]any, raw string) error
+	verified *verifiedCache
 }
 
 // NewJWTVerifier returns a verifier for opts. It does no I/O: keys are
@@ -151,6 +158,7 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 		skew:     skewOr(o.ClockSkew),
 		now:      o.Now,
 		check:    o.Check,
+		verified: newVerifiedCache(DefaultVerifiedCacheEntries, DefaultVerifiedCacheTTL),
 	}
 	for _, t := range o.TokenTypes {
 		v.types = append(v.types, tokenType(t))
@@ -192,30 +200,21 @@ func (v *JWTVerifier) Authenticate(ctx context.Context, token string) (*identity
 	if token == "" || len(token) > maxTokenBytes {
 		return nil, fmt.Errorf("%w: empty or oversized token", ErrInvalidToken)
 	}
-	jws, err := jose.ParseSignedCompact(token, v.algs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	key := sha256.Sum256([]byte(token))
+	now := v.now()
+	if e, ok := v.verified.get(key, now); ok {
+		return v.checked(ctx, e.id, e.claims, token)
 	}
-	h := jws.Signatures[0].Header
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); len(v.types) > 0 && !slices.Contains(v.types, tokenType(typ)) {
-		return nil, fmt.Errorf("%w: token type %q is not accepted", ErrInvalidToken, typ)
-	}
-	keys, err := v.keys(ctx, h.KeyID, h.Algorithm, jws.UnsafePayloadWithoutVerification())
+	id, claims, err := v.verify(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	payload, err := verify(jws, keys)
-	if err != nil {
-		return nil, err
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
-		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
-	}
-	id, err := v.validate(claims)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
+	v.verified.put(key, verifiedEntry{id: id, claims: claims, until: id.Expiry.Add(v.skew)}, now)
+	return v.checked(ctx, id, claims, token)
+}
+
+// checked runs the Check hook on a verified token.
+func (v *JWTVerifier) checked(ctx context.Context, id *identity.Identity, claims map[string]any, token string) (*identity.Identity, error) {
 	if v.check != nil {
 		if err := v.check(ctx, claims, token); err != nil {
 			if errors.Is(err, ErrInvalidToken) {
@@ -225,6 +224,35 @@ func (v *JWTVerifier) Authenticate(ctx context.Context, token string) (*identity
 		}
 	}
 	return id, nil
+}
+
+// verify checks the token's signature and claims.
+func (v *JWTVerifier) verify(ctx context.Context, token string) (*identity.Identity, map[string]any, error) {
+	jws, err := jose.ParseSignedCompact(token, v.algs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	h := jws.Signatures[0].Header
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); len(v.types) > 0 && !slices.Contains(v.types, tokenType(typ)) {
+		return nil, nil, fmt.Errorf("%w: token type %q is not accepted", ErrInvalidToken, typ)
+	}
+	keys, err := v.keys(ctx, h.KeyID, h.Algorithm, jws.UnsafePayloadWithoutVerification())
+	if err != nil {
+		return nil, nil, err
+	}
+	payload, err := verify(jws, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
+		return nil, nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
+	}
+	id, err := v.validate(claims)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return id, claims, nil
 }
 
 // verify checks the signature of jws with each of keys in turn and returns

@@ -494,8 +494,53 @@ func TestJWTLocalKeys(t *testing.T) {
 	mu.Lock()
 	keysErr = errors.New("keys unavailable")
 	mu.Unlock()
-	if _, err := v.Authenticate(ctx, grant("g1")); !errors.Is(err, authn.ErrUnavailable) {
+	if _, err := v.Authenticate(ctx, grant("g2")); !errors.Is(err, authn.ErrUnavailable) { // a token not verified before
 		t.Errorf("key source failing: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestJWTVerifiedCache checks that a token verified once skips the
+// signature check but not the expiry or the Check hook.
+func TestJWTVerifiedCache(t *testing.T) {
+	t.Parallel()
+	k := rsaKey(0, "k1")
+	c := newClock()
+	revoked := false
+	var mu sync.Mutex
+	v, err := authn.NewJWTVerifier(&authn.JWTOptions{
+		Issuer: "https://as.example", Audience: audience, Now: c.Now,
+		Keys: func(context.Context) ([]authn.PublicKey, error) { return []authn.PublicKey{k.public()}, nil },
+		Check: func(context.Context, map[string]any, string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if revoked {
+				return fmt.Errorf("%w: revoked", authn.ErrInvalidToken)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := sign(t, k, claimsFor("https://as.example", c.Now()), nil)
+	ctx := t.Context()
+	for i := range 2 {
+		if _, err := v.Authenticate(ctx, tok); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	revoked = true
+	mu.Unlock()
+	if _, err := v.Authenticate(ctx, tok); !errors.Is(err, authn.ErrInvalidToken) {
+		t.Errorf("revoked after caching: %v, want ErrInvalidToken", err)
+	}
+	mu.Lock()
+	revoked = false
+	mu.Unlock()
+	c.Advance(2 * time.Hour)
+	if _, err := v.Authenticate(ctx, tok); !errors.Is(err, authn.ErrInvalidToken) {
+		t.Errorf("expired after caching: %v, want ErrInvalidToken", err)
 	}
 }
 

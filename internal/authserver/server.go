@@ -285,6 +285,11 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 	return s.store.GetClient(ctx, id)
 }
 
+// ErrTokenRevoked is returned by [Server.CheckToken] for a token that was
+// revoked (its code or a refresh token of its family was reused) or that
+// vmcp never issued.
+var ErrTokenRevoked = errors.New("the token was revoked")
+
 // CheckToken is the resource server's check of a verified vmcp access
 // token: it must not have been revoked (code or refresh token reuse) and
 // its upstream grant must stand.
@@ -292,7 +297,7 @@ func (s *Server) CheckToken(ctx context.Context, claims map[string]any, raw stri
 	sig := raw[strings.LastIndexByte(raw, '.')+1:]
 	rec, err := s.store.GetToken(ctx, KindAccess, sig)
 	if errors.Is(err, ErrNotFound) || (err == nil && !rec.Active) {
-		return errors.New("the token was revoked")
+		return ErrTokenRevoked
 	}
 	if err != nil {
 		return err

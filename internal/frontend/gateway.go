@@ -52,6 +52,11 @@ type Options struct {
 	// RebuildDelay gathers bursts of backend changes into one catalog
 	// rebuild. Default: 20ms.
 	RebuildDelay time.Duration
+	// Authenticate is the authentication middleware of the endpoint: it
+	// answers unauthenticated requests itself and puts the caller's
+	// identity in the request context ([identity.With]). Default: none
+	// (every caller is anonymous).
+	Authenticate func(http.Handler) http.Handler
 }
 
 // Gateway serves the aggregated catalog of a backend set.
@@ -62,6 +67,9 @@ type Gateway struct {
 	server    *mcp.Server
 	stateful  *mcp.StreamableHTTPHandler
 	stateless *mcp.StreamableHTTPHandler
+	endpoint  http.Handler // authentication, then the MCP endpoint
+	// statefulAuthed and statelessAuthed give the SDK the caller's identity.
+	statefulAuthed, statelessAuthed http.Handler
 
 	origins map[string]bool // allowed origins besides loopback, lower case
 
@@ -128,6 +136,11 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 		PropagateRequestCancellation: true,
 		Logger:                       sdkLogger,
 	})
+	g.wrapTokenInfo()
+	g.endpoint = http.HandlerFunc(g.serveEndpoint)
+	if o.Authenticate != nil {
+		g.endpoint = o.Authenticate(g.endpoint)
+	}
 	return g
 }
 

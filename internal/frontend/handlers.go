@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
 
@@ -17,6 +18,7 @@ import (
 // flight for a graceful shutdown, and records log levels.
 func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		ctx = identity.With(ctx, identityOf(req))
 		switch method {
 		case "tools/list":
 			return g.listTools(ctx, req.(*mcp.ListToolsRequest))

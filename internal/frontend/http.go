@@ -23,8 +23,8 @@ const (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// ServeHTTP serves the MCP endpoint: the edge checks, then the era
-// decision, then the SDK handler of that era.
+// ServeHTTP serves the MCP endpoint: the Origin check and CORS, then
+// authentication, then the era decision and the SDK handler of that era.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if !g.originAllowed(origin) {
@@ -34,9 +34,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if origin != "" {
 		setCORS(w.Header(), origin)
 	}
-	switch r.Method {
-	case http.MethodOptions:
+	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	g.endpoint.ServeHTTP(w, r)
+}
+
+// serveEndpoint serves an authenticated request.
+func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
 	case http.MethodPost:
 		g.servePost(w, r)
 	case http.MethodGet, http.MethodDelete:
@@ -45,7 +52,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "the "+ModernVersion+" protocol has no "+r.Method+" on the MCP endpoint")
 			return
 		}
-		g.stateful.ServeHTTP(w, r)
+		g.sdk(g.stateful, w, r)
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
@@ -83,9 +90,9 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	if isModern(r.Header, body) {
-		g.stateless.ServeHTTP(w, r)
+		g.sdk(g.stateless, w, r)
 	} else {
-		g.stateful.ServeHTTP(w, r)
+		g.sdk(g.stateful, w, r)
 	}
 }
 

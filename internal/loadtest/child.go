@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -24,9 +25,11 @@ import (
 // with these variables set. A program using this package calls
 // [RunChildIfRequested] first thing in main (or TestMain).
 const (
-	envChild  = "VMCP_LOAD_CHILD"  // gateway, backend or stdio-backend
-	envConfig = "VMCP_LOAD_CONFIG" // the gateway's configuration YAML
-	envTools  = "VMCP_LOAD_TOOLS"  // extra tools of a backend
+	envChild   = "VMCP_LOAD_CHILD"   // gateway, backend or stdio-backend
+	envConfig  = "VMCP_LOAD_CONFIG"  // the gateway's configuration YAML
+	envTools   = "VMCP_LOAD_TOOLS"   // extra tools of a backend
+	envServers = "VMCP_LOAD_SERVERS" // number of backend servers in a backend child
+	envNoEcho  = "VMCP_LOAD_NOECHO"  // backends without the echo tool
 )
 
 // RunChildIfRequested runs the child process role named in the environment,
@@ -49,24 +52,26 @@ func runChild(role string) error {
 	case "stdio-backend":
 		return echoserver.ServeStdio(context.Background(), &echoserver.Options{Name: "stdio", Tools: tools})
 	case "backend":
-		s, err := echoserver.Start(&echoserver.Options{Tools: tools})
-		if err != nil {
-			return err
+		n, _ := strconv.Atoi(os.Getenv(envServers))
+		var bases []string
+		for i := range max(n, 1) {
+			s, err := echoserver.Start(&echoserver.Options{Name: fmt.Sprintf("b%02d", i), Tools: tools, NoEcho: os.Getenv(envNoEcho) != ""})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			bases = append(bases, strings.TrimSuffix(s.URL, "/mcp"))
 		}
-		fmt.Printf("LISTEN %s\n", strings.TrimSuffix(s.URL, "/mcp"))
+		fmt.Printf("LISTEN %s\n", strings.Join(bases, " "))
 		serveCommands()
-		s.Close()
 		return nil
 	case "gateway":
 		cfg, err := config.Parse([]byte(os.Getenv(envConfig)), "<vmcp-load>")
 		if err != nil {
 			return err
 		}
-		a, err := app.New(cfg, nil)
+		a, err := app.New(cfg, &app.Options{Listen: "127.0.0.1:0"})
 		if err != nil {
-			return err
-		}
-		if err := a.Listen("127.0.0.1:0"); err != nil {
 			return err
 		}
 		fmt.Printf("LISTEN %s\n", strings.TrimSuffix(a.URL(), "/mcp"))
@@ -83,14 +88,29 @@ func runChild(role string) error {
 func serveCommands() {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		switch sc.Text() {
+		cmd, arg, _ := strings.Cut(sc.Text(), " ")
+		switch cmd {
 		case "mem":
 			b, _ := json.Marshal(readMem())
+			fmt.Printf("%s\n", b)
+		case "heap", "goroutine": // write a profile to the file arg
+			err := writeProfile(cmd, arg)
+			b, _ := json.Marshal(map[string]string{"error": fmt.Sprint(err)})
 			fmt.Printf("%s\n", b)
 		default:
 			fmt.Printf("{\"error\":\"unknown command\"}\n")
 		}
 	}
+}
+
+func writeProfile(name, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.Lookup(name).WriteTo(f, 0)
 }
 
 // Mem is a process's memory after a full GC.
@@ -133,7 +153,8 @@ type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   *bufio.Reader
-	Base  string // http://127.0.0.1:PORT
+	Base  string   // http://127.0.0.1:PORT
+	Bases []string // every server of a backend child; Bases[0] == Base
 }
 
 // startChild starts the harness's executable in role with extra environment
@@ -163,13 +184,35 @@ func startChild(role string, env ...string) (*child, error) {
 		c.Close()
 		return nil, fmt.Errorf("child %s did not start: %w", role, err)
 	}
-	base, ok := strings.CutPrefix(strings.TrimSpace(line), "LISTEN ")
+	bases, ok := strings.CutPrefix(strings.TrimSpace(line), "LISTEN ")
 	if !ok {
 		c.Close()
 		return nil, fmt.Errorf("child %s said %q", role, line)
 	}
-	c.Base = base
+	c.Bases = strings.Fields(bases)
+	c.Base = c.Bases[0]
 	return c, nil
+}
+
+// Pid is the child's process id.
+func (c *child) Pid() int { return c.cmd.Process.Pid }
+
+// startBackends starts a backend child with n servers of tools tools each
+// (no echo tool if noEcho) and returns it with the servers' MCP URLs.
+func startBackends(n, tools int, noEcho bool) (*child, []string, error) {
+	env := []string{envServers + "=" + strconv.Itoa(n), envTools + "=" + strconv.Itoa(tools)}
+	if noEcho {
+		env = append(env, envNoEcho+"=1")
+	}
+	c, err := startChild("backend", env...)
+	if err != nil {
+		return nil, nil, err
+	}
+	urls := make([]string, len(c.Bases))
+	for i, b := range c.Bases {
+		urls[i] = b + "/mcp"
+	}
+	return c, urls, nil
 }
 
 // Mem asks the child for its memory after a full GC.
@@ -183,6 +226,15 @@ func (c *child) Mem() (Mem, error) {
 		return m, err
 	}
 	return m, json.Unmarshal([]byte(line), &m)
+}
+
+// Profile asks the child to write profile name (heap, goroutine) to file.
+func (c *child) Profile(name, file string) error {
+	if _, err := io.WriteString(c.stdin, name+" "+file+"\n"); err != nil {
+		return err
+	}
+	_, err := c.out.ReadString('\n')
+	return err
 }
 
 // Close asks the child to stop (stdin closed) and kills it if it does not

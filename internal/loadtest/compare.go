@@ -52,6 +52,13 @@ type CompareConfig struct {
 	// for lists, whose decoding by the go-sdk client costs more than
 	// serving them.
 	Client string
+	// Isolate runs the backend(s) and the gateway each in a process of its
+	// own, as in production, instead of in this one. CPU figures then add
+	// up every process.
+	Isolate bool
+	// GatewayEnv is added to the environment of an isolated gateway, for
+	// example GOGC=400.
+	GatewayEnv []string
 	// Log receives progress lines. Default: discard.
 	Log io.Writer
 }
@@ -117,38 +124,14 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 	if cfg.Client != ClientSDK && cfg.Client != ClientRaw {
 		return nil, fmt.Errorf("unknown client %q (sdk or raw)", cfg.Client)
 	}
-	var direct *echoserver.Server
-	var refs []BackendRef
-	var err error
-	if cfg.Mode == ModeList {
-		if direct, err = echoserver.Start(&echoserver.Options{Name: "direct", Tools: cfg.Backends * cfg.Tools, NoEcho: true}); err != nil {
-			return nil, err
-		}
-		defer direct.Close()
-		for i := range cfg.Backends {
-			s, err := echoserver.Start(&echoserver.Options{Name: fmt.Sprintf("b%02d", i), Tools: cfg.Tools, NoEcho: true})
-			if err != nil {
-				return nil, err
-			}
-			defer s.Close()
-			refs = append(refs, BackendRef{Name: fmt.Sprintf("b%02d", i), URL: s.URL})
-		}
-	} else {
-		if direct, err = startLabeled(ctx, &echoserver.Options{}); err != nil {
-			return nil, err
-		}
-		defer direct.Close()
-		refs = []BackendRef{{Name: "echo", URL: direct.URL}}
-	}
-	gw, err := StartGateway(ctx, GatewayConfig(refs, cfg.GatewayTemplate))
+	env, err := startTargets(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer gw.Close()
-
+	defer env.close()
 	targets := map[string]Config{
-		Direct:  {URL: direct.URL, Tool: "echo"},
-		Through: {URL: gw.URL, Tool: cfg.GatewayTool, Headers: cfg.GatewayHeaders},
+		Direct:  {URL: env.direct, Tool: "echo", CPUPids: env.pids},
+		Through: {URL: env.gateway, Tool: cfg.GatewayTool, Headers: cfg.GatewayHeaders, CPUPids: env.pids},
 	}
 	out := &Comparison{Config: cfg}
 	for round := 1; round <= cfg.Rounds; round++ {
@@ -174,6 +157,95 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 		}
 	}
 	return out, nil
+}
+
+// targets is the direct backend and the gateway of a comparison.
+type targets struct {
+	direct, gateway string // MCP URLs
+	pids            []int  // child processes
+	closers         []func()
+}
+
+func (t *targets) close() {
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		t.closers[i]()
+	}
+}
+
+// startTargets starts the backends and the gateway of a comparison, in this
+// process or (cfg.Isolate) in children.
+func startTargets(ctx context.Context, cfg *CompareConfig) (t *targets, err error) {
+	t = &targets{}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	var refs []BackendRef
+	switch {
+	case cfg.Isolate:
+		n, tools := 1, 0
+		if cfg.Mode == ModeList {
+			n, tools = cfg.Backends, cfg.Tools
+			dc, urls, err := startBackends(1, cfg.Backends*cfg.Tools, true)
+			if err != nil {
+				return nil, err
+			}
+			t.closers, t.pids, t.direct = append(t.closers, dc.Close), append(t.pids, dc.Pid()), urls[0]
+		}
+		bc, urls, err := startBackends(n, tools, cfg.Mode == ModeList)
+		if err != nil {
+			return nil, err
+		}
+		t.closers, t.pids = append(t.closers, bc.Close), append(t.pids, bc.Pid())
+		for i, u := range urls {
+			refs = append(refs, BackendRef{Name: fmt.Sprintf("b%02d", i), URL: u})
+		}
+		if cfg.Mode != ModeList {
+			t.direct, refs[0].Name = urls[0], "echo"
+		}
+	case cfg.Mode == ModeList:
+		direct, err := startLabeled(ctx, &echoserver.Options{Name: "direct", Tools: cfg.Backends * cfg.Tools, NoEcho: true})
+		if err != nil {
+			return nil, err
+		}
+		t.closers, t.direct = append(t.closers, direct.Close), direct.URL
+		for i := range cfg.Backends {
+			name := fmt.Sprintf("b%02d", i)
+			s, err := startLabeled(ctx, &echoserver.Options{Name: name, Tools: cfg.Tools, NoEcho: true})
+			if err != nil {
+				return nil, err
+			}
+			t.closers = append(t.closers, s.Close)
+			refs = append(refs, BackendRef{Name: name, URL: s.URL})
+		}
+	default:
+		direct, err := startLabeled(ctx, &echoserver.Options{})
+		if err != nil {
+			return nil, err
+		}
+		t.closers, t.direct = append(t.closers, direct.Close), direct.URL
+		refs = []BackendRef{{Name: "echo", URL: direct.URL}}
+	}
+	yaml := GatewayConfig(refs, cfg.GatewayTemplate)
+	if cfg.Isolate {
+		gc, err := startChild("gateway", append([]string{envConfig + "=" + yaml}, cfg.GatewayEnv...)...)
+		if err != nil {
+			return nil, err
+		}
+		t.closers, t.pids = append(t.closers, gc.Close), append(t.pids, gc.Pid())
+		if err := WaitReady(ctx, gc.Base, 30*time.Second); err != nil {
+			return nil, err
+		}
+		t.gateway = gc.Base + "/mcp"
+		return t, nil
+	}
+	gw, err := StartGateway(ctx, yaml)
+	if err != nil {
+		return nil, err
+	}
+	t.closers, t.gateway = append(t.closers, gw.Close), gw.URL
+	return t, nil
 }
 
 // startLabeled starts an echo server whose goroutines carry role=backend.

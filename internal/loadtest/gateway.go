@@ -80,11 +80,8 @@ func StartGateway(ctx context.Context, yaml string) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := app.New(cfg, nil)
+	a, err := app.New(cfg, &app.Options{Listen: "127.0.0.1:0"})
 	if err != nil {
-		return nil, err
-	}
-	if err := a.Listen("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
 	pprof.Do(ctx, pprof.Labels("role", "gateway"), func(context.Context) { a.Start() })

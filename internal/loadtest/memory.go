@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -16,6 +17,9 @@ type IdleConfig struct {
 	Sessions int
 	// NoStandaloneStream: the clients open no standalone GET stream.
 	NoStandaloneStream bool
+	// ProfileDir, if set, receives heap and goroutine profiles of each
+	// target with its sessions open (TARGET-heap.pprof, TARGET-goroutine.pprof).
+	ProfileDir string
 	// Log receives progress lines. Default: discard.
 	Log io.Writer
 }
@@ -104,6 +108,13 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 	}
 	time.Sleep(300 * time.Millisecond) // standalone streams settle
 	after, err := c.Mem()
+	if err == nil && cfg.ProfileDir != "" {
+		for _, p := range []string{"heap", "goroutine"} {
+			if err = c.Profile(p, filepath.Join(cfg.ProfileDir, target+"-"+p+".pprof")); err != nil {
+				break
+			}
+		}
+	}
 	CloseAll(sessions)
 	if err != nil {
 		return nil, err

@@ -13,12 +13,11 @@ import (
 
 // Targets from issue 6. They are reported, never asserted.
 const (
-	TargetAddedP50       = 100 * time.Microsecond
-	TargetThroughput     = 0.6
-	TargetListP50        = 2 * time.Millisecond
-	TargetSessionBytes   = 32 << 10
-	TargetColdStart      = time.Second
-	targetThroughputConc = 32
+	TargetAddedP50     = 100 * time.Microsecond
+	TargetThroughput   = 0.6
+	TargetListP50      = 2 * time.Millisecond
+	TargetSessionBytes = 32 << 10
+	TargetColdStart    = time.Second
 )
 
 // Machine describes where figures were measured.
@@ -86,7 +85,9 @@ type Suite struct {
 	Machine   Machine
 	Started   time.Time
 	Took      time.Duration
-	Calls     *Comparison // tools/call, session protocol
+	Calls     *Comparison // tools/call, session protocol, one process
+	Isolated  *Comparison // the same, backend and vmcp in processes of their own
+	IsoGOGC   *Comparison // the same, vmcp with GOGC=400
 	Stateless *Comparison // tools/call, stateless protocol
 	List      *Comparison // tools/list of Backends×Tools tools
 	Idle      []*IdleResult
@@ -103,13 +104,15 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	}
 	s := &Suite{Smoke: cfg.Smoke, Machine: DescribeMachine(), Started: time.Now()}
 	calls := CompareConfig{Log: cfg.Log}
+	isolated := CompareConfig{Log: cfg.Log, Isolate: true, Rounds: 3}
+	isoGOGC := CompareConfig{Log: cfg.Log, Isolate: true, Rounds: 3, GatewayEnv: []string{"GOGC=400"}}
 	stateless := CompareConfig{Log: cfg.Log, Protocol: StatelessProtocol, Rounds: 3}
-	list := CompareConfig{Log: cfg.Log, Mode: ModeList, Concurrency: []int{1, 4}}
+	list := CompareConfig{Log: cfg.Log, Mode: ModeList, Rounds: 3, Concurrency: []int{1, 4}}
 	idle := IdleConfig{Log: cfg.Log}
 	cold := ColdStartConfig{Log: cfg.Log}
 	coldStdio := ColdStartConfig{Log: cfg.Log, Stdio: true, Runs: 3}
 	if cfg.Smoke {
-		for _, c := range []*CompareConfig{&calls, &stateless, &list} {
+		for _, c := range []*CompareConfig{&calls, &isolated, &isoGOGC, &stateless, &list} {
 			c.Rounds, c.Duration, c.Warmup, c.Concurrency = 1, 200*time.Millisecond, 50*time.Millisecond, []int{1, 4}
 		}
 		list.Backends, list.Tools = 3, 5
@@ -128,6 +131,8 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 		}
 	}
 	step("tools/call, session protocol", func() (e error) { s.Calls, e = Compare(ctx, calls); return })
+	step("tools/call, session protocol, isolated processes", func() (e error) { s.Isolated, e = Compare(ctx, isolated); return })
+	step("tools/call, session protocol, isolated processes, vmcp GOGC=400", func() (e error) { s.IsoGOGC, e = Compare(ctx, isoGOGC); return })
 	step("tools/call, stateless protocol", func() (e error) { s.Stateless, e = Compare(ctx, stateless); return })
 	step("tools/list", func() (e error) { s.List, e = Compare(ctx, list); return })
 	step("idle sessions", func() (e error) { s.Idle, e = Idle(ctx, idle); return })
@@ -157,13 +162,20 @@ func (s *Suite) Markdown() string {
 	b.WriteString("- Load client, gateway and backend share the machine (and, for the comparisons, one process); " +
 		"direct and gateway runs are interleaved, order swapped every round. Read the ratios first.\n\n")
 	b.WriteString("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
-	if c := s.Calls; c != nil {
+	for _, x := range []struct {
+		c     *Comparison
+		where string
+	}{{s.Calls, "one process"}, {s.Isolated, "own processes"}} {
+		c := x.c
+		if c == nil {
+			continue
+		}
 		added := c.AddedP50(c.Config.Concurrency[0])
-		fmt.Fprintf(&b, "| added p50 per tools/call, %d session ≤ 100 µs (anonymous) | %s | %s |\n",
-			c.Config.Concurrency[0], signedUS(added), verdict(added <= TargetAddedP50))
+		fmt.Fprintf(&b, "| added p50 per tools/call, %d session ≤ 100 µs (anonymous; %s) | %s | %s |\n",
+			c.Config.Concurrency[0], x.where, signedUS(added), verdict(added <= TargetAddedP50))
 		hi := c.Config.Concurrency[len(c.Config.Concurrency)-1]
 		ratio := c.ThroughputRatio(hi)
-		fmt.Fprintf(&b, "| throughput at %d sessions ≥ 0.6 × direct | %.2f × | %s |\n", hi, ratio, verdict(ratio >= TargetThroughput))
+		fmt.Fprintf(&b, "| throughput at %d sessions ≥ 0.6 × direct (%s) | %.2f × | %s |\n", hi, x.where, ratio, verdict(ratio >= TargetThroughput))
 	}
 	if c := s.List; c != nil {
 		p50 := c.summary(Through, c.Config.Concurrency[0]).P50
@@ -182,7 +194,13 @@ func (s *Suite) Markdown() string {
 	}
 	b.WriteString("\n")
 	if s.Calls != nil {
-		s.Calls.markdown(&b, "tools/call, session protocol ("+SessionProtocol+")")
+		s.Calls.markdown(&b, "tools/call, session protocol ("+SessionProtocol+"), load client, backend and vmcp in one process")
+	}
+	if s.Isolated != nil {
+		s.Isolated.markdown(&b, "tools/call, session protocol, backend and vmcp each in a process of its own")
+	}
+	if s.IsoGOGC != nil {
+		s.IsoGOGC.markdown(&b, "tools/call, session protocol, own processes, vmcp run with GOGC=400")
 	}
 	if s.Stateless != nil {
 		s.Stateless.markdown(&b, "tools/call, stateless protocol ("+StatelessProtocol+")")

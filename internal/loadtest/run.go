@@ -76,6 +76,9 @@ type Config struct {
 	// tools/list of 1,000 tools) stays out of the figures. SessionProtocol
 	// only.
 	Raw bool
+	// CPUPids are other processes (a gateway or backend run as a child)
+	// whose CPU time counts in Result.CPU besides this process's.
+	CPUPids []int
 	// HTTPClient is used for every request. Default: one sized for
 	// Concurrency, shared by the sessions of this run.
 	HTTPClient *http.Client
@@ -339,7 +342,7 @@ func drive(ctx context.Context, cfg *Config, sessions []func(context.Context) er
 		end = measureFrom.Add(cfg.Duration)
 	}
 	var cpuStart atomic.Int64
-	cpuTimer := time.AfterFunc(cfg.Warmup, func() { cpuStart.Store(int64(cputime.Process())) })
+	cpuTimer := time.AfterFunc(cfg.Warmup, func() { cpuStart.Store(int64(cpuTotal(cfg.CPUPids))) })
 	defer cpuTimer.Stop()
 	var remaining atomic.Int64
 	remaining.Store(int64(cfg.Count))
@@ -384,12 +387,21 @@ func drive(ctx context.Context, cfg *Config, sessions []func(context.Context) er
 		})
 	}
 	wg.Wait()
-	cpu := cputime.Process()
+	cpu := cpuTotal(cfg.CPUPids)
 	r := summarize(workers, measureFrom)
 	if start := time.Duration(cpuStart.Load()); start > 0 && r.Requests > 0 {
 		r.CPU = (cpu - start) / time.Duration(r.Requests)
 	}
 	return r
+}
+
+// cpuTotal is the CPU time used by this process and pids.
+func cpuTotal(pids []int) time.Duration {
+	t := cputime.Process()
+	for _, p := range pids {
+		t += cputime.Of(p)
+	}
+	return t
 }
 
 func summarize(workers []*worker, from time.Time) *Result {

@@ -22,3 +22,8 @@ func Bench(b *testing.B, start time.Duration) {
 	}
 	b.ReportMetric(float64(Process()-start)/float64(b.N), "cpu-ns/op")
 }
+
+// Of returns the user plus system CPU time used so far by process pid (Linux
+// only; 0 elsewhere or on error). Its resolution is the kernel's clock tick,
+// usually 10ms.
+func Of(pid int) time.Duration { return of(pid) }

@@ -68,9 +68,24 @@ type IdP struct {
 	// Refreshes counts refresh grants served.
 	Refreshes atomic.Int64
 
-	mu      sync.Mutex // guards the maps below
+	mu      sync.Mutex // guards the fields below
 	codes   map[string]codeInfo
 	refresh map[string]bool
+	subject string
+	claims  map[string]any
+}
+
+// SetUser changes who logs in next.
+func (p *IdP) SetUser(subject string, claims map[string]any) {
+	p.mu.Lock()
+	p.subject, p.claims = subject, claims
+	p.mu.Unlock()
+}
+
+func (p *IdP) user() (string, map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.subject, p.claims
 }
 
 type codeInfo struct {
@@ -100,7 +115,8 @@ func Start(t testing.TB, opts Options) *IdP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &IdP{opts: opts, key: key, signer: signer, codes: map[string]codeInfo{}, refresh: map[string]bool{}}
+	p := &IdP{opts: opts, key: key, signer: signer, codes: map[string]codeInfo{}, refresh: map[string]bool{},
+		subject: opts.Subject, claims: opts.Claims}
 	mux := http.NewServeMux()
 	if opts.Mode == OIDC {
 		mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
@@ -223,9 +239,10 @@ func (p *IdP) token(w http.ResponseWriter, r *http.Request) {
 // issue writes a token response; keepRefresh, if set, is not replaced.
 func (p *IdP) issue(w http.ResponseWriter, nonce, keepRefresh string) {
 	now := time.Now()
+	subject, userClaims := p.user()
 	resp := map[string]any{"token_type": "Bearer", "expires_in": int(p.opts.AccessTokenTTL.Seconds())}
 	if p.opts.JWTAccessTokens {
-		claims := map[string]any{"iss": p.server.URL, "sub": p.opts.Subject, "exp": now.Add(p.opts.AccessTokenTTL).Unix(),
+		claims := map[string]any{"iss": p.server.URL, "sub": subject, "exp": now.Add(p.opts.AccessTokenTTL).Unix(),
 			"iat": now.Unix(), "client_id": p.opts.ClientID, "jti": rand.Text()}
 		for k, v := range p.opts.AccessTokenClaims {
 			claims[k] = v
@@ -242,12 +259,12 @@ func (p *IdP) issue(w http.ResponseWriter, nonce, keepRefresh string) {
 		resp["refresh_token"] = rt
 	}
 	if p.opts.Mode == OIDC {
-		claims := map[string]any{"iss": p.server.URL, "sub": p.opts.Subject, "aud": p.opts.ClientID,
+		claims := map[string]any{"iss": p.server.URL, "sub": subject, "aud": p.opts.ClientID,
 			"exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
 		if nonce != "" {
 			claims["nonce"] = nonce
 		}
-		for k, v := range p.opts.Claims {
+		for k, v := range userClaims {
 			claims[k] = v
 		}
 		resp["id_token"] = p.sign(claims)
@@ -269,14 +286,15 @@ func (p *IdP) userinfo(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
+	subject, claims := p.user()
 	info := map[string]any{}
-	for k, v := range p.opts.Claims {
+	for k, v := range claims {
 		info[k] = v
 	}
 	if p.opts.Mode == GitHub {
-		info["id"] = json.Number(p.opts.Subject)
+		info["id"] = json.Number(subject)
 	} else {
-		info["sub"] = p.opts.Subject
+		info["sub"] = subject
 	}
 	writeJSON(w, http.StatusOK, info)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
+	"regexp"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -35,6 +37,14 @@ type Browser struct {
 
 // NewBrowser returns a browser with an empty cookie jar.
 func (h *Hydra) NewBrowser() *Browser {
+	b := NewBrowser()
+	b.Login, b.hydra = h.login, h
+	return b
+}
+
+// NewBrowser returns a browser that knows no Hydra: it follows redirects
+// and approves vmcp's consent pages, for logins at other IdPs.
+func NewBrowser() *Browser {
 	jar, _ := cookiejar.New(nil) // never fails without options
 	return &Browser{
 		Client: &http.Client{
@@ -44,8 +54,6 @@ func (h *Hydra) NewBrowser() *Browser {
 				return http.ErrUseLastResponse
 			},
 		},
-		Login: h.login,
-		hydra: h,
 	}
 }
 
@@ -71,9 +79,9 @@ func (b *Browser) Authorize(ctx context.Context, authURL, redirectPrefix string)
 			}
 		}
 		switch {
-		case samePage(next, b.hydra.loginURL) && next.Query().Has("login_challenge"):
+		case b.hydra != nil && samePage(next, b.hydra.loginURL) && next.Query().Has("login_challenge"):
 			next, err = b.answerLogin(ctx, next.Query().Get("login_challenge"))
-		case samePage(next, b.hydra.consent) && next.Query().Has("consent_challenge"):
+		case b.hydra != nil && samePage(next, b.hydra.consent) && next.Query().Has("consent_challenge"):
 			next, err = b.answerConsent(ctx, next.Query().Get("consent_challenge"))
 		default:
 			next, err = b.get(ctx, next)
@@ -99,10 +107,62 @@ func (b *Browser) get(ctx context.Context, u *url.URL) (*url.URL, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusOK {
+		if form, action, ok := consentForm(u, body); ok {
+			return b.approve(ctx, action, form)
+		}
+	}
 	loc, err := resp.Location()
 	if resp.StatusCode/100 != 3 || err != nil {
-		return nil, fmt.Errorf("GET %s: %s without a redirect: %s", u, resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("GET %s: %s without a redirect: %s", u, resp.Status, strings.TrimSpace(string(body[:min(len(body), 2048)])))
+	}
+	return loc, nil
+}
+
+var (
+	consentActionRE = regexp.MustCompile(`<form method="post" action="([^"]*/oauth/consent)">`)
+	hiddenFieldRE   = regexp.MustCompile(`name="(request|csrf)" value="([^"]*)"`)
+	providerRE      = regexp.MustCompile(`name="provider" value="([^"]*)"`)
+)
+
+// consentForm recognizes vmcp's consent page and returns the fields that
+// approve it (with the first provider offered) and where to post them.
+func consentForm(page *url.URL, body []byte) (url.Values, string, bool) {
+	m := consentActionRE.FindSubmatch(body)
+	if m == nil {
+		return nil, "", false
+	}
+	form := url.Values{"decision": {"approve"}}
+	for _, f := range hiddenFieldRE.FindAllSubmatch(body, 2) {
+		form.Set(string(f[1]), html.UnescapeString(string(f[2])))
+	}
+	if p := providerRE.FindSubmatch(body); p != nil {
+		form.Set("provider", html.UnescapeString(string(p[1])))
+	}
+	action, err := page.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		return nil, "", false
+	}
+	return form, action.String(), true
+}
+
+// approve posts the consent form and returns where its redirect points.
+func (b *Browser) approve(ctx context.Context, action string, form url.Values) (*url.URL, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, action, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return nil, fmt.Errorf("consent %s: %s without a redirect: %s", action, resp.Status, body)
 	}
 	return loc, nil
 }

@@ -1,0 +1,52 @@
+package frontend
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/identity"
+)
+
+// The SDK carries a request's credentials to handlers, and binds sessions
+// to users, through auth.TokenInfo, which only its bearer middleware can put
+// into a request. sdk hands it the identity authentication established (it
+// does not verify anything again); handlers read it back with
+// identityOf.
+
+const identityKey = "vmcp.identity"
+
+// sdk serves r with h, handing it the caller's identity if there is one.
+func (g *Gateway) sdk(h *mcp.StreamableHTTPHandler, w http.ResponseWriter, r *http.Request) {
+	switch {
+	case identity.From(r.Context()).IsAnonymous():
+		h.ServeHTTP(w, r)
+	case h == g.stateful:
+		g.statefulAuthed.ServeHTTP(w, r)
+	default:
+		g.statelessAuthed.ServeHTTP(w, r)
+	}
+}
+
+func identityTokenInfo(_ context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
+	id := identity.From(r.Context())
+	return &auth.TokenInfo{UserID: id.Key(), Scopes: id.Scopes, Expiration: id.Expiry, Extra: map[string]any{identityKey: id}}, nil
+}
+
+func (g *Gateway) wrapTokenInfo() {
+	mw := auth.RequireBearerToken(identityTokenInfo, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
+	g.statefulAuthed = mw(g.stateful)
+	g.statelessAuthed = mw(g.stateless)
+}
+
+// identityOf returns the identity of the request a handler serves.
+func identityOf(req mcp.Request) *identity.Identity {
+	if extra := req.GetExtra(); extra != nil && extra.TokenInfo != nil {
+		if id, ok := extra.TokenInfo.Extra[identityKey].(*identity.Identity); ok {
+			return id
+		}
+	}
+	return identity.Anonymous
+}

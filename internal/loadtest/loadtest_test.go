@@ -1,0 +1,108 @@
+package loadtest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
+)
+
+func TestMain(m *testing.M) {
+	RunChildIfRequested() // the scenarios re-run this test binary as gateway and backend processes
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs every scenario briefly, as `vmcp-load all --smoke` does:
+// it proves the harness works end to end. It checks no timing.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every load scenario (about 15s)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	s, err := RunSuite(ctx, SuiteConfig{Smoke: true, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, log.String())
+	}
+	for _, c := range []*Comparison{s.Calls, s.Isolated, s.IsoGOGC, s.Stateless, s.List} {
+		if c == nil || len(c.Samples) == 0 {
+			t.Fatalf("a comparison is missing; log:\n%s", log.String())
+		}
+		for _, x := range c.Samples {
+			if x.Requests == 0 || x.Errors > 0 {
+				t.Errorf("%s %s, %d sessions: %d ok, %d errors %v", c.Config.Mode, x.Target, x.Concurrency, x.Requests, x.Errors, x.ErrorText)
+			}
+		}
+	}
+	if len(s.Idle) != 2 || len(s.IdleNoGET) != 2 || s.Cold == nil || s.ColdStdio == nil {
+		t.Fatalf("a scenario is missing; log:\n%s", log.String())
+	}
+	md := s.Markdown()
+	for _, want := range []string{"## Targets", "tools/call", "tools/list", "## Idle sessions", "## Cold start", "Smoke run"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestRunHeaders checks that --header values reach the server on every
+// request, in both clients: the hook the authenticated scenarios need.
+func TestRunHeaders(t *testing.T) {
+	inner := echoserver.Handler(echoserver.New(nil))
+	var with, without atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer abc" {
+			with.Add(1)
+		} else {
+			without.Add(1)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	h := http.Header{}
+	if err := ParseHeader(h, "Authorization: Bearer abc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ParseHeader(h, "no colon"); err == nil {
+		t.Error("a header without a colon was accepted")
+	}
+	for _, raw := range []bool{false, true} {
+		for _, mode := range []string{ModeCall, ModeList} {
+			res, err := Run(context.Background(), Config{URL: srv.URL, Headers: h, Mode: mode, Count: 5, Raw: raw, NoStandaloneStream: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Requests != 5 || res.Errors != 0 {
+				t.Errorf("raw=%v %s: %d ok, %d errors %v, want 5 ok", raw, mode, res.Requests, res.Errors, res.ErrorText)
+			}
+		}
+	}
+	if without.Load() != 0 || with.Load() < 20 {
+		t.Errorf("%d requests with the header, %d without", with.Load(), without.Load())
+	}
+}
+
+func TestPercentileMedian(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i))
+	}
+	for q, want := range map[float64]time.Duration{0.5: 50, 0.9: 90, 0.99: 99, 1: 100} {
+		if got := percentile(d, q); got != want {
+			t.Errorf("percentile(%v) = %d, want %d", q, got, want)
+		}
+	}
+	if got := median([]float64{3, 1, 2}); got != 2 {
+		t.Errorf("median odd = %v", got)
+	}
+	if got := median([]time.Duration{4, 1, 2, 3}); got != 2 {
+		t.Errorf("median even = %v", got) // (2+3)/2 in integer durations
+	}
+}
