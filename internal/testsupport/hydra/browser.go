@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"regexp"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
