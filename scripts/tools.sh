@@ -12,6 +12,7 @@ HYDRA_VERSION=v2.3.0
 NODE_MAJOR=22
 NPM_PACKAGES=(
   "@modelcontextprotocol/conformance@0.1.16"
+  "conformance-alpha@npm:@modelcontextprotocol/conformance@0.2.0-alpha.12"
   "@modelcontextprotocol/sdk@1.32.2"
   "@modelcontextprotocol/server-everything@2026.8.31"
   "@modelcontextprotocol/server-memory@2026.8.31"

@@ -97,6 +97,7 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 		}
 	}
 	CloseAll(warm)
+	rc.HTTPClient.CloseIdleConnections()
 	time.Sleep(200 * time.Millisecond)
 	before, err := c.Mem()
 	if err != nil {
@@ -119,6 +120,7 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 	if err != nil {
 		return nil, err
 	}
+	rc.HTTPClient.CloseIdleConnections() // else the server keeps a goroutine and buffers per pooled connection
 	time.Sleep(300 * time.Millisecond)
 	closed, err := c.Mem()
 	if err != nil {

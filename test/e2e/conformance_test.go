@@ -54,9 +54,12 @@ backends:
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	outDir := t.TempDir()
-	cmd := exec.CommandContext(ctx, "npx", "conformance", "server", "--url", v.URL, "-o", outDir)
+	// `npx conformance` in $VMCP_TOOLS/npm, pinned: run the bin of the
+	// 0.1.16 package itself, since another installed version (an npm alias)
+	// may own the node_modules/.bin/conformance name.
+	cmd := exec.CommandContext(ctx, tl.node, tl.conformance(), "server", "--url", v.URL, "-o", outDir)
 	cmd.Dir = tl.npmDir
-	cmd.Env = childEnv("npm_config_offline=true", "npm_config_update_notifier=false")
+	cmd.Env = childEnv()
 	out, err := cmd.CombinedOutput()
 	t.Logf("conformance output:\n%s", out)
 	code, desc := exitCode(err)

@@ -90,6 +90,11 @@ func (tl *tools) everything() string {
 	return filepath.Join(tl.modules, "@modelcontextprotocol", "server-everything", "dist", "index.js")
 }
 
+// conformance is the CLI of @modelcontextprotocol/conformance (its "bin").
+func (tl *tools) conformance() string {
+	return filepath.Join(tl.modules, "@modelcontextprotocol", "conformance", "dist", "index.js")
+}
+
 func (tl *tools) memory() string {
 	return filepath.Join(tl.modules, "@modelcontextprotocol", "server-memory", "dist", "index.js")
 }
@@ -128,7 +133,7 @@ func findTools() (*tools, error) {
 	}
 	tl.node = node
 	if _, err := exec.LookPath("npx"); err != nil {
-		return nil, errors.New("npx is not on PATH")
+		return nil, errors.New("npx is not on PATH") // stdio backends in the tests use it
 	}
 	root := os.Getenv("VMCP_TOOLS")
 	if root == "" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ backends:
 				}
 			})
 
-			callDone := make(chan error, 1)
+			callDone := make(chan string, 1) // how the call in flight ended
 			if tc.callInFlight {
 				progress := make(chan struct{}, 100)
 				cs := connect(t, v.URL, legacyVersion, &mcp.ClientOptions{
@@ -100,10 +101,14 @@ backends:
 						Name:      "everything_trigger-long-running-operation",
 						Arguments: map[string]any{"duration": 60, "steps": 60},
 					})
-					if err == nil && !res.IsError {
-						err = fmt.Errorf("the call succeeded: %q", resultText(res))
+					switch {
+					case err != nil:
+						callDone <- "error: " + err.Error()
+					case res.IsError:
+						callDone <- "isError result: " + resultText(res)
+					default:
+						callDone <- "success: " + resultText(res)
 					}
-					callDone <- err
 				}()
 				select {
 				case <-progress:
@@ -128,8 +133,11 @@ backends:
 			}
 			if tc.callInFlight {
 				select {
-				case err := <-callDone:
-					t.Logf("the call in flight ended with: %v", err)
+				case how := <-callDone:
+					t.Logf("the call in flight ended with %s", how)
+					if strings.HasPrefix(how, "success") {
+						t.Error("the call in flight succeeded; it should have been cancelled at the shutdown timeout")
+					}
 				case <-time.After(waitTimeout):
 					t.Error("the call in flight never ended")
 				}

@@ -3,8 +3,8 @@
 // authorization flow without a human, against an MCP server that is its own
 // authorization server: 401 -> protected resource metadata -> AS metadata ->
 // dynamic client registration -> PKCE -> authorize -> token. Its "browser"
-// follows the redirect chain itself and accepts Ory Hydra's login and consent
-// requests through Hydra's admin API.
+// follows the redirect chain itself, approves vmcp's consent page, and accepts
+// Ory Hydra's login and consent requests through Hydra's admin API.
 //
 //   node mcp-oauth-client.mjs --url URL --hydra-admin URL [options] tools
 //   node mcp-oauth-client.mjs ... call NAME '{"arg":1}'
@@ -122,9 +122,38 @@ async function follow(start, redirectUri) {
       url = new URL(location, u).href;
       continue;
     }
+    if (res.status === 200) {
+      const next = await approveConsent(u, await res.text());
+      if (next) { url = next; continue; }
+    }
     throw new Error(`GET ${u} answered ${res.status} without a redirect: ${(await res.text()).slice(0, 500)}`);
   }
   throw new Error(`more than 40 redirects, last to ${url}`);
+}
+
+// approveConsent submits vmcp's consent page (approve, first provider) as a
+// user would, with this browser's cookies, and returns where it redirects.
+async function approveConsent(page, html) {
+  const action = html.match(/<form method="post" action="([^"]*\/oauth\/consent)">/);
+  if (!action) return undefined;
+  const unescape = (v) => v.replace(/&#43;/g, '+').replace(/&#34;/g, '"').replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const form = new URLSearchParams({ decision: 'approve' });
+  for (const m of html.matchAll(/name="(request|csrf)" value="([^"]*)"/g)) form.set(m[1], unescape(m[2]));
+  const provider = html.match(/name="provider" value="([^"]*)"/);
+  if (provider) form.set('provider', unescape(provider[1]));
+  const target = new URL(unescape(action[1]), page);
+  const cookies = jar.get(target.hostname);
+  log(`approving consent at ${target.origin}${target.pathname}`);
+  const res = await fetch(target, {
+    method: 'POST', redirect: 'manual', body: form,
+    headers: { 'content-type': 'application/x-www-form-urlencoded',
+      ...(cookies?.size ? { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } : {}) },
+  });
+  storeCookies(target, res);
+  const location = res.headers.get('location');
+  if (!location) throw new Error(`consent POST answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  return new URL(location, target).href;
 }
 
 // callbackCode checks the redirect URI's query and returns the authorization code.
