@@ -1,0 +1,128 @@
+package authserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
+)
+
+// memGrants is a GrantStore for white-box tests.
+type memGrants struct {
+	mu sync.Mutex
+	m  map[string]Grant
+}
+
+func (s *memGrants) PutGrant(_ context.Context, g *Grant) error {
+	s.mu.Lock()
+	s.m[g.ID] = *g
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *memGrants) GetGrant(_ context.Context, id string) (*Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.m[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &g, nil
+}
+
+func (s *memGrants) DeleteGrant(_ context.Context, id string) error {
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
+	return nil
+}
+
+func newGrants(t *testing.T, opts fakeidp.Options) (*grants, *fakeidp.IdP, *memGrants) {
+	idp := fakeidp.Start(t, opts)
+	p := newProvider(ProviderConfig{Name: "idp", Type: TypeOIDC, IssuerURL: idp.URL(), ClientID: "vmcp", ClientSecret: "secret",
+		RedirectURI: "http://127.0.0.1/cb"}, http.DefaultClient, slog.New(slog.DiscardHandler))
+	if _, err := p.ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := &memGrants{m: map[string]Grant{}}
+	return &grants{store: st, providers: map[string]*provider{"idp": p}, now: time.Now, logger: slog.New(slog.DiscardHandler)}, idp, st
+}
+
+// TestConcurrentRefreshesCollapse: many callers needing fresh tokens at once
+// cause one upstream refresh.
+func TestConcurrentRefreshesCollapse(t *testing.T) {
+	t.Parallel()
+	gs, idp, st := newGrants(t, fakeidp.Options{RotateRefreshTokens: true})
+	rt := loginRefreshToken(t, idp)
+	_ = st.PutGrant(context.Background(), &Grant{ID: "g", Provider: "idp", UpstreamIssuer: idp.URL(), UpstreamSubject: "user-1",
+		RefreshToken: rt, Expiry: time.Now().Add(-time.Minute)})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := gs.Fresh(context.Background(), "g", time.Minute); err != nil {
+				t.Errorf("Fresh: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := idp.Refreshes.Load(); n != 1 {
+		t.Errorf("%d upstream refreshes, want 1", n)
+	}
+	g, _ := st.GetGrant(context.Background(), "g")
+	if g.RefreshToken == rt || g.RefreshToken == "" {
+		t.Errorf("rotated refresh token not stored: %q", g.RefreshToken)
+	}
+	// The rotated token is the one that works now.
+	g.Expiry = time.Now().Add(-time.Minute)
+	_ = st.PutGrant(context.Background(), g)
+	if _, err := gs.Fresh(context.Background(), "g", time.Minute); err != nil {
+		t.Errorf("refresh with the rotated token: %v", err)
+	}
+}
+
+// TestRefreshKeepsOldRefreshToken: an IdP that returns no new refresh token
+// leaves the old one in place.
+func TestRefreshKeepsOldRefreshToken(t *testing.T) {
+	t.Parallel()
+	gs, idp, st := newGrants(t, fakeidp.Options{})
+	rt := loginRefreshToken(t, idp)
+	_ = st.PutGrant(context.Background(), &Grant{ID: "g", Provider: "idp", UpstreamIssuer: idp.URL(), UpstreamSubject: "user-1",
+		RefreshToken: rt, Expiry: time.Now().Add(-time.Minute)})
+	g, err := gs.Fresh(context.Background(), "g", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.RefreshToken != rt || !g.Expiry.After(time.Now()) {
+		t.Errorf("after refresh: refresh token %q (want the old %q), expiry %v", g.RefreshToken, rt, g.Expiry)
+	}
+}
+
+// loginRefreshToken gets a refresh token from the IdP the way vmcp would.
+func loginRefreshToken(t *testing.T, idp *fakeidp.IdP) string {
+	t.Helper()
+	p := newProvider(ProviderConfig{Name: "idp", Type: TypeOIDC, IssuerURL: idp.URL(), ClientID: "vmcp", ClientSecret: "secret",
+		RedirectURI: "http://127.0.0.1/cb"}, http.DefaultClient, slog.New(slog.DiscardHandler))
+	u, err := p.authCodeURL(context.Background(), "state", "nonce", "verifier-0123456789-0123456789-0123456789-abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.exchange(context.Background(), loc.Query().Get("code"), "verifier-0123456789-0123456789-0123456789-abc", "nonce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.token.RefreshToken
+}
