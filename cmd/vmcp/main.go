@@ -34,6 +34,9 @@ Usage:
   vmcp validate --config FILE                  check a configuration file
   vmcp client tools [--url URL]                list the tools of an MCP endpoint
   vmcp client call TOOL [JSON] [--url URL]     call a tool with JSON arguments
+  vmcp authz explain --config FILE --identity ID.json --action A --resource NAME
+                                               explain a policy decision
+  vmcp authz test CASES.yaml                   run policy test cases
   vmcp version                                 print the version
 `
 
@@ -60,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return validate(args[1:], stdout)
 	case "client":
 		return client(args[1:], stdout)
+	case "authz":
+		return authzCmd(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "vmcp", app.Version)
 		return nil
@@ -153,6 +158,9 @@ func validate(args []string, stdout io.Writer) error {
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
+		return err
+	}
+	if _, err := app.NewAuthorizer(cfg, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d backends, conflict resolution %s)\n", *file, len(cfg.Backends), cfg.Config.Aggregation.ConflictResolution)

@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
@@ -46,6 +47,7 @@ type App struct {
 	server     *http.Server
 	ln         net.Listener
 	authServer *authserver.Server
+	authorizer *authz.Authorizer
 	cancel     context.CancelFunc
 	served     chan error
 }
@@ -73,6 +75,16 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		ln.Close()
 		return nil, err
 	}
+	authorizer, err := NewAuthorizer(cfg, &authz.Options{Logger: o.Logger})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a.authorizer = authorizer
+	var claims frontend.ClaimsFunc
+	if authorizer != nil {
+		claims = a.claimsFunc()
+	}
 	var gw *frontend.Gateway
 	fh := cfg.Config.Operational.FailureHandling
 	a.backends = backend.NewSet(backendSpecs(cfg), &backend.Options{
@@ -97,6 +109,8 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		PageSize:           cfg.Server.PageSize,
 		SessionIdleTimeout: cfg.Server.SessionIdleTimeout.D(),
 		Authenticate:       authenticate,
+		Authorizer:         authorizer,
+		Claims:             claims,
 	})
 	a.gateway = gw
 	mux.Handle("/mcp", gw)
@@ -175,6 +189,9 @@ func (a *App) Start() {
 	a.cancel = cancel
 	a.backends.Start()
 	go a.gateway.Run(ctx)
+	if a.authorizer != nil {
+		go a.authorizer.Watch(ctx)
+	}
 	go func() { a.served <- a.server.Serve(a.ln) }()
 }
 

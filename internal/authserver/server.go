@@ -313,6 +313,13 @@ func (s *Server) CheckToken(ctx context.Context, claims map[string]any, raw stri
 	return err
 }
 
+// StoredGrant returns a user's upstream grant as stored, without
+// refreshing anything: the identity claims verified at the last login or
+// refresh.
+func (s *Server) StoredGrant(ctx context.Context, id string) (*Grant, error) {
+	return s.store.GetGrant(ctx, id)
+}
+
 // Grant returns a user's upstream grant with tokens valid for at least
 // minValid, refreshing them if needed.
 func (s *Server) Grant(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {

@@ -42,6 +42,21 @@ type Config struct {
 
 	// File is the path the configuration was read from ("" if built in).
 	File string `yaml:"-"`
+
+	lines  map[string]int // field path -> line, for Position
+	prefix string         // "spec." in a whole manifest
+}
+
+// Position returns "file:line" of a field path (like
+// incomingAuth.authzConfig.inline.policies[0]), or of its nearest enclosing
+// field in the file, for errors found after loading.
+func (c *Config) Position(field string) string {
+	for path := c.prefix + field; path != ""; path = parentPath(path) {
+		if l, ok := c.lines[path]; ok {
+			return fmt.Sprintf("%s:%d: %s%s", c.File, l, c.prefix, field)
+		}
+	}
+	return c.File + ": " + c.prefix + field
 }
 
 // GroupRef references an MCPGroup by name.
@@ -145,8 +160,64 @@ type IncomingAuth struct {
 	// the given audience.
 	OIDCConfigRef *OIDCConfigRef `yaml:"oidcConfigRef"`
 	// OIDCConfig configures token validation inline (standalone).
-	OIDCConfig  *OIDCConfig `yaml:"oidcConfig"`
-	AuthzConfig *yaml.Node  `yaml:"authzConfig"`
+	OIDCConfig *OIDCConfig `yaml:"oidcConfig"`
+	// AuthzConfig enables Cedar authorization. Absent: every
+	// authenticated caller may list and call everything.
+	AuthzConfig *AuthzConfig `yaml:"authzConfig"`
+}
+
+// Authorization policy source types.
+const (
+	AuthzInline    = "inline"
+	AuthzFile      = "file"
+	AuthzConfigMap = "configMap"
+)
+
+// Where policy claims come from.
+const (
+	ClaimsUpstream = "upstream"
+	ClaimsToken    = "token"
+)
+
+// AuthzConfig configures Cedar authorization.
+type AuthzConfig struct {
+	// Type is inline, file (standalone) or configMap (Kubernetes).
+	Type string `yaml:"type"`
+	// Inline holds the policies in the configuration.
+	Inline *InlineAuthz `yaml:"inline"`
+	// File reads policies (and entities) from files, reloaded on change.
+	File *FileAuthz `yaml:"file"`
+	// ConfigMap names a Kubernetes ConfigMap (not read standalone).
+	ConfigMap *yaml.Node `yaml:"configMap"`
+	// ClaimsFrom is upstream (default with authServerConfig): policies see
+	// the upstream identity of the primary provider (ID token, userinfo,
+	// JWT access token) over the claims of the token vmcp issued; or
+	// token: only the claims of the token the client presented.
+	ClaimsFrom string `yaml:"claimsFrom"`
+	// PrimaryUpstreamProvider names the provider whose identity feeds
+	// policies. Default: the only provider; required with several.
+	PrimaryUpstreamProvider string `yaml:"primaryUpstreamProvider"`
+	// GroupClaims and RoleClaims name the claims (dotted paths) whose
+	// values make the principal a member of Vmcp::Group and Vmcp::Role
+	// entities. Defaults: [groups] and [roles].
+	GroupClaims []string `yaml:"groupClaims"`
+	RoleClaims  []string `yaml:"roleClaims"`
+}
+
+// InlineAuthz holds policies in the configuration.
+type InlineAuthz struct {
+	// Policies are Cedar policy documents.
+	Policies []string `yaml:"policies"`
+	// EntitiesJSON is a Cedar entities document (JSON).
+	EntitiesJSON string `yaml:"entitiesJson"`
+}
+
+// FileAuthz reads policies from files.
+type FileAuthz struct {
+	PolicyFiles  []string `yaml:"policyFiles"`
+	EntitiesFile string   `yaml:"entitiesFile"`
+	// ReloadInterval is how often the files are checked. Default: 2s.
+	ReloadInterval Duration `yaml:"reloadInterval"`
 }
 
 // OIDCConfigRef references token validation settings kept elsewhere.
@@ -424,6 +495,21 @@ func (c *Config) applyDefaults() {
 	}
 	if as := c.AuthServerConfig; as != nil {
 		as.applyDefaults()
+	}
+	if az := c.IncomingAuth.AuthzConfig; az != nil {
+		if az.ClaimsFrom == "" {
+			az.ClaimsFrom = ClaimsToken
+			if c.AuthServerConfig != nil {
+				az.ClaimsFrom = ClaimsUpstream
+			}
+		}
+		if az.PrimaryUpstreamProvider == "" && az.ClaimsFrom == ClaimsUpstream && c.AuthServerConfig != nil &&
+			len(c.AuthServerConfig.UpstreamProviders) == 1 {
+			az.PrimaryUpstreamProvider = c.AuthServerConfig.UpstreamProviders[0].Name
+		}
+		if az.File != nil {
+			setDefault(&az.File.ReloadInterval, Duration(2*time.Second))
+		}
 	}
 	for i := range c.Backends {
 		b := &c.Backends[i]

@@ -69,6 +69,11 @@ func Parse(data []byte, file string) (*Config, error) {
 		return nil, err
 	}
 	cfg.File = file
+	cfg.prefix = p.prefix
+	cfg.lines = make(map[string]int, len(p.nodes))
+	for path, n := range p.nodes {
+		cfg.lines[path] = n.Line
+	}
 	cfg.applyDefaults()
 	if errs := p.locate(cfg.validate()); len(errs) > 0 {
 		return nil, errs

@@ -169,8 +169,8 @@ func (c *Config) validateAuth(v *validator) {
 	default:
 		v.add("incomingAuth.type", "%q is not one of anonymous, oidc", in.Type)
 	}
-	if in.AuthzConfig != nil {
-		v.notSupported("incomingAuth.authzConfig")
+	if az := in.AuthzConfig; az != nil {
+		c.validateAuthz(v, az)
 	}
 	if as := c.AuthServerConfig; as != nil {
 		validateAuthServer(v, as)
@@ -187,6 +187,47 @@ func (c *Config) validateAuth(v *validator) {
 		if o.Backends != nil {
 			v.notSupported("outgoingAuth.backends")
 		}
+	}
+}
+
+func (c *Config) validateAuthz(v *validator, az *AuthzConfig) {
+	const f = "incomingAuth.authzConfig"
+	switch az.Type {
+	case AuthzInline:
+		if az.Inline == nil || len(az.Inline.Policies) == 0 {
+			v.add(f+".inline.policies", "type inline needs at least one policy")
+		}
+	case AuthzFile:
+		if az.File == nil || len(az.File.PolicyFiles) == 0 {
+			v.add(f+".file.policyFiles", "type file needs at least one policy file")
+		}
+	case AuthzConfigMap:
+		v.add(f+".type", "configMap policies are read by the Kubernetes operator; standalone, use type file")
+	default:
+		v.add(f+".type", "%q is not one of inline, file, configMap", az.Type)
+	}
+	var providers []string
+	if as := c.AuthServerConfig; as != nil {
+		for _, p := range as.UpstreamProviders {
+			providers = append(providers, p.Name)
+		}
+	}
+	switch az.ClaimsFrom {
+	case ClaimsToken:
+		if az.PrimaryUpstreamProvider != "" {
+			v.add(f+".primaryUpstreamProvider", "is set, but claimsFrom is token: policies would not see that provider's identity")
+		}
+	case ClaimsUpstream:
+		switch {
+		case c.AuthServerConfig == nil:
+			v.add(f+".claimsFrom", "upstream needs authServerConfig (only vmcp's authorization server holds upstream identities); use token")
+		case az.PrimaryUpstreamProvider == "":
+			v.add(f+".primaryUpstreamProvider", "is required with several upstream providers (one of %s), or set claimsFrom: token", strings.Join(providers, ", "))
+		case !slices.Contains(providers, az.PrimaryUpstreamProvider):
+			v.add(f+".primaryUpstreamProvider", "%q is not an upstream provider (one of %s)", az.PrimaryUpstreamProvider, strings.Join(providers, ", "))
+		}
+	default:
+		v.add(f+".claimsFrom", "%q is not one of upstream, token", az.ClaimsFrom)
 	}
 }
 

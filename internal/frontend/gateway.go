@@ -27,7 +27,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
 
@@ -52,6 +54,11 @@ type Options struct {
 	// RebuildDelay gathers bursts of backend changes into one catalog
 	// rebuild. Default: 20ms.
 	RebuildDelay time.Duration
+	// Authorizer decides with Cedar policies what each caller may list
+	// and call. Default: none (everything is allowed).
+	Authorizer *authz.Authorizer
+	// Claims resolves the claims policies see; required with Authorizer.
+	Claims ClaimsFunc
 	// Authenticate is the authentication middleware of the endpoint: it
 	// answers unauthenticated requests itself and puts the caller's
 	// identity in the request context ([identity.With]). Default: none
@@ -73,9 +80,10 @@ type Gateway struct {
 
 	origins map[string]bool // allowed origins besides loopback, lower case
 
-	catalog atomic.Pointer[router.Catalog]
-	built   atomic.Bool // a catalog was built after every backend's first attempt
-	rebuild chan struct{}
+	pub        atomic.Pointer[published]
+	principals principals
+	built      atomic.Bool // a catalog was built after every backend's first attempt
+	rebuild    chan struct{}
 
 	stopCtx context.Context // cancelled to cancel calls still running at shutdown
 	stop    context.CancelFunc
@@ -122,7 +130,8 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 		g.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
 	}
 	g.stopCtx, g.stop = context.WithCancel(context.Background())
-	g.catalog.Store(router.Build(nil, o.Aggregation))
+	g.principals.m = map[*identity.Identity]principalEntry{}
+	g.publish(router.Build(nil, o.Aggregation))
 	sdkLogger := quiet(o.Logger)
 	g.server = g.newServer(sdkLogger)
 	g.stateful = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
@@ -191,7 +200,22 @@ func (g *Gateway) newServer(logger *slog.Logger) *mcp.Server {
 }
 
 // Catalog returns the current catalog.
-func (g *Gateway) Catalog() *router.Catalog { return g.catalog.Load() }
+func (g *Gateway) Catalog() *router.Catalog { return g.pub.Load().cat }
+
+// published is a catalog with its items prepared for policy decisions;
+// the two are swapped together.
+type published struct {
+	cat     *router.Catalog
+	targets *targets // nil without an authorizer
+}
+
+func (g *Gateway) publish(c *router.Catalog) {
+	p := &published{cat: c}
+	if g.opts.Authorizer != nil {
+		p.targets = g.buildTargets(c)
+	}
+	g.pub.Store(p)
+}
 
 // BackendsChanged tells the gateway to rebuild its catalog soon. It does not
 // block; pass it as [backend.Options.OnChange].
@@ -233,10 +257,10 @@ func (g *Gateway) Run(ctx context.Context) {
 // sync rebuilds the catalog and brings the mcp.Server's registrations in
 // line with it; the server notifies clients of what changed.
 func (g *Gateway) sync() {
-	old := g.catalog.Load()
+	old := g.Catalog()
 	c := router.Build(g.backends.Inventories(), g.opts.Aggregation)
 	changed := g.apply(c)
-	g.catalog.Store(c)
+	g.publish(c)
 	g.reportProblems(old, c)
 	if changed {
 		g.logger.Info("catalog updated", "tools", len(c.Tools), "resources", len(c.Resources),

@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
@@ -100,9 +101,20 @@ func unknown(kind, name string) error {
 // model sees what happened; the backend's own answers pass through as they
 // are.
 func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	t := g.catalog.Load().Tool(req.Params.Name)
+	pub := g.pub.Load()
+	t := pub.cat.Tool(req.Params.Name)
 	if t == nil {
 		return nil, unknown("tool", req.Params.Name)
+	}
+	if g.opts.Authorizer != nil {
+		ok, err := g.allowed(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, `Vmcp::Tool::"`+t.Def.Name+`"`,
+			authz.ArgumentsOf(req.Params.Arguments), "tools/call")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, unknown("tool", req.Params.Name) // a denied tool looks like a missing one
+		}
 	}
 	b := g.backends.Get(t.Backend)
 	params := &mcp.CallToolParams{Meta: ownMeta(req.Params.Meta), Name: t.Original}
@@ -134,9 +146,19 @@ func (g *Gateway) backendError(method, backendName string, err error) error {
 }
 
 func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-	p := g.catalog.Load().Prompt(req.Params.Name)
+	pub := g.pub.Load()
+	p := pub.cat.Prompt(req.Params.Name)
 	if p == nil {
 		return nil, unknown("prompt", req.Params.Name)
+	}
+	if g.opts.Authorizer != nil {
+		ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, `Vmcp::Prompt::"`+p.Def.Name+`"`, nil, "prompts/get")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, unknown("prompt", req.Params.Name)
+		}
 	}
 	params := &mcp.GetPromptParams{Meta: ownMeta(req.Params.Meta), Name: p.Original, Arguments: req.Params.Arguments}
 	res, err := g.backends.Get(p.Backend).GetPrompt(ctx, g.peerFor(req.Session), params)
@@ -149,7 +171,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 
 // readResource serves a listed resource.
 func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
-	r := g.catalog.Load().Resource(req.Params.URI)
+	r := g.Catalog().Resource(req.Params.URI)
 	if r == nil {
 		return nil, mcp.ResourceNotFoundError(req.Params.URI)
 	}
@@ -164,6 +186,9 @@ func (g *Gateway) readTemplate(backendName string) mcp.ResourceHandler {
 }
 
 func (g *Gateway) read(ctx context.Context, req *mcp.ReadResourceRequest, backendName, uri string) (*mcp.ReadResourceResult, error) {
+	if err := g.mayRead(ctx, req.Params.URI, backendName, "resources/read"); err != nil {
+		return nil, err
+	}
 	params := &mcp.ReadResourceParams{Meta: ownMeta(req.Params.Meta), URI: uri}
 	res, err := g.backends.Get(backendName).ReadResource(ctx, g.peerFor(req.Session), params)
 	if err != nil {
@@ -180,10 +205,31 @@ func (g *Gateway) read(ctx context.Context, req *mcp.ReadResourceRequest, backen
 	return res, nil
 }
 
+// mayRead decides read_resource on an advertised URI; a denied resource
+// looks like a missing one.
+func (g *Gateway) mayRead(ctx context.Context, uri, backendName, op string) error {
+	a := g.opts.Authorizer
+	if a == nil {
+		return nil
+	}
+	t := g.pub.Load().targets.resources[uri]
+	if t == nil { // read through a template, or a completion reference
+		t = a.Resource(uri, backendName)
+	}
+	ok, err := g.allowed(ctx, t, authz.ReadResource, `Vmcp::Resource::"`+uri+`"`, nil, op)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return mcp.ResourceNotFoundError(uri)
+	}
+	return nil
+}
+
 // resourceOwner finds the backend and backend URI of an advertised URI: a
 // listed resource, or a URI matching a template.
 func (g *Gateway) resourceOwner(uri string) (backendName, original string, ok bool) {
-	c := g.catalog.Load()
+	c := g.Catalog()
 	if r := c.Resource(uri); r != nil {
 		return r.Backend, r.Original, true
 	}
@@ -198,18 +244,31 @@ func (g *Gateway) resourceOwner(uri string) (backendName, original string, ok bo
 func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
 	ref := *req.Params.Ref
 	var backendName string
-	c := g.catalog.Load()
+	pub := g.pub.Load()
+	c := pub.cat
 	switch ref.Type {
 	case "ref/prompt":
 		p := c.Prompt(ref.Name)
 		if p == nil {
 			return nil, unknown("prompt", ref.Name)
 		}
+		if g.opts.Authorizer != nil {
+			ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, `Vmcp::Prompt::"`+p.Def.Name+`"`, nil, "completion/complete")
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, unknown("prompt", ref.Name)
+			}
+		}
 		backendName, ref.Name = p.Backend, p.Original
 	case "ref/resource":
 		t := findTemplate(c, ref.URI)
 		if t == nil {
 			return nil, unknown("resource template", ref.URI)
+		}
+		if err := g.mayRead(ctx, ref.URI, t.Backend, "completion/complete"); err != nil {
+			return nil, err
 		}
 		backendName = t.Backend
 	default:
@@ -240,6 +299,9 @@ func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) erro
 	if !ok {
 		return mcp.ResourceNotFoundError(req.Params.URI)
 	}
+	if err := g.mayRead(ctx, req.Params.URI, name, "resources/subscribe"); err != nil {
+		return err
+	}
 	if err := g.backends.Get(name).Subscribe(ctx, uri); err != nil {
 		return g.backendError("resources/subscribe", name, err)
 	}
@@ -261,7 +323,7 @@ func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) 
 // under the URI they know. Pass it as [backend.Options.OnResourceUpdated].
 func (g *Gateway) ResourceUpdated(ctx context.Context, backendName string, p *mcp.ResourceUpdatedNotificationParams) {
 	uri := p.URI
-	for _, r := range g.catalog.Load().Resources {
+	for _, r := range g.Catalog().Resources {
 		if r.Backend == backendName && r.Original == p.URI {
 			uri = r.Def.URI
 			break

@@ -41,7 +41,7 @@ func benchListGateway(b *testing.B, pageSize int, apply bool) *Gateway {
 	if apply {
 		g.apply(c) // what sync does: registers the tools, encodes their schemas once
 	}
-	g.catalog.Store(c)
+	g.publish(c)
 	return g
 }
 
@@ -94,6 +94,30 @@ func BenchmarkListTools(b *testing.B) {
 			}
 		})
 	}
+	// What answering from per-tool JSON encoded once per catalog would cost
+	// (joined per request, so that a per-user filter can skip tools): the
+	// floor for a gateway that writes tools/list answers itself instead of
+	// going through the SDK's two encoding passes.
+	b.Run("1000/pre-encoded-join", func(b *testing.B) {
+		g := benchListGateway(b, 1000, true)
+		chunks := make([][]byte, len(g.Catalog().Tools))
+		for i, t := range g.Catalog().Tools {
+			chunks[i], _ = json.Marshal(t.Def)
+		}
+		var buf []byte
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = append(buf[:0], `{"jsonrpc":"2.0","id":1,"result":{"tools":[`...)
+			for i, c := range chunks {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = append(buf, c...)
+			}
+			buf = append(buf, "]}}"...)
+			b.SetBytes(int64(len(buf)))
+		}
+	})
 	b.Run("1000/page-of-100", func(b *testing.B) {
 		g := benchListGateway(b, 100, true)
 		cursor := encodeCursor(g.Catalog().Tools[499].Def.Name)

@@ -95,15 +95,14 @@ server:
 		},
 		{
 			// A block the README says is refused, never half-applied. When
-			// Cedar authorization lands, pick another unsupported field.
+			// outgoing authentication lands, pick another unsupported field.
 			name: "a feature this version cannot honour",
 			config: `name: broken
-incomingAuth:
-  type: anonymous
-  authzConfig:
-    type: cedar
+outgoingAuth:
+  source: inline
+  default: {type: token_exchange}
 `,
-			want: []string{`FILE:5: incomingAuth.authzConfig: is not supported by this version of vmcp yet; remove it (vmcp will not run with settings it cannot honour)`},
+			want: []string{`FILE:4: outgoingAuth.default: is not supported by this version of vmcp yet; remove it (vmcp will not run with settings it cannot honour)`},
 		},
 		{
 			name: "manifest field",

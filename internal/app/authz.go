@@ -1,0 +1,92 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/vmcp-dev/vmcp/internal/authz"
+	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/identity"
+)
+
+// NewAuthorizer builds the Cedar authorizer of cfg (nil if it has none),
+// with policy errors located in the configuration file.
+func NewAuthorizer(cfg *config.Config, opts *authz.Options) (*authz.Authorizer, error) {
+	az := cfg.IncomingAuth.AuthzConfig
+	if az == nil {
+		return nil, nil
+	}
+	o := authz.Options{Server: cfg.Name, GroupClaims: az.GroupClaims, RoleClaims: az.RoleClaims}
+	if opts != nil {
+		o.Logger = opts.Logger
+	}
+	if az.Inline != nil {
+		o.Policies.Inline = az.Inline.Policies
+		o.Policies.EntitiesJSON = []byte(az.Inline.EntitiesJSON)
+	}
+	if az.File != nil {
+		o.Policies.Files = az.File.PolicyFiles
+		o.Policies.EntitiesFile = az.File.EntitiesFile
+		o.ReloadInterval = az.File.ReloadInterval.D()
+	}
+	a, err := authz.New(&o)
+	if err != nil {
+		return nil, locatePolicyErrors(cfg, err)
+	}
+	return a, nil
+}
+
+// locatePolicyErrors points inline policy errors at their line in the
+// configuration file.
+func locatePolicyErrors(cfg *config.Config, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	var out []string
+	for _, e := range errs {
+		var pe *authz.PolicyError
+		if errors.As(e, &pe) && strings.HasPrefix(pe.Source, "inline[") {
+			i, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(pe.Source, "inline["), "]"))
+			out = append(out, fmt.Sprintf("%s: %v", cfg.Position(fmt.Sprintf("incomingAuth.authzConfig.inline.policies[%d]", i)), e))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: incomingAuth.authzConfig: %v", cfg.File, e))
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// claimsFunc resolves the claims policies see: the upstream identity of
+// the primary provider over the token's claims, or the token's alone.
+func (a *App) claimsFunc() frontend.ClaimsFunc {
+	az := a.cfg.IncomingAuth.AuthzConfig
+	as := a.authServer
+	if az.ClaimsFrom != config.ClaimsUpstream || as == nil {
+		return func(_ context.Context, id *identity.Identity) (authz.Claims, error) {
+			return authz.Resolve(id.Claims, nil), nil
+		}
+	}
+	primary := az.PrimaryUpstreamProvider
+	return func(ctx context.Context, id *identity.Identity) (authz.Claims, error) {
+		if id.GrantID == "" {
+			return authz.Resolve(id.Claims, nil), nil
+		}
+		g, err := as.StoredGrant(ctx, id.GrantID)
+		if err != nil {
+			return authz.Claims{}, fmt.Errorf("upstream grant %s: %w", id.GrantID, err)
+		}
+		if g.Provider != primary {
+			// The user logged in with another provider: its identity does
+			// not feed policies, only vmcp's own token does.
+			return authz.Resolve(id.Claims, nil), nil
+		}
+		return authz.Resolve(id.Claims, &authz.Upstream{Provider: g.Provider, IDTokenClaims: g.IDTokenClaims,
+			UserinfoClaims: g.UserinfoClaims, AccessTokenClaims: g.AccessTokenClaims}), nil
+	}
+}

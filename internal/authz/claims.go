@@ -1,0 +1,130 @@
+package authz
+
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Source names where a claim came from.
+type Source string
+
+// Claim sources, in increasing precedence: a claim from a later source
+// replaces one from an earlier source.
+const (
+	// SourceToken is the token the client presented (vmcp's own, or an
+	// external IdP's, verified by the authentication layer).
+	SourceToken Source = "token"
+	// SourceAccessToken is the upstream IdP's access token, only when it
+	// is a JWT that verified against the IdP's keys at login or refresh.
+	SourceAccessToken Source = "upstream_access_token"
+	// SourceUserinfo is the upstream userinfo response, fetched with the
+	// upstream access token at login and at each refresh.
+	SourceUserinfo Source = "userinfo"
+	// SourceIDToken is the upstream ID token, verified at login and at
+	// each refresh.
+	SourceIDToken Source = "id_token"
+)
+
+// Upstream is what vmcp verified about the user at the upstream IdP; each
+// map is nil when that source does not exist (no ID token from an OAuth 2.0
+// provider; an opaque access token is never a claims source).
+type Upstream struct {
+	Provider          string
+	IDTokenClaims     map[string]any
+	UserinfoClaims    map[string]any
+	AccessTokenClaims map[string]any
+}
+
+// Claims are a principal's claims with the source of each.
+type Claims struct {
+	Values  map[string]any
+	Sources map[string]Source
+}
+
+// Resolve merges the claims of the sources that exist, token first, then
+// the upstream access token (JWT only), userinfo, and the ID token, which
+// wins. up is nil when the policies use only the token's claims.
+//
+// Derived attributes: "scopes" is a set built from a space-separated
+// "scope" string (or a "scp" array), so multi-valued scopes are usable
+// with contains().
+func Resolve(tokenClaims map[string]any, up *Upstream) Claims {
+	c := Claims{Values: make(map[string]any, len(tokenClaims)+8), Sources: map[string]Source{}}
+	layer := func(m map[string]any, s Source) {
+		for k, v := range m {
+			c.Values[k] = v
+			c.Sources[k] = s
+		}
+	}
+	layer(tokenClaims, SourceToken)
+	if up != nil {
+		layer(up.AccessTokenClaims, SourceAccessToken)
+		layer(up.UserinfoClaims, SourceUserinfo)
+		layer(up.IDTokenClaims, SourceIDToken)
+	}
+	if _, ok := c.Values["scopes"]; !ok {
+		if set, src, ok := scopeSet(c); ok {
+			c.Values["scopes"] = set
+			c.Sources["scopes"] = src
+		}
+	}
+	return c
+}
+
+func scopeSet(c Claims) ([]any, Source, bool) {
+	if s, ok := c.Values["scope"].(string); ok {
+		var out []any
+		for f := range strings.FieldsSeq(s) {
+			out = append(out, f)
+		}
+		return out, c.Sources["scope"], true
+	}
+	if a, ok := c.Values["scp"].([]any); ok {
+		return a, c.Sources["scp"], true
+	}
+	return nil, "", false
+}
+
+// Lookup finds a dotted path ("realm_access.roles") in the claims.
+func (c Claims) Lookup(path string) (any, bool) {
+	var cur any = c.Values
+	for part := range strings.SplitSeq(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// values returns the strings of a claim that is a string or a list.
+func (c Claims) values(path string) []string {
+	v, ok := c.Lookup(path)
+	if !ok {
+		return nil
+	}
+	switch v := v.(type) {
+	case string:
+		return strings.Fields(v)
+	case []any:
+		var out []string
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return slices.Clone(v)
+	}
+	return nil
+}
+
+// Names returns the claim names, sorted.
+func (c Claims) Names() []string {
+	return slices.Sorted(maps.Keys(c.Values))
+}

@@ -1,0 +1,243 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/authz"
+	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/router"
+)
+
+// ClaimsFunc returns the claims policies see for a caller. An error means
+// they cannot be known now (a store is down): the request fails, loudly,
+// rather than being decided on partial claims.
+type ClaimsFunc func(ctx context.Context, id *identity.Identity) (authz.Claims, error)
+
+// targets are the catalog's items prepared for policy decisions, built
+// once per catalog.
+type targets struct {
+	tools     map[string]*authz.Target
+	prompts   map[string]*authz.Target
+	resources map[string]*authz.Target
+}
+
+func (g *Gateway) buildTargets(c *router.Catalog) *targets {
+	a := g.opts.Authorizer
+	t := &targets{tools: map[string]*authz.Target{}, prompts: map[string]*authz.Target{}, resources: map[string]*authz.Target{}}
+	for _, tool := range c.Tools {
+		t.tools[tool.Def.Name] = a.Tool(tool.Def.Name, tool.Backend, annotationsOf(tool.Def))
+	}
+	for _, p := range c.Prompts {
+		t.prompts[p.Def.Name] = a.Prompt(p.Def.Name, p.Backend)
+	}
+	for _, r := range c.Resources {
+		t.resources[r.Def.URI] = a.Resource(r.Def.URI, r.Backend)
+	}
+	return t
+}
+
+func annotationsOf(t *mcp.Tool) map[string]any {
+	if t.Annotations == nil {
+		return nil
+	}
+	b, err := json.Marshal(t.Annotations)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// errAuthzUnavailable fails a request whose caller's claims cannot be
+// resolved.
+var errAuthzUnavailable = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp: authorization is unavailable right now; try again"}
+
+// principals caches prepared principals per identity (the authentication
+// layer hands out one *Identity per verified token) for a few seconds, so
+// that claims are resolved and converted once, not per request.
+type principals struct {
+	mu sync.Mutex // guards m
+	m  map[*identity.Identity]principalEntry
+}
+
+type principalEntry struct {
+	p     *authz.Principal
+	until time.Time
+	lists *listMemo // shared by the requests of this principal
+}
+
+// listMemo remembers which items of each list a principal may see, for
+// one catalog and one policy set: list decisions take no arguments, so
+// they are the same until one of those changes.
+type listMemo struct {
+	mu sync.Mutex // guards m
+	m  map[authz.Action]memoEntry
+}
+
+type memoEntry struct {
+	pub     *published
+	version any
+	allowed []bool // by item index
+}
+
+const principalTTL = 5 * time.Second
+
+// principal returns the prepared principal of the request's caller.
+func (g *Gateway) principal(ctx context.Context) (*authz.Principal, error) {
+	e, err := g.principalEntry(ctx)
+	return e.p, err
+}
+
+func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
+	id := identity.From(ctx)
+	now := time.Now()
+	g.principals.mu.Lock()
+	e, ok := g.principals.m[id]
+	g.principals.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e, nil
+	}
+	claims, err := g.opts.Claims(ctx, id)
+	if err != nil {
+		g.logger.Error("resolving the caller's claims for authorization failed; the request is refused", "sub", id.Subject, "error", err)
+		return principalEntry{}, errAuthzUnavailable
+	}
+	subject := id.Subject
+	if subject == "" {
+		subject = "anonymous"
+	}
+	e = principalEntry{p: g.opts.Authorizer.Principal(subject, claims), until: now.Add(principalTTL),
+		lists: &listMemo{m: map[authz.Action]memoEntry{}}}
+	g.principals.mu.Lock()
+	if len(g.principals.m) > 10000 {
+		clear(g.principals.m)
+	}
+	g.principals.m[id] = e
+	g.principals.mu.Unlock()
+	return e, nil
+}
+
+// allowed decides one item (nil target: not in the catalog). A denied item
+// and a missing one look the same to the client.
+func (g *Gateway) allowed(ctx context.Context, t *authz.Target, action authz.Action, display string, args map[string]any, op string) (bool, error) {
+	if g.opts.Authorizer == nil {
+		return true, nil
+	}
+	if t == nil {
+		return false, nil
+	}
+	p, err := g.principal(ctx)
+	if err != nil {
+		return false, err
+	}
+	d := g.opts.Authorizer.Decide(p, t, args, op)
+	g.debugExplain(ctx, d, p, action, display)
+	return d.Allowed, nil
+}
+
+func (g *Gateway) debugExplain(ctx context.Context, d authz.Decision, p *authz.Principal, action authz.Action, display string) {
+	if !g.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	e := g.opts.Authorizer.Explain(d, p, action, display, false)
+	g.logger.Debug("authorization decision", "decision", e.Decision, "principal", e.Principal, "action", e.Action,
+		"resource", e.Resource, "reason", e.Reason, "claims", e.Claims)
+}
+
+// filter returns the items (sorted by key) after cursor that the caller
+// may use, one page of them, and the next cursor. Without an authorizer
+// it is plain pagination.
+func filter[T any](g *Gateway, ctx context.Context, pub *published, items []T, key func(T) string, target func(T) *authz.Target,
+	action, listAction authz.Action, op, cursor string) ([]T, string, error) {
+	a := g.opts.Authorizer
+	if a == nil {
+		return paginate(items, key, cursor, g.opts.PageSize)
+	}
+	e, err := g.principalEntry(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	p := e.p
+	if d := a.DecideList(p, listAction, op); !d.Allowed {
+		ex := a.Explain(d, p, listAction, "the virtual server", false)
+		g.logger.Warn("listing denied by policy: the client gets an empty list", "principal", ex.Principal, "action", ex.Action, "reason", ex.Reason)
+		return []T{}, "", nil
+	}
+	allowed := allowedItems(g, e, pub, items, target, action, op)
+	start := 0
+	if cursor != "" {
+		after, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		start = searchAfter(items, key, after)
+	}
+	page := make([]T, 0, min(g.opts.PageSize, len(items)-start))
+	for i := start; i < len(items); i++ {
+		if !allowed[i] {
+			continue
+		}
+		if len(page) == g.opts.PageSize {
+			return page, encodeCursor(key(page[len(page)-1])), nil
+		}
+		page = append(page, items[i])
+	}
+	return page, "", nil
+}
+
+// allowedItems decides every item of a list for the principal, or reuses
+// the decisions made for the same catalog and policies. If every item
+// failed to evaluate, it says so at ERROR: an empty list is never silent.
+func allowedItems[T any](g *Gateway, e principalEntry, pub *published, items []T, target func(T) *authz.Target, action authz.Action, op string) []bool {
+	a := g.opts.Authorizer
+	version := a.Version()
+	e.lists.mu.Lock()
+	m, ok := e.lists.m[action]
+	e.lists.mu.Unlock()
+	if ok && m.pub == pub && m.version == version {
+		return m.allowed
+	}
+	allowed := make([]bool, len(items))
+	var failed int
+	var first authz.EvalError
+	for i, it := range items {
+		d := a.Decide(e.p, target(it), nil, op)
+		allowed[i] = d.Allowed
+		if len(d.Errors) > 0 {
+			if failed == 0 {
+				first = d.Errors[0]
+			}
+			failed++
+		}
+	}
+	if failed > 0 && failed == len(items) {
+		g.logger.Error("every item of a list failed policy evaluation: the client gets an empty list", "operation", op,
+			"items", len(items), "policy", first.Policy, "position", first.Position, "error", first.Message,
+			"claims", e.p.Claims.Names())
+	}
+	e.lists.mu.Lock()
+	e.lists.m[action] = memoEntry{pub: pub, version: version, allowed: allowed}
+	e.lists.mu.Unlock()
+	return allowed
+}
+
+func searchAfter[T any](items []T, key func(T) string, after string) int {
+	lo, hi := 0, len(items)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if key(items[m]) > after {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo
+}
