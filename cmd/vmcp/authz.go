@@ -226,7 +226,9 @@ func testCmd(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func indent(s string) string { return "      " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n      ") }
+func indent(s string) string {
+	return "      " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n      ")
+}
 
 // readDoc reads a YAML (or JSON, which is YAML) document strictly.
 func readDoc(path string, v any) error {

@@ -337,7 +337,9 @@ func errOrEOF(err error) error {
 }
 
 func (b *Backend) ping(ctx context.Context, c *Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, min(b.set.opts.ConnectTimeout, b.set.opts.HealthInterval))
+	// A ping may take longer than the interval (pings do not overlap), but
+	// not longer than a connection attempt.
+	ctx, cancel := context.WithTimeout(ctx, min(b.set.opts.ConnectTimeout, max(b.set.opts.HealthInterval, 2*time.Second)))
 	defer cancel()
 	return c.session.Ping(ctx, nil)
 }

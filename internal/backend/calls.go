@@ -43,6 +43,17 @@ type CallError struct {
 func (e *CallError) Error() string { return fmt.Sprintf("backend %q: %v", e.Backend, e.Err) }
 func (e *CallError) Unwrap() error { return e.Err }
 
+// Unavailable returns the error calls to the backend get while it is not
+// ready, or nil if it is ready.
+func (b *Backend) Unavailable() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.shared != nil {
+		return nil
+	}
+	return b.unavailable()
+}
+
 func (b *Backend) unavailable() error {
 	return &UnavailableError{Backend: b.spec.Name, State: b.state, Cause: b.lastErr, NextTry: b.nextTry}
 }

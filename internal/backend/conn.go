@@ -7,6 +7,8 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -31,8 +33,19 @@ type call struct {
 	id    uint64
 	ctx   context.Context // the client's request context, for the call's lifetime only
 	peer  Peer
-	token any // the client's progress token, or nil
+	token any          // the client's progress token, or nil
+	busy  atomic.Int32 // progress notifications being relayed
 }
+
+// progressGrace is how long a call that asked for progress waits, after
+// the backend's answer, for progress the backend sent just before it: the
+// SDK hands answers over at once but notifications on another goroutine,
+// so the last one can still be on its way. Waiting keeps it ahead of the
+// answer, where the client expects it.
+const (
+	progressGrace    = 2 * time.Millisecond
+	progressGraceMax = 50 * time.Millisecond
+)
 
 // errNoPeer is returned to a backend whose request cannot be attributed to
 // one client.
@@ -106,6 +119,12 @@ func (c *Conn) begin(ctx context.Context, peer Peer, params mcp.Params) func() {
 		}
 	}
 	return func() {
+		if cl.token != nil {
+			time.Sleep(progressGrace)
+			for deadline := time.Now().Add(progressGraceMax); cl.busy.Load() > 0 && time.Now().Before(deadline); {
+				time.Sleep(progressGrace / 4)
+			}
+		}
 		c.mu.Lock()
 		delete(c.calls, cl.id)
 		c.mu.Unlock()
@@ -144,6 +163,7 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	for _, x := range c.calls {
 		if x.token != nil && progressToken(x.id) == tok {
 			cl = x
+			cl.busy.Add(1)
 			break
 		}
 	}
@@ -151,6 +171,7 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	if cl == nil {
 		return // the call has ended: nothing is sent after its response
 	}
+	defer cl.busy.Add(-1)
 	p := *r.Params
 	p.ProgressToken = cl.token
 	if err := cl.peer.Progress(cl.ctx, &p); err != nil {

@@ -207,10 +207,13 @@ func (g *Gateway) Catalog() *router.Catalog { return g.pub.Load().cat }
 type published struct {
 	cat     *router.Catalog
 	targets *targets // nil without an authorizer
+	// offline maps the tools of backends that are down to their backend,
+	// so that a call to one says the backend is unavailable.
+	offline map[string]string
 }
 
 func (g *Gateway) publish(c *router.Catalog) {
-	p := &published{cat: c}
+	p := &published{cat: c, offline: g.offlineTools(c)}
 	if g.opts.Authorizer != nil {
 		p.targets = g.buildTargets(c)
 	}
@@ -259,8 +262,17 @@ func (g *Gateway) Run(ctx context.Context) {
 func (g *Gateway) sync() {
 	old := g.Catalog()
 	c := router.Build(g.backends.Inventories(), g.opts.Aggregation)
-	changed := g.apply(c)
+	for _, t := range c.Tools {
+		t.Def = encodedSchemas(t.Def)
+	}
+	// Publish before registering: registering makes the SDK tell clients
+	// the lists changed, and their next list must show the change.
 	g.publish(c)
+	changed, refused := g.apply(c)
+	if !refused.empty() {
+		c = c.Without(refused.tools, refused.resources, refused.templates)
+		g.publish(c)
+	}
 	g.reportProblems(old, c)
 	if changed {
 		g.logger.Info("catalog updated", "tools", len(c.Tools), "resources", len(c.Resources),
@@ -281,6 +293,31 @@ func (g *Gateway) reportProblems(old, c *router.Catalog) {
 	}
 }
 
+// offlineTools are the tools of the previous catalog (or already offline)
+// whose backend is now down.
+func (g *Gateway) offlineTools(c *router.Catalog) map[string]string {
+	prev := g.pub.Load()
+	if prev == nil {
+		return nil
+	}
+	down := func(name string) bool {
+		b := g.backends.Get(name)
+		return b != nil && b.Inventory() == nil
+	}
+	out := map[string]string{}
+	for name, b := range prev.offline {
+		if c.Tool(name) == nil && down(b) {
+			out[name] = b
+		}
+	}
+	for _, t := range prev.cat.Tools {
+		if c.Tool(t.Def.Name) == nil && down(t.Backend) {
+			out[t.Def.Name] = t.Backend
+		}
+	}
+	return out
+}
+
 // registration mirrors what is registered on the mcp.Server.
 type registration struct {
 	tools     map[string]*mcp.Tool
@@ -289,28 +326,27 @@ type registration struct {
 	templates map[string]*router.Template
 }
 
+// refusals are the items the SDK refused to register.
+type refusals struct{ tools, resources, templates []string }
+
+func (r refusals) empty() bool { return len(r.tools)+len(r.resources)+len(r.templates) == 0 }
+
 // apply registers new and changed items and removes gone ones. A backend
 // item the SDK refuses (say, invalid parameter-header annotations) is left
-// out and logged. It reports whether anything changed.
-func (g *Gateway) apply(c *router.Catalog) (changed bool) {
+// out, logged and returned. It reports whether anything changed.
+func (g *Gateway) apply(c *router.Catalog) (changed bool, refused refusals) {
 	r := &g.registered
 	defer func(before int) { changed = g.changes != before }(g.changes)
-	var keepTools []*router.Tool
 	newTools := map[string]*mcp.Tool{}
 	for _, t := range c.Tools {
-		t.Def = encodedSchemas(t.Def)
 		if old, ok := r.tools[t.Def.Name]; !ok || !reflect.DeepEqual(old, t.Def) {
 			if err := g.safely(func() { g.server.AddTool(t.Def, g.callTool) }); err != nil {
 				g.logger.Error("tool left out", "tool", t.Def.Name, "backend", t.Backend, "error", err)
+				refused.tools = append(refused.tools, t.Def.Name)
 				continue
 			}
 		}
 		newTools[t.Def.Name] = t.Def
-		keepTools = append(keepTools, t)
-	}
-	if len(keepTools) != len(c.Tools) {
-		c.Tools = keepTools
-		c.Reindex()
 	}
 	g.remove(g.server.RemoveTools, gone(r.tools, newTools))
 	r.tools = newTools
@@ -331,6 +367,7 @@ func (g *Gateway) apply(c *router.Catalog) (changed bool) {
 		if old, ok := r.resources[res.Def.URI]; !ok || !reflect.DeepEqual(old, res.Def) {
 			if err := g.safely(func() { g.server.AddResource(res.Def, g.readResource) }); err != nil {
 				g.logger.Error("resource left out", "uri", res.Def.URI, "backend", res.Backend, "error", err)
+				refused.resources = append(refused.resources, res.Def.URI)
 				continue
 			}
 		}
@@ -344,6 +381,7 @@ func (g *Gateway) apply(c *router.Catalog) (changed bool) {
 		if old, ok := r.templates[t.Def.URITemplate]; !ok || old.Backend != t.Backend || !reflect.DeepEqual(old.Def, t.Def) {
 			if err := g.safely(func() { g.server.AddResourceTemplate(t.Def, g.readTemplate(t.Backend)) }); err != nil {
 				g.logger.Error("resource template left out", "template", t.Def.URITemplate, "backend", t.Backend, "error", err)
+				refused.templates = append(refused.templates, t.Def.URITemplate)
 				continue
 			}
 		}

@@ -104,7 +104,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	pub := g.pub.Load()
 	t := pub.cat.Tool(req.Params.Name)
 	if t == nil {
-		return nil, unknown("tool", req.Params.Name)
+		return g.callOffline(ctx, pub, req)
 	}
 	if g.opts.Authorizer != nil {
 		ok, err := g.allowed(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, `Vmcp::Tool::"`+t.Def.Name+`"`,
@@ -132,6 +132,32 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	}
 	res.Meta = ownMeta(res.Meta)
 	return res, nil
+}
+
+// callOffline answers a call to a tool whose backend is down with an
+// error naming the backend (to callers who may call it; to others the tool
+// is unknown).
+func (g *Gateway) callOffline(ctx context.Context, pub *published, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	name := req.Params.Name
+	backendName, ok := pub.offline[name]
+	if !ok {
+		return nil, unknown("tool", name)
+	}
+	if a := g.opts.Authorizer; a != nil {
+		allowed, err := g.allowed(ctx, a.Tool(name, backendName, nil), authz.CallTool, `Vmcp::Tool::"`+name+`"`,
+			authz.ArgumentsOf(req.Params.Arguments), "tools/call")
+		if err != nil {
+			return nil, err
+		}
+		if !allowed {
+			return nil, unknown("tool", name)
+		}
+	}
+	err := g.backends.Get(backendName).Unavailable()
+	if err == nil {
+		err = fmt.Errorf("backend %q was unavailable a moment ago; try again", backendName)
+	}
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: err.Error()}}}, nil
 }
 
 // backendError turns a failure to reach a backend into a JSON-RPC error that

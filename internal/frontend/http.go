@@ -83,6 +83,10 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "JSON-RPC batches are not supported: send one message per request")
 		return
 	}
+	if !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeParseError, "the request body is not valid JSON")
+		return
+	}
 	if hasNullID(body) {
 		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "the id of a request must be a string or an integer, not null")
 		return
@@ -91,9 +95,23 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 	r.ContentLength = int64(len(body))
 	if isModern(r.Header, body) {
 		g.sdk(g.stateless, w, r)
-	} else {
-		g.sdk(g.stateful, w, r)
+		return
 	}
+	if r.Header.Get("Mcp-Session-Id") == "" && methodOf(body) != "initialize" {
+		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest,
+			"no Mcp-Session-Id: send initialize first (or use the "+ModernVersion+" protocol, which has no sessions)")
+		return
+	}
+	g.sdk(g.stateful, w, r)
+}
+
+// methodOf returns the method of a JSON-RPC message ("" for a response).
+func methodOf(body []byte) string {
+	var m struct {
+		Method string `json:"method"`
+	}
+	_ = json.Unmarshal(body, &m)
+	return m.Method
 }
 
 // isModern decides the era of a POST: the 2026-07-28 revision is chosen by

@@ -39,7 +39,10 @@ func benchListGateway(b *testing.B, pageSize int, apply bool) *Gateway {
 	g := New(backend.NewSet(nil, nil), &Options{PageSize: pageSize})
 	c := router.Build(benchCatalog(b, 20, 50), nil)
 	if apply {
-		g.apply(c) // what sync does: registers the tools, encodes their schemas once
+		for _, t := range c.Tools { // what sync does: encodes the schemas once, registers the tools
+			t.Def = encodedSchemas(t.Def)
+		}
+		g.apply(c)
 	}
 	g.publish(c)
 	return g

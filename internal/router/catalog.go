@@ -116,6 +116,17 @@ type Catalog struct {
 	resources map[string]*Resource
 }
 
+// Without returns a copy of c without the named tools, resource URIs and
+// resource templates.
+func (c *Catalog) Without(tools, resources, templates []string) *Catalog {
+	d := *c
+	d.Tools = slices.DeleteFunc(slices.Clone(c.Tools), func(t *Tool) bool { return slices.Contains(tools, t.Def.Name) })
+	d.Resources = slices.DeleteFunc(slices.Clone(c.Resources), func(r *Resource) bool { return slices.Contains(resources, r.Def.URI) })
+	d.Templates = slices.DeleteFunc(slices.Clone(c.Templates), func(t *Template) bool { return slices.Contains(templates, t.Def.URITemplate) })
+	d.Reindex()
+	return &d
+}
+
 // Reindex rebuilds the lookup maps after the caller removed items from the
 // lists of a catalog it has not published yet.
 func (c *Catalog) Reindex() {

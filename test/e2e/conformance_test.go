@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,16 +67,8 @@ backends:
 	if len(summary.scenarios) != conformanceScenarios {
 		t.Errorf("the summary lists %d scenarios, want %d: %v", len(summary.scenarios), conformanceScenarios, summary.scenarios)
 	}
-	known := 0 // failed checks that are a known, reported vmcp bug
 	for _, s := range summary.scenarios {
 		if s.failed == 0 && s.passed > 0 {
-			continue
-		}
-		if msgs := failedChecks(t, outDir, s.name); s.failed == 1 && knownConformanceBug(s.name, msgs) {
-			t.Logf("KNOWN VMCP BUG (reported, not fixed): scenario %s: %v: the gateway drops a backend's "+
-				"notification sent just before the call's result (go-sdk delivers a response before the "+
-				"notifications queued ahead of it, and vmcp stops relaying when the call returns)", s.name, msgs)
-			known++
 			continue
 		}
 		t.Errorf("scenario %s: %d passed, %d failed", s.name, s.passed, s.failed)
@@ -85,21 +76,12 @@ backends:
 	if !summary.haveTotal {
 		t.Fatal(`no "Total: N passed, M failed" line in the output`)
 	}
-	if summary.failed != known || summary.passed < conformanceScenarios {
+	if summary.failed != 0 || summary.passed < conformanceScenarios {
 		t.Errorf("Total: %d passed, %d failed; want at least %d passed, 0 failed", summary.passed, summary.failed, conformanceScenarios)
 	}
-	if code != 0 && known == 0 {
+	if code != 0 {
 		t.Errorf("npx conformance server: %s, want exit status 0", desc)
 	}
-}
-
-// knownConformanceBug reports whether the failed checks of a scenario are
-// those of a vmcp bug that is reported and not fixed yet: the last of the
-// three progress notifications of tools-call-with-progress, which the
-// backend sends right before its result, is sometimes lost at the gateway
-// (about one run in three). Remove this once the bug is fixed.
-func knownConformanceBug(scenario string, failed []string) bool {
-	return scenario == "tools-call-with-progress" && slices.Equal(failed, []string{"Expected at least 3 progress notifications, got 2"})
 }
 
 // failedChecks returns the error messages of the failed checks of a

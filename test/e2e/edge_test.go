@@ -56,7 +56,7 @@ server:
 		skip string
 	}{
 		{name: "malformed JSON", method: "POST", body: `{"jsonrpc":"2.0","id":1,"method":`, session: "live",
-			wantStatus: 400, wantCode: -32700, codeOptional: true},
+			wantStatus: 400, wantCode: -32700},
 		{name: "invalid UTF-8", method: "POST", body: "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"x\":\"\xff\xfe\"}}", session: "live",
 			wantStatus: 400, wantCode: -32700},
 		{name: "JSON-RPC batch", method: "POST", body: `[` + ping + `]`, session: "live",
@@ -85,9 +85,7 @@ server:
 		{name: "loopback Origin POST", method: "POST", body: ping, headers: []string{"Origin: http://localhost:5173"}, session: "live",
 			wantStatus: 200},
 		{name: "request without a session", method: "POST", body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
-			wantStatus: 400,
-			skip: "checklist T18/L1 (SHOULD): a non-initialize request without Mcp-Session-Id should get 400; " +
-				"vmcp answers 200 with a JSON-RPC error of code 0 (go-sdk's stateful handler). Reported, not fixed."},
+			wantStatus: 400, wantCode: -32600},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
