@@ -35,6 +35,7 @@ type IdleResult struct {
 	RSSPerSession        float64 // bytes
 	GoroutinesPerSession float64
 	HeapInusePerSession  float64 // bytes of in-use heap spans
+	StackPerSession      float64 // bytes of goroutine stacks
 }
 
 // Idle measures the memory per idle session of a go-sdk server alone
@@ -134,6 +135,7 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 		RSSPerSession:        (float64(after.RSS) - float64(before.RSS)) / n,
 		GoroutinesPerSession: float64(after.Goroutines-before.Goroutines) / n,
 		HeapInusePerSession:  (float64(after.HeapInuse) - float64(before.HeapInuse)) / n,
+		StackPerSession:      (float64(after.StackInuse) - float64(before.StackInuse)) / n,
 	}, nil
 }
 

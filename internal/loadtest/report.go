@@ -159,8 +159,8 @@ func (s *Suite) Markdown() string {
 		b.WriteString("> **Smoke run**: every scenario ran briefly and small to prove the harness works; the figures mean nothing.\n\n")
 	}
 	fmt.Fprintf(&b, "- Machine: %s\n- Started: %s; took %s\n", s.Machine, s.Started.UTC().Format(time.RFC3339), s.Took.Round(time.Second))
-	b.WriteString("- Load client, gateway and backend share the machine (and, for the comparisons, one process); " +
-		"direct and gateway runs are interleaved, order swapped every round. Read the ratios first.\n\n")
+	b.WriteString("- Load client, gateway and backend share the machine, and one process unless a section says \"own processes\"; " +
+		"direct and gateway runs are interleaved, order swapped every round. Read the ratios and CPU/req first.\n\n")
 	b.WriteString("## Targets\n\n| target | measured | verdict |\n|---|---|---|\n")
 	for _, x := range []struct {
 		c     *Comparison
@@ -212,14 +212,14 @@ func (s *Suite) Markdown() string {
 	if len(s.Idle) > 0 || len(s.IdleNoGET) > 0 {
 		b.WriteString("## Idle sessions\n\nEach target in a process of its own; sessions initialized (2025-11-25) then left idle; " +
 			"memory after a full GC, compared with before. Live = heap objects + goroutine stacks.\n\n")
-		b.WriteString("| target | sessions | client GET stream | live / session | heap in use / session | RSS / session | goroutines / session | live after close |\n|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("| target | sessions | client GET stream | live / session | heap in use / session | stacks / session | RSS / session | goroutines / session | live after close |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range append(append([]*IdleResult{}, s.Idle...), s.IdleNoGET...) {
 			name := "go-sdk server (direct)"
 			if r.Target == Through {
 				name = "vmcp"
 			}
-			fmt.Fprintf(&b, "| %s | %d | %v | %.1f KiB | %.1f KiB | %.1f KiB | %.1f | %+.1f KiB |\n", name, r.Sessions, r.StandaloneStream,
-				r.LivePerSession/1024, r.HeapInusePerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession,
+			fmt.Fprintf(&b, "| %s | %d | %v | %.1f KiB | %.1f KiB | %.1f KiB | %.1f KiB | %.1f | %+.1f KiB |\n", name, r.Sessions, r.StandaloneStream,
+				r.LivePerSession/1024, r.HeapInusePerSession/1024, r.StackPerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession,
 				(float64(r.AfterClose.Live())-float64(r.Before.Live()))/1024)
 		}
 		b.WriteString("\n")
