@@ -49,6 +49,12 @@ func freeAddr(t *testing.T) string {
 
 // authGateway runs vmcp with its authorization server federating to idp.
 func authGateway(t *testing.T, idp *fakeidp.IdP) (*app.App, string) {
+	return authGatewayWith(t, idp, "", nil)
+}
+
+// authGatewayWith adds authz (YAML lines of incomingAuth, indented by two
+// spaces) and app options.
+func authGatewayWith(t *testing.T, idp *fakeidp.IdP, authz string, opts *app.Options) (*app.App, string) {
 	t.Helper()
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -58,7 +64,7 @@ name: authtest
 incomingAuth:
   type: oidc
   oidcConfigRef: {name: self, audience: %[1]s/mcp}
-authServerConfig:
+%[5]sauthServerConfig:
   issuer: %[1]s
   upstreamProviders:
   - name: idp
@@ -72,12 +78,12 @@ backends:
   url: %[3]s
 server:
   listen: %[4]s
-`, base, idp.URL(), whoamiBackend(t), addr)
+`, base, idp.URL(), whoamiBackend(t), addr, authz)
 	cfg, err := config.Parse([]byte(doc), "auth.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, nil)
+	a, err := app.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
