@@ -87,7 +87,12 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	}
 	var gw *frontend.Gateway
 	fh := cfg.Config.Operational.FailureHandling
-	a.backends = backend.NewSet(backendSpecs(cfg), &backend.Options{
+	specs, err := a.backendSpecs()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a.backends = backend.NewSet(specs, &backend.Options{
 		Logger:             o.Logger,
 		ClientInfo:         &mcp.Implementation{Name: "vmcp", Version: Version},
 		ConnectTimeout:     cfg.Config.Operational.Timeouts.Connect.D(),
@@ -131,16 +136,21 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-func backendSpecs(cfg *config.Config) []backend.Spec {
+func (a *App) backendSpecs() ([]backend.Spec, error) {
+	cfg := a.cfg
 	specs := make([]backend.Spec, len(cfg.Backends))
 	for i, b := range cfg.Backends {
+		auth, err := a.backendAuth(&b)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: outgoing authentication: %w", b.Name, err)
+		}
 		specs[i] = backend.Spec{
 			Name: b.Name, Transport: b.Transport, URL: b.URL,
 			Command: b.Command, Args: b.Args, Env: b.Env, Cwd: b.Cwd,
-			CallTimeout: cfg.CallTimeout(b.Name),
+			CallTimeout: cfg.CallTimeout(b.Name), Auth: auth,
 		}
 	}
-	return specs
+	return specs, nil
 }
 
 func aggregation(cfg *config.Config) *router.Options {

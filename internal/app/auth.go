@@ -156,6 +156,14 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 	if len(c.SigningKeySecretRefs) == 0 {
 		a.logger.Warn("no signing keys configured: a key was generated; tokens will not survive a restart and replicas will not share them")
 	}
+	for i, sc := range c.StaticClients {
+		secret, err := sc.ClientSecretRef.Resolve()
+		if err != nil {
+			return nil, fmt.Errorf("authServerConfig.staticClients[%d].clientSecretRef: %w", i, err)
+		}
+		opts.StaticClients = append(opts.StaticClients, authserver.StaticClient{ID: sc.ClientID, Secret: secret,
+			GrantTypes: []string{authserver.GrantTypeTokenExchange}, Audiences: sc.Audiences})
+	}
 	for i, p := range c.UpstreamProviders {
 		pc, err := providerConfig(p)
 		if err != nil {

@@ -195,6 +195,7 @@ func (in *Introspector) introspect(ctx context.Context, token string) (introspec
 	if err != nil {
 		return introspection{err: fmt.Errorf("%w: %w", ErrInvalidToken, err), until: now.Add(in.negativeTTL)}, nil
 	}
+	id.Credential = token
 	until := now.Add(in.maxTTL)
 	if !id.Expiry.IsZero() && id.Expiry.Before(until) {
 		until = id.Expiry

@@ -69,9 +69,10 @@ func TestIntrospectorActive(t *testing.T) {
 			"active": true, "sub": "user-1", "iss": p.URL(), "client_id": "client-1",
 			"scope": "tools:read tools:call", "exp": float64(exp.Unix()), "token_type": "Bearer", "gid": "grant-1",
 		},
-		Scopes:  []string{"tools:call", "tools:read"},
-		Expiry:  exp,
-		GrantID: "grant-1",
+		Scopes:     []string{"tools:call", "tools:read"},
+		Expiry:     exp,
+		GrantID:    "grant-1",
+		Credential: "ory_at_abc.def",
 	}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)

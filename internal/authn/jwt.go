@@ -252,6 +252,7 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (*identity.Ident
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	id.Credential = token
 	return id, claims, nil
 }
 

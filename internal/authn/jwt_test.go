@@ -184,7 +184,8 @@ func TestJWTVerifierIdentity(t *testing.T) {
 	claims := claimsFor(p.URL(), c.Now())
 	claims["scp"] = []any{"admin", "tools:read"}
 	claims["groups"] = []any{"a", "b"}
-	id, err := v.Authenticate(t.Context(), sign(t, k, claims, nil))
+	tok := sign(t, k, claims, nil)
+	id, err := v.Authenticate(t.Context(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,13 +193,14 @@ func TestJWTVerifierIdentity(t *testing.T) {
 	b, _ := json.Marshal(claims)
 	_ = json.Unmarshal(b, &wantClaims)
 	want := &identity.Identity{
-		Subject:  "user-1",
-		Issuer:   p.URL(),
-		Claims:   wantClaims,
-		Scopes:   []string{"admin", "tools:call", "tools:read"},
-		Expiry:   c.Now().Add(time.Hour),
-		GrantID:  "grant-1",
-		Provider: "github",
+		Subject:    "user-1",
+		Issuer:     p.URL(),
+		Claims:     wantClaims,
+		Scopes:     []string{"admin", "tools:call", "tools:read"},
+		Expiry:     c.Now().Add(time.Hour),
+		GrantID:    "grant-1",
+		Provider:   "github",
+		Credential: tok,
 	}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)

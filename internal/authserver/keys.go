@@ -8,9 +8,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v3"
 )
@@ -53,6 +55,36 @@ func newKeys(pems [][]byte) (*keys, error) {
 		ks.public.Keys = append(ks.public.Keys, jwk.Public())
 	}
 	return ks, nil
+}
+
+// verify checks a compact JWS access token against the published keys,
+// its issuer and expiry, and returns its claims.
+func (k *keys) verify(raw, issuer string, now time.Time) (map[string]any, error) {
+	jws, err := jose.ParseSigned(raw)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, errors.New("not a signed JWT")
+	}
+	h := jws.Signatures[0].Header
+	keys := k.public.Key(h.KeyID)
+	if len(keys) != 1 || keys[0].Algorithm != h.Algorithm {
+		return nil, errors.New("unknown signing key")
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		return nil, errors.New("bad signature")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, errors.New("payload is not a JSON object")
+	}
+	if claims["iss"] != issuer {
+		return nil, errors.New("another issuer")
+	}
+	exp, ok := claims["exp"].(float64)
+	if !ok || now.After(time.Unix(int64(exp), 0)) {
+		return nil, errors.New("expired")
+	}
+	return claims, nil
 }
 
 func parsePrivateKey(p []byte) (crypto.Signer, error) {

@@ -31,6 +31,7 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Options configure a [Server]. Zero fields mean their documented default.
@@ -54,6 +55,8 @@ type Options struct {
 	AccessTokenLifespan, RefreshTokenLifespan, CodeLifespan time.Duration
 	// Scopes clients may request, besides none.
 	Scopes []string
+	// StaticClients are configured service clients (token exchange).
+	StaticClients []StaticClient
 	// DisableClientMetadataDocuments turns off URL client IDs.
 	DisableClientMetadataDocuments bool
 	// InsecureAllowPrivateClientMetadataHosts lets client ID URLs point at
@@ -136,6 +139,11 @@ func New(opts *Options) (*Server, error) {
 	s.grants = &grants{store: o.Store, providers: byName, now: o.Now, logger: o.Logger}
 	s.cimd = newCIMDResolver(o.InsecureAllowPrivateClientMetadataHosts, o.Logger)
 	s.oauth = s.newFosite()
+	if err := withStaticClients(context.Background(), o.Store, o.StaticClients, func(b []byte) ([]byte, error) {
+		return bcrypt.GenerateFromPassword(b, 10)
+	}); err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
 	if s.metadata, err = json.Marshal(s.Metadata()); err != nil {
 		return nil, err
 	}
@@ -169,13 +177,16 @@ func (s *Server) newFosite() fosite.OAuth2Provider {
 	}
 	fs := &fositeStore{store: s.store, clients: s.client, resource: o.Resource, now: o.Now}
 	hmac := compose.NewOAuth2HMACStrategy(cfg)
-	strategy := &compose.CommonStrategy{
-		CoreStrategy: compose.NewOAuth2JWTStrategy(func(context.Context) (any, error) { return s.keys.signing, nil }, hmac, cfg),
+	jwtStrategy := compose.NewOAuth2JWTStrategy(func(context.Context) (any, error) { return s.keys.signing, nil }, hmac, cfg)
+	strategy := &compose.CommonStrategy{CoreStrategy: jwtStrategy}
+	exchange := func(fosite.Configurator, any, any) any {
+		return &exchangeHandler{s: s, strategy: jwtStrategy, store: fs}
 	}
 	return compose.Compose(cfg, fs, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2PKCEFactory,
+		exchange,
 	)
 }
 

@@ -34,6 +34,9 @@ type Client struct {
 	Scopes        []string `json:"scopes"`
 	AuthMethod    string   `json:"token_endpoint_auth_method"`
 	AppType       string   `json:"application_type,omitempty"`
+	// Audiences are the token exchange targets a static client may get
+	// tokens for.
+	Audiences []string `json:"audiences,omitempty"`
 	// Metadata is the registration document as the client sent it (minus
 	// secrets), echoed back at registration.
 	Metadata  map[string]any `json:"metadata,omitempty"`

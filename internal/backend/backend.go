@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backendauth"
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // Spec says how to reach one backend.
@@ -23,6 +26,8 @@ type Spec struct {
 	Cwd       string
 	// CallTimeout bounds each request to the backend; zero means no bound.
 	CallTimeout time.Duration
+	// Auth supplies the backend's credentials. Default: none.
+	Auth backendauth.Strategy
 }
 
 // Transports.
@@ -46,6 +51,10 @@ const (
 	StateReady      State = "ready"
 	StateDown       State = "down" // lost or unreachable; retrying with backoff
 	StateStopped    State = "stopped"
+	// StateAuthRequired is a backend that refuses vmcp's own (anonymous)
+	// connection with 401 and takes callers' credentials: it is up, and
+	// its lists come from the first caller's connection.
+	StateAuthRequired State = "auth-required"
 )
 
 // Status is a snapshot of a backend's health, for /readyz and logs.
@@ -140,6 +149,10 @@ func signal(ch chan struct{}) {
 
 func (b *Backend) refreshSoon() { signal(b.refresh) }
 
+// userConnIdle is how long a user's own connection may go unused before
+// it is closed.
+const userConnIdle = 10 * time.Minute
+
 // stableAfter is how long a connection must live for a later failure to
 // restart the backoff from its minimum.
 const stableAfter = 30 * time.Second
@@ -157,6 +170,15 @@ func (b *Backend) run(ctx context.Context) {
 	defer endFirst()
 	for ctx.Err() == nil {
 		conn, inv, err := b.connectShared(ctx)
+		if errors.Is(err, errNeedsUser) {
+			b.setAuthRequired(err)
+			endFirst()
+			b.closeIdle(userConnIdle)
+			if !sleep(ctx, b.set.opts.HealthInterval) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -206,7 +228,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.set.opts.ConnectTimeout)
 	defer cancel()
-	conn, err := b.dial(ctx, nil)
+	conn, err := b.dial(ctx, nil, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -218,10 +240,15 @@ func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, error) 
 	return conn, inv, nil
 }
 
-// dial opens a connection for owner (nil: the shared connection).
-func (b *Backend) dial(ctx context.Context, owner Peer) (*Conn, error) {
-	c := &Conn{backend: b, owner: owner}
-	t, err := b.transport()
+// errNeedsUser is a shared connection refused with 401 by a backend whose
+// credentials are per user.
+var errNeedsUser = errors.New("the backend requires a user's credentials (401 to vmcp's own connection)")
+
+// dial opens a connection for owner (nil: not relaying) and user (nil: the
+// shared connection).
+func (b *Backend) dial(ctx context.Context, owner Peer, user *identity.Identity) (*Conn, error) {
+	c := &Conn{backend: b, owner: owner, user: user}
+	t, err := b.transport(c)
 	if err != nil {
 		return nil, err
 	}
@@ -231,10 +258,20 @@ func (b *Backend) dial(ctx context.Context, owner Peer) (*Conn, error) {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("no answer within %s: %w", b.set.opts.ConnectTimeout, err)
 		}
+		if user == nil && c.unauthorized.Load() && b.auth().PerUser() {
+			return nil, fmt.Errorf("%w: %v", errNeedsUser, err)
+		}
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	c.session = session
 	return c, nil
+}
+
+func (b *Backend) auth() backendauth.Strategy {
+	if b.spec.Auth == nil {
+		return backendauth.None{}
+	}
+	return b.spec.Auth
 }
 
 // closeConn closes a connection; for a stdio backend this stops the child.
@@ -316,6 +353,7 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 				return fmt.Errorf("ping after a failed call: %w", err)
 			}
 		case <-tick.C:
+			b.closeIdle(userConnIdle)
 			if err := b.ping(ctx, c); err != nil {
 				failures++
 				b.logger.Warn("health check failed", "error", err, "failures", failures, "threshold", b.set.opts.UnhealthyThreshold)
@@ -363,6 +401,28 @@ func (b *Backend) setReady(c *Conn, inv *Inventory) {
 		b.subscribe(context.Background(), c, uri)
 	}
 	b.set.changed()
+}
+
+// setAuthRequired records a backend that needs callers' credentials.
+func (b *Backend) setAuthRequired(err error) {
+	b.mu.Lock()
+	changed := b.state != StateAuthRequired
+	b.state, b.lastErr, b.nextTry = StateAuthRequired, err, time.Time{}
+	if changed {
+		b.since = time.Now()
+	}
+	b.mu.Unlock()
+	if changed {
+		b.logger.Info("backend refuses anonymous connections; it will be used with each caller's credentials", "reason", err)
+	}
+}
+
+// NeedsUser reports whether the backend's lists can only be fetched with a
+// caller's credentials and are not known yet.
+func (b *Backend) NeedsUser() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state == StateAuthRequired && b.inv.Load() == nil
 }
 
 // setDown records a failure, drops the inventory and every connection.

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backendauth"
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // UnavailableError is returned for a call to a backend that is not ready.
@@ -58,30 +62,42 @@ func (b *Backend) unavailable() error {
 	return &UnavailableError{Backend: b.spec.Name, State: b.state, Cause: b.lastErr, NextTry: b.nextTry}
 }
 
-// connFor returns the connection a call from peer uses: the session's own
-// connection if it relays backend traffic and the backend is remote, else
-// the shared one.
-func (b *Backend) connFor(ctx context.Context, peer Peer) (*Conn, error) {
+// connFor returns the connection a call uses: a user's own connection if
+// the backend's credentials are per user, a client session's own if it
+// relays backend traffic (remote backends only), both if both, else the
+// shared one.
+func (b *Backend) connFor(ctx context.Context, peer Peer, id *identity.Identity) (*Conn, error) {
+	remote := b.spec.Transport != Stdio
+	relay := remote && peer != nil && peer.Relays()
+	perUser := remote && b.auth().PerUser() && !id.IsAnonymous()
 	b.mu.Lock()
-	if b.shared == nil {
+	if b.shared == nil && !(b.state == StateAuthRequired && perUser) {
 		err := b.unavailable()
 		b.mu.Unlock()
 		return nil, err
 	}
-	if peer == nil || !peer.Relays() || b.spec.Transport == Stdio {
+	if !relay && !perUser {
 		c := b.shared
 		b.mu.Unlock()
 		return c, nil
 	}
-	id := peer.ID()
-	oc, found := b.owned[id]
+	var key string
+	var owner Peer
+	var user *identity.Identity
+	if perUser {
+		key, user = "user:"+id.Key(), id
+	}
+	if relay {
+		key, owner = key+"|session:"+peer.ID(), peer
+	}
+	oc, found := b.owned[key]
 	if !found {
 		oc = &ownedConn{ready: make(chan struct{})}
-		b.owned[id] = oc
+		b.owned[key] = oc
 	}
 	b.mu.Unlock()
 	if !found {
-		b.dialOwned(peer, oc)
+		b.dialOwned(key, owner, user, oc)
 	}
 	select {
 	case <-oc.ready:
@@ -91,39 +107,82 @@ func (b *Backend) connFor(ctx context.Context, peer Peer) (*Conn, error) {
 	if oc.err != nil {
 		return nil, oc.err
 	}
+	oc.conn.lastUsed.Store(time.Now().UnixNano())
 	return oc.conn, nil
 }
 
-// dialOwned opens a session's own connection and closes it when the session
-// ends or the connection dies; a failed dial is forgotten so the next call
-// tries again.
-func (b *Backend) dialOwned(peer Peer, oc *ownedConn) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.set.opts.ConnectTimeout)
+// Discover fetches the lists of a backend that needs callers' credentials,
+// with the credentials of the caller in ctx.
+func (b *Backend) Discover(ctx context.Context, peer Peer) error {
+	_, err := b.connFor(ctx, peer, identity.From(ctx))
+	return err
+}
+
+// dialOwned opens an owned connection and closes it when its client
+// session ends or the connection dies; a failed dial is forgotten so the
+// next call tries again. The first per-user connection to a backend that
+// needs callers' credentials also fetches its lists.
+func (b *Backend) dialOwned(key string, owner Peer, user *identity.Identity, oc *ownedConn) {
+	ctx, cancel := context.WithTimeout(identity.With(context.Background(), user), b.set.opts.ConnectTimeout)
 	defer cancel()
-	oc.conn, oc.err = b.dial(ctx, peer)
+	oc.conn, oc.err = b.dial(ctx, owner, user)
+	if oc.err == nil && b.NeedsUser() {
+		if inv, err := b.list(ctx, oc.conn); err == nil {
+			b.inv.Store(inv)
+			b.logger.Info("backend lists fetched with a caller's credentials", "tools", len(inv.Tools))
+			b.set.changed()
+		}
+	}
 	if oc.err != nil {
-		oc.err = &UnavailableError{Backend: b.spec.Name, State: StateReady, Cause: oc.err}
-		b.forgetOwned(peer.ID(), oc)
+		oc.err = &UnavailableError{Backend: b.spec.Name, State: b.Status().State, Cause: oc.err}
+		b.forgetOwned(key, oc)
 		close(oc.ready)
 		return
 	}
 	close(oc.ready)
+	var done <-chan struct{}
+	if owner != nil {
+		done = owner.Done()
+	}
 	go func() {
 		dead := make(chan struct{})
 		go func() { _ = oc.conn.session.Wait(); close(dead) }()
 		select {
-		case <-peer.Done():
+		case <-done:
 			b.closeConn(oc.conn)
 		case <-dead:
 		}
-		b.forgetOwned(peer.ID(), oc)
+		b.forgetOwned(key, oc)
 	}()
 }
 
-func (b *Backend) forgetOwned(id string, oc *ownedConn) {
+// closeIdle closes per-user connections unused for idle (those of a
+// relaying client session close with the session).
+func (b *Backend) closeIdle(idle time.Duration) {
+	cutoff := time.Now().Add(-idle).UnixNano()
+	var stale []*Conn
 	b.mu.Lock()
-	if b.owned[id] == oc {
-		delete(b.owned, id)
+	for key, oc := range b.owned {
+		select {
+		case <-oc.ready:
+		default:
+			continue
+		}
+		if oc.conn != nil && oc.conn.owner == nil && oc.conn.lastUsed.Load() < cutoff {
+			stale = append(stale, oc.conn)
+			delete(b.owned, key)
+		}
+	}
+	b.mu.Unlock()
+	for _, c := range stale {
+		b.closeConn(c)
+	}
+}
+
+func (b *Backend) forgetOwned(key string, oc *ownedConn) {
+	b.mu.Lock()
+	if b.owned[key] == oc {
+		delete(b.owned, key)
 	}
 	b.mu.Unlock()
 }
@@ -132,7 +191,15 @@ func (b *Backend) forgetOwned(id string, oc *ownedConn) {
 // during it to peer, and classifies failures.
 func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, send func(*mcp.ClientSession, context.Context, P) (R, error)) (R, error) {
 	var zero R
-	c, err := b.connFor(ctx, peer)
+	id := identity.From(ctx)
+	if auth := b.auth(); auth.PerUser() && !id.IsAnonymous() {
+		// Get the credentials first, so that a failure to get them is
+		// reported as such rather than as a broken connection.
+		if err := auth.Apply(ctx, id, http.Header{}); err != nil {
+			return zero, &backendauth.Error{Backend: b.spec.Name, Err: err}
+		}
+	}
+	c, err := b.connFor(ctx, peer, id)
 	if err != nil {
 		return zero, err
 	}
@@ -149,7 +216,7 @@ func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, se
 	if err == nil {
 		return r, nil
 	}
-	if isConnectionError(err) {
+	if isConnectionError(err) && c.user == nil && c.owner == nil {
 		signal(b.suspect)
 	}
 	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {

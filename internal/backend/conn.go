@@ -12,6 +12,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // Conn is one MCP client session to a backend. It tracks the calls in
@@ -19,8 +21,12 @@ import (
 // messages, sampling and elicitation requests) reaches the right client.
 type Conn struct {
 	backend *Backend
-	owner   Peer // the only client using this connection; nil if shared
+	owner   Peer               // the only client session using this connection, or nil
+	user    *identity.Identity // the user whose credentials it carries, or nil
 	session *mcp.ClientSession
+
+	unauthorized atomic.Bool  // the backend answered 401
+	lastUsed     atomic.Int64 // unix nanoseconds, for closing idle per-user connections
 
 	mu       sync.Mutex // guards the fields below
 	calls    map[uint64]*call

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -11,16 +12,19 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backendauth"
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // transport returns a fresh MCP transport for the backend. For stdio it
 // prepares (but does not start) the child process.
-func (b *Backend) transport() (mcp.Transport, error) {
+func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 	switch b.spec.Transport {
 	case StreamableHTTP:
-		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: b.set.opts.HTTPClient, MaxRetries: -1}, nil
+		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c), MaxRetries: -1}, nil
 	case SSE:
-		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.set.opts.HTTPClient}, nil
+		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c)}, nil
 	case Stdio:
 		cmd := exec.Command(b.spec.Command, b.spec.Args...)
 		cmd.Dir = b.spec.Cwd
@@ -38,6 +42,45 @@ func (b *Backend) transport() (mcp.Transport, error) {
 		return &processTransport{CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}}, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", b.spec.Transport)
+}
+
+// httpClient is the client of one connection: the shared pool, with the
+// backend's credentials added to every request.
+func (b *Backend) httpClient(c *Conn) *http.Client {
+	base := b.set.opts.HTTPClient
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	return &http.Client{Transport: &credentialTransport{base: rt, conn: c}, Timeout: base.Timeout}
+}
+
+// credentialTransport adds the backend's credentials for the caller of
+// each request (the identity in its context, else the connection's user),
+// and notes a 401.
+type credentialTransport struct {
+	base http.RoundTripper
+	conn *Conn
+}
+
+func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c := t.conn
+	id := identity.From(r.Context())
+	if id.IsAnonymous() {
+		id = c.user
+	}
+	if c.user == nil {
+		id = nil // the shared connection never carries a caller's credentials
+	}
+	r = r.Clone(r.Context())
+	if err := c.backend.auth().Apply(r.Context(), id, r.Header); err != nil {
+		return nil, &backendauth.Error{Backend: c.backend.spec.Name, Err: err}
+	}
+	resp, err := t.base.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		c.unauthorized.Store(true)
+	}
+	return resp, err
 }
 
 // lineLogger writes a child's stderr to the log, a record per line.

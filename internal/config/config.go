@@ -287,6 +287,18 @@ type AuthServerConfig struct {
 	ScopesSupported []string `yaml:"scopesSupported"`
 	// ClientMetadataDocuments configures client ID metadata documents.
 	ClientMetadataDocuments ClientMetadataDocuments `yaml:"clientMetadataDocuments"`
+	// StaticClients are service clients configured here, typically the
+	// one vmcp's outgoing token_exchange uses when this server is its STS.
+	StaticClients []StaticClient `yaml:"staticClients"`
+}
+
+// StaticClient is a configured confidential client of the authorization
+// server, allowed the RFC 8693 token exchange grant for its audiences.
+type StaticClient struct {
+	ClientID        string     `yaml:"clientId"`
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
+	// Audiences the client may obtain exchanged tokens for.
+	Audiences []string `yaml:"audiences"`
 }
 
 // TokenLifespans bound the lifetime of what the server issues.
@@ -373,10 +385,86 @@ type ClaimMapping struct {
 
 // OutgoingAuth says how vmcp authenticates to backends.
 type OutgoingAuth struct {
-	// Source is discovered (each backend carries its own setting) or inline.
-	Source   string     `yaml:"source"`
-	Default  *yaml.Node `yaml:"default"`
-	Backends *yaml.Node `yaml:"backends"`
+	// Source is discovered (default: each backend carries its own
+	// setting, backends[].outgoingAuth) or inline (settings by backend
+	// name in Backends).
+	Source string `yaml:"source"`
+	// Default applies to backends without a setting of their own.
+	// Default: unauthenticated.
+	Default *BackendAuth `yaml:"default"`
+	// Backends holds the settings by backend name (source inline).
+	Backends map[string]*BackendAuth `yaml:"backends"`
+}
+
+// Outgoing authentication strategies.
+const (
+	AuthUnauthenticated   = "unauthenticated"
+	AuthHeaderInjection   = "header_injection"
+	AuthTokenExchange     = "token_exchange"
+	AuthUpstreamInject    = "upstream_inject"
+	AuthPassThroughUnsafe = "pass_through_unsafe"
+)
+
+// BackendAuth is how vmcp authenticates to one backend.
+type BackendAuth struct {
+	// Type is unauthenticated, header_injection, token_exchange,
+	// upstream_inject or pass_through_unsafe.
+	Type            string              `yaml:"type"`
+	HeaderInjection *HeaderInjection    `yaml:"headerInjection"`
+	TokenExchange   *TokenExchangeAuth  `yaml:"tokenExchange"`
+	UpstreamInject  *UpstreamInjectAuth `yaml:"upstreamInject"`
+	PassThrough     *PassThroughAuth    `yaml:"passThrough"`
+}
+
+// HeaderInjection sends a static header whose value is a secret.
+type HeaderInjection struct {
+	// HeaderName default: Authorization.
+	HeaderName     string     `yaml:"headerName"`
+	ValueSecretRef *SecretRef `yaml:"valueSecretRef"`
+	// ValuePrefix is put before the secret, e.g. "Bearer ".
+	ValuePrefix string `yaml:"valuePrefix"`
+}
+
+// TokenExchangeAuth exchanges the user's token at an RFC 8693 STS.
+type TokenExchangeAuth struct {
+	TokenURL        string     `yaml:"tokenUrl"`
+	ClientID        string     `yaml:"clientId"`
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
+	Audience        string     `yaml:"audience"`
+	Scopes          []string   `yaml:"scopes"`
+	Resource        string     `yaml:"resource"`
+	// SubjectProvider, if set, exchanges the user's stored upstream token
+	// of that provider; otherwise the token the client presented to vmcp.
+	SubjectProvider string `yaml:"subjectProvider"`
+}
+
+// UpstreamInjectAuth sends the user's stored upstream access token.
+type UpstreamInjectAuth struct {
+	Provider string `yaml:"provider"`
+}
+
+// PassThroughAuth forwards the client's own token: unsafe, explicit.
+type PassThroughAuth struct {
+	// AcknowledgeUnsafe must be true: the backend receives a token it can
+	// replay against vmcp.
+	AcknowledgeUnsafe bool `yaml:"acknowledgeUnsafe"`
+}
+
+// BackendAuthFor returns the outgoing authentication of a backend, or nil
+// for none.
+func (c *Config) BackendAuthFor(b *Backend) *BackendAuth {
+	o := c.OutgoingAuth
+	if o == nil {
+		return nil
+	}
+	if o.Source == "inline" {
+		if a := o.Backends[b.Name]; a != nil {
+			return a
+		}
+	} else if b.OutgoingAuth != nil {
+		return b.OutgoingAuth
+	}
+	return o.Default
 }
 
 // Backend transports.
@@ -402,8 +490,8 @@ type Backend struct {
 	Env     map[string]string `yaml:"env"`
 	Cwd     string            `yaml:"cwd"`
 	// OutgoingAuth is this backend's outgoing authentication, used when
-	// outgoingAuth.source is discovered.
-	OutgoingAuth *yaml.Node `yaml:"outgoingAuth"`
+	// outgoingAuth.source is discovered (the default).
+	OutgoingAuth *BackendAuth `yaml:"outgoingAuth"`
 }
 
 // Server holds the standalone HTTP server settings.
@@ -496,6 +584,10 @@ func (c *Config) applyDefaults() {
 	if as := c.AuthServerConfig; as != nil {
 		as.applyDefaults()
 	}
+	if c.OutgoingAuth == nil {
+		c.OutgoingAuth = &OutgoingAuth{}
+	}
+	setDefault(&c.OutgoingAuth.Source, "discovered")
 	if az := c.IncomingAuth.AuthzConfig; az != nil {
 		if az.ClaimsFrom == "" {
 			az.ClaimsFrom = ClaimsToken

@@ -81,7 +81,13 @@ func (c *Config) validateBackends(v *validator) []string {
 			v.add(f+".transport", "%q is not one of streamable-http, sse, stdio", b.Transport)
 		}
 		if b.OutgoingAuth != nil {
-			v.notSupported(f + ".outgoingAuth")
+			c.validateBackendAuth(v, f+".outgoingAuth", b.OutgoingAuth)
+			if c.OutgoingAuth != nil && c.OutgoingAuth.Source == "inline" {
+				v.add(f+".outgoingAuth", "is used only with outgoingAuth.source: discovered; with inline, set outgoingAuth.backends.%s", b.Name)
+			}
+		}
+		if a := c.BackendAuthFor(&b); b.Transport == TransportStdio && a != nil && a.Type != AuthUnauthenticated {
+			v.add(f, "a stdio backend takes credentials through env, not outgoing authentication (%s)", a.Type)
 		}
 	}
 	return names
@@ -177,15 +183,22 @@ func (c *Config) validateAuth(v *validator) {
 	}
 	if o := c.OutgoingAuth; o != nil {
 		switch o.Source {
-		case "", "discovered", "inline":
+		case "discovered", "inline":
 		default:
 			v.add("outgoingAuth.source", "%q is not one of discovered, inline", o.Source)
 		}
 		if o.Default != nil {
-			v.notSupported("outgoingAuth.default")
+			c.validateBackendAuth(v, "outgoingAuth.default", o.Default)
 		}
-		if o.Backends != nil {
-			v.notSupported("outgoingAuth.backends")
+		for name, a := range o.Backends {
+			f := "outgoingAuth.backends." + name
+			if !slices.ContainsFunc(c.Backends, func(b Backend) bool { return b.Name == name }) {
+				v.add(f, "no backend is named %q", name)
+			}
+			if o.Source != "inline" {
+				v.add(f, "is used only with outgoingAuth.source: inline; with discovered, set backends[].outgoingAuth")
+			}
+			c.validateBackendAuth(v, f, a)
 		}
 	}
 }
@@ -228,6 +241,68 @@ func (c *Config) validateAuthz(v *validator, az *AuthzConfig) {
 		}
 	default:
 		v.add(f+".claimsFrom", "%q is not one of upstream, token", az.ClaimsFrom)
+	}
+}
+
+func (c *Config) providerNames() []string {
+	var names []string
+	if as := c.AuthServerConfig; as != nil {
+		for _, p := range as.UpstreamProviders {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+func (c *Config) validateBackendAuth(v *validator, f string, a *BackendAuth) {
+	needProvider := func(field, name string) {
+		switch providers := c.providerNames(); {
+		case name == "":
+			v.add(field, "is required")
+		case len(providers) == 0:
+			v.add(field, "names an upstream provider, but there is no authServerConfig to hold users' upstream tokens")
+		case !slices.Contains(providers, name):
+			v.add(field, "%q is not an upstream provider (one of %s)", name, strings.Join(providers, ", "))
+		}
+	}
+	switch a.Type {
+	case AuthUnauthenticated:
+	case AuthHeaderInjection:
+		if a.HeaderInjection == nil || a.HeaderInjection.ValueSecretRef == nil {
+			v.add(f+".headerInjection.valueSecretRef", "is required for header_injection")
+		} else {
+			validateSecretRef(v, f+".headerInjection.valueSecretRef", a.HeaderInjection.ValueSecretRef)
+		}
+	case AuthTokenExchange:
+		t := a.TokenExchange
+		if t == nil {
+			v.add(f+".tokenExchange", "is required for token_exchange")
+			return
+		}
+		validateHTTPURL(v, f+".tokenExchange.tokenUrl", t.TokenURL)
+		requireField(v, f+".tokenExchange.clientId", t.ClientID)
+		if t.ClientSecretRef == nil {
+			v.add(f+".tokenExchange.clientSecretRef", "is required")
+		}
+		validateSecretRef(v, f+".tokenExchange.clientSecretRef", t.ClientSecretRef)
+		if t.SubjectProvider != "" {
+			needProvider(f+".tokenExchange.subjectProvider", t.SubjectProvider)
+		}
+		if t.Audience == "" && t.Resource == "" {
+			v.add(f+".tokenExchange", "set audience or resource: the token the backend gets must be for it")
+		}
+	case AuthUpstreamInject:
+		if a.UpstreamInject == nil {
+			v.add(f+".upstreamInject.provider", "is required for upstream_inject")
+			return
+		}
+		needProvider(f+".upstreamInject.provider", a.UpstreamInject.Provider)
+	case AuthPassThroughUnsafe:
+		if a.PassThrough == nil || !a.PassThrough.AcknowledgeUnsafe {
+			v.add(f+".passThrough.acknowledgeUnsafe", "must be true: this forwards the client's own token, which the backend can replay")
+		}
+	default:
+		v.add(f+".type", "%q is not one of unauthenticated, header_injection, token_exchange, upstream_inject, pass_through_unsafe", a.Type)
 	}
 }
 
@@ -319,6 +394,17 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 	}
 	if l.AuthorizationCode.D() > 10*time.Minute {
 		v.add(f+".tokenLifespans.authorizationCode", "must be at most 10m")
+	}
+	for i, sc := range as.StaticClients {
+		sf := fmt.Sprintf("%s.staticClients[%d]", f, i)
+		requireField(v, sf+".clientId", sc.ClientID)
+		if sc.ClientSecretRef == nil {
+			v.add(sf+".clientSecretRef", "is required")
+		}
+		validateSecretRef(v, sf+".clientSecretRef", sc.ClientSecretRef)
+		if len(sc.Audiences) == 0 {
+			v.add(sf+".audiences", "list at least one audience the client may get tokens for")
+		}
 	}
 	if len(as.UpstreamProviders) == 0 {
 		v.add(f+".upstreamProviders", "needs at least one provider to log users in with")

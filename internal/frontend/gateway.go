@@ -92,8 +92,9 @@ type Gateway struct {
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
 
-	// registered is what the mcp.Server holds, and changes counts changes to
-	// it; only the sync loop uses them.
+	// syncMu serializes catalog rebuilds; registered is what the mcp.Server
+	// holds, and changes counts changes to it; only sync uses them.
+	syncMu     sync.Mutex
 	registered registration
 	changes    int
 }
@@ -260,6 +261,8 @@ func (g *Gateway) Run(ctx context.Context) {
 // sync rebuilds the catalog and brings the mcp.Server's registrations in
 // line with it; the server notifies clients of what changed.
 func (g *Gateway) sync() {
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
 	old := g.Catalog()
 	c := router.Build(g.backends.Inventories(), g.opts.Aggregation)
 	for _, t := range c.Tools {
@@ -290,6 +293,29 @@ func (g *Gateway) reportProblems(old, c *router.Catalog) {
 		} else {
 			g.logger.Info("catalog note", "problem", p.String())
 		}
+	}
+}
+
+// discover fetches, with the caller's credentials, the lists of backends
+// that refuse vmcp's own connection and whose lists are not known yet, and
+// rebuilds the catalog before the caller's list is answered.
+func (g *Gateway) discover(ctx context.Context, ss *mcp.ServerSession) {
+	if identity.From(ctx).IsAnonymous() {
+		return
+	}
+	fetched := false
+	for _, b := range g.backends.All() {
+		if !b.NeedsUser() {
+			continue
+		}
+		if err := b.Discover(ctx, g.peerFor(ss)); err != nil {
+			g.logger.Warn("fetching a backend's lists with the caller's credentials failed", "backend", b.Name(), "error", err)
+			continue
+		}
+		fetched = true
+	}
+	if fetched {
+		g.sync()
 	}
 }
 
@@ -433,7 +459,7 @@ func (g *Gateway) Ready() bool {
 		return true
 	}
 	for _, b := range all {
-		if b.Inventory() != nil {
+		if b.Inventory() != nil || b.Status().State == backend.StateAuthRequired {
 			return true
 		}
 	}

@@ -60,6 +60,7 @@ func (g *Gateway) listTools(ctx context.Context, req *mcp.ListToolsRequest) (*mc
 	if req.Params != nil {
 		cursor = req.Params.Cursor
 	}
+	g.discover(ctx, req.Session)
 	pub := g.pub.Load()
 	page, next, err := filter(g, ctx, pub, pub.cat.Tools, func(t *router.Tool) string { return t.Def.Name },
 		func(t *router.Tool) *authz.Target { return pub.targets.tools[t.Def.Name] }, authz.CallTool, authz.ListTools, "tools/list", cursor)
@@ -78,6 +79,7 @@ func (g *Gateway) listPrompts(ctx context.Context, req *mcp.ListPromptsRequest) 
 	if req.Params != nil {
 		cursor = req.Params.Cursor
 	}
+	g.discover(ctx, req.Session)
 	pub := g.pub.Load()
 	page, next, err := filter(g, ctx, pub, pub.cat.Prompts, func(p *router.Prompt) string { return p.Def.Name },
 		func(p *router.Prompt) *authz.Target { return pub.targets.prompts[p.Def.Name] }, authz.GetPrompt, authz.ListPrompts, "prompts/list", cursor)
@@ -96,6 +98,7 @@ func (g *Gateway) listResources(ctx context.Context, req *mcp.ListResourcesReque
 	if req.Params != nil {
 		cursor = req.Params.Cursor
 	}
+	g.discover(ctx, req.Session)
 	pub := g.pub.Load()
 	page, next, err := filter(g, ctx, pub, pub.cat.Resources, func(r *router.Resource) string { return r.Def.URI },
 		func(r *router.Resource) *authz.Target { return pub.targets.resources[r.Def.URI] }, authz.ReadResource, authz.ListResources, "resources/list", cursor)
@@ -116,6 +119,7 @@ func (g *Gateway) listTemplates(ctx context.Context, req *mcp.ListResourceTempla
 	if req.Params != nil {
 		cursor = req.Params.Cursor
 	}
+	g.discover(ctx, req.Session)
 	if a := g.opts.Authorizer; a != nil {
 		p, err := g.principal(ctx)
 		if err != nil {

@@ -9,6 +9,7 @@ package identity
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -34,6 +35,19 @@ type Identity struct {
 	GrantID string
 	// Provider is the upstream provider the user logged in with, if any.
 	Provider string
+	// Credential is the bearer token the client presented. Only an RFC 8693
+	// token exchange, and the explicitly unsafe pass-through of a backend
+	// configured for it, ever send it anywhere. It is never logged: the
+	// LogValue of an Identity leaves it out.
+	Credential string
+}
+
+// LogValue keeps the credential and claims out of logs.
+func (id *Identity) LogValue() slog.Value {
+	if id.IsAnonymous() {
+		return slog.StringValue("anonymous")
+	}
+	return slog.GroupValue(slog.String("sub", id.Subject), slog.String("iss", id.Issuer))
 }
 
 // Anonymous is the identity of an unauthenticated caller.

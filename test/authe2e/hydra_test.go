@@ -30,13 +30,6 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("VMCP_E2E") == "" && testing.Short() {
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
 func skipUnlessE2E(t *testing.T) {
 	if os.Getenv("VMCP_E2E") != "1" {
 		t.Skip("end-to-end test: set VMCP_E2E=1 (make test does)")

@@ -1,0 +1,207 @@
+package backendauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/vmcp-dev/vmcp/internal/identity"
+)
+
+// RFC 8693 identifiers.
+const (
+	GrantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// TokenExchange obtains, per user, a token for the backend from a security
+// token service (RFC 8693) by exchanging the user's token: the one the
+// client presented to vmcp, or the user's stored upstream token of a
+// provider. Tokens are cached per user until shortly before they expire;
+// concurrent exchanges for one user collapse into one.
+type TokenExchange struct {
+	// TokenURL is the STS token endpoint.
+	TokenURL string
+	// ClientID and ClientSecret authenticate vmcp to the STS (basic auth).
+	ClientID, ClientSecret string
+	// Audience and Scopes are requested for the new token; Resource, if
+	// set, is sent as RFC 8707 resource.
+	Audience string
+	Scopes   []string
+	Resource string
+	// SubjectProvider, if set, exchanges the user's stored upstream token
+	// of that provider (through Upstream) instead of the client's token.
+	SubjectProvider string
+	Upstream        UpstreamFunc
+	// HTTPClient reaches the STS. Default: a client with a 10s timeout.
+	HTTPClient *http.Client
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+
+	once     sync.Once
+	mu       sync.Mutex // guards cache
+	cache    map[string]cachedToken
+	inflight singleflight.Group
+
+	hits, exchanges, fails atomic.Int64
+}
+
+// Counts returns how many requests were served from the cache, how many
+// exchanges were made, and how many failed.
+func (s *TokenExchange) Counts() (hits, exchanges, fails int64) {
+	return s.hits.Load(), s.exchanges.Load(), s.fails.Load()
+}
+
+type cachedToken struct {
+	token string
+	until time.Time
+}
+
+// expiryMargin is how long before it expires a cached token is replaced.
+const expiryMargin = 30 * time.Second
+
+func (*TokenExchange) PerUser() bool { return true }
+
+func (s *TokenExchange) init() {
+	s.once.Do(func() {
+		s.cache = map[string]cachedToken{}
+		if s.HTTPClient == nil {
+			s.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		}
+		if s.Now == nil {
+			s.Now = time.Now
+		}
+	})
+}
+
+// Apply sets a token the STS issued for the caller.
+func (s *TokenExchange) Apply(ctx context.Context, id *identity.Identity, h http.Header) error {
+	if id == nil || id.IsAnonymous() {
+		return nil
+	}
+	s.init()
+	subject, err := s.subject(ctx, id)
+	if err != nil {
+		return err
+	}
+	// The cache key changes with the subject token, so a user's new token
+	// (after a refresh) is exchanged anew.
+	sum := sha256.Sum256([]byte(id.Key() + "\x00" + subject))
+	key := string(sum[:])
+	now := s.Now()
+	s.mu.Lock()
+	c, ok := s.cache[key]
+	s.mu.Unlock()
+	if ok && now.Before(c.until) {
+		s.hits.Add(1)
+		h.Set("Authorization", "Bearer "+c.token)
+		return nil
+	}
+	v, err, _ := s.inflight.Do(key, func() (any, error) { return s.exchange(context.WithoutCancel(ctx), key, subject) })
+	if err != nil {
+		s.fails.Add(1)
+		return err
+	}
+	h.Set("Authorization", "Bearer "+v.(string))
+	return nil
+}
+
+func (s *TokenExchange) subject(ctx context.Context, id *identity.Identity) (string, error) {
+	if s.SubjectProvider == "" {
+		if id.Credential == "" {
+			return "", errors.New("no subject token: the caller presented none")
+		}
+		return id.Credential, nil
+	}
+	tok, err := s.Upstream(ctx, id, expiryMargin)
+	if err != nil {
+		return "", err
+	}
+	if tok.Provider != s.SubjectProvider {
+		return "", fmt.Errorf("%w: the exchange needs a login with %s (the session logged in with %s)", ErrReauthorize, s.SubjectProvider, tok.Provider)
+	}
+	return tok.AccessToken, nil
+}
+
+// exchangeError is an STS's OAuth error answer.
+type exchangeError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func (s *TokenExchange) exchange(ctx context.Context, key, subject string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	form := url.Values{
+		"grant_type":           {GrantTypeTokenExchange},
+		"subject_token":        {subject},
+		"subject_token_type":   {TokenTypeAccessToken},
+		"requested_token_type": {TokenTypeAccessToken},
+	}
+	if s.Audience != "" {
+		form.Set("audience", s.Audience)
+	}
+	if s.Resource != "" {
+		form.Set("resource", s.Resource)
+	}
+	if len(s.Scopes) > 0 {
+		form.Set("scope", strings.Join(s.Scopes, " "))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.SetBasicAuth(url.QueryEscape(s.ClientID), url.QueryEscape(s.ClientSecret))
+	resp, err := s.HTTPClient.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is the STS's, but keep messages short
+		}
+		return "", fmt.Errorf("token exchange: the STS at %s cannot be reached: %v", s.TokenURL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		var e exchangeError
+		if json.Unmarshal(body, &e) == nil && e.Code != "" {
+			return "", fmt.Errorf("token exchange refused by the STS: %s: %s", e.Code, e.Description)
+		}
+		return "", fmt.Errorf("token exchange: the STS answered %s", resp.Status)
+	}
+	var tr struct {
+		AccessToken     string `json:"access_token"`
+		IssuedTokenType string `json:"issued_token_type"`
+		ExpiresIn       int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
+		return "", errors.New("token exchange: the STS answer has no access_token")
+	}
+	ttl := time.Duration(tr.ExpiresIn)*time.Second - expiryMargin
+	if tr.ExpiresIn == 0 {
+		ttl = 5 * time.Minute // no lifetime given: reuse briefly
+	}
+	s.exchanges.Add(1)
+	if ttl > 0 {
+		s.mu.Lock()
+		if len(s.cache) > 10000 {
+			clear(s.cache)
+		}
+		s.cache[key] = cachedToken{token: tr.AccessToken, until: s.Now().Add(ttl)}
+		s.mu.Unlock()
+	}
+	return tr.AccessToken, nil
+}
