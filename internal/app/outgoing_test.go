@@ -32,7 +32,10 @@ type recorder struct {
 	traffic bytes.Buffer
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t *testing.T) *recorder { return newRecorderRequiring(t, "") }
+
+// newRecorderRequiring answers 401 to every request without the API key.
+func newRecorderRequiring(t *testing.T, apiKey string) *recorder {
 	t.Helper()
 	r := &recorder{}
 	s := mcp.NewServer(&mcp.Implementation{Name: "recorder"}, nil)
@@ -44,6 +47,10 @@ func newRecorder(t *testing.T) *recorder {
 		})
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if apiKey != "" && req.Header.Get("X-Api-Key") != apiKey {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		fmt.Fprintf(&r.traffic, "%s %s %v %s\n", req.Method, req.URL, req.Header, body)
@@ -102,9 +109,10 @@ func claimsOf(t *testing.T, jwt string) map[string]any {
 func TestOutgoingStrategies(t *testing.T) {
 	idp := fakeidp.Start(t, fakeidp.Options{Subject: "alice", Claims: map[string]any{"email": "alice@example.com"}})
 	backends := map[string]*recorder{}
-	for _, n := range []string{"none", "hdr", "xself", "xext", "up"} {
+	for _, n := range []string{"none", "xself", "xext", "up"} {
 		backends[n] = newRecorder(t)
 	}
+	backends["hdr"] = newRecorderRequiring(t, "static-key-123") // discovery and health need the key too
 	sts := newExtSTS(t)
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -159,6 +167,11 @@ server:
 		_ = a.Shutdown(ctx)
 	})
 	waitReady(t, base)
+	for deadline := time.Now().Add(10 * time.Second); a.Backends().Get("hdr").Inventory() == nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend that needs its API key is %+v", a.Backends().Get("hdr").Status())
+		}
+	}
 
 	tokens := map[string]string{}
 	tokens["alice"] = login(t, base)

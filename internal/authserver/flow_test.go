@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -563,5 +564,79 @@ func TestMetadata(t *testing.T) {
 				t.Errorf("%s: %s = %v", path, k, m[k])
 			}
 		}
+	}
+}
+
+// TestSecureCookies: with an https issuer, consent and CSRF cookies use the
+// __Host- prefix and are Secure, HttpOnly and SameSite=Lax.
+func TestSecureCookies(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.Start(t, fakeidp.Options{})
+	mux := http.NewServeMux()
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	as, err := authserver.New(&authserver.Options{Issuer: srv.URL, Resource: srv.URL + "/mcp", Store: memory.New(nil),
+		Providers: []authserver.ProviderConfig{{Name: "idp", Type: authserver.TypeOIDC, IssuerURL: idp.URL(), ClientID: "vmcp",
+			ClientSecret: "secret", RedirectURI: srv.URL + authserver.PathCallback}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as.Routes(mux)
+	reg := `{"redirect_uris":["https://app.example/cb"],"token_endpoint_auth_method":"none"}`
+	client := srv.Client()
+	resp, err := client.Post(srv.URL+authserver.PathRegister, "application/json", strings.NewReader(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	q := url.Values{"response_type": {"code"}, "client_id": {out["client_id"].(string)}, "redirect_uri": {"https://app.example/cb"},
+		"state": {"state-123456"}, "code_challenge": {challenge("v-0123456789-0123456789-0123456789-0123456789")}, "code_challenge_method": {"S256"}}
+	resp, err = client.Get(srv.URL + authserver.PathAuthorize + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var csrf *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-vmcp-csrf" {
+			csrf = c
+		}
+	}
+	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode || csrf.Path != "/" || csrf.Domain != "" {
+		t.Errorf("CSRF cookie = %+v, want __Host-, Secure, HttpOnly, SameSite=Lax, Path=/", csrf)
+	}
+}
+
+// TestMetadataDocumentClient: a client identified by a metadata document
+// URL is described by that document (shown by name on the consent page),
+// and its redirect URIs are enforced.
+func TestMetadataDocumentClient(t *testing.T) {
+	t.Parallel()
+	var docURL string
+	docs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"client_id":%q,"client_name":"Metadata Client","redirect_uris":[%q]}`, docURL, redirectURI)
+	}))
+	t.Cleanup(docs.Close)
+	docURL = docs.URL + "/client.json"
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) { o.InsecureAllowPrivateClientMetadataHosts = true })
+	resp := e.get(e.authorizeURL(docURL, "verifier-0123456789-0123456789-0123456789-abc", nil))
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Metadata Client") {
+		t.Errorf("consent for a metadata-document client: %d\n%s", resp.StatusCode, body)
+	}
+	resp = e.get(e.authorizeURL(docURL, "verifier-0123456789-0123456789-0123456789-abc", url.Values{"redirect_uri": {"http://127.0.0.1:9999/other"}}))
+	resp.Body.Close()
+	if resp.StatusCode < 400 || resp.Header.Get("Location") != "" {
+		t.Errorf("redirect URI not in the document: %d %q, want an error page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// Without the test-only switch, a loopback metadata host is refused.
+	strict := newEnv(t, fakeidp.Options{}, nil)
+	resp = strict.get(strict.authorizeURL(docURL, "verifier-0123456789-0123456789-0123456789-abc", nil))
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Errorf("a loopback metadata document was fetched: %d", resp.StatusCode)
 	}
 }

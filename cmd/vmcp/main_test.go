@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(args, &out, &errOut)
+	return out.String() + errOut.String(), err
+}
+
+func TestAuthzExplain(t *testing.T) {
+	out, err := runCLI(t, "authz", "explain", "--config", "testdata/authz.yaml", "--identity", "testdata/alice.json",
+		"--action", "call_tool", "--resource", "docs_search")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"decision: ALLOW", "permitted by corp-email", "email", "id_token", "name                 userinfo"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestAuthzTest(t *testing.T) {
+	out, err := runCLI(t, "authz", "test", "testdata/cases.yaml")
+	if err != nil || !strings.Contains(out, "3 passed, 0 failed") {
+		t.Errorf("passing cases: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "authz", "test", "testdata/cases-failing.yaml")
+	if err == nil || !strings.Contains(out, "FAIL  bob is blocked") || !strings.Contains(out, "forbidden by no-bob") {
+		t.Errorf("failing case: %v\n%s", err, out)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if out, err := runCLI(t, "validate", "--config", "testdata/authz.yaml"); err != nil || !strings.Contains(out, "valid") {
+		t.Errorf("validate: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "validate", "--config", "testdata/missing.yaml"); err == nil {
+		t.Error("validating a missing file succeeded")
+	}
+}
