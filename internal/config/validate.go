@@ -23,12 +23,6 @@ func (v *validator) add(field, format string, args ...any) {
 	v.errs = append(v.errs, &Error{Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-// notSupported reports a field whose feature this build cannot honour yet:
-// never ignore a setting silently.
-func (v *validator) notSupported(field string) {
-	v.add(field, "is not supported by this version of vmcp yet; remove it (vmcp will not run with settings it cannot honour)")
-}
-
 // validate checks a defaulted configuration.
 func (c *Config) validate() Errors {
 	v := &validator{}

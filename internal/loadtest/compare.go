@@ -59,6 +59,15 @@ type CompareConfig struct {
 	// GatewayEnv is added to the environment of an isolated gateway, for
 	// example GOGC=400.
 	GatewayEnv []string
+	// Auth runs the gateway with JWT validation and Cedar authorization:
+	// the harness starts its own token issuer (see [Issuer]), configures
+	// the gateway with [AuthGatewayConfig] (backends b00, b01, …; the
+	// caller may use the tools of [AuthAllowedBackends] only) and sends a
+	// bearer token on every request to it. GatewayTemplate and GatewayTool
+	// are then set by the harness. Before measuring, the comparison checks
+	// that the gateway refuses a request without a token and filters the
+	// caller's tool list.
+	Auth bool
 	// Log receives progress lines. Default: discard.
 	Log io.Writer
 }
@@ -124,11 +133,23 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 	if cfg.Client != ClientSDK && cfg.Client != ClientRaw {
 		return nil, fmt.Errorf("unknown client %q (sdk or raw)", cfg.Client)
 	}
+	if cfg.Auth {
+		iss, err := authTargets(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer iss.Close()
+	}
 	env, err := startTargets(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer env.close()
+	if cfg.Auth {
+		if err := checkAuthorized(ctx, &cfg, env.gateway); err != nil {
+			return nil, fmt.Errorf("authenticated gateway: %w", err)
+		}
+	}
 	targets := map[string]Config{
 		Direct:  {URL: env.direct, Tool: "echo", CPUPids: env.pids},
 		Through: {URL: env.gateway, Tool: cfg.GatewayTool, Headers: cfg.GatewayHeaders, CPUPids: env.pids},

@@ -94,15 +94,14 @@ server:
 			want: []string{"FILE:2: server.maxRequestBytes: cannot unmarshal !!str `lots` into int64"},
 		},
 		{
-			// A block the README says is refused, never half-applied. When
-			// outgoing authentication lands, pick another unsupported field.
-			name: "a feature this version cannot honour",
+			// A Kubernetes-only setting is refused standalone, never ignored.
+			name: "a setting standalone vmcp cannot honour",
 			config: `name: broken
-outgoingAuth:
-  source: inline
-  default: {type: token_exchange}
+incomingAuth:
+  authzConfig:
+    type: configMap
 `,
-			want: []string{`FILE:4: outgoingAuth.default: is not supported by this version of vmcp yet; remove it (vmcp will not run with settings it cannot honour)`},
+			want: []string{`FILE:4: incomingAuth.authzConfig.type: configMap policies are read by the Kubernetes operator; standalone, use type file`},
 		},
 		{
 			name: "manifest field",
