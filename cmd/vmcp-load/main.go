@@ -3,7 +3,7 @@
 // fronts in the same run.
 //
 //	vmcp-load run --url URL [-c N] [--duration D | --count N] [--mode call|list] [--header 'K: V']...
-//	vmcp-load compare [--mode call|list] [--rounds 5] [--concurrency 1,32]   (also: vmcp-load --compare)
+//	vmcp-load compare [--mode call|list] [--auth] [--rounds 5] [--concurrency 1,32]   (also: vmcp-load --compare)
 //	vmcp-load idle [--sessions 1000]
 //	vmcp-load coldstart [--backends 10] [--stdio]
 //	vmcp-load all [--smoke] [--out bench-report.md]
@@ -228,6 +228,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	gwConfig := fs.String("gateway-config", "", "vmcp configuration `file` to use instead of the generated one; ${BACKEND_URL} is replaced by the echo backend's URL")
 	fs.StringVar(&cfg.GatewayTool, "gateway-tool", "echo_echo", "the echo tool's name through vmcp")
 	fs.Var(&hdr, "header", "`'Name: value'` sent to vmcp only (repeatable), e.g. 'Authorization: Bearer TOKEN'")
+	fs.BoolVar(&cfg.Auth, "auth", false, "JWT + Cedar: vmcp validates a JWT minted by the harness (its own JWKS server) and decides with 20 Cedar policies; in list mode the caller sees the tools of backends b00 and b03 only")
 	fs.BoolVar(&cfg.Isolate, "isolate", false, "run the backend(s) and vmcp each in a process of its own (default: all in this process)")
 	var genv strs
 	fs.Var(&genv, "gateway-env", "`NAME=value` added to the environment of an isolated vmcp (repeatable), e.g. GOGC=400")
@@ -256,6 +257,9 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	title := "tools/call"
 	if cfg.Mode == loadtest.ModeList {
 		title = fmt.Sprintf("tools/list of %d tools", cfg.Backends*cfg.Tools)
+	}
+	if cfg.Auth {
+		title += ", JWT + Cedar (20 policies)"
 	}
 	where := "load client, backend and vmcp in one process"
 	if cfg.Isolate {

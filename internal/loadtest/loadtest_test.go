@@ -31,7 +31,10 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, log.String())
 	}
-	for _, c := range []*Comparison{s.Calls, s.Isolated, s.IsoGOGC, s.Stateless, s.List} {
+	// The authenticated comparisons checked, before measuring, that vmcp
+	// refuses a request without a token, filters the caller's list by
+	// policy and denies a forbidden call (see checkAuthorized).
+	for _, c := range []*Comparison{s.Calls, s.Isolated, s.IsoGOGC, s.Stateless, s.List, s.AuthCalls, s.AuthList} {
 		if c == nil || len(c.Samples) == 0 {
 			t.Fatalf("a comparison is missing; log:\n%s", log.String())
 		}
@@ -45,7 +48,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("a scenario is missing; log:\n%s", log.String())
 	}
 	md := s.Markdown()
-	for _, want := range []string{"## Targets", "tools/call", "tools/list", "## Idle sessions", "## Cold start", "Smoke run"} {
+	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "## Idle sessions", "## Cold start", "Smoke run"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

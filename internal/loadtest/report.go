@@ -90,14 +90,17 @@ type Suite struct {
 	IsoGOGC   *Comparison // the same, vmcp with GOGC=400
 	Stateless *Comparison // tools/call, stateless protocol
 	List      *Comparison // tools/list of Backends×Tools tools
+	AuthCalls *Comparison // tools/call with JWT + Cedar (20 policies)
+	AuthList  *Comparison // tools/list of Backends×Tools tools, JWT + Cedar, filtered per user
 	Idle      []*IdleResult
 	IdleNoGET []*IdleResult
 	Cold      *ColdStartResult
 	ColdStdio *ColdStartResult
 }
 
-// RunSuite runs every anonymous-gateway scenario: tools/call in both
-// protocol eras, tools/list of 1,000 tools, idle sessions, cold start.
+// RunSuite runs every scenario: tools/call in both protocol eras,
+// anonymous and with JWT + Cedar, tools/list of 1,000 tools, unfiltered and
+// filtered per user, idle sessions, cold start.
 func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
@@ -108,14 +111,17 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	isoGOGC := CompareConfig{Log: cfg.Log, Isolate: true, Rounds: 3, GatewayEnv: []string{"GOGC=400"}}
 	stateless := CompareConfig{Log: cfg.Log, Protocol: StatelessProtocol, Rounds: 3}
 	list := CompareConfig{Log: cfg.Log, Mode: ModeList, Rounds: 3, Concurrency: []int{1, 4}}
+	authCalls := CompareConfig{Log: cfg.Log, Auth: true}
+	authList := CompareConfig{Log: cfg.Log, Mode: ModeList, Auth: true, Rounds: 3, Concurrency: []int{1, 4}}
 	idle := IdleConfig{Log: cfg.Log}
 	cold := ColdStartConfig{Log: cfg.Log}
 	coldStdio := ColdStartConfig{Log: cfg.Log, Stdio: true, Runs: 3}
 	if cfg.Smoke {
-		for _, c := range []*CompareConfig{&calls, &isolated, &isoGOGC, &stateless, &list} {
+		for _, c := range []*CompareConfig{&calls, &isolated, &isoGOGC, &stateless, &list, &authCalls, &authList} {
 			c.Rounds, c.Duration, c.Warmup, c.Concurrency = 1, 200*time.Millisecond, 50*time.Millisecond, []int{1, 4}
 		}
 		list.Backends, list.Tools = 3, 5
+		authList.Backends, authList.Tools = 4, 5 // b00 and b03 visible, b01 and b02 not
 		idle.Sessions = 20
 		cold.Backends, cold.Runs = 3, 1
 		coldStdio.Backends, coldStdio.Runs = 2, 1
@@ -135,6 +141,8 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	step("tools/call, session protocol, isolated processes, vmcp GOGC=400", func() (e error) { s.IsoGOGC, e = Compare(ctx, isoGOGC); return })
 	step("tools/call, stateless protocol", func() (e error) { s.Stateless, e = Compare(ctx, stateless); return })
 	step("tools/list", func() (e error) { s.List, e = Compare(ctx, list); return })
+	step("tools/call, JWT + Cedar", func() (e error) { s.AuthCalls, e = Compare(ctx, authCalls); return })
+	step("tools/list, JWT + Cedar, filtered per user", func() (e error) { s.AuthList, e = Compare(ctx, authList); return })
 	step("idle sessions", func() (e error) { s.Idle, e = Idle(ctx, idle); return })
 	idle.NoStandaloneStream = true
 	step("idle sessions without GET stream", func() (e error) { s.IdleNoGET, e = Idle(ctx, idle); return })
@@ -165,22 +173,29 @@ func (s *Suite) Markdown() string {
 	for _, x := range []struct {
 		c     *Comparison
 		where string
-	}{{s.Calls, "one process"}, {s.Isolated, "own processes"}} {
+	}{{s.AuthCalls, "JWT + Cedar, 20 policies; one process"}, {s.Calls, "anonymous; one process"}, {s.Isolated, "anonymous; own processes"}} {
 		c := x.c
 		if c == nil {
 			continue
 		}
 		added := c.AddedP50(c.Config.Concurrency[0])
-		fmt.Fprintf(&b, "| added p50 per tools/call, %d session ≤ 100 µs (anonymous; %s) | %s | %s |\n",
+		fmt.Fprintf(&b, "| added p50 per tools/call, %d session ≤ 100 µs (%s) | %s | %s |\n",
 			c.Config.Concurrency[0], x.where, signedUS(added), verdict(added <= TargetAddedP50))
 		hi := c.Config.Concurrency[len(c.Config.Concurrency)-1]
 		ratio := c.ThroughputRatio(hi)
 		fmt.Fprintf(&b, "| throughput at %d sessions ≥ 0.6 × direct (%s) | %.2f × | %s |\n", hi, x.where, ratio, verdict(ratio >= TargetThroughput))
 	}
-	if c := s.List; c != nil {
+	for _, x := range []struct {
+		c    *Comparison
+		what string
+	}{{s.AuthList, "filtered per user by 20 Cedar policies, JWT"}, {s.List, "unfiltered, anonymous"}} {
+		c := x.c
+		if c == nil {
+			continue
+		}
 		p50 := c.summary(Through, c.Config.Concurrency[0]).P50
-		fmt.Fprintf(&b, "| tools/list of %d tools, p50 ≤ 2 ms (unfiltered: per-user filtering lands with authorization) | %s | %s |\n",
-			c.Config.Backends*c.Config.Tools, us(p50), verdict(p50 <= TargetListP50))
+		fmt.Fprintf(&b, "| tools/list of %d tools, p50 ≤ 2 ms (%s) | %s | %s |\n",
+			c.Config.Backends*c.Config.Tools, x.what, us(p50), verdict(p50 <= TargetListP50))
 	}
 	for _, r := range s.Idle {
 		if r.Target == Through {
@@ -208,6 +223,15 @@ func (s *Suite) Markdown() string {
 	if s.List != nil {
 		s.List.markdown(&b, fmt.Sprintf("tools/list: vmcp over %d backends × %d tools; direct: one backend with %d tools",
 			s.List.Config.Backends, s.List.Config.Tools, s.List.Config.Backends*s.List.Config.Tools))
+	}
+	if s.AuthCalls != nil {
+		s.AuthCalls.markdown(&b, "tools/call, JWT + Cedar (20 policies), session protocol, one process: "+
+			"vmcp validates an RS256 JWT on every request and decides every call; the direct backend has no authentication")
+	}
+	if c := s.AuthList; c != nil {
+		c.markdown(&b, fmt.Sprintf("tools/list, JWT + Cedar (20 policies), filtered per user: vmcp over %d backends × %d tools, of which "+
+			"the caller may see those of %d backends; direct: one backend with %d tools, unfiltered",
+			c.Config.Backends, c.Config.Tools, countBelow(AuthAllowedBackends, c.Config.Backends), c.Config.Backends*c.Config.Tools))
 	}
 	if len(s.Idle) > 0 || len(s.IdleNoGET) > 0 {
 		b.WriteString("## Idle sessions\n\nEach target in a process of its own; sessions initialized (2025-11-25) then left idle; " +
@@ -244,6 +268,16 @@ func (s *Suite) Markdown() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+func countBelow(xs []int, n int) int {
+	c := 0
+	for _, x := range xs {
+		if x < n {
+			c++
+		}
+	}
+	return c
 }
 
 func signedUS(d time.Duration) string {
