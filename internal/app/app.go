@@ -124,6 +124,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", gw.ServeReady)
+	mux.Handle("GET /metrics", a.metricsHandler())
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
 	return a, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/loadtest"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/cputime"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
 )
@@ -53,6 +54,38 @@ func benchGateway(b *testing.B, n, tools int) *frontend.Gateway {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return gw
+}
+
+// authGateway starts an echo backend and a vmcp in front of it configured
+// as vmcp-load's JWT + Cedar scenario (loadtest.AuthGatewayConfig), and
+// returns the gateway's handler with the bearer token added to every
+// request.
+func authGateway(b *testing.B) http.Handler {
+	b.Helper()
+	iss, err := loadtest.StartIssuer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(iss.Close)
+	tok, err := iss.Token(loadtest.AuthAudience, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := echoserver.Start(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	gw, err := loadtest.StartGateway(context.Background(), loadtest.GatewayConfig([]loadtest.BackendRef{{URL: s.URL}}, loadtest.AuthGatewayConfig(1, iss)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(gw.Close)
+	h := gw.App.Gateway()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+tok)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // session is a 2025-11-25 session driven at the handler level: requests go
@@ -120,6 +153,18 @@ func BenchmarkToolsCall(b *testing.B) {
 		cpu := cputime.Process()
 		for b.Loop() {
 			s.request(b, "tools/call", fmt.Sprintf(args, "echo_echo"))
+		}
+		cputime.Bench(b, cpu)
+	})
+	// With JWT validation (RS256, verified-token cache warm) and 20 Cedar
+	// policies deciding the call, configured as vmcp-load's authenticated
+	// scenario is.
+	b.Run("handler/vmcp-jwt-cedar", func(b *testing.B) {
+		s := newSession(b, authGateway(b))
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		for b.Loop() {
+			s.request(b, "tools/call", fmt.Sprintf(args, "b00_echo"))
 		}
 		cputime.Bench(b, cpu)
 	})
