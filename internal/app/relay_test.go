@@ -66,3 +66,79 @@ func TestSamplingRelay(t *testing.T) {
 		t.Error("the refused sampling request hung")
 	}
 }
+
+// relayBackend has a tool that waits for cancellation and one that echoes
+// _meta.
+func relayBackend(t *testing.T, started, cancelled chan<- struct{}) string {
+	s := mcp.NewServer(&mcp.Implementation{Name: "relay"}, nil)
+	s.AddTool(&mcp.Tool{Name: "block", InputSchema: map[string]any{"type": "object"}},
+		func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			started <- struct{}{}
+			<-ctx.Done()
+			cancelled <- struct{}{}
+			return nil, ctx.Err()
+		})
+	s.AddTool(&mcp.Tool{Name: "meta", InputSchema: map[string]any{"type": "object"}},
+		func(_ context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Meta: mcp.Meta{"com.example/seen": r.Params.Meta["com.example/x"], "io.modelcontextprotocol/private": "backend"},
+				Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestCancellationAndMeta: a client's cancellation reaches the backend;
+// _meta passes through both ways, except keys of MCP's reserved prefixes.
+func TestCancellationAndMeta(t *testing.T) {
+	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	addr := freeAddr(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("backends:\n- {name: be, url: %s}\nserver: {listen: %s}\n", relayBackend(t, started, cancelled), addr)), "relay.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	base := "http://" + addr
+	waitReady(t, base)
+	s, err := mcp.NewClient(&mcp.Implementation{Name: "t"}, nil).Connect(t.Context(),
+		&mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "be_meta", Meta: mcp.Meta{"com.example/x": "from-client"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Meta["com.example/seen"] != "from-client" {
+		t.Errorf("_meta did not pass through: %v", res.Meta)
+	}
+	if _, ok := res.Meta["io.modelcontextprotocol/private"]; ok {
+		t.Errorf("a reserved _meta key of the backend's hop reached the client: %v", res.Meta)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "be_block"})
+		done <- err
+	}()
+	<-started
+	cancel()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never saw the client's cancellation")
+	}
+	<-done
+}
