@@ -142,3 +142,41 @@ func TestCancellationAndMeta(t *testing.T) {
 	}
 	<-done
 }
+
+// TestSSEBackend: a backend reached over the older HTTP+SSE transport is
+// aggregated and called like the others.
+func TestSSEBackend(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "sse-backend"}, nil)
+	s.AddTool(&mcp.Tool{Name: "hello", InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello over sse"}}}, nil
+		})
+	srv := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	addr := freeAddr(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("backends:\n- {name: old, url: %s, transport: sse}\nserver: {listen: %s}\n", srv.URL, addr)), "sse.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	base := "http://" + addr
+	waitReady(t, base)
+	c, err := mcp.NewClient(&mcp.Implementation{Name: "t"}, nil).Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.CallTool(t.Context(), &mcp.CallToolParams{Name: "old_hello"})
+	if err != nil || res.IsError || res.Content[0].(*mcp.TextContent).Text != "hello over sse" {
+		t.Errorf("call through an SSE backend: %v %+v", err, res)
+	}
+}

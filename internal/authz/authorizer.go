@@ -149,7 +149,7 @@ func fingerprint(files []string) string {
 // Principal is a caller prepared for decisions: build it once per request.
 type Principal struct {
 	entity  types.Entity
-	claims  types.Record
+	claims  types.Value // a types.Record, boxed once rather than per decision
 	subsets subsets
 	// Claims are the claims and their sources, for explanations.
 	Claims Claims
@@ -178,7 +178,7 @@ func (a *Authorizer) Principal(subject string, c Claims) *Principal {
 type Target struct {
 	action      Action
 	entity      types.Entity
-	annotations types.Record
+	annotations types.Value // a types.Record, boxed once rather than per decision
 }
 
 // Tool prepares a tool by its advertised name; annotations is the tool's
@@ -243,28 +243,31 @@ func (e *entities) Get(uid types.EntityUID) (types.Entity, bool) {
 // the given arguments (nil for none). op is the MCP method, for the
 // context.
 func (a *Authorizer) Decide(p *Principal, t *Target, args map[string]any, op string) Decision {
-	ctx := types.RecordMap{
-		"claims":      p.claims,
-		"arguments":   toRecord(args),
-		"annotations": t.annotations,
-		"operation":   types.String(op),
+	var argsValue types.Value = emptyValue
+	if len(args) > 0 {
+		argsValue = toRecord(args)
 	}
-	return a.decide(p, t.action, &t.entity, ctx)
+	return a.decide(p, t.action, &t.entity, p.claims, argsValue, t.annotations, op)
 }
 
 // DecideList decides whether p may list (action is one of the list
 // actions; the resource is the virtual server).
 func (a *Authorizer) DecideList(p *Principal, action Action, op string) Decision {
 	srv, _ := a.ps.Load().entities.Get(a.server)
-	ctx := types.RecordMap{"claims": p.claims, "arguments": types.NewRecord(nil), "annotations": types.NewRecord(nil), "operation": types.String(op)}
-	return a.decide(p, action, &srv, ctx)
+	return a.decide(p, action, &srv, p.claims, types.NewRecord(nil), types.NewRecord(nil), op)
 }
 
-func (a *Authorizer) decide(p *Principal, action Action, target *types.Entity, ctx types.RecordMap) Decision {
+func (a *Authorizer) decide(p *Principal, action Action, target *types.Entity, claims, args, annotations types.Value, op string) Decision {
 	ps := a.ps.Load()
+	ctx, pooled := recordMap(4)
+	ctx["claims"], ctx["arguments"], ctx["annotations"], ctx["operation"] = claims, args, annotations, types.String(op)
 	req := cedar.Request{Principal: p.entity.UID, Action: action.UID(), Resource: target.UID, Context: types.NewRecord(ctx)}
+	putRecordMap(ctx, pooled) // NewRecord copied it
 	dec, diag := cedar.Authorize(p.policies(ps, action), &entities{principal: &p.entity, target: target, static: ps.entities}, req)
 	d := Decision{Allowed: dec == cedar.Allow}
+	if len(diag.Reasons) > 0 {
+		d.Reasons = make([]string, 0, len(diag.Reasons))
+	}
 	for _, r := range diag.Reasons {
 		d.Reasons = append(d.Reasons, string(r.PolicyID))
 	}

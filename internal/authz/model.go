@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/cedar-policy/cedar-go/types"
 )
@@ -156,11 +157,49 @@ func toValue(v any) (types.Value, bool) {
 }
 
 func toRecord(m map[string]any) types.Record {
-	rm := make(types.RecordMap, len(m))
+	if len(m) == 0 {
+		return emptyRecord
+	}
+	rm, pooled := recordMap(len(m))
 	for k, v := range m {
 		if cv, ok := toValue(v); ok {
 			rm[types.String(k)] = cv
 		}
 	}
-	return types.NewRecord(rm)
+	r := types.NewRecord(rm)
+	putRecordMap(rm, pooled)
+	return r
+}
+
+// emptyRecord is the record of no attributes (records are immutable, so
+// it is shared). It is made from an empty map, not nil, as toRecord always
+// made it: Cedar encodes the two differently in JSON.
+var emptyRecord = types.NewRecord(types.RecordMap{})
+
+// emptyValue is emptyRecord boxed, for a decision without arguments.
+var emptyValue types.Value = emptyRecord
+
+// Every decision builds two records (its context, and a call's arguments)
+// from a map that types.NewRecord then copies; the maps are recycled
+// rather than allocated twice. Only small ones are: a Go map keeps the
+// capacity it grew to when cleared, and a copy of it would too.
+const pooledRecordLen = 8
+
+var recordMaps = sync.Pool{New: func() any { return make(types.RecordMap, pooledRecordLen) }}
+
+// recordMap returns an empty map for n attributes, and whether it comes
+// from the pool.
+func recordMap(n int) (types.RecordMap, bool) {
+	if n > pooledRecordLen {
+		return make(types.RecordMap, n), false
+	}
+	return recordMaps.Get().(types.RecordMap), true
+}
+
+// putRecordMap recycles a map from recordMap once NewRecord has copied it.
+func putRecordMap(m types.RecordMap, pooled bool) {
+	if pooled {
+		clear(m)
+		recordMaps.Put(m)
+	}
 }

@@ -33,6 +33,7 @@ type policySet struct {
 	set      *cedar.PolicySet
 	text     map[cedar.PolicyID]string // each policy's source, for explanations
 	entities types.EntityMap
+	fixed    map[cedar.PolicyID]bool // policies whose outcome depends on principal and action only (scope.go)
 }
 
 // PolicyError locates a problem in a policy.
@@ -85,6 +86,10 @@ func load(p Policies, server string) (*policySet, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	ps.fixed = map[cedar.PolicyID]bool{}
+	for id, pol := range ps.set.All() {
+		ps.fixed[id] = fixedOutcome(pol)
 	}
 	return ps, nil
 }

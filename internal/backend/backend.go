@@ -253,8 +253,18 @@ func (b *Backend) dial(ctx context.Context, owner Peer, user *identity.Identity)
 		return nil, err
 	}
 	client := mcp.NewClient(b.set.opts.ClientInfo, c.clientOptions(b.logger))
-	session, err := client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: ProtocolVersion})
-	if err != nil {
+	// Some transports (SSE) keep the context of Connect for the life of
+	// the connection: give them one that ends with the connection, and
+	// bound only the connecting by ctx.
+	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	session, err := client.Connect(connCtx, t, &mcp.ClientSessionOptions{ProtocolVersion: ProtocolVersion})
+	if !stop() || err != nil {
+		cancel()
+		if err == nil {
+			_ = session.Close()
+			err = ctx.Err()
+		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("no answer within %s: %w", b.set.opts.ConnectTimeout, err)
 		}
@@ -263,7 +273,7 @@ func (b *Backend) dial(ctx context.Context, owner Peer, user *identity.Identity)
 		}
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	c.session = session
+	c.session, c.cancel = session, cancel
 	return c, nil
 }
 
@@ -279,6 +289,7 @@ func (b *Backend) closeConn(c *Conn) {
 	if err := c.session.Close(); err != nil {
 		b.logger.Debug("closing connection", "error", err)
 	}
+	c.cancel()
 }
 
 // list fetches every list the backend declared a capability for.

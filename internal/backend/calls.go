@@ -149,9 +149,9 @@ func (b *Backend) dialOwned(key string, owner Peer, user *identity.Identity, oc 
 		go func() { _ = oc.conn.session.Wait(); close(dead) }()
 		select {
 		case <-done:
-			b.closeConn(oc.conn)
 		case <-dead:
 		}
+		b.closeConn(oc.conn)
 		b.forgetOwned(key, oc)
 	}()
 }

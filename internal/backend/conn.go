@@ -24,6 +24,7 @@ type Conn struct {
 	owner   Peer               // the only client session using this connection, or nil
 	user    *identity.Identity // the user whose credentials it carries, or nil
 	session *mcp.ClientSession
+	cancel  context.CancelFunc // ends the context the connection was made with
 
 	unauthorized atomic.Bool  // the backend answered 401
 	lastUsed     atomic.Int64 // unix nanoseconds, for closing idle per-user connections
