@@ -235,7 +235,7 @@ func (h *Hydra) waitReady(timeout time.Duration) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				return h.warmUp(time.Until(deadline))
 			}
 		}
 		select {
@@ -247,6 +247,21 @@ func (h *Hydra) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("hydra not ready after %v: last error %v", timeout, err)
 		}
 	}
+}
+
+// warmUp makes Hydra generate its signing keys now: it does so on the first
+// discovery or JWKS request, which on a loaded machine can take longer
+// than a client's timeout.
+func (h *Hydra) warmUp(timeout time.Duration) error {
+	client := &http.Client{Timeout: max(timeout, 30*time.Second)}
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
+		resp, err := client.Get(h.publicURL + path)
+		if err != nil {
+			return fmt.Errorf("hydra warm-up %s: %w", path, err)
+		}
+		resp.Body.Close()
+	}
+	return nil
 }
 
 // Stop kills Hydra and waits for it to exit, as if the identity provider
