@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -340,8 +341,8 @@ func looksLikeJWT(token string) bool {
 	if err != nil {
 		return false
 	}
-	b := strings.TrimLeft(string(buf[:n]), " \t\r\n")
-	return strings.HasPrefix(b, "{")
+	b := bytes.TrimLeft(buf[:n], " \t\r\n") // on the stack: no copy per request
+	return len(b) > 0 && b[0] == '{'
 }
 
 func ensureLogger(l *slog.Logger) *slog.Logger {

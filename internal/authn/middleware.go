@@ -71,6 +71,13 @@ func Middleware(a Authenticator, opts *MiddlewareOptions) func(http.Handler) htt
 // as [identity.Anonymous], whatever credentials it carries.
 func Anonymous(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if identity.From(r.Context()) == identity.Anonymous {
+			// Already anonymous (the usual case: no identity at all).
+			// Serving r itself saves a copy of the request per request,
+			// which an idle session's open GET stream would keep.
+			next.ServeHTTP(w, r)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(identity.With(r.Context(), identity.Anonymous)))
 	})
 }

@@ -125,9 +125,10 @@ func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 	return e, nil
 }
 
-// allowed decides one item (nil target: not in the catalog). A denied item
-// and a missing one look the same to the client.
-func (g *Gateway) allowed(ctx context.Context, t *authz.Target, action authz.Action, display string, args map[string]any, op string) (bool, error) {
+// allowed decides one item (nil target: not in the catalog), the kind
+// (Tool, Prompt, Resource) and name of which name it in debug logs. A
+// denied item and a missing one look the same to the client.
+func (g *Gateway) allowed(ctx context.Context, t *authz.Target, action authz.Action, kind, name string, args map[string]any, op string) (bool, error) {
 	if g.opts.Authorizer == nil {
 		return true, nil
 	}
@@ -139,15 +140,17 @@ func (g *Gateway) allowed(ctx context.Context, t *authz.Target, action authz.Act
 		return false, err
 	}
 	d := g.opts.Authorizer.Decide(p, t, args, op)
-	g.debugExplain(ctx, d, p, action, display)
+	g.debugExplain(ctx, d, p, action, kind, name)
 	return d.Allowed, nil
 }
 
-func (g *Gateway) debugExplain(ctx context.Context, d authz.Decision, p *authz.Principal, action authz.Action, display string) {
+// debugExplain logs a decision at debug level. The resource's display
+// name (Vmcp::Tool::"name") is built only then, not on every call.
+func (g *Gateway) debugExplain(ctx context.Context, d authz.Decision, p *authz.Principal, action authz.Action, kind, name string) {
 	if !g.logger.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	e := g.opts.Authorizer.Explain(d, p, action, display, false)
+	e := g.opts.Authorizer.Explain(d, p, action, "Vmcp::"+kind+`::"`+name+`"`, false)
 	g.logger.Debug("authorization decision", "decision", e.Decision, "principal", e.Principal, "action", e.Action,
 		"resource", e.Resource, "reason", e.Reason, "claims", e.Claims)
 }

@@ -107,7 +107,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 		return g.callOffline(ctx, pub, req)
 	}
 	if g.opts.Authorizer != nil {
-		ok, err := g.allowed(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, `Vmcp::Tool::"`+t.Def.Name+`"`,
+		ok, err := g.allowed(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
 			authz.ArgumentsOf(req.Params.Arguments), "tools/call")
 		if err != nil {
 			return nil, err
@@ -144,7 +144,7 @@ func (g *Gateway) callOffline(ctx context.Context, pub *published, req *mcp.Call
 		return nil, unknown("tool", name)
 	}
 	if a := g.opts.Authorizer; a != nil {
-		allowed, err := g.allowed(ctx, a.Tool(name, backendName, nil), authz.CallTool, `Vmcp::Tool::"`+name+`"`,
+		allowed, err := g.allowed(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name,
 			authz.ArgumentsOf(req.Params.Arguments), "tools/call")
 		if err != nil {
 			return nil, err
@@ -178,7 +178,7 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 		return nil, unknown("prompt", req.Params.Name)
 	}
 	if g.opts.Authorizer != nil {
-		ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, `Vmcp::Prompt::"`+p.Def.Name+`"`, nil, "prompts/get")
+		ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, "Prompt", p.Def.Name, nil, "prompts/get")
 		if err != nil {
 			return nil, err
 		}
@@ -242,7 +242,7 @@ func (g *Gateway) mayRead(ctx context.Context, uri, backendName, op string) erro
 	if t == nil { // read through a template, or a completion reference
 		t = a.Resource(uri, backendName)
 	}
-	ok, err := g.allowed(ctx, t, authz.ReadResource, `Vmcp::Resource::"`+uri+`"`, nil, op)
+	ok, err := g.allowed(ctx, t, authz.ReadResource, "Resource", uri, nil, op)
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 			return nil, unknown("prompt", ref.Name)
 		}
 		if g.opts.Authorizer != nil {
-			ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, `Vmcp::Prompt::"`+p.Def.Name+`"`, nil, "completion/complete")
+			ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, "Prompt", p.Def.Name, nil, "completion/complete")
 			if err != nil {
 				return nil, err
 			}
