@@ -7,20 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 // whoamiBackend is an MCP server whose tool answers with what it was sent;
@@ -37,16 +35,6 @@ func whoamiBackend(t *testing.T) string {
 	return srv.URL
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // authGateway runs vmcp with its authorization server federating to idp.
 func authGateway(t *testing.T, idp *fakeidp.IdP) (*app.App, string) {
 	return authGatewayWith(t, idp, "", nil)
@@ -56,7 +44,7 @@ func authGateway(t *testing.T, idp *fakeidp.IdP) (*app.App, string) {
 // spaces) and app options.
 func authGatewayWith(t *testing.T, idp *fakeidp.IdP, authz string, opts *app.Options) (*app.App, string) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := vmcptest.FreeAddr(t)
 	base := "http://" + addr
 	t.Setenv("VMCP_SECRET_IDP_SECRET", "secret")
 	doc := fmt.Sprintf(`
@@ -79,38 +67,7 @@ backends:
 server:
   listen: %[4]s
 `, base, idp.URL(), whoamiBackend(t), addr, authz)
-	cfg, err := config.Parse([]byte(doc), "auth.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	waitReady(t, base)
-	return a, base
-}
-
-func waitReady(t *testing.T, base string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("gateway not ready")
+	return vmcptest.Start(t, doc, opts), base
 }
 
 // login runs dynamic registration and the authorization code flow with
@@ -150,28 +107,8 @@ func login(t *testing.T, base string) string {
 	return at
 }
 
-// bearer is an HTTP client that sends a token.
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.base.RoundTrip(r)
-}
-
 func connect(t *testing.T, endpoint, token string) *mcp.ClientSession {
-	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "test"}, nil)
-	s, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: endpoint,
-		HTTPClient: &http.Client{Transport: bearer{token, http.DefaultTransport}}}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return vmcptest.Connect(t, endpoint, token, nil)
 }
 
 func TestAuthenticatedGateway(t *testing.T) {

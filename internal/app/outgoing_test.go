@@ -19,8 +19,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 // recorder is a real MCP backend over streamable HTTP that records every
@@ -114,7 +114,7 @@ func TestOutgoingStrategies(t *testing.T) {
 	}
 	backends["hdr"] = newRecorderRequiring(t, "static-key-123") // discovery and health need the key too
 	sts := newExtSTS(t)
-	addr := freeAddr(t)
+	addr := vmcptest.FreeAddr(t)
 	base := "http://" + addr
 	t.Setenv("VMCP_SECRET_IDP_SECRET", "secret")
 	t.Setenv("TEST_API_KEY", "static-key-123")
@@ -151,22 +151,8 @@ server:
   logLevel: debug
 `, base, idp.URL(), sts.srv.URL, backends["none"].srv.URL, backends["hdr"].srv.URL, backends["xself"].srv.URL,
 		backends["xext"].srv.URL, backends["up"].srv.URL, addr)
-	cfg, err := config.Parse([]byte(doc), "outgoing.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &syncBuffer{}
-	a, err := app.New(cfg, &app.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	waitReady(t, base)
+	a := vmcptest.Start(t, doc, &app.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	for deadline := time.Now().Add(10 * time.Second); a.Backends().Get("hdr").Inventory() == nil; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the backend that needs its API key is %+v", a.Backends().Get("hdr").Status())

@@ -11,9 +11,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 // TestSamplingRelay: a backend's sampling request reaches a client that
@@ -21,23 +20,9 @@ import (
 func TestSamplingRelay(t *testing.T) {
 	fixture := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return conformance.New(nil) }, nil))
 	t.Cleanup(fixture.Close)
-	addr := freeAddr(t)
-	cfg, err := config.Parse([]byte(fmt.Sprintf("backends:\n- {name: fx, url: %s}\nserver: {listen: %s}\n", fixture.URL, addr)), "relay.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	addr := vmcptest.FreeAddr(t)
+	vmcptest.Start(t, fmt.Sprintf("backends:\n- {name: fx, url: %s}\nserver: {listen: %s}\n", fixture.URL, addr), nil)
 	base := "http://" + addr
-	waitReady(t, base)
 	open := func(opts *mcp.ClientOptions) *mcp.ClientSession {
 		s, err := mcp.NewClient(&mcp.Implementation{Name: "relay-test"}, opts).Connect(t.Context(),
 			&mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
@@ -92,23 +77,9 @@ func relayBackend(t *testing.T, started, cancelled chan<- struct{}) string {
 // _meta passes through both ways, except keys of MCP's reserved prefixes.
 func TestCancellationAndMeta(t *testing.T) {
 	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	addr := freeAddr(t)
-	cfg, err := config.Parse([]byte(fmt.Sprintf("backends:\n- {name: be, url: %s}\nserver: {listen: %s}\n", relayBackend(t, started, cancelled), addr)), "relay.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	addr := vmcptest.FreeAddr(t)
+	vmcptest.Start(t, fmt.Sprintf("backends:\n- {name: be, url: %s}\nserver: {listen: %s}\n", relayBackend(t, started, cancelled), addr), nil)
 	base := "http://" + addr
-	waitReady(t, base)
 	s, err := mcp.NewClient(&mcp.Implementation{Name: "t"}, nil).Connect(t.Context(),
 		&mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
 	if err != nil {
@@ -153,23 +124,9 @@ func TestSSEBackend(t *testing.T) {
 		})
 	srv := httptest.NewServer(mcp.NewSSEHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	t.Cleanup(srv.Close)
-	addr := freeAddr(t)
-	cfg, err := config.Parse([]byte(fmt.Sprintf("backends:\n- {name: old, url: %s, transport: sse}\nserver: {listen: %s}\n", srv.URL, addr)), "sse.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	addr := vmcptest.FreeAddr(t)
+	vmcptest.Start(t, fmt.Sprintf("backends:\n- {name: old, url: %s, transport: sse}\nserver: {listen: %s}\n", srv.URL, addr), nil)
 	base := "http://" + addr
-	waitReady(t, base)
 	c, err := mcp.NewClient(&mcp.Implementation{Name: "t"}, nil).Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -25,25 +25,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 func skipUnlessE2E(t *testing.T) {
 	if os.Getenv("VMCP_E2E") != "1" {
 		t.Skip("end-to-end test: set VMCP_E2E=1 (make test does)")
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // fixtureBackend serves the conformance fixtures over streamable HTTP.
@@ -73,7 +63,7 @@ func (g *gateway) mcpURL() string { return g.base + "/mcp" }
 // mutate may edit the configuration document before it is parsed.
 func startGateway(t *testing.T, h *hydra.Hydra, mutate func(string) string) *gateway {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := vmcptest.FreeAddr(t)
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	t.Setenv("VMCP_SECRET_HYDRA_CLIENTSECRET", secret)
@@ -105,35 +95,7 @@ server:
 	if mutate != nil {
 		doc = mutate(doc)
 	}
-	cfg, err := config.Parse([]byte(doc), "authe2e.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	g := &gateway{app: a, base: base, hydra: h}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("vmcp did not become ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &gateway{app: vmcptest.Start(t, doc, nil), base: base, hydra: h}
 }
 
 // runClient runs the TypeScript SDK client through the whole MCP
@@ -354,7 +316,7 @@ func TestAuthorizationServerConformance(t *testing.T) {
 	skipUnlessE2E(t)
 	h := hydra.Start(t, nil)
 	g := startGateway(t, h, nil)
-	port := strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	port := strings.TrimPrefix(vmcptest.FreeAddr(t), "127.0.0.1:")
 	callback := "http://127.0.0.1:" + port + "/callback"
 	body := `{"redirect_uris":["` + callback + `"],"grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none","client_name":"conformance"}`
 	resp, err := http.Post(g.base+"/oauth/register", "application/json", strings.NewReader(body))

@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 // googleLikeAPI is an MCP backend that, like an API of the IdP, accepts
@@ -93,7 +94,7 @@ func TestUpstreamInjectHydra(t *testing.T) {
 	}
 
 	tok := goLogin(t, g, nil)
-	s := connectBearer(t, g.mcpURL(), tok.AccessToken)
+	s := vmcptest.Connect(t, g.mcpURL(), tok.AccessToken, nil)
 	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "api_whoami"})
 	if err != nil || res.IsError {
 		t.Fatalf("call before revocation: %v %+v", err, res)
@@ -124,24 +125,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-type bearerRT struct{ token string }
-
-func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func connectBearer(t *testing.T, endpoint, token string) *mcp.ClientSession {
-	t.Helper()
-	c := mcp.NewClient(&mcp.Implementation{Name: "go-test"}, nil)
-	s, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearerRT{token}}},
-		&mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
