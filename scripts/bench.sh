@@ -2,8 +2,10 @@
 # scripts/bench.sh measures what the gateway costs (issue 6) and writes a
 # markdown report: the Go micro-benchmarks of the hot paths (-benchmem, plus
 # process CPU per op), then every scenario of the load harness (cmd/vmcp-load
-# all): vmcp against the direct backend in interleaved rounds, tools/list of
-# 1,000 tools, idle sessions, cold start. About 4 minutes on 2 cores.
+# all): vmcp against the direct backend in interleaved rounds, anonymous and
+# with JWT + Cedar (an RS256 token from the harness's own JWKS server, 20
+# policies), tools/list of 1,000 tools unfiltered and filtered per user, one
+# Cedar decision, idle sessions, cold start. About 5 minutes on 2 cores.
 #
 #   scripts/bench.sh                 full run, report in bench-report.md
 #   scripts/bench.sh --smoke         a few seconds: proves it all runs, figures meaningless
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

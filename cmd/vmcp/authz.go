@@ -56,6 +56,16 @@ type request struct {
 	Resource  string         `yaml:"resource"`
 	Backend   string         `yaml:"backend"`
 	Arguments map[string]any `yaml:"arguments"`
+	// Annotations are the tool's annotations (context.annotations).
+	Annotations map[string]any `yaml:"annotations"`
+}
+
+// methods are the MCP methods each action answers (context.operation, as
+// the gateway sets it).
+var methods = map[authz.Action]string{
+	authz.CallTool: "tools/call", authz.ListTools: "tools/list",
+	authz.ReadResource: "resources/read", authz.ListResources: "resources/list",
+	authz.GetPrompt: "prompts/get", authz.ListPrompts: "prompts/list",
 }
 
 func (r request) decide(a *authz.Authorizer, cfg *config.Config, id *identityDoc) (authz.Explanation, error) {
@@ -73,15 +83,15 @@ func (r request) decide(a *authz.Authorizer, cfg *config.Config, id *identityDoc
 	var display string
 	switch act {
 	case authz.CallTool:
-		t, display = a.Tool(r.Resource, backend, nil), `Vmcp::Tool::"`+r.Resource+`"`
+		t, display = a.Tool(r.Resource, backend, r.Annotations), `Vmcp::Tool::"`+r.Resource+`"`
 	case authz.GetPrompt:
 		t, display = a.Prompt(r.Resource, backend), `Vmcp::Prompt::"`+r.Resource+`"`
 	case authz.ReadResource:
 		t, display = a.Resource(r.Resource, backend), `Vmcp::Resource::"`+r.Resource+`"`
 	default:
-		return a.Explain(a.DecideList(p, act, string(act)), p, act, `Vmcp::Server::"`+cfg.Name+`"`, true), nil
+		return a.Explain(a.DecideList(p, act, methods[act]), p, act, `Vmcp::Server::"`+cfg.Name+`"`, true), nil
 	}
-	return a.Explain(a.Decide(p, t, r.Arguments, string(act)), p, act, display, true), nil
+	return a.Explain(a.Decide(p, t, r.Arguments, methods[act]), p, act, display, true), nil
 }
 
 // guessBackend finds the backend whose prefix an advertised name carries.
@@ -134,6 +144,7 @@ func explainCmd(args []string, stdout io.Writer) error {
 	fs.StringVar(&r.Resource, "resource", "", "advertised tool or prompt name, or resource URI")
 	fs.StringVar(&r.Backend, "backend", "", "backend of the resource (default: guessed from the prefix)")
 	argsJSON := fs.String("arguments", "", "tool arguments (JSON object)")
+	annJSON := fs.String("annotations", "", "tool annotations (JSON object)")
 	asJSON := fs.Bool("json", false, "print the explanation as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -152,6 +163,11 @@ func explainCmd(args []string, stdout io.Writer) error {
 	if *argsJSON != "" {
 		if err := json.Unmarshal([]byte(*argsJSON), &r.Arguments); err != nil {
 			return fmt.Errorf("--arguments: %w", err)
+		}
+	}
+	if *annJSON != "" {
+		if err := json.Unmarshal([]byte(*annJSON), &r.Annotations); err != nil {
+			return fmt.Errorf("--annotations: %w", err)
 		}
 	}
 	e, err := r.decide(a, cfg, &id)

@@ -44,12 +44,18 @@ func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "vmcp:", err)
 		var ce config.Errors
-		if errors.As(err, &ce) {
+		var iv invalid
+		if errors.As(err, &ce) || errors.As(err, &iv) {
 			os.Exit(2)
 		}
 		os.Exit(1)
 	}
 }
+
+// invalid marks an error in what the user wrote (exit status 2).
+type invalid struct{ error }
+
+func (e invalid) Unwrap() error { return e.error }
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -126,6 +132,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	if tuned := app.TuneGC(os.Getenv); tuned != "" {
+		logger.Debug("garbage collector tuned (GOGC and GOMEMLIMIT in the environment win)", "settings", tuned)
+	}
 	a, err := app.New(cfg, &app.Options{Logger: logger, Listen: *listen})
 	if err != nil {
 		return err
@@ -161,7 +170,7 @@ func validate(args []string, stdout io.Writer) error {
 		return err
 	}
 	if _, err := app.NewAuthorizer(cfg, nil); err != nil {
-		return err
+		return invalid{err}
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d backends, conflict resolution %s)\n", *file, len(cfg.Backends), cfg.Config.Aggregation.ConflictResolution)
 	for _, n := range cfg.Notes() {

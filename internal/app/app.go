@@ -99,6 +99,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		HealthInterval:     cmpOr(o.HealthInterval, fh.HealthCheckInterval.D()),
 		UnhealthyThreshold: fh.UnhealthyThreshold,
 		MinBackoff:         o.MinBackoff,
+		HideEnv:            cfg.SecretEnvNames(),
 		OnChange:           func() { gw.BackendsChanged() },
 		OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {
 			gw.ResourceUpdated(ctx, name, p)

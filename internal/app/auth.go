@@ -92,7 +92,7 @@ func (a *App) authenticator(in *config.IncomingAuth, resource string) (authn.Aut
 		}
 		intro, err := authn.NewIntrospector(&authn.IntrospectionOptions{
 			Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: string(secret),
-			Issuer: o.Issuer, Audience: o.Audience, ClockSkew: o.ClockSkew.D(),
+			Issuer: o.Issuer, Audience: audience, ClockSkew: o.ClockSkew.D(),
 		})
 		if err != nil {
 			return nil, "", err
@@ -154,7 +154,7 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 		opts.SigningKeys = append(opts.SigningKeys, b)
 	}
 	if len(c.SigningKeySecretRefs) == 0 {
-		a.logger.Warn("no signing keys configured: a key was generated; tokens will not survive a restart and replicas will not share them")
+		a.logger.Warn("no signing keys configured: a key was generated for this process; other replicas cannot verify its tokens")
 	}
 	for i, sc := range c.StaticClients {
 		secret, err := sc.ClientSecretRef.Resolve()

@@ -24,11 +24,10 @@ func NewAuthorizer(cfg *config.Config, opts *authz.Options) (*authz.Authorizer, 
 	if opts != nil {
 		o.Logger = opts.Logger
 	}
-	if az.Inline != nil {
+	if az.Type == config.AuthzInline {
 		o.Policies.Inline = az.Inline.Policies
 		o.Policies.EntitiesJSON = []byte(az.Inline.EntitiesJSON)
-	}
-	if az.File != nil {
+	} else {
 		o.Policies.Files = az.File.PolicyFiles
 		o.Policies.EntitiesFile = az.File.EntitiesFile
 		o.ReloadInterval = az.File.ReloadInterval.D()

@@ -26,7 +26,7 @@ func (a *App) metricsHandler() http.Handler {
 				func() int64 { return az.Stats().Allowed }),
 			counter("vmcp_authz_decisions_total", "Policy decisions made.", prometheus.Labels{"decision": "deny"},
 				func() int64 { return az.Stats().Denied }),
-			counter("vmcp_authz_evaluation_errors_total", "Policy evaluations that failed (each denied its item).", nil,
+			counter("vmcp_authz_evaluation_errors_total", "Policy evaluations that failed (a failing permit grants nothing, a failing forbid denies).", nil,
 				func() int64 { return az.Stats().EvaluationErrors }),
 			counter("vmcp_authz_reload_errors_total", "Policy file changes that did not load (the previous policies were kept).", nil,
 				func() int64 { return az.Stats().ReloadErrors }),

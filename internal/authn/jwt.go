@@ -77,9 +77,8 @@ type JWTOptions struct {
 	Algorithms []string
 	// TokenTypes, if set, are the accepted values of the JWT "typ" header,
 	// compared case-insensitively and without an "application/" prefix
-	// (RFC 9068 §4). vmcp's own authorization server marks its access
-	// tokens "at+jwt", which keeps its other JWTs from passing as access
-	// tokens. Default: any type, since many identity providers set none.
+	// (RFC 9068 §4). Default: any type, since many identity providers set
+	// none (fosite, which vmcp's authorization server uses, sets "JWT").
 	TokenTypes []string
 	// Keys, if set, supplies the keys locally (vmcp's own authorization
 	// server); JWKSURL and discovery are then unused.

@@ -169,7 +169,7 @@ func (s *Server) newFosite() fosite.OAuth2Provider {
 		RotatedGlobalSecrets:           o.HMACSecrets[1:],
 		EnforcePKCE:                    true,
 		EnablePKCEPlainChallengeMethod: false,
-		RefreshTokenScopes:             []string{}, // every authorization gets a refresh token
+		RefreshTokenScopes:             []string{}, // no scope is needed: clients allowed the refresh_token grant get one
 		ScopeStrategy:                  fosite.ExactScopeStrategy,
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		SendDebugMessagesToClients:     false,
@@ -286,12 +286,13 @@ func (s *Server) client(ctx context.Context, id string) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(c.Scopes) == 0 {
-			cc := *c
+		cc := *c
+		if len(cc.Scopes) == 0 {
 			cc.Scopes = s.opts.Scopes
-			c = &cc
 		}
-		return c, nil
+		// A document may ask for any scope; it gets only supported ones.
+		cc.Scopes = slices.DeleteFunc(slices.Clone(cc.Scopes), func(sc string) bool { return !slices.Contains(s.opts.Scopes, sc) })
+		return &cc, nil
 	}
 	return s.store.GetClient(ctx, id)
 }

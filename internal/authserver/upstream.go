@@ -205,6 +205,10 @@ func (p *provider) identify(ctx context.Context, tok *oauth2.Token, nonce string
 	if err != nil {
 		return nil, err
 	}
+	if sub, ok := ui["sub"].(string); ok && l.subject != "" && p.cfg.Type == TypeOIDC && sub != l.subject {
+		// OIDC Core §5.3.2: userinfo about someone else must not be used.
+		return nil, fmt.Errorf("%w %q: userinfo is about subject %q, the ID token about %q", ErrUpstream, p.cfg.Name, sub, l.subject)
+	}
 	l.userinfoClaims = ui
 	l.accessTokenClaims = p.accessTokenClaims(ctx, tok.AccessToken)
 	if p.cfg.Type == TypeOAuth2 {

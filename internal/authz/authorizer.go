@@ -155,6 +155,13 @@ type Principal struct {
 	Claims Claims
 }
 
+// Same reports whether p and q are the same Cedar principal (subject,
+// groups, roles and claim values), so that every decision made for one
+// holds for the other under the same policies.
+func (p *Principal) Same(q *Principal) bool {
+	return q != nil && p.entity.Equal(q.entity)
+}
+
 // Principal prepares the caller subject with claims.
 func (a *Authorizer) Principal(subject string, c Claims) *Principal {
 	uid := types.NewEntityUID(TypeUser, types.String(subject))
@@ -210,8 +217,9 @@ type Decision struct {
 	// matched on a deny, the permits that matched on an allow. A deny with
 	// no reason means no policy permitted the request.
 	Reasons []string
-	// Errors are the policies whose evaluation failed; each counts as not
-	// applying, so an error can only ever deny.
+	// Errors are the policies whose evaluation failed. A permit that fails
+	// grants nothing; a forbid that fails denies the request (it might have
+	// matched). So an error can only ever deny.
 	Errors []EvalError
 }
 
@@ -273,6 +281,12 @@ func (a *Authorizer) decide(p *Principal, action Action, target *types.Entity, c
 	}
 	for _, e := range diag.Errors {
 		d.Errors = append(d.Errors, EvalError{Policy: string(e.PolicyID), Position: fmt.Sprintf("%s:%d:%d", e.Position.Filename, e.Position.Line, e.Position.Column), Message: e.Message})
+		// Cedar skips a policy that fails to evaluate. For a permit that
+		// means it grants nothing; a forbid that fails might have matched,
+		// so the request is denied (fail closed).
+		if pol := ps.set.Get(e.PolicyID); pol != nil && pol.Effect() == cedar.Forbid {
+			d.Allowed = false
+		}
 	}
 	if d.Allowed {
 		a.allowed.Add(1)
@@ -301,7 +315,7 @@ func (a *Authorizer) logEvalErrors(p *Principal, action Action, target types.Ent
 		if quiet {
 			continue
 		}
-		a.logger.Error("policy evaluation failed; the request is denied by it", "policy", e.Policy, "position", e.Position,
+		a.logger.Error("policy evaluation failed: a failing permit grants nothing, a failing forbid denies", "policy", e.Policy, "position", e.Position,
 			"error", e.Message, "action", string(action), "resource", target.String(), "claims", p.Claims.Names())
 	}
 }

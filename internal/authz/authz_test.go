@@ -264,3 +264,36 @@ func TestEntities(t *testing.T) {
 		t.Error("group hierarchy from entities not applied")
 	}
 }
+
+// TestFailingForbidDenies: a forbid that cannot be evaluated might have
+// matched, so it denies even when a permit matches.
+func TestFailingForbidDenies(t *testing.T) {
+	t.Parallel()
+	a := newAuthorizer(t, `permit(principal, action, resource);`,
+		`@id("needs-dept") forbid(principal, action, resource) when { principal.department == "contractors" };`)
+	d := a.Decide(a.Principal("u", authz.Resolve(map[string]any{"sub": "u"}, nil)), a.Tool("t", "b", nil), nil, "tools/call")
+	if d.Allowed || len(d.Errors) != 1 {
+		t.Errorf("decision = %+v, want a deny because the forbid failed", d)
+	}
+}
+
+// TestUpstreamDoesNotReplaceTokenClaims: what the presented token was
+// granted (scope, audience, client) is not overridden by upstream claims.
+func TestUpstreamDoesNotReplaceTokenClaims(t *testing.T) {
+	t.Parallel()
+	c := authz.Resolve(map[string]any{"sub": "u_1", "scope": "mcp", "client_id": "claude"},
+		&authz.Upstream{AccessTokenClaims: map[string]any{"scope": "admin everything", "client_id": "vmcp-at-idp", "sub": "alice"}})
+	if c.Values["scope"] != "mcp" || c.Values["client_id"] != "claude" || c.Sources["scope"] != authz.SourceToken {
+		t.Errorf("token-bound claims replaced: %v", c.Values)
+	}
+	if s, _ := c.Values["scopes"].([]any); len(s) != 1 || s[0] != "mcp" {
+		t.Errorf("scopes = %v", c.Values["scopes"])
+	}
+	if c.Values["sub"] != "alice" {
+		t.Errorf("sub = %v, want the upstream subject", c.Values["sub"])
+	}
+	dotted := authz.Resolve(map[string]any{"https://example.com/groups": []any{"g"}}, nil)
+	if v, ok := dotted.Lookup("https://example.com/groups"); !ok || len(v.([]any)) != 1 {
+		t.Errorf("a claim name with dots is not found: %v", v)
+	}
+}

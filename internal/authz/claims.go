@@ -59,9 +59,17 @@ func Resolve(tokenClaims map[string]any, up *Upstream) Claims {
 	}
 	layer(tokenClaims, SourceToken)
 	if up != nil {
-		layer(up.AccessTokenClaims, SourceAccessToken)
-		layer(up.UserinfoClaims, SourceUserinfo)
-		layer(up.IDTokenClaims, SourceIDToken)
+		upstream := func(m map[string]any, s Source) {
+			for k, v := range m {
+				if !tokenBound[k] {
+					c.Values[k] = v
+					c.Sources[k] = s
+				}
+			}
+		}
+		upstream(up.AccessTokenClaims, SourceAccessToken)
+		upstream(up.UserinfoClaims, SourceUserinfo)
+		upstream(up.IDTokenClaims, SourceIDToken)
 	}
 	if _, ok := c.Values["scopes"]; !ok {
 		if set, src, ok := scopeSet(c); ok {
@@ -86,8 +94,21 @@ func scopeSet(c Claims) ([]any, Source, bool) {
 	return nil, "", false
 }
 
-// Lookup finds a dotted path ("realm_access.roles") in the claims.
+// tokenBound are the claims that describe the token the client presented
+// (what vmcp granted it, for whom, until when), not the user: upstream
+// sources never replace them.
+var tokenBound = map[string]bool{
+	"scope": true, "scp": true, "scopes": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
+	"client_id": true, "azp": true, "nonce": true, "at_hash": true, "c_hash": true, "auth_time": true, "sid": true,
+	"gid": true, "idp": true, "act": true, "typ": true,
+}
+
+// Lookup finds a claim by name, or else by a dotted path into nested
+// claims ("realm_access.roles").
 func (c Claims) Lookup(path string) (any, bool) {
+	if v, ok := c.Values[path]; ok {
+		return v, true
+	}
 	var cur any = c.Values
 	for part := range strings.SplitSeq(path, ".") {
 		m, ok := cur.(map[string]any)

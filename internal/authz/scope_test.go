@@ -123,3 +123,30 @@ func compareDecisions(t *testing.T, what string, got, want Decision) {
 			what, got.Allowed, got.Reasons, gotErrs, want.Allowed, want.Reasons, wantErrs)
 	}
 }
+
+// TestPrincipalSame checks that principals built from equal claims are the
+// same and that any difference in subject, groups or claims tells them
+// apart.
+func TestPrincipalSame(t *testing.T) {
+	a, err := New(&Options{Policies: Policies{Inline: []string{`permit(principal, action, resource);`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func(group, email string) Claims {
+		return Resolve(map[string]any{"sub": "u", "email": email, "groups": []any{group}}, nil)
+	}
+	p := a.Principal("u", claims("a", "x@y"))
+	if !p.Same(a.Principal("u", claims("a", "x@y"))) {
+		t.Error("equal claims: not the same principal")
+	}
+	for name, q := range map[string]*Principal{
+		"subject": a.Principal("v", claims("a", "x@y")),
+		"group":   a.Principal("u", claims("b", "x@y")),
+		"claim":   a.Principal("u", claims("a", "z@y")),
+		"nil":     nil,
+	} {
+		if p.Same(q) {
+			t.Errorf("another %s: the same principal", name)
+		}
+	}
+}

@@ -11,7 +11,7 @@
 //
 // Connections are reused across calls. A backend has one shared connection;
 // a client session that can take what a backend sends back mid-call
-// (sampling, elicitation, roots, log messages) gets its own connection to
+// (sampling, elicitation, log messages; roots are not relayed) gets its own connection to
 // each remote backend it calls, so that traffic has exactly one place to go.
 // What a backend sends during a call is relayed to the calling client through
 // the [Peer] the call carries; progress tokens are rewritten per connection

@@ -31,6 +31,10 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts. Defaults: 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// HideEnv names environment variables stdio children must not inherit
+	// (vmcp's secrets); variables starting with VMCP_SECRET are never
+	// inherited.
+	HideEnv []string
 	// OnChange is called whenever a backend's inventory or health changes.
 	// It must not block.
 	OnChange func()

@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +30,7 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 	case Stdio:
 		cmd := exec.Command(b.spec.Command, b.spec.Args...)
 		cmd.Dir = b.spec.Cwd
-		cmd.Env = os.Environ()
+		cmd.Env = b.childEnv()
 		keys := make([]string, 0, len(b.spec.Env))
 		for k := range b.spec.Env {
 			keys = append(keys, k)
@@ -42,6 +44,20 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 		return &processTransport{CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}}, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", b.spec.Transport)
+}
+
+// childEnv is vmcp's environment without its secrets, plus the backend's
+// own env settings.
+func (b *Backend) childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "VMCP_SECRET") || slices.Contains(b.set.opts.HideEnv, name) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
 
 // httpClient is the client of one connection: the shared pool, with the

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,19 @@ func TestErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSecretEnvNames(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/seed-auth.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.SecretEnvNames()
+	for _, want := range []string{"VMCP_SECRET_HMAC_SECRET_HMAC_KEY", "VMCP_SECRET_GOOGLE_OAUTH_CLIENTSECRET"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("SecretEnvNames() = %v, want it to contain %s", got, want)
+		}
 	}
 }

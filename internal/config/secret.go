@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 )
 
@@ -73,4 +74,44 @@ func (r *SecretRef) String() string {
 		return "env " + r.Env
 	}
 	return r.Name + "/" + r.Key
+}
+
+// SecretEnvNames returns the environment variables the configuration's
+// secret references read (explicit env ones, and the VMCP_SECRET_ name of
+// name/key ones), so that child processes can be started without them.
+func (c *Config) SecretEnvNames() []string {
+	var names []string
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Interface:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Struct:
+			if r, ok := v.Interface().(SecretRef); ok {
+				if r.Env != "" {
+					names = append(names, r.Env)
+				} else if r.Name != "" {
+					names = append(names, r.EnvName())
+				}
+				return
+			}
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					walk(v.Field(i))
+				}
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		case reflect.Map:
+			for it := v.MapRange(); it.Next(); {
+				walk(it.Value())
+			}
+		}
+	}
+	walk(reflect.ValueOf(c).Elem())
+	return names
 }

@@ -204,9 +204,15 @@ func (c *Config) validateAuthz(v *validator, az *AuthzConfig) {
 		if az.Inline == nil || len(az.Inline.Policies) == 0 {
 			v.add(f+".inline.policies", "type inline needs at least one policy")
 		}
+		if az.File != nil {
+			v.add(f+".file", "is set, but type is inline: remove one of them")
+		}
 	case AuthzFile:
 		if az.File == nil || len(az.File.PolicyFiles) == 0 {
 			v.add(f+".file.policyFiles", "type file needs at least one policy file")
+		}
+		if az.Inline != nil {
+			v.add(f+".inline", "is set, but type is file: remove one of them")
 		}
 	case AuthzConfigMap:
 		v.add(f+".type", "configMap policies are read by the Kubernetes operator; standalone, use type file")

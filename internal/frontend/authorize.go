@@ -114,8 +114,16 @@ func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 	if subject == "" {
 		subject = "anonymous"
 	}
+	prev := e
 	e = principalEntry{p: g.opts.Authorizer.Principal(subject, claims), until: now.Add(principalTTL),
 		lists: &listMemo{m: map[authz.Action]memoEntry{}}}
+	if ok && e.p.Same(prev.p) {
+		// The claims did not change: the list decisions made for the
+		// expired entry still hold (the memo checks catalog and policies
+		// itself), so a long-lived caller's lists are not all decided
+		// again every principalTTL.
+		e.lists = prev.lists
+	}
 	g.principals.mu.Lock()
 	if len(g.principals.m) > 10000 {
 		clear(g.principals.m)

@@ -37,6 +37,15 @@ func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			}
 			return res, err
 		case "tools/call", "resources/read", "prompts/get", "completion/complete":
+			if r, ok := req.(*mcp.CallToolRequest); ok {
+				// A tool of a backend that is down is no longer registered;
+				// say which backend is down rather than "unknown tool".
+				if pub := g.pub.Load(); pub.cat.Tool(r.Params.Name) == nil {
+					if _, offline := pub.offline[r.Params.Name]; offline {
+						return g.callOffline(ctx, pub, r)
+					}
+				}
+			}
 			if !g.calls.start() {
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"}
 			}

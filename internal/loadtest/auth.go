@@ -15,6 +15,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/authz"
 )
 
 // The authenticated scenarios ("JWT + Cedar"): vmcp validates an RS256 JWT
@@ -35,6 +37,37 @@ var AuthGroups = []string{"team-0", "team-3"}
 // AuthAllowedBackends are the indexes of the backends (b00, b03) whose
 // tools the caller sees.
 var AuthAllowedBackends = []int{0, 3}
+
+// TargetDecision is issue 6's target for one Cedar decision.
+const TargetDecision = 10 * time.Microsecond
+
+// DecisionCost measures one Cedar decision as the authenticated scenarios
+// make it for every tools/call: the caller of [Issuer.Token], the policies
+// of [AuthPolicies], tool b00_echo with arguments. It returns the median
+// over rounds of the mean time per decision (n decisions a round; the go
+// test benchmarks of internal/authz measure the same with -benchmem).
+func DecisionCost(n, rounds int) (time.Duration, error) {
+	a, err := authz.New(&authz.Options{Server: "vmcp-load", Policies: authz.Policies{Inline: AuthPolicies()}})
+	if err != nil {
+		return 0, err
+	}
+	p := a.Principal("user-42", authz.Resolve(map[string]any{"sub": "user-42", "email": "alice@corp.example",
+		"groups": []any{AuthGroups[0], AuthGroups[1]}, "scope": "mcp tools:read tools:call"}, nil))
+	tool := a.Tool("b00_echo", "b00", nil)
+	args := map[string]any{"text": "hello"}
+	if !a.Decide(p, tool, args, "tools/call").Allowed {
+		return 0, fmt.Errorf("the harness's caller may not call b00_echo")
+	}
+	var per []time.Duration
+	for range rounds {
+		start := time.Now()
+		for range n {
+			a.Decide(p, tool, args, "tools/call")
+		}
+		per = append(per, time.Since(start)/time.Duration(n))
+	}
+	return median(per), nil
+}
 
 // Issuer is a minimal OIDC token issuer: an RSA key whose public half is
 // served as a JWKS document.

@@ -66,6 +66,7 @@ func runChild(role string) error {
 		serveCommands()
 		return nil
 	case "gateway":
+		app.TuneGC(os.Getenv) // as cmd/vmcp serve does: this process stands for a deployed vmcp
 		cfg, err := config.Parse([]byte(os.Getenv(envConfig)), "<vmcp-load>")
 		if err != nil {
 			return err

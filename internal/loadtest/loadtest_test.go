@@ -44,11 +44,11 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	if len(s.Idle) != 2 || len(s.IdleNoGET) != 2 || s.Cold == nil || s.ColdStdio == nil {
+	if len(s.Idle) != 2 || len(s.IdleNoGET) != 2 || s.Cold == nil || s.ColdStdio == nil || s.Decision <= 0 {
 		t.Fatalf("a scenario is missing; log:\n%s", log.String())
 	}
 	md := s.Markdown()
-	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "## Idle sessions", "## Cold start", "Smoke run"} {
+	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "Cedar decision", "## Idle sessions", "## Cold start", "Smoke run"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
