@@ -238,7 +238,7 @@ func (s *Server) Metadata() map[string]any {
 		"jwks_uri":                                       i + PathJWKS,
 		"response_types_supported":                       []string{"code"},
 		"response_modes_supported":                       []string{"query"},
-		"grant_types_supported":                          []string{"authorization_code", "refresh_token"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token", GrantTypeTokenExchange},
 		"code_challenge_methods_supported":               []string{"S256"},
 		"token_endpoint_auth_methods_supported":          []string{"none", "client_secret_basic", "client_secret_post"},
 		"scopes_supported":                               nonNil(s.opts.Scopes),

@@ -214,8 +214,8 @@ func (a *Authorizer) target(act Action, typ types.EntityType, id string, attrs t
 type Decision struct {
 	Allowed bool
 	// Reasons are the ids of the policies that decided: the forbids that
-	// matched on a deny, the permits that matched on an allow. A deny with
-	// no reason means no policy permitted the request.
+	// matched (or failed to evaluate) on a deny, the permits that matched on
+	// an allow. A deny with no reason means no policy permitted the request.
 	Reasons []string
 	// Errors are the policies whose evaluation failed. A permit that fails
 	// grants nothing; a forbid that fails denies the request (it might have
@@ -279,14 +279,18 @@ func (a *Authorizer) decide(p *Principal, action Action, target *types.Entity, c
 	for _, r := range diag.Reasons {
 		d.Reasons = append(d.Reasons, string(r.PolicyID))
 	}
+	var failedForbids []string
 	for _, e := range diag.Errors {
 		d.Errors = append(d.Errors, EvalError{Policy: string(e.PolicyID), Position: fmt.Sprintf("%s:%d:%d", e.Position.Filename, e.Position.Line, e.Position.Column), Message: e.Message})
 		// Cedar skips a policy that fails to evaluate. For a permit that
 		// means it grants nothing; a forbid that fails might have matched,
 		// so the request is denied (fail closed).
 		if pol := ps.set.Get(e.PolicyID); pol != nil && pol.Effect() == cedar.Forbid {
-			d.Allowed = false
+			failedForbids = append(failedForbids, string(e.PolicyID))
 		}
+	}
+	if len(failedForbids) > 0 {
+		d.Allowed, d.Reasons = false, failedForbids
 	}
 	if d.Allowed {
 		a.allowed.Add(1)

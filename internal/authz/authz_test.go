@@ -272,8 +272,12 @@ func TestFailingForbidDenies(t *testing.T) {
 	a := newAuthorizer(t, `permit(principal, action, resource);`,
 		`@id("needs-dept") forbid(principal, action, resource) when { principal.department == "contractors" };`)
 	d := a.Decide(a.Principal("u", authz.Resolve(map[string]any{"sub": "u"}, nil)), a.Tool("t", "b", nil), nil, "tools/call")
-	if d.Allowed || len(d.Errors) != 1 {
+	if d.Allowed || len(d.Errors) != 1 || len(d.Reasons) != 1 || d.Reasons[0] != "needs-dept" {
 		t.Errorf("decision = %+v, want a deny because the forbid failed", d)
+	}
+	e := a.Explain(d, a.Principal("u", authz.Resolve(nil, nil)), authz.CallTool, "t", false)
+	if !strings.Contains(e.Reason, "needs-dept failed to evaluate") {
+		t.Errorf("reason = %q", e.Reason)
 	}
 }
 

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cedar-policy/cedar-go"
@@ -44,6 +45,8 @@ func (a *Authorizer) Explain(d Decision, p *Principal, action Action, resource s
 	case d.Allowed:
 		e.Decision = "allow"
 		e.Reason = "permitted by " + strings.Join(d.Reasons, ", ") + " and no forbid policy matched"
+	case len(d.Reasons) > 0 && slices.ContainsFunc(d.Errors, func(er EvalError) bool { return er.Policy == d.Reasons[0] }):
+		e.Reason = "forbidden: forbid policy " + strings.Join(d.Reasons, ", ") + " failed to evaluate, which denies (it might have matched)"
 	case len(d.Reasons) > 0:
 		e.Reason = "forbidden by " + strings.Join(d.Reasons, ", ")
 	case len(d.Errors) > 0:
