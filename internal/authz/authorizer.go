@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,8 @@ type Authorizer struct {
 	loaded string   // fingerprint of the files as last loaded
 }
 
+var errNoPolicies = errors.New("no policies: with none, every request would be denied")
+
 // Stats are the authorizer's counters since start.
 type Stats struct {
 	Allowed, Denied, EvaluationErrors, ReloadErrors int64
@@ -84,7 +87,7 @@ func New(opts *Options) (*Authorizer, error) {
 		return nil, err
 	}
 	if len(ps.set.Map()) == 0 {
-		return nil, fmt.Errorf("authz: no policies: with none, every request would be denied")
+		return nil, fmt.Errorf("authz: %w", errNoPolicies)
 	}
 	a := &Authorizer{opts: o, logger: o.Logger, server: types.NewEntityUID(TypeServer, types.String(o.Server)),
 		lastLog: map[string]time.Time{}, files: files, loaded: loaded}
@@ -123,6 +126,11 @@ func (a *Authorizer) Watch(ctx context.Context) {
 		}
 		last = fp
 		ps, err := load(a.opts.Policies, a.opts.Server)
+		if err == nil && len(ps.set.Map()) == 0 {
+			// An empty set (a file caught half-written, say) would deny
+			// everything.
+			err = errNoPolicies
+		}
 		if err != nil {
 			a.reloadErrors.Add(1)
 			a.logger.Error("policy files changed but do not load; keeping the previous policies", "error", err)
