@@ -20,6 +20,7 @@ func TestSubsetsDecideAsWholeSet(t *testing.T) {
 		`@id("blocked") forbid(principal, action, resource) when { principal.sub == "blocked" };`,
 		`@id("no-email") forbid(principal, action, resource) unless { principal has email };`,
 		`@id("errs") permit(principal, action == Vmcp::Action::"get_prompt", resource) when { principal.level > 3 };`,
+		`@id("forbid-errs") forbid(principal, action == Vmcp::Action::"read_resource", resource) when { principal.level > 9 };`,
 		`@id("force") forbid(principal, action == Vmcp::Action::"call_tool", resource) when { context.arguments has force && context.arguments.force == true };`,
 		`@id("literal-tool") permit(principal, action, resource) when { Vmcp::Tool::"b1_x".backend == "b1" && principal.sub == "u2" };`,
 		`@id("action-cond") permit(principal, action, resource) when { action == Vmcp::Action::"read_resource" && principal.sub == "u1" };`,
@@ -99,8 +100,15 @@ func wholeSet(ps *policySet, p *Principal, action Action, target *types.Entity, 
 	for _, r := range diag.Reasons {
 		d.Reasons = append(d.Reasons, string(r.PolicyID))
 	}
+	var failedForbids []string
 	for _, e := range diag.Errors {
 		d.Errors = append(d.Errors, EvalError{Policy: string(e.PolicyID), Message: e.Message})
+		if ps.set.Get(e.PolicyID).Effect() == cedar.Forbid {
+			failedForbids = append(failedForbids, string(e.PolicyID))
+		}
+	}
+	if len(failedForbids) > 0 { // a failing forbid denies, as decide does
+		d.Allowed, d.Reasons = false, failedForbids
 	}
 	return d
 }
