@@ -34,9 +34,8 @@ type identityDoc struct {
 
 // claims resolves the document's claims the way the gateway does for cfg.
 func (d *identityDoc) claims(cfg *config.Config) (authz.Claims, string) {
-	az := cfg.IncomingAuth.AuthzConfig
 	var up *authz.Upstream
-	if d.Upstream != nil && az.ClaimsFrom == config.ClaimsUpstream && d.Upstream.Provider == az.PrimaryUpstreamProvider {
+	if d.Upstream != nil {
 		up = &authz.Upstream{Provider: d.Upstream.Provider, IDTokenClaims: d.Upstream.IDToken,
 			UserinfoClaims: d.Upstream.Userinfo, AccessTokenClaims: d.Upstream.AccessToken}
 	}
@@ -47,7 +46,7 @@ func (d *identityDoc) claims(cfg *config.Config) (authz.Claims, string) {
 	if subject == "" {
 		subject = "anonymous"
 	}
-	return authz.Resolve(d.Token, up), subject
+	return app.PolicyClaims(cfg.IncomingAuth.AuthzConfig, d.Token, up), subject
 }
 
 // request is one offline authorization question.

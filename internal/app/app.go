@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,7 +65,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &App{cfg: cfg, logger: o.Logger, served: make(chan error, 1)}
-	ln, err := net.Listen("tcp", cmpOr(o.Listen, cfg.Server.Listen))
+	ln, err := net.Listen("tcp", cmp.Or(o.Listen, cfg.Server.Listen))
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -96,7 +97,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		Logger:             o.Logger,
 		ClientInfo:         &mcp.Implementation{Name: "vmcp", Version: Version},
 		ConnectTimeout:     cfg.Config.Operational.Timeouts.Connect.D(),
-		HealthInterval:     cmpOr(o.HealthInterval, fh.HealthCheckInterval.D()),
+		HealthInterval:     cmp.Or(o.HealthInterval, fh.HealthCheckInterval.D()),
 		UnhealthyThreshold: fh.UnhealthyThreshold,
 		MinBackoff:         o.MinBackoff,
 		HideEnv:            cfg.SecretEnvNames(),
@@ -128,14 +129,6 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	mux.Handle("GET /metrics", a.metricsHandler())
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
 	return a, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func (a *App) backendSpecs() ([]backend.Spec, error) {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func (a *App) authenticator(in *config.IncomingAuth, resource string) (authn.Aut
 		return v, a.authServer.Issuer(), err
 	}
 	o := in.OIDCConfig
-	audience := cmpOr(o.Audience, resource)
+	audience := cmp.Or(o.Audience, resource)
 	if a.authServer != nil && o.Issuer == a.authServer.Issuer() {
 		v, err := a.localVerifier(audience)
 		return v, o.Issuer, err

@@ -61,31 +61,39 @@ func locatePolicyErrors(cfg *config.Config, err error) error {
 	return errors.New(strings.Join(out, "\n"))
 }
 
-// claimsFunc resolves the claims policies see: the upstream identity of
-// the primary provider over the token's claims, or the token's alone.
+// PolicyClaims resolves the claims policies see for a caller whose token
+// has the claims token and who logged in upstream as up (nil if not
+// through vmcp's authorization server): the upstream identity counts only
+// when az takes claims from upstream and up is the primary provider's;
+// otherwise the token's claims alone.
+func PolicyClaims(az *config.AuthzConfig, token map[string]any, up *authz.Upstream) authz.Claims {
+	if up == nil || az.ClaimsFrom != config.ClaimsUpstream || up.Provider != az.PrimaryUpstreamProvider {
+		return authz.Resolve(token, nil)
+	}
+	return authz.Resolve(token, up)
+}
+
+// claimsFunc resolves the claims policies see ([PolicyClaims]), reading
+// the caller's upstream identity from the authorization server's grant.
 func (a *App) claimsFunc() frontend.ClaimsFunc {
 	az := a.cfg.IncomingAuth.AuthzConfig
 	as := a.authServer
 	if az.ClaimsFrom != config.ClaimsUpstream || as == nil {
 		return func(_ context.Context, id *identity.Identity) (authz.Claims, error) {
-			return authz.Resolve(id.Claims, nil), nil
+			return PolicyClaims(az, id.Claims, nil), nil
 		}
 	}
-	primary := az.PrimaryUpstreamProvider
 	return func(ctx context.Context, id *identity.Identity) (authz.Claims, error) {
 		if id.GrantID == "" {
-			return authz.Resolve(id.Claims, nil), nil
+			return PolicyClaims(az, id.Claims, nil), nil
 		}
 		g, err := as.StoredGrant(ctx, id.GrantID)
 		if err != nil {
 			return authz.Claims{}, fmt.Errorf("upstream grant %s: %w", id.GrantID, err)
 		}
-		if g.Provider != primary {
-			// The user logged in with another provider: its identity does
-			// not feed policies, only vmcp's own token does.
-			return authz.Resolve(id.Claims, nil), nil
-		}
-		return authz.Resolve(id.Claims, &authz.Upstream{Provider: g.Provider, IDTokenClaims: g.IDTokenClaims,
+		// A user who logged in with another provider than the primary one:
+		// its identity does not feed policies, only vmcp's own token does.
+		return PolicyClaims(az, id.Claims, &authz.Upstream{Provider: g.Provider, IDTokenClaims: g.IDTokenClaims,
 			UserinfoClaims: g.UserinfoClaims, AccessTokenClaims: g.AccessTokenClaims}), nil
 	}
 }

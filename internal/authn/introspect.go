@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -105,9 +106,9 @@ func NewIntrospector(opts *IntrospectionOptions) (*Introspector, error) {
 		issuer:      o.Issuer,
 		audience:    o.Audience,
 		client:      o.HTTPClient,
-		maxTTL:      cmpOr(o.MaxCacheTTL, DefaultMaxCacheTTL),
-		negativeTTL: cmpOr(o.NegativeCacheTTL, DefaultNegativeCacheTTL),
-		maxEntries:  cmpOr(o.MaxCacheEntries, DefaultMaxCacheEntries),
+		maxTTL:      cmp.Or(o.MaxCacheTTL, DefaultMaxCacheTTL),
+		negativeTTL: cmp.Or(o.NegativeCacheTTL, DefaultNegativeCacheTTL),
+		maxEntries:  cmp.Or(o.MaxCacheEntries, DefaultMaxCacheEntries),
 		skew:        skewOr(o.ClockSkew),
 		now:         o.Now,
 		cache:       map[[sha256.Size]byte]introspection{},
@@ -222,7 +223,7 @@ func (in *Introspector) validate(claims map[string]any, now time.Time) (*identit
 		return nil, fmt.Errorf("issuer %q is not %q", iss, in.issuer)
 	}
 	if iss == "" {
-		iss = cmpOr(in.issuer, in.endpoint)
+		iss = cmp.Or(in.issuer, in.endpoint)
 	}
 	aud, err := audiences(claims)
 	if err != nil {

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -184,8 +185,8 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 		client:      client,
 		issuer:      o.Issuer,
 		jwksURL:     o.JWKSURL,
-		minInterval: cmpOr(o.MinRefreshInterval, DefaultMinRefreshInterval),
-		ttl:         cmpOr(o.KeyCacheTTL, DefaultKeyCacheTTL),
+		minInterval: cmp.Or(o.MinRefreshInterval, DefaultMinRefreshInterval),
+		ttl:         cmp.Or(o.KeyCacheTTL, DefaultKeyCacheTTL),
 		timeout:     DefaultHTTPTimeout,
 		now:         v.now,
 		logger:      ensureLogger(o.Logger),
@@ -359,12 +360,4 @@ func skewOr(d time.Duration) time.Duration {
 		return 0
 	}
 	return d
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -131,7 +132,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client
 	request := query.Encode()
 	redirect := ar.GetRedirectURI()
 	page := consentPage{
-		Client:   cmpOr(c.Name, c.ID),
+		Client:   cmp.Or(c.Name, c.ID),
 		Redirect: redirect.String(), RedirectHost: redirect.Host,
 		Loopback: isLoopback(redirect.Hostname()),
 		Scopes:   ar.GetRequestedScopes(),

@@ -34,6 +34,16 @@ func (s *memGrants) GetGrant(_ context.Context, id string) (*Grant, error) {
 	return &g, nil
 }
 
+func (s *memGrants) GrantRevoked(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.m[id]
+	if !ok {
+		return false, ErrNotFound
+	}
+	return g.Revoked, nil
+}
+
 func (s *memGrants) DeleteGrant(_ context.Context, id string) error {
 	s.mu.Lock()
 	delete(s.m, id)

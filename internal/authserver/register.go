@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -110,8 +111,8 @@ func (s *Server) newClient(raw map[string]any) (*Client, string, *registrationEr
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, "", badMetadata("%v", err)
 	}
-	m.AuthMethod = cmpOr(m.AuthMethod, "none")
-	m.AppType = cmpOr(m.AppType, "web")
+	m.AuthMethod = cmp.Or(m.AuthMethod, "none")
+	m.AppType = cmp.Or(m.AppType, "web")
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{"authorization_code"}
 	}

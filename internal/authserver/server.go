@@ -318,8 +318,8 @@ func (s *Server) CheckToken(ctx context.Context, claims map[string]any, raw stri
 	if gid == "" {
 		return nil
 	}
-	g, err := s.store.GetGrant(ctx, gid)
-	if errors.Is(err, ErrNotFound) || (err == nil && g.Revoked) {
+	revoked, err := s.store.GrantRevoked(ctx, gid)
+	if errors.Is(err, ErrNotFound) || (err == nil && revoked) {
 		return ErrGrantRevoked
 	}
 	return err

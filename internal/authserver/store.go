@@ -124,6 +124,9 @@ type Grant struct {
 type GrantStore interface {
 	PutGrant(ctx context.Context, g *Grant) error
 	GetGrant(ctx context.Context, id string) (*Grant, error)
+	// GrantRevoked reports whether the grant was revoked, without reading
+	// it whole: every request with a vmcp token asks.
+	GrantRevoked(ctx context.Context, id string) (bool, error)
 	DeleteGrant(ctx context.Context, id string) error
 }
 

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -72,10 +73,10 @@ type provider struct {
 
 func newProvider(cfg ProviderConfig, client *http.Client, logger *slog.Logger) *provider {
 	c := cfg.Claims
-	c.Subject = cmpOr(c.Subject, "sub")
-	c.Email = cmpOr(c.Email, "email")
-	c.Name = cmpOr(c.Name, "name")
-	c.Groups = cmpOr(c.Groups, "groups")
+	c.Subject = cmp.Or(c.Subject, "sub")
+	c.Email = cmp.Or(c.Email, "email")
+	c.Name = cmp.Or(c.Name, "name")
+	c.Groups = cmp.Or(c.Groups, "groups")
 	cfg.Claims = c
 	p := &provider{cfg: cfg, client: client, logger: logger.With("provider", cfg.Name)}
 	if cfg.Type == TypeOAuth2 {
@@ -85,13 +86,6 @@ func newProvider(cfg ProviderConfig, client *http.Client, logger *slog.Logger) *
 		}
 	}
 	return p
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // ErrUpstream wraps failures to reach or understand an upstream IdP.

@@ -263,20 +263,22 @@ func (a *Authorizer) Decide(p *Principal, t *Target, args map[string]any, op str
 	if len(args) > 0 {
 		argsValue = toRecord(args)
 	}
-	return a.decide(p, t.action, &t.entity, p.claims, argsValue, t.annotations, op)
+	return a.decide(a.ps.Load(), p, t.action, &t.entity, argsValue, t.annotations, op)
 }
 
 // DecideList decides whether p may list (action is one of the list
 // actions; the resource is the virtual server).
 func (a *Authorizer) DecideList(p *Principal, action Action, op string) Decision {
-	srv, _ := a.ps.Load().entities.Get(a.server)
-	return a.decide(p, action, &srv, p.claims, types.NewRecord(nil), types.NewRecord(nil), op)
+	ps := a.ps.Load()
+	srv, _ := ps.entities.Get(a.server)
+	return a.decide(ps, p, action, &srv, emptyValue, emptyValue, op)
 }
 
-func (a *Authorizer) decide(p *Principal, action Action, target *types.Entity, claims, args, annotations types.Value, op string) Decision {
-	ps := a.ps.Load()
+// decide evaluates one request against ps, the policy set loaded once by
+// the caller.
+func (a *Authorizer) decide(ps *policySet, p *Principal, action Action, target *types.Entity, args, annotations types.Value, op string) Decision {
 	ctx, pooled := recordMap(4)
-	ctx["claims"], ctx["arguments"], ctx["annotations"], ctx["operation"] = claims, args, annotations, types.String(op)
+	ctx["claims"], ctx["arguments"], ctx["annotations"], ctx["operation"] = p.claims, args, annotations, types.String(op)
 	req := cedar.Request{Principal: p.entity.UID, Action: action.UID(), Resource: target.UID, Context: types.NewRecord(ctx)}
 	putRecordMap(ctx, pooled) // NewRecord copied it
 	dec, diag := cedar.Authorize(p.policies(ps, action), &entities{principal: &p.entity, target: target, static: ps.entities}, req)

@@ -97,11 +97,19 @@ type Backend struct {
 	nextTry  time.Time
 	restarts int
 	shared   *Conn
-	owned    map[string]*ownedConn // by Peer.ID
-	subs     map[string]int        // resource URI -> subscribers
+	owned    map[ownedKey]*ownedConn
+	subs     map[string]int // resource URI -> subscribers
 }
 
-// ownedConn is a connection being dialed or in use for one client session.
+// ownedKey names an owned connection: the user whose credentials it
+// carries (per-user credentials) and the client session it relays for
+// (relaying), each empty if not.
+type ownedKey struct {
+	issuer, subject, session string
+}
+
+// ownedConn is a connection being dialed or in use for one user or client
+// session.
 type ownedConn struct {
 	ready chan struct{} // closed when conn or err is set
 	conn  *Conn
@@ -118,7 +126,7 @@ func newBackend(spec Spec, set *Set) *Backend {
 		attempts: make(chan struct{}),
 		state:    StateConnecting,
 		since:    time.Now(),
-		owned:    map[string]*ownedConn{},
+		owned:    map[ownedKey]*ownedConn{},
 		subs:     map[string]int{},
 	}
 }
@@ -445,7 +453,7 @@ func (b *Backend) setDown(err error, retryIn time.Duration) {
 	}
 	b.shared, b.state, b.lastErr, b.since, b.nextTry = nil, StateDown, err, time.Now(), time.Now().Add(retryIn)
 	owned := b.owned
-	b.owned = map[string]*ownedConn{}
+	b.owned = map[ownedKey]*ownedConn{}
 	b.mu.Unlock()
 	b.inv.Store(nil)
 	for _, oc := range owned {
@@ -466,7 +474,7 @@ func (b *Backend) stop() {
 	b.mu.Lock()
 	shared := b.shared
 	owned := b.owned
-	b.shared, b.owned, b.state = nil, map[string]*ownedConn{}, StateStopped
+	b.shared, b.owned, b.state = nil, map[ownedKey]*ownedConn{}, StateStopped
 	b.mu.Unlock()
 	b.inv.Store(nil)
 	for _, oc := range owned {

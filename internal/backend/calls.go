@@ -62,14 +62,18 @@ func (b *Backend) unavailable() error {
 	return &UnavailableError{Backend: b.spec.Name, State: b.state, Cause: b.lastErr, NextTry: b.nextTry}
 }
 
+// perUser reports whether a call by id goes with id's own credentials.
+func (b *Backend) perUser(id *identity.Identity) bool {
+	return b.spec.Transport != Stdio && b.auth().PerUser() && !id.IsAnonymous()
+}
+
 // connFor returns the connection a call uses: a user's own connection if
 // the backend's credentials are per user, a client session's own if it
 // relays backend traffic (remote backends only), both if both, else the
 // shared one.
 func (b *Backend) connFor(ctx context.Context, peer Peer, id *identity.Identity) (*Conn, error) {
-	remote := b.spec.Transport != Stdio
-	relay := remote && peer != nil && peer.Relays()
-	perUser := remote && b.auth().PerUser() && !id.IsAnonymous()
+	relay := b.spec.Transport != Stdio && peer != nil && peer.Relays()
+	perUser := b.perUser(id)
 	b.mu.Lock()
 	if b.shared == nil && !(b.state == StateAuthRequired && perUser) {
 		err := b.unavailable()
@@ -81,14 +85,14 @@ func (b *Backend) connFor(ctx context.Context, peer Peer, id *identity.Identity)
 		b.mu.Unlock()
 		return c, nil
 	}
-	var key string
+	var key ownedKey
 	var owner Peer
 	var user *identity.Identity
 	if perUser {
-		key, user = "user:"+id.Key(), id
+		key.issuer, key.subject, user = id.Issuer, id.Subject, id
 	}
 	if relay {
-		key, owner = key+"|session:"+peer.ID(), peer
+		key.session, owner = peer.ID(), peer
 	}
 	oc, found := b.owned[key]
 	if !found {
@@ -122,7 +126,7 @@ func (b *Backend) Discover(ctx context.Context, peer Peer) error {
 // session ends or the connection dies; a failed dial is forgotten so the
 // next call tries again. The first per-user connection to a backend that
 // needs callers' credentials also fetches its lists.
-func (b *Backend) dialOwned(key string, owner Peer, user *identity.Identity, oc *ownedConn) {
+func (b *Backend) dialOwned(key ownedKey, owner Peer, user *identity.Identity, oc *ownedConn) {
 	ctx, cancel := context.WithTimeout(identity.With(context.Background(), user), b.set.opts.ConnectTimeout)
 	defer cancel()
 	oc.conn, oc.err = b.dial(ctx, owner, user)
@@ -179,7 +183,7 @@ func (b *Backend) closeIdle(idle time.Duration) {
 	}
 }
 
-func (b *Backend) forgetOwned(key string, oc *ownedConn) {
+func (b *Backend) forgetOwned(key ownedKey, oc *ownedConn) {
 	b.mu.Lock()
 	if b.owned[key] == oc {
 		delete(b.owned, key)
@@ -192,12 +196,15 @@ func (b *Backend) forgetOwned(key string, oc *ownedConn) {
 func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, send func(*mcp.ClientSession, context.Context, P) (R, error)) (R, error) {
 	var zero R
 	id := identity.From(ctx)
-	if auth := b.auth(); auth.PerUser() && !id.IsAnonymous() {
+	if b.perUser(id) {
 		// Get the credentials first, so that a failure to get them is
-		// reported as such rather than as a broken connection.
-		if err := auth.Apply(ctx, id, http.Header{}); err != nil {
+		// reported as such rather than as a broken connection; the
+		// request then carries them ([credentialTransport]).
+		h := http.Header{}
+		if err := b.auth().Apply(ctx, id, h); err != nil {
 			return zero, &backendauth.Error{Backend: b.spec.Name, Err: err}
 		}
+		ctx = context.WithValue(ctx, appliedKey{}, &applied{id: id, header: h})
 	}
 	c, err := b.connFor(ctx, peer, id)
 	if err != nil {

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -79,25 +80,17 @@ func NewSet(specs []Spec, opts *Options) *Set {
 	if o.ClientInfo == nil {
 		o.ClientInfo = &mcp.Implementation{Name: "vmcp"}
 	}
-	o.ConnectTimeout = cmpOr(o.ConnectTimeout, 10*time.Second)
-	o.HealthInterval = cmpOr(o.HealthInterval, 30*time.Second)
-	o.UnhealthyThreshold = cmpOr(o.UnhealthyThreshold, 3)
-	o.MinBackoff = cmpOr(o.MinBackoff, 500*time.Millisecond)
-	o.MaxBackoff = cmpOr(o.MaxBackoff, 30*time.Second)
+	o.ConnectTimeout = cmp.Or(o.ConnectTimeout, 10*time.Second)
+	o.HealthInterval = cmp.Or(o.HealthInterval, 30*time.Second)
+	o.UnhealthyThreshold = cmp.Or(o.UnhealthyThreshold, 3)
+	o.MinBackoff = cmp.Or(o.MinBackoff, 500*time.Millisecond)
+	o.MaxBackoff = cmp.Or(o.MaxBackoff, 30*time.Second)
 	for _, spec := range specs {
 		b := newBackend(spec, s)
 		s.backends = append(s.backends, b)
 		s.byName[spec.Name] = b
 	}
 	return s
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Start connects every backend in parallel and keeps them connected until

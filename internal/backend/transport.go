@@ -61,14 +61,26 @@ func (b *Backend) childEnv() []string {
 }
 
 // httpClient is the client of one connection: the shared pool, with the
-// backend's credentials added to every request.
+// backend's credentials added to every request (none: the pool as is).
 func (b *Backend) httpClient(c *Conn) *http.Client {
 	base := b.set.opts.HTTPClient
+	if _, none := b.auth().(backendauth.None); none {
+		return base
+	}
 	rt := base.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
 	return &http.Client{Transport: &credentialTransport{base: rt, conn: c}, Timeout: base.Timeout}
+}
+
+// appliedKey is the context key of the credentials do got for a call.
+type appliedKey struct{}
+
+// applied is what Apply set for id.
+type applied struct {
+	id     *identity.Identity
+	header http.Header
 }
 
 // credentialTransport adds the backend's credentials for the caller of
@@ -89,7 +101,11 @@ func (t *credentialTransport) RoundTrip(r *http.Request) (*http.Response, error)
 		id = nil // the shared connection never carries a caller's credentials
 	}
 	r = r.Clone(r.Context())
-	if err := c.backend.auth().Apply(r.Context(), id, r.Header); err != nil {
+	if a, ok := r.Context().Value(appliedKey{}).(*applied); ok && a.id == id {
+		for k, v := range a.header { // the call's credentials, got by do
+			r.Header[k] = v
+		}
+	} else if err := c.backend.auth().Apply(r.Context(), id, r.Header); err != nil {
 		return nil, &backendauth.Error{Backend: c.backend.spec.Name, Err: err}
 	}
 	resp, err := t.base.RoundTrip(r)

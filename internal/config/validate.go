@@ -219,12 +219,7 @@ func (c *Config) validateAuthz(v *validator, az *AuthzConfig) {
 	default:
 		v.add(f+".type", "%q is not one of inline, file, configMap", az.Type)
 	}
-	var providers []string
-	if as := c.AuthServerConfig; as != nil {
-		for _, p := range as.UpstreamProviders {
-			providers = append(providers, p.Name)
-		}
-	}
+	providers := c.providerNames()
 	switch az.ClaimsFrom {
 	case ClaimsToken:
 		if az.PrimaryUpstreamProvider != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,23 +134,28 @@ func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 	return e, nil
 }
 
-// allowed decides one item (nil target: not in the catalog), the kind
-// (Tool, Prompt, Resource) and name of which name it in debug logs. A
-// denied item and a missing one look the same to the client.
-func (g *Gateway) allowed(ctx context.Context, t *authz.Target, action authz.Action, kind, name string, args map[string]any, op string) (bool, error) {
-	if g.opts.Authorizer == nil {
-		return true, nil
+// authorize decides one item for the caller: nil if allowed, else the
+// error a missing item gets (a denied item and a missing one look the same
+// to the client). t nil means the item is not in the catalog; kind (Tool,
+// Prompt, Resource) and name name it in debug logs and in that error.
+// Callers check that there is an authorizer first, so that the arguments
+// are converted only then.
+func (g *Gateway) authorize(ctx context.Context, t *authz.Target, action authz.Action, kind, name string, args map[string]any, op string) error {
+	if t != nil {
+		p, err := g.principal(ctx)
+		if err != nil {
+			return err
+		}
+		d := g.opts.Authorizer.Decide(p, t, args, op)
+		g.debugExplain(ctx, d, p, action, kind, name)
+		if d.Allowed {
+			return nil
+		}
 	}
-	if t == nil {
-		return false, nil
+	if kind == "Resource" {
+		return mcp.ResourceNotFoundError(name)
 	}
-	p, err := g.principal(ctx)
-	if err != nil {
-		return false, err
-	}
-	d := g.opts.Authorizer.Decide(p, t, args, op)
-	g.debugExplain(ctx, d, p, action, kind, name)
-	return d.Allowed, nil
+	return unknown(strings.ToLower(kind), name)
 }
 
 // debugExplain logs a decision at debug level. The resource's display
@@ -161,6 +167,18 @@ func (g *Gateway) debugExplain(ctx context.Context, d authz.Decision, p *authz.P
 	e := g.opts.Authorizer.Explain(d, p, action, "Vmcp::"+kind+`::"`+name+`"`, false)
 	g.logger.Debug("authorization decision", "decision", e.Decision, "principal", e.Principal, "action", e.Action,
 		"resource", e.Resource, "reason", e.Reason, "claims", e.Claims)
+}
+
+// mayList decides the list gate (action is one of the list actions); a
+// denied gate gives the client an empty list, logged at WARN.
+func (g *Gateway) mayList(p *authz.Principal, action authz.Action, op string) bool {
+	a := g.opts.Authorizer
+	d := a.DecideList(p, action, op)
+	if !d.Allowed {
+		ex := a.Explain(d, p, action, "the virtual server", false)
+		g.logger.Warn("listing denied by policy: the client gets an empty list", "principal", ex.Principal, "action", ex.Action, "reason", ex.Reason)
+	}
+	return d.Allowed
 }
 
 // filter returns the items (sorted by key) after cursor that the caller
@@ -176,20 +194,13 @@ func filter[T any](g *Gateway, ctx context.Context, pub *published, items []T, k
 	if err != nil {
 		return nil, "", err
 	}
-	p := e.p
-	if d := a.DecideList(p, listAction, op); !d.Allowed {
-		ex := a.Explain(d, p, listAction, "the virtual server", false)
-		g.logger.Warn("listing denied by policy: the client gets an empty list", "principal", ex.Principal, "action", ex.Action, "reason", ex.Reason)
+	if !g.mayList(e.p, listAction, op) {
 		return []T{}, "", nil
 	}
 	allowed := allowedItems(g, e, pub, items, target, action, op)
-	start := 0
-	if cursor != "" {
-		after, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		start = searchAfter(items, key, after)
+	start, err := startAfter(items, key, cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	page := make([]T, 0, min(g.opts.PageSize, len(items)-start))
 	for i := start; i < len(items); i++ {
@@ -238,17 +249,4 @@ func allowedItems[T any](g *Gateway, e principalEntry, pub *published, items []T
 	e.lists.m[action] = memoEntry{pub: pub, version: version, allowed: allowed}
 	e.lists.mu.Unlock()
 	return allowed
-}
-
-func searchAfter[T any](items []T, key func(T) string, after string) int {
-	lo, hi := 0, len(items)
-	for lo < hi {
-		m := (lo + hi) / 2
-		if key(items[m]) > after {
-			hi = m
-		} else {
-			lo = m + 1
-		}
-	}
-	return lo
 }

@@ -436,15 +436,15 @@ func gone[V any](old, cur map[string]V) []string {
 }
 
 // safely runs f, turning a panic (the SDK's way to refuse an item) into an
-// error, and counts the change.
+// error; an item registered counts as a change, a refused one does not.
 func (g *Gateway) safely(f func()) (err error) {
-	g.changes++
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
 	f()
+	g.changes++
 	return nil
 }
 

@@ -116,13 +116,9 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 		return g.callOffline(ctx, pub, req)
 	}
 	if g.opts.Authorizer != nil {
-		ok, err := g.allowed(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
-			authz.ArgumentsOf(req.Params.Arguments), "tools/call")
-		if err != nil {
+		if err := g.authorize(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
+			authz.ArgumentsOf(req.Params.Arguments), "tools/call"); err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, unknown("tool", req.Params.Name) // a denied tool looks like a missing one
 		}
 	}
 	b := g.backends.Get(t.Backend)
@@ -153,13 +149,9 @@ func (g *Gateway) callOffline(ctx context.Context, pub *published, req *mcp.Call
 		return nil, unknown("tool", name)
 	}
 	if a := g.opts.Authorizer; a != nil {
-		allowed, err := g.allowed(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name,
-			authz.ArgumentsOf(req.Params.Arguments), "tools/call")
-		if err != nil {
+		if err := g.authorize(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name,
+			authz.ArgumentsOf(req.Params.Arguments), "tools/call"); err != nil {
 			return nil, err
-		}
-		if !allowed {
-			return nil, unknown("tool", name)
 		}
 	}
 	err := g.backends.Get(backendName).Unavailable()
@@ -187,12 +179,8 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 		return nil, unknown("prompt", req.Params.Name)
 	}
 	if g.opts.Authorizer != nil {
-		ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, "Prompt", p.Def.Name, nil, "prompts/get")
-		if err != nil {
+		if err := g.authorize(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, "Prompt", p.Def.Name, nil, "prompts/get"); err != nil {
 			return nil, err
-		}
-		if !ok {
-			return nil, unknown("prompt", req.Params.Name)
 		}
 	}
 	params := &mcp.GetPromptParams{Meta: ownMeta(req.Params.Meta), Name: p.Original, Arguments: req.Params.Arguments}
@@ -240,8 +228,7 @@ func (g *Gateway) read(ctx context.Context, req *mcp.ReadResourceRequest, backen
 	return res, nil
 }
 
-// mayRead decides read_resource on an advertised URI; a denied resource
-// looks like a missing one.
+// mayRead decides read_resource on an advertised URI.
 func (g *Gateway) mayRead(ctx context.Context, uri, backendName, op string) error {
 	a := g.opts.Authorizer
 	if a == nil {
@@ -251,14 +238,7 @@ func (g *Gateway) mayRead(ctx context.Context, uri, backendName, op string) erro
 	if t == nil { // read through a template, or a completion reference
 		t = a.Resource(uri, backendName)
 	}
-	ok, err := g.allowed(ctx, t, authz.ReadResource, "Resource", uri, nil, op)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return mcp.ResourceNotFoundError(uri)
-	}
-	return nil
+	return g.authorize(ctx, t, authz.ReadResource, "Resource", uri, nil, op)
 }
 
 // resourceOwner finds the backend and backend URI of an advertised URI: a
@@ -288,12 +268,8 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 			return nil, unknown("prompt", ref.Name)
 		}
 		if g.opts.Authorizer != nil {
-			ok, err := g.allowed(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, "Prompt", p.Def.Name, nil, "completion/complete")
-			if err != nil {
+			if err := g.authorize(ctx, pub.targets.prompts[p.Def.Name], authz.GetPrompt, "Prompt", p.Def.Name, nil, "completion/complete"); err != nil {
 				return nil, err
-			}
-			if !ok {
-				return nil, unknown("prompt", ref.Name)
 			}
 		}
 		backendName, ref.Name = p.Backend, p.Original

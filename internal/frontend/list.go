@@ -25,16 +25,24 @@ func decodeCursor(c string) (string, error) {
 	return string(b), nil
 }
 
+// startAfter is the index of the first item (sorted by key) after cursor.
+func startAfter[T any](items []T, key func(T) string, cursor string) (int, error) {
+	if cursor == "" {
+		return 0, nil
+	}
+	after, err := decodeCursor(cursor)
+	if err != nil {
+		return 0, err
+	}
+	return sort.Search(len(items), func(i int) bool { return key(items[i]) > after }), nil
+}
+
 // paginate returns the page of items (sorted by key) after cursor, and the
 // cursor of the next page ("" at the end).
 func paginate[T any](items []T, key func(T) string, cursor string, size int) ([]T, string, error) {
-	start := 0
-	if cursor != "" {
-		after, err := decodeCursor(cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		start = sort.Search(len(items), func(i int) bool { return key(items[i]) > after })
+	start, err := startAfter(items, key, cursor)
+	if err != nil {
+		return nil, "", err
 	}
 	end := min(start+size, len(items))
 	page := items[start:end]
@@ -120,12 +128,12 @@ func (g *Gateway) listTemplates(ctx context.Context, req *mcp.ListResourceTempla
 		cursor = req.Params.Cursor
 	}
 	g.discover(ctx, req.Session)
-	if a := g.opts.Authorizer; a != nil {
+	if g.opts.Authorizer != nil {
 		p, err := g.principal(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if !a.DecideList(p, authz.ListResources, "resources/templates/list").Allowed {
+		if !g.mayList(p, authz.ListResources, "resources/templates/list") {
 			return &mcp.ListResourceTemplatesResult{ResourceTemplates: []*mcp.ResourceTemplate{}, Cacheable: g.cacheable()}, nil
 		}
 	}

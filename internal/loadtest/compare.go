@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -83,15 +84,15 @@ func (c *CompareConfig) defaults() {
 	if c.Mode == "" {
 		c.Mode = ModeCall
 	}
-	c.Rounds = cmpOr(c.Rounds, 5)
-	c.Duration = cmpOr(c.Duration, 2*time.Second)
+	c.Rounds = cmp.Or(c.Rounds, 5)
+	c.Duration = cmp.Or(c.Duration, 2*time.Second)
 	if len(c.Concurrency) == 0 {
 		c.Concurrency = []int{1, 32}
 	}
-	c.Protocol = cmpOr(c.Protocol, SessionProtocol)
-	c.Backends = cmpOr(c.Backends, 20)
-	c.Tools = cmpOr(c.Tools, 50)
-	c.GatewayTool = cmpOr(c.GatewayTool, "echo_echo")
+	c.Protocol = cmp.Or(c.Protocol, SessionProtocol)
+	c.Backends = cmp.Or(c.Backends, 20)
+	c.Tools = cmp.Or(c.Tools, 50)
+	c.GatewayTool = cmp.Or(c.GatewayTool, "echo_echo")
 	if c.Client == "" {
 		c.Client = ClientSDK
 		if c.Mode == ModeList && c.Protocol == SessionProtocol {
@@ -101,14 +102,6 @@ func (c *CompareConfig) defaults() {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Sample is one measured run.

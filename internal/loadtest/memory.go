@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ type IdleResult struct {
 // of its own: Sessions sessions are initialized and left idle, and the
 // process's memory after a full GC is compared with before.
 func Idle(ctx context.Context, cfg IdleConfig) ([]*IdleResult, error) {
-	cfg.Sessions = cmpOr(cfg.Sessions, 1000)
+	cfg.Sessions = cmp.Or(cfg.Sessions, 1000)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -168,9 +169,9 @@ type ColdStartResult struct {
 // ColdStart measures the time a gateway with cfg.Backends backends takes to
 // become ready.
 func ColdStart(ctx context.Context, cfg ColdStartConfig) (*ColdStartResult, error) {
-	cfg.Backends = cmpOr(cfg.Backends, 10)
-	cfg.Tools = cmpOr(cfg.Tools, 20)
-	cfg.Runs = cmpOr(cfg.Runs, 5)
+	cfg.Backends = cmp.Or(cfg.Backends, 10)
+	cfg.Tools = cmp.Or(cfg.Tools, 20)
+	cfg.Runs = cmp.Or(cfg.Runs, 5)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}

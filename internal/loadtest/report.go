@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -320,7 +321,7 @@ func (c *Comparison) markdown(b *strings.Builder, title string) {
 		client = "sessions opened by the go-sdk client, requests sent as bare JSON-RPC and answers not decoded"
 	}
 	fmt.Fprintf(b, "## %s\n\n%d rounds of %s per target and concurrency (after %s warm-up), medians over rounds; load client: %s.\n\n",
-		title, c.Config.Rounds, c.Config.Duration, cmpOr(c.Config.Warmup, min(max(c.Config.Duration/10, 100*time.Millisecond), time.Second)), client)
+		title, c.Config.Rounds, c.Config.Duration, cmp.Or(c.Config.Warmup, defaultWarmup(c.Config.Duration)), client)
 	b.WriteString("| sessions | target | req/s | p50 | p90 | p99 | CPU/req | errors | × direct req/s | added p50 | added CPU/req |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range c.Summaries() {
 		ratio, added, addedCPU := "", "", ""

@@ -84,6 +84,12 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
+// defaultWarmup is the warm-up of a run of duration d that sets none:
+// 10% of it, within [100ms, 1s].
+func defaultWarmup(d time.Duration) time.Duration {
+	return min(max(d/10, 100*time.Millisecond), time.Second)
+}
+
 func (c *Config) defaults() {
 	if c.Mode == "" {
 		c.Mode = ModeCall
@@ -99,7 +105,7 @@ func (c *Config) defaults() {
 		c.Duration = 2 * time.Second
 	}
 	if c.Warmup == 0 && c.Count <= 0 {
-		c.Warmup = min(max(c.Duration/10, 100*time.Millisecond), time.Second)
+		c.Warmup = defaultWarmup(c.Duration)
 	}
 	c.Warmup = max(c.Warmup, 0)
 	if c.Protocol == "" {

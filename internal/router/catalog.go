@@ -123,13 +123,12 @@ func (c *Catalog) Without(tools, resources, templates []string) *Catalog {
 	d.Tools = slices.DeleteFunc(slices.Clone(c.Tools), func(t *Tool) bool { return slices.Contains(tools, t.Def.Name) })
 	d.Resources = slices.DeleteFunc(slices.Clone(c.Resources), func(r *Resource) bool { return slices.Contains(resources, r.Def.URI) })
 	d.Templates = slices.DeleteFunc(slices.Clone(c.Templates), func(t *Template) bool { return slices.Contains(templates, t.Def.URITemplate) })
-	d.Reindex()
+	d.reindex()
 	return &d
 }
 
-// Reindex rebuilds the lookup maps after the caller removed items from the
-// lists of a catalog it has not published yet.
-func (c *Catalog) Reindex() {
+// reindex rebuilds the lookup maps after items were removed from the lists.
+func (c *Catalog) reindex() {
 	c.tools = make(map[string]*Tool, len(c.Tools))
 	for _, t := range c.Tools {
 		c.tools[t.Def.Name] = t

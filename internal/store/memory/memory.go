@@ -17,13 +17,21 @@ import (
 type Store struct {
 	now func() time.Time
 
-	mu       sync.Mutex // guards the fields below
-	creates  int        // token creations since the last sweep
-	clients  map[string][]byte
-	tokens   map[authserver.TokenKind]map[string]*authserver.TokenRecord
-	families map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
-	grants   map[string][]byte
-	pending  map[string]pendingEntry
+	mu          sync.Mutex // guards the fields below
+	creates     int        // token creations since the last sweep
+	pendingPuts int        // pending entries stored since the last sweep of them
+	clients     map[string][]byte
+	tokens      map[authserver.TokenKind]map[string]*authserver.TokenRecord
+	families    map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
+	grants      map[string]grantEntry
+	pending     map[string]pendingEntry
+}
+
+// grantEntry is a stored grant, and whether it is revoked for the
+// per-request check that needs only that.
+type grantEntry struct {
+	g       []byte
+	revoked bool
 }
 
 type pendingEntry struct {
@@ -43,7 +51,7 @@ func New(now func() time.Time) *Store {
 		clients:  map[string][]byte{},
 		tokens:   map[authserver.TokenKind]map[string]*authserver.TokenRecord{},
 		families: map[authserver.TokenKind]map[string]map[string]bool{},
-		grants:   map[string][]byte{},
+		grants:   map[string]grantEntry{},
 		pending:  map[string]pendingEntry{},
 	}
 }
@@ -207,7 +215,7 @@ func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
 		return err
 	}
 	s.mu.Lock()
-	s.grants[g.ID] = b
+	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked}
 	s.mu.Unlock()
 	return nil
 }
@@ -215,12 +223,23 @@ func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
 // GetGrant returns the grant with id.
 func (s *Store) GetGrant(_ context.Context, id string) (*authserver.Grant, error) {
 	s.mu.Lock()
-	b, ok := s.grants[id]
+	e, ok := s.grants[id]
 	s.mu.Unlock()
 	if !ok {
 		return nil, authserver.ErrNotFound
 	}
-	return decode[authserver.Grant](b)
+	return decode[authserver.Grant](e.g)
+}
+
+// GrantRevoked reports whether the grant with id is revoked.
+func (s *Store) GrantRevoked(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	e, ok := s.grants[id]
+	s.mu.Unlock()
+	if !ok {
+		return false, authserver.ErrNotFound
+	}
+	return e.revoked, nil
 }
 
 // DeleteGrant removes the grant with id.
@@ -240,9 +259,12 @@ func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pendin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for k, e := range s.pending { // keep the map bounded by what is live
-		if now.After(e.exp) {
-			delete(s.pending, k)
+	if s.pendingPuts++; s.pendingPuts >= sweepEvery { // keep the map bounded by what is live
+		s.pendingPuts = 0
+		for k, e := range s.pending {
+			if now.After(e.exp) {
+				delete(s.pending, k)
+			}
 		}
 	}
 	s.pending[state] = pendingEntry{p: b, exp: now.Add(ttl)}

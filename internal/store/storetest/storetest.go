@@ -188,6 +188,9 @@ func testGrants(t *testing.T, s authserver.Store, c *clock) {
 	if diff := cmp.Diff(g, got); diff != "" {
 		t.Errorf("grant (-want +got):\n%s", diff)
 	}
+	if revoked, err := s.GrantRevoked(ctx, "g1"); err != nil || revoked {
+		t.Errorf("GrantRevoked of a live grant = %v, %v; want false, nil", revoked, err)
+	}
 	g2 := *g
 	g2.RefreshToken = "rt2"
 	if err := s.PutGrant(ctx, &g2); err != nil {
@@ -196,11 +199,21 @@ func testGrants(t *testing.T, s authserver.Store, c *clock) {
 	if got, _ := s.GetGrant(ctx, "g1"); got.RefreshToken != "rt2" {
 		t.Errorf("PutGrant did not replace: %q", got.RefreshToken)
 	}
+	g2.Revoked = true
+	if err := s.PutGrant(ctx, &g2); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err := s.GrantRevoked(ctx, "g1"); err != nil || !revoked {
+		t.Errorf("GrantRevoked of a revoked grant = %v, %v; want true, nil", revoked, err)
+	}
 	if err := s.DeleteGrant(ctx, "g1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetGrant(ctx, "g1"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("after delete: %v", err)
+	}
+	if _, err := s.GrantRevoked(ctx, "g1"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("GrantRevoked after delete: %v, want ErrNotFound", err)
 	}
 }
 
