@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,11 +26,7 @@ func (a *App) backendAuth(b *config.Backend) (backendauth.Strategy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("headerInjection.valueSecretRef: %w", err)
 		}
-		name := h.HeaderName
-		if name == "" {
-			name = "Authorization"
-		}
-		return backendauth.Header{Name: name, Value: h.ValuePrefix + string(v)}, nil
+		return backendauth.Header{Name: cmp.Or(h.HeaderName, "Authorization"), Value: h.ValuePrefix + string(v)}, nil
 	case config.AuthTokenExchange:
 		t := ba.TokenExchange
 		secret, err := t.ClientSecretRef.Resolve()

@@ -22,9 +22,8 @@ type verifiedCache struct {
 }
 
 type verifiedEntry struct {
-	id     *identity.Identity
-	claims map[string]any
-	until  time.Time
+	id    *identity.Identity // its Claims are the token's
+	until time.Time
 }
 
 func newVerifiedCache(maxEntries int, maxAge time.Duration) *verifiedCache {

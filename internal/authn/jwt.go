@@ -187,7 +187,6 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 		jwksURL:     o.JWKSURL,
 		minInterval: cmp.Or(o.MinRefreshInterval, DefaultMinRefreshInterval),
 		ttl:         cmp.Or(o.KeyCacheTTL, DefaultKeyCacheTTL),
-		timeout:     DefaultHTTPTimeout,
 		now:         v.now,
 		logger:      ensureLogger(o.Logger),
 	}
@@ -204,20 +203,20 @@ func (v *JWTVerifier) Authenticate(ctx context.Context, token string) (*identity
 	key := sha256.Sum256([]byte(token))
 	now := v.now()
 	if e, ok := v.verified.get(key, now); ok {
-		return v.checked(ctx, e.id, e.claims, token)
+		return v.checked(ctx, e.id, token)
 	}
-	id, claims, err := v.verify(ctx, token)
+	id, err := v.verify(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	v.verified.put(key, verifiedEntry{id: id, claims: claims, until: id.Expiry.Add(v.skew)}, now)
-	return v.checked(ctx, id, claims, token)
+	v.verified.put(key, verifiedEntry{id: id, until: id.Expiry.Add(v.skew)}, now)
+	return v.checked(ctx, id, token)
 }
 
 // checked runs the Check hook on a verified token.
-func (v *JWTVerifier) checked(ctx context.Context, id *identity.Identity, claims map[string]any, token string) (*identity.Identity, error) {
+func (v *JWTVerifier) checked(ctx context.Context, id *identity.Identity, token string) (*identity.Identity, error) {
 	if v.check != nil {
-		if err := v.check(ctx, claims, token); err != nil {
+		if err := v.check(ctx, id.Claims, token); err != nil {
 			if errors.Is(err, ErrInvalidToken) {
 				return nil, err
 			}
@@ -228,33 +227,33 @@ func (v *JWTVerifier) checked(ctx context.Context, id *identity.Identity, claims
 }
 
 // verify checks the token's signature and claims.
-func (v *JWTVerifier) verify(ctx context.Context, token string) (*identity.Identity, map[string]any, error) {
+func (v *JWTVerifier) verify(ctx context.Context, token string) (*identity.Identity, error) {
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	h := jws.Signatures[0].Header
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); len(v.types) > 0 && !slices.Contains(v.types, tokenType(typ)) {
-		return nil, nil, fmt.Errorf("%w: token type %q is not accepted", ErrInvalidToken, typ)
+		return nil, fmt.Errorf("%w: token type %q is not accepted", ErrInvalidToken, typ)
 	}
 	keys, err := v.keys(ctx, h.KeyID, h.Algorithm, jws.UnsafePayloadWithoutVerification())
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	payload, err := verify(jws, keys)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var claims map[string]any
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
-		return nil, nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
+		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
 	}
 	id, err := v.validate(claims)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	id.Credential = token
-	return id, claims, nil
+	return id, nil
 }
 
 // verify checks the signature of jws with each of keys in turn and returns

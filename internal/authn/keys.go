@@ -104,7 +104,6 @@ type remoteKeys struct {
 	issuer      string
 	minInterval time.Duration
 	ttl         time.Duration
-	timeout     time.Duration
 	now         func() time.Time
 	logger      *slog.Logger
 
@@ -163,7 +162,7 @@ func (r *remoteKeys) refresh(ctx context.Context) error {
 		r.lastAttempt = now
 		r.mu.Unlock()
 
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultHTTPTimeout)
 		defer cancel()
 		keys, err := r.fetch(fctx)
 		r.mu.Lock()

@@ -10,6 +10,8 @@ import (
 
 	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
+
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // pendingTTL bounds the time a user may take to log in upstream.
@@ -249,7 +251,7 @@ func (s *Server) setClaims(extra map[string]any, g *Grant, p *provider, clientID
 	for claim, path := range map[string]string{"email": m.Email, "name": m.Name, "groups": m.Groups} {
 		delete(extra, claim)
 		for _, src := range []map[string]any{g.IDTokenClaims, g.UserinfoClaims, g.AccessTokenClaims} {
-			if v, ok := Lookup(src, path); ok {
+			if v, ok := identity.ClaimPath(src, path); ok {
 				extra[claim] = v
 				break
 			}

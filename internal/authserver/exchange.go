@@ -81,9 +81,10 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r fosi
 		}
 		r.GrantAudience(t)
 	}
-	granted, _ := subject["scope"].(string)
+	scope, _ := subject["scope"].(string)
+	granted := splitScope(scope)
 	for _, sc := range r.GetRequestedScopes() {
-		if !slices.Contains(splitScope(granted), sc) {
+		if !slices.Contains(granted, sc) {
 			return fosite.ErrInvalidScope.WithHintf("Scope %q exceeds the subject token's.", sc)
 		}
 		r.GrantScope(sc)

@@ -20,7 +20,6 @@ type fositeStore struct {
 	store    Store
 	clients  func(ctx context.Context, id string) (*Client, error) // registered or metadata-document clients
 	resource string                                                // the one audience every client may get
-	now      func() time.Time
 }
 
 var (

@@ -175,7 +175,7 @@ func (s *Server) newFosite() fosite.OAuth2Provider {
 		SendDebugMessagesToClients:     false,
 		ClientSecretsHasher:            &fosite.BCrypt{Config: &fosite.Config{HashCost: 10}},
 	}
-	fs := &fositeStore{store: s.store, clients: s.client, resource: o.Resource, now: o.Now}
+	fs := &fositeStore{store: s.store, clients: s.client, resource: o.Resource}
 	hmac := compose.NewOAuth2HMACStrategy(cfg)
 	jwtStrategy := compose.NewOAuth2JWTStrategy(func(context.Context) (any, error) { return s.keys.signing, nil }, hmac, cfg)
 	strategy := &compose.CommonStrategy{CoreStrategy: jwtStrategy}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // Upstream provider types.
@@ -206,7 +208,7 @@ func (p *provider) identify(ctx context.Context, tok *oauth2.Token, nonce string
 	l.userinfoClaims = ui
 	l.accessTokenClaims = p.accessTokenClaims(ctx, tok.AccessToken)
 	if p.cfg.Type == TypeOAuth2 {
-		sub, _ := Lookup(ui, p.cfg.Claims.Subject)
+		sub, _ := identity.ClaimPath(ui, p.cfg.Claims.Subject)
 		l.subject = stringOf(sub)
 		l.issuer = p.cfg.Issuer
 		if l.subject == "" {
@@ -281,21 +283,6 @@ func (p *provider) accessTokenClaims(ctx context.Context, at string) map[string]
 		return nil
 	}
 	return claims
-}
-
-// Lookup finds a dotted path ("realm_access.roles") in nested claims.
-func Lookup(claims map[string]any, path string) (any, bool) {
-	var cur any = claims
-	for part := range strings.SplitSeq(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 // stringOf renders a claim that identifies something (GitHub's numeric id

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
 // Source names where a claim came from.
@@ -109,17 +111,7 @@ func (c Claims) Lookup(path string) (any, bool) {
 	if v, ok := c.Values[path]; ok {
 		return v, true
 	}
-	var cur any = c.Values
-	for part := range strings.SplitSeq(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
+	return identity.ClaimPath(c.Values, path)
 }
 
 // values returns the strings of a claim that is a string or a list.

@@ -43,7 +43,7 @@ type Config struct {
 	// File is the path the configuration was read from ("" if built in).
 	File string `yaml:"-"`
 
-	lines  map[string]int // field path -> line, for Position
+	lines  map[string]int // field path -> line, for errors found after parsing
 	prefix string         // "spec." in a whole manifest
 }
 
@@ -51,12 +51,32 @@ type Config struct {
 // incomingAuth.authzConfig.inline.policies[0]), or of its nearest enclosing
 // field in the file, for errors found after loading.
 func (c *Config) Position(field string) string {
-	for path := c.prefix + field; path != ""; path = parentPath(path) {
-		if l, ok := c.lines[path]; ok {
-			return fmt.Sprintf("%s:%d: %s%s", c.File, l, c.prefix, field)
-		}
+	if l := c.lineOf(c.prefix + field); l > 0 {
+		return fmt.Sprintf("%s:%d: %s%s", c.File, l, c.prefix, field)
 	}
 	return c.File + ": " + c.prefix + field
+}
+
+// lineOf is the line of a field path (prefix included), or of its nearest
+// enclosing field in the file; 0 if none is.
+func (c *Config) lineOf(path string) int {
+	for ; path != ""; path = parentPath(path) {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+// locate fills in the file and line of validation errors from their field
+// paths.
+func (c *Config) locate(errs Errors) Errors {
+	for _, e := range errs {
+		e.File = c.File
+		e.Field = c.prefix + e.Field
+		e.Line = c.lineOf(e.Field)
+	}
+	return errs
 }
 
 // GroupRef references an MCPGroup by name.

@@ -75,7 +75,7 @@ func Parse(data []byte, file string) (*Config, error) {
 		cfg.lines[path] = n.Line
 	}
 	cfg.applyDefaults()
-	if errs := p.locate(cfg.validate()); len(errs) > 0 {
+	if errs := cfg.locate(cfg.validate()); len(errs) > 0 {
 		return nil, errs
 	}
 	return cfg, nil
@@ -324,22 +324,6 @@ func yamlErrorLine(err error) int {
 	}
 	n, _ := strconv.Atoi(s[:j])
 	return n
-}
-
-// locate fills in the file and line of validation errors from their field
-// paths, falling back to the nearest enclosing field that is in the file.
-func (p *parser) locate(errs Errors) Errors {
-	for _, e := range errs {
-		e.File = p.file
-		e.Field = p.prefix + e.Field
-		for path := e.Field; path != ""; path = parentPath(path) {
-			if n, ok := p.nodes[path]; ok {
-				e.Line = n.Line
-				break
-			}
-		}
-	}
-	return errs
 }
 
 func parentPath(path string) string {
