@@ -4,57 +4,60 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
-
-	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
-// verifiedCache remembers tokens whose signature and claims were verified,
-// keyed by the SHA-256 of the token (never the token), so that a client's
-// next request with the same token skips the signature check. An entry
-// lives no longer than its token (exp plus skew) and at most maxAge; the
-// Check hook still runs on every request.
-type verifiedCache struct {
-	maxEntries int
-	maxAge     time.Duration
+// tokenCache remembers what was learnt about tokens (a verified identity,
+// an introspection answer) until a deadline each, keyed by the SHA-256 of
+// the token, never the token. It holds at most max entries: when full it
+// drops expired entries, then arbitrary ones (map order is random) until a
+// tenth of the room is free.
+type tokenCache[V any] struct {
+	max int
 
-	mu      sync.Mutex // guards entries
-	entries map[[sha256.Size]byte]verifiedEntry
+	mu sync.Mutex // guards m
+	m  map[[sha256.Size]byte]cacheEntry[V]
 }
 
-type verifiedEntry struct {
-	id    *identity.Identity // its Claims are the token's
+type cacheEntry[V any] struct {
+	v     V
 	until time.Time
 }
 
-func newVerifiedCache(maxEntries int, maxAge time.Duration) *verifiedCache {
-	return &verifiedCache{maxEntries: maxEntries, maxAge: maxAge, entries: map[[sha256.Size]byte]verifiedEntry{}}
+func newTokenCache[V any](max int) *tokenCache[V] {
+	return &tokenCache[V]{max: max, m: map[[sha256.Size]byte]cacheEntry[V]{}}
 }
 
-func (c *verifiedCache) get(key [sha256.Size]byte, now time.Time) (verifiedEntry, bool) {
+// get returns the entry of key unless it expired by now (a deadline is
+// expired at that instant).
+func (c *tokenCache[V]) get(key [sha256.Size]byte, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if ok && now.After(e.until) {
-		delete(c.entries, key)
-		return verifiedEntry{}, false
+	e, ok := c.m[key]
+	if ok && !now.Before(e.until) {
+		delete(c.m, key)
+		ok = false
 	}
-	return e, ok
+	return e.v, ok
 }
 
-func (c *verifiedCache) put(key [sha256.Size]byte, e verifiedEntry, now time.Time) {
-	if limit := now.Add(c.maxAge); e.until.After(limit) {
-		e.until = limit
-	}
+// put stores v under key until the deadline.
+func (c *tokenCache[V]) put(key [sha256.Size]byte, v V, until, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.maxEntries {
-		// Drop expired entries, then arbitrary ones (map order is random)
-		// until a tenth of the room is free.
-		for k, old := range c.entries {
-			if now.After(old.until) || len(c.entries) > c.maxEntries*9/10 {
-				delete(c.entries, k)
+	if len(c.m) >= c.max {
+		target := c.max - max(1, c.max/10)
+		for k, e := range c.m {
+			if !now.Before(e.until) || len(c.m) > target {
+				delete(c.m, k)
 			}
 		}
 	}
-	c.entries[key] = e
+	c.m[key] = cacheEntry[V]{v: v, until: until}
+}
+
+// len is the number of entries, expired ones included.
+func (c *tokenCache[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -75,14 +74,12 @@ type Introspector struct {
 	client      *http.Client
 	maxTTL      time.Duration
 	negativeTTL time.Duration
-	maxEntries  int
 	skew        time.Duration
 	now         func() time.Time
 
 	flight singleflight.Group
 
-	mu    sync.Mutex // guards cache
-	cache map[[sha256.Size]byte]introspection
+	cache *tokenCache[introspection]
 }
 
 // introspection is a cached outcome: an identity or an invalid-token error.
@@ -108,10 +105,9 @@ func NewIntrospector(opts *IntrospectionOptions) (*Introspector, error) {
 		client:      o.HTTPClient,
 		maxTTL:      cmp.Or(o.MaxCacheTTL, DefaultMaxCacheTTL),
 		negativeTTL: cmp.Or(o.NegativeCacheTTL, DefaultNegativeCacheTTL),
-		maxEntries:  cmp.Or(o.MaxCacheEntries, DefaultMaxCacheEntries),
 		skew:        skewOr(o.ClockSkew),
 		now:         o.Now,
-		cache:       map[[sha256.Size]byte]introspection{},
+		cache:       newTokenCache[introspection](cmp.Or(o.MaxCacheEntries, DefaultMaxCacheEntries)),
 	}
 	if o.ClientID != "" {
 		// RFC 6749 §2.3.1: both parts are form-encoded before Basic.
@@ -241,40 +237,10 @@ func (in *Introspector) validate(claims map[string]any, now time.Time) (*identit
 
 // cached returns the unexpired cache entry of key.
 func (in *Introspector) cached(key [sha256.Size]byte) (introspection, bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	r, ok := in.cache[key]
-	if !ok {
-		return introspection{}, false
-	}
-	if !in.now().Before(r.until) {
-		delete(in.cache, key)
-		return introspection{}, false
-	}
-	return r, true
+	return in.cache.get(key, in.now())
 }
 
-// store caches r under key, making room if the cache is full: expired
-// entries go first, then arbitrary ones down to 90% of the bound.
+// store caches r under key until r.until.
 func (in *Introspector) store(key [sha256.Size]byte, r introspection) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if len(in.cache) >= in.maxEntries {
-		now := in.now()
-		for k, e := range in.cache {
-			if !now.Before(e.until) {
-				delete(in.cache, k)
-			}
-		}
-	}
-	if len(in.cache) >= in.maxEntries {
-		target := in.maxEntries - max(1, in.maxEntries/10)
-		for k := range in.cache {
-			if len(in.cache) <= target {
-				break
-			}
-			delete(in.cache, k)
-		}
-	}
-	in.cache[key] = r
+	in.cache.put(key, r, r.until, in.now())
 }

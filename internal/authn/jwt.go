@@ -125,7 +125,7 @@ type JWTVerifier struct {
 	skew     time.Duration
 	now      func() time.Time
 	check    func(ctx context.Context, claims map[string]any, raw string) error
-	verified *verifiedCache
+	verified *tokenCache[*identity.Identity] // tokens whose signature and claims were verified
 }
 
 // NewJWTVerifier returns a verifier for opts. It does no I/O: keys are
@@ -159,7 +159,7 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 		skew:     skewOr(o.ClockSkew),
 		now:      o.Now,
 		check:    o.Check,
-		verified: newVerifiedCache(DefaultVerifiedCacheEntries, DefaultVerifiedCacheTTL),
+		verified: newTokenCache[*identity.Identity](DefaultVerifiedCacheEntries),
 	}
 	for _, t := range o.TokenTypes {
 		v.types = append(v.types, tokenType(t))
@@ -202,14 +202,21 @@ func (v *JWTVerifier) Authenticate(ctx context.Context, token string) (*identity
 	}
 	key := sha256.Sum256([]byte(token))
 	now := v.now()
-	if e, ok := v.verified.get(key, now); ok {
-		return v.checked(ctx, e.id, token)
+	if id, ok := v.verified.get(key, now); ok {
+		return v.checked(ctx, id, token)
 	}
 	id, err := v.verify(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	v.verified.put(key, verifiedEntry{id: id, until: id.Expiry.Add(v.skew)}, now)
+	// The next request with this token skips the signature check, for as
+	// long as the token lives (exp plus skew) and at most
+	// DefaultVerifiedCacheTTL; the Check hook still runs every time.
+	until := id.Expiry.Add(v.skew)
+	if limit := now.Add(DefaultVerifiedCacheTTL); until.After(limit) {
+		until = limit
+	}
+	v.verified.put(key, id, until, now)
 	return v.checked(ctx, id, token)
 }
 
