@@ -22,16 +22,8 @@ func TestSamplingRelay(t *testing.T) {
 	t.Cleanup(fixture.Close)
 	addr := vmcptest.FreeAddr(t)
 	vmcptest.Start(t, fmt.Sprintf("backends:\n- {name: fx, url: %s}\nserver: {listen: %s}\n", fixture.URL, addr), nil)
-	base := "http://" + addr
-	open := func(opts *mcp.ClientOptions) *mcp.ClientSession {
-		s, err := mcp.NewClient(&mcp.Implementation{Name: "relay-test"}, opts).Connect(t.Context(),
-			&mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	endpoint := "http://" + addr + "/mcp"
+	open := func(opts *mcp.ClientOptions) *mcp.ClientSession { return vmcptest.Connect(t, endpoint, "", opts) }
 	capable := open(&mcp.ClientOptions{CreateMessageHandler: func(_ context.Context, r *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 		prompt := r.Params.Messages[0].Content.(*mcp.TextContent).Text
 		return &mcp.CreateMessageResult{Role: "assistant", Model: "test", Content: &mcp.TextContent{Text: "echo: " + prompt}}, nil
@@ -79,13 +71,7 @@ func TestCancellationAndMeta(t *testing.T) {
 	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
 	addr := vmcptest.FreeAddr(t)
 	vmcptest.Start(t, fmt.Sprintf("backends:\n- {name: be, url: %s}\nserver: {listen: %s}\n", relayBackend(t, started, cancelled), addr), nil)
-	base := "http://" + addr
-	s, err := mcp.NewClient(&mcp.Implementation{Name: "t"}, nil).Connect(t.Context(),
-		&mcp.StreamableClientTransport{Endpoint: base + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := vmcptest.Connect(t, "http://"+addr+"/mcp", "", nil)
 
 	res, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "be_meta", Meta: mcp.Meta{"com.example/x": "from-client"}})
 	if err != nil {

@@ -114,6 +114,13 @@ func TestRefreshKeepsOldRefreshToken(t *testing.T) {
 // loginRefreshToken gets a refresh token from the IdP the way vmcp would.
 func loginRefreshToken(t *testing.T, idp *fakeidp.IdP) string {
 	t.Helper()
+	return loginUpstream(t, idp).token.RefreshToken
+}
+
+// loginUpstream logs in at the IdP the way vmcp would and returns what the
+// login yields.
+func loginUpstream(t *testing.T, idp *fakeidp.IdP) *login {
+	t.Helper()
 	p := newProvider(ProviderConfig{Name: "idp", Type: TypeOIDC, IssuerURL: idp.URL(), ClientID: "vmcp", ClientSecret: "secret",
 		RedirectURI: "http://127.0.0.1/cb"}, http.DefaultClient, slog.New(slog.DiscardHandler))
 	u, err := p.authCodeURL(context.Background(), "state", "nonce", "verifier-0123456789-0123456789-0123456789-abc")
@@ -134,5 +141,5 @@ func loginRefreshToken(t *testing.T, idp *fakeidp.IdP) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l.token.RefreshToken
+	return l
 }

@@ -39,8 +39,11 @@ func upstream(accessTokenClaims map[string]any) *authz.Upstream {
 // TestTokenShapeMatrix: whatever the shape of the upstream IdP's access
 // token, decisions come from verified sources and are the same. An opaque,
 // malformed or absent access token is simply not a claims source (the
-// authorization server only ever stores claims of a JWT that verified), so
-// it never causes an error or a deny by itself.
+// authorization server only ever stores claims of a JWT that verified, see
+// authserver's TestUpstreamAccessTokenVerified), so all three reach authz as
+// nil claims (the "opaque" row) and never cause an error or a deny by
+// themselves. A verified access token that disagrees with the ID token does
+// not change the decision either: the ID token wins.
 func TestTokenShapeMatrix(t *testing.T) {
 	t.Parallel()
 	shapes := []struct {
@@ -50,8 +53,7 @@ func TestTokenShapeMatrix(t *testing.T) {
 		{"opaque (Google ya29)", nil},
 		{"JWT with identity claims", map[string]any{"sub": "alice-123", "email": "alice@corp.example", "scp": []any{"openid"}}},
 		{"JWT without identity claims", map[string]any{"sub": "alice-123", "scp": []any{"openid"}, "client_id": "vmcp"}},
-		{"malformed three segments", nil},
-		{"absent", nil},
+		{"JWT disagreeing with the ID token", map[string]any{"sub": "mallory-9", "email": "mallory@evil.example", "groups": []any{"guests"}}},
 	}
 	policies := []struct {
 		name   string

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -86,7 +88,9 @@ func TestStrategies(t *testing.T) {
 	}
 }
 
-func validName(s string) bool { return ValidName(s) == s }
+// validName: s meets the MCP specification's rule for tool names (checked
+// independently of the code under test), and ValidName leaves it alone.
+func validName(s string) bool { return nameRE(s) && ValidName(s) == s }
 
 func TestOverrideDescription(t *testing.T) {
 	t.Parallel()
@@ -121,14 +125,26 @@ func TestValidName(t *testing.T) {
 	if ValidName(long) == ValidName(long2) {
 		t.Error("two different long names map to one")
 	}
+	// Non-ASCII letters are invalid characters: each becomes '_' and the
+	// result is ASCII only.
+	uni := ValidName("ünïcode")
+	for i := 0; i < len(uni); i++ {
+		if uni[i] >= utf8.RuneSelf {
+			t.Errorf("ValidName(%q) = %q, not ASCII only", "ünïcode", uni)
+			break
+		}
+	}
+	if uni != "_n_code" {
+		t.Errorf("ValidName(%q) = %q, want %q", "ünïcode", uni, "_n_code")
+	}
 }
 
-func nameRE(s string) bool {
-	if len(s) < 1 || len(s) > 128 {
-		return false
-	}
-	return !invalidNameChars.MatchString(s)
-}
+// specName is the MCP specification's rule for tool names, written out
+// here rather than taken from the code under test: 1 to 128 characters,
+// each an ASCII letter, digit, '_', '-' or '.'.
+var specName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+func nameRE(s string) bool { return specName.MatchString(s) }
 
 func TestInvalidToolsAreRepairedOrReported(t *testing.T) {
 	t.Parallel()

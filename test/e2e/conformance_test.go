@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -82,35 +79,6 @@ backends:
 	if code != 0 {
 		t.Errorf("npx conformance server: %s, want exit status 0", desc)
 	}
-}
-
-// failedChecks returns the error messages of the failed checks of a
-// scenario, from the checks.json the suite wrote under dir.
-func failedChecks(t *testing.T, dir, scenario string) []string {
-	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "server-"+scenario+"-*", "checks.json"))
-	if len(files) != 1 {
-		t.Errorf("scenario %s: want one checks.json in %s, found %v", scenario, dir, files)
-		return nil
-	}
-	data, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var checks []struct {
-		Status       string `json:"status"`
-		ErrorMessage string `json:"errorMessage"`
-	}
-	if err := json.Unmarshal(data, &checks); err != nil {
-		t.Fatalf("%s: %v", files[0], err)
-	}
-	var msgs []string
-	for _, c := range checks {
-		if c.Status != "SUCCESS" {
-			msgs = append(msgs, c.ErrorMessage)
-		}
-	}
-	return msgs
 }
 
 type conformanceScenario struct {

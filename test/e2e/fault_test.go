@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 )
@@ -40,43 +37,11 @@ backends:
 	vmcpPID := v.cmd.Process.Pid
 	victim := childMatching(t, vmcpPID, "gate.mjs")
 
-	progress := make(chan float64, 100)
-	cs := connect(t, v.URL, legacyVersion, &mcp.ClientOptions{
-		ProgressNotificationHandler: func(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
-			select {
-			case progress <- r.Params.Progress:
-			default:
-			}
-		},
-	})
+	cs, progress := connectWithProgress(t, v.URL, legacyVersion)
 	callOK(t, cs, "everything_echo", map[string]any{"message": "before"})
 
 	// A call that runs for a minute, reporting progress every second.
-	type outcome struct {
-		text    string
-		isError bool
-		err     error
-	}
-	slow := make(chan outcome, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		res, err := cs.CallTool(ctx, &mcp.CallToolParams{
-			Meta:      mcp.Meta{"progressToken": "slow"},
-			Name:      "everything_trigger-long-running-operation",
-			Arguments: map[string]any{"duration": 60, "steps": 60},
-		})
-		if err != nil {
-			slow <- outcome{err: err}
-			return
-		}
-		slow <- outcome{text: resultText(res), isError: res.IsError}
-	}()
-	select {
-	case <-progress: // the backend is working on the call
-	case <-time.After(waitTimeout):
-		t.Fatal("no progress from the slow call")
-	}
+	slow := startSlowCall(t, cs, progress)
 
 	if err := os.WriteFile(gate, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -86,7 +51,7 @@ backends:
 	}
 
 	t.Run("the call in flight fails naming the backend", func(t *testing.T) {
-		var o outcome
+		var o callOutcome
 		select {
 		case o = <-slow:
 		case <-time.After(waitTimeout):

@@ -162,7 +162,8 @@ backends:
 		}
 	})
 
-	text := func(i int) string {
+	// text is the text content of call i; it fails the subtest t that asks.
+	text := func(t *testing.T, i int) string {
 		t.Helper()
 		r := out.Results[i]
 		if r.Error != "" || r.IsError {
@@ -177,17 +178,17 @@ backends:
 		return strings.Join(parts, "\n")
 	}
 	t.Run("echo", func(t *testing.T) {
-		if got, want := text(0), "Echo: hello over stdio"; got != want {
+		if got, want := text(t, 0), "Echo: hello over stdio"; got != want {
 			t.Errorf("everything-stdio_echo = %q, want %q", got, want)
 		}
-		if got, want := text(1), "Echo: hello over http"; got != want {
+		if got, want := text(t, 1), "Echo: hello over http"; got != want {
 			t.Errorf("everything-http_echo = %q, want %q", got, want)
 		}
 	})
 	t.Run("routing", func(t *testing.T) {
 		for i, want := range map[int]string{2: "stdio", 3: "http"} {
 			var env map[string]string
-			if err := json.Unmarshal([]byte(text(i)), &env); err != nil {
+			if err := json.Unmarshal([]byte(text(t, i)), &env); err != nil {
 				t.Fatalf("%s: %v", calls[i].Name, err)
 			}
 			if got := env["E2E_INSTANCE"]; got != want {
@@ -196,10 +197,10 @@ backends:
 		}
 	})
 	t.Run("memory", func(t *testing.T) {
-		if got := text(4); !strings.Contains(got, "vmcp-e2e") {
+		if got := text(t, 4); !strings.Contains(got, "vmcp-e2e") {
 			t.Errorf("memory_create_entities = %q, want it to echo the entity", got)
 		}
-		got := text(5)
+		got := text(t, 5)
 		for _, want := range []string{`"vmcp-e2e"`, `"stored through vmcp"`} {
 			if !strings.Contains(got, want) {
 				t.Errorf("memory_read_graph = %q, want it to contain %s", got, want)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -9,8 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // stopGrace is what vmcp may take, after the shutdown timeout, to stop its
@@ -82,39 +79,10 @@ backends:
 				}
 			})
 
-			callDone := make(chan string, 1) // how the call in flight ended
+			var callDone <-chan callOutcome // how the call in flight ended
 			if tc.callInFlight {
-				progress := make(chan struct{}, 100)
-				cs := connect(t, v.URL, legacyVersion, &mcp.ClientOptions{
-					ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
-						select {
-						case progress <- struct{}{}:
-						default:
-						}
-					},
-				})
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-					defer cancel()
-					res, err := cs.CallTool(ctx, &mcp.CallToolParams{
-						Meta:      mcp.Meta{"progressToken": "slow"},
-						Name:      "everything_trigger-long-running-operation",
-						Arguments: map[string]any{"duration": 60, "steps": 60},
-					})
-					switch {
-					case err != nil:
-						callDone <- "error: " + err.Error()
-					case res.IsError:
-						callDone <- "isError result: " + resultText(res)
-					default:
-						callDone <- "success: " + resultText(res)
-					}
-				}()
-				select {
-				case <-progress:
-				case <-time.After(waitTimeout):
-					t.Fatal("no progress from the slow call")
-				}
+				cs, progress := connectWithProgress(t, v.URL, legacyVersion)
+				callDone = startSlowCall(t, cs, progress)
 			}
 
 			if err := v.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -133,7 +101,8 @@ backends:
 			}
 			if tc.callInFlight {
 				select {
-				case how := <-callDone:
+				case o := <-callDone:
+					how := o.String()
 					t.Logf("the call in flight ended with %s", how)
 					if strings.HasPrefix(how, "success") {
 						t.Error("the call in flight succeeded; it should have been cancelled at the shutdown timeout")

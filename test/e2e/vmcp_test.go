@@ -164,6 +164,69 @@ func resultText(res *mcp.CallToolResult) string {
 	return strings.Join(parts, "\n")
 }
 
+// connectWithProgress is connect with a channel that receives a value for
+// each progress notification of the session (dropped when it is full).
+func connectWithProgress(t *testing.T, url, version string) (*mcp.ClientSession, <-chan struct{}) {
+	t.Helper()
+	progress := make(chan struct{}, 100)
+	cs := connect(t, url, version, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(context.Context, *mcp.ProgressNotificationClientRequest) {
+			select {
+			case progress <- struct{}{}:
+			default:
+			}
+		},
+	})
+	return cs, progress
+}
+
+// callOutcome is how a call ended: a protocol error, or a result.
+type callOutcome struct {
+	text    string
+	isError bool
+	err     error
+}
+
+func (o callOutcome) String() string {
+	switch {
+	case o.err != nil:
+		return "error: " + o.err.Error()
+	case o.isError:
+		return "isError result: " + o.text
+	}
+	return "success: " + o.text
+}
+
+// startSlowCall starts, on cs, a call of server-everything's
+// trigger-long-running-operation (a backend named "everything") that runs
+// for a minute reporting progress every second, and returns once the first
+// progress arrived on progress (from connectWithProgress): the backend is
+// working on the call. The call's outcome arrives on the returned channel.
+func startSlowCall(t *testing.T, cs *mcp.ClientSession, progress <-chan struct{}) <-chan callOutcome {
+	t.Helper()
+	done := make(chan callOutcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{
+			Meta:      mcp.Meta{"progressToken": "slow"},
+			Name:      "everything_trigger-long-running-operation",
+			Arguments: map[string]any{"duration": 60, "steps": 60},
+		})
+		if err != nil {
+			done <- callOutcome{err: err}
+			return
+		}
+		done <- callOutcome{text: resultText(res), isError: res.IsError}
+	}()
+	select {
+	case <-progress: // the backend is working on the call
+	case <-time.After(waitTimeout):
+		t.Fatal("no progress from the slow call")
+	}
+	return done
+}
+
 // toolNames lists every tool of the session, following cursors.
 func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
 	t.Helper()

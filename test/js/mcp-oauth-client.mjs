@@ -17,6 +17,8 @@
 // --auth-method none|client_secret_basic|client_secret_post (none). Flags fall back to
 // env MCP_URL, HYDRA_ADMIN_URL, HYDRA_SUBJECT, HYDRA_CLAIMS.
 // stdout: one JSON document (on failure {"error", "oauth_error"?}); stderr: diagnostics.
+// In MCP mode the server must ask for authorization (401 first): one that
+// does not is reported as a failure ("the server did not ask for authorization").
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -242,7 +244,10 @@ async function main() {
     if (opt['token-only']) return { ...provider.saved, client_id: provider.client?.client_id };
     ({ client } = await connect());
     if (!client) throw new Error('server still asks for authorization after the flow succeeded');
-  } else if (opt['token-only']) {
+  } else {
+    // This client exists to test the authorization flow: a server that lets
+    // it in without one is a failure, not a success (in every mode).
+    await client.close();
     throw new Error('the server did not ask for authorization');
   }
   try {

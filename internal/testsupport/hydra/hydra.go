@@ -8,7 +8,9 @@
 // when the test fails.
 //
 // The binary comes from scripts/tools.sh. When it is missing the tests that
-// need it are skipped, unless VMCP_E2E=1, which makes that a failure.
+// need it are skipped, unless VMCP_E2E=1, which makes that a failure. With
+// -short (make test-unit) [Start] and [RunNodeScript] skip the test without
+// starting anything, unless VMCP_E2E=1.
 package hydra
 
 import (
@@ -124,9 +126,11 @@ type Hydra struct {
 }
 
 // Start runs Hydra in memory for the duration of the test. It skips the test
-// when the binary is missing, or fails it when VMCP_E2E=1.
+// when the binary is missing, or fails it when VMCP_E2E=1. With -short it
+// skips the test unless VMCP_E2E=1.
 func Start(t testing.TB, opts *Options) *Hydra {
 	t.Helper()
+	skipShort(t, "starts Ory Hydra")
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -428,11 +432,24 @@ func ToolsDir() string {
 // when VMCP_E2E=1 and skips it otherwise.
 func Require(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("VMCP_E2E") == "1" {
+	if e2e() {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format+" (set VMCP_E2E=1 to make this a failure)", args...)
 }
+
+// skipShort skips a test that starts external tools (what says which) when
+// it runs with -short, as make test-unit does, unless VMCP_E2E=1 asks for
+// the end-to-end tests: then nothing is ever skipped.
+func skipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() && !e2e() {
+		t.Skipf("%s: skipped with -short (set VMCP_E2E=1 to run it)", what)
+	}
+}
+
+// e2e reports whether the end-to-end tests are asked for (VMCP_E2E=1).
+func e2e() bool { return os.Getenv("VMCP_E2E") == "1" }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -35,8 +35,10 @@ func (h *Hydra) NodeArgs(login Login) []string {
 // *exec.ExitError when the script exits non-zero; its standard output is
 // returned all the same. The script's standard error reaches the test log
 // if the test fails. Missing tools skip the test, or fail it when VMCP_E2E=1.
+// With -short it skips the test unless VMCP_E2E=1.
 func RunNodeScript(ctx context.Context, t testing.TB, script string, args ...string) ([]byte, error) {
 	t.Helper()
+	skipShort(t, "runs Node")
 	node := nodeBinary(t)
 	jsDir := filepath.Join(repoRoot(t), "test", "js")
 	linkNodeModules(t, jsDir)

@@ -234,4 +234,32 @@ func TestNodeMCPFlow(t *testing.T) {
 			t.Errorf("node = %s, %v; want oauth_error access_denied and a non-zero exit", out, err)
 		}
 	})
+
+	t.Run("no authorization asked", func(t *testing.T) {
+		// A server that lets the client in without the flow is a failure
+		// in every mode, so tests built on the client cannot pass without
+		// an authorization flow.
+		open := openMCPServer(t)
+		for _, command := range [][]string{{"tools"}, {"call", "whoami", "{}"},
+			{"script", `[{"op":"tools"},{"op":"call","name":"whoami","arguments":{}}]`}, {"--token-only"}} {
+			out, err := hydra.RunNodeScript(t.Context(), t, "mcp-oauth-client.mjs",
+				append(append(h.NodeArgs(login), "--url", open), command...)...)
+			if _, ok := errors.AsType[*exec.ExitError](err); !ok || !strings.Contains(string(out), "the server did not ask for authorization") {
+				t.Errorf("%v: node = %s, %v; want a non-zero exit: the server did not ask for authorization", command, out, err)
+			}
+		}
+	})
+}
+
+// openMCPServer starts an MCP server with the whoami tool that asks for no
+// authorization at all.
+func openMCPServer(t *testing.T) string {
+	server := mcp.NewServer(&mcp.Implementation{Name: "open", Version: "1.0.0"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "Returns nobody."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, struct{}, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "nobody"}}}, struct{}{}, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp"
 }
