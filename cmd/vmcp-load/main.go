@@ -229,6 +229,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.GatewayTool, "gateway-tool", "echo_echo", "the echo tool's name through vmcp")
 	fs.Var(&hdr, "header", "`'Name: value'` sent to vmcp only (repeatable), e.g. 'Authorization: Bearer TOKEN'")
 	fs.BoolVar(&cfg.Auth, "auth", false, "JWT + Cedar: vmcp validates a JWT minted by the harness (its own JWKS server) and decides with 20 Cedar policies; in list mode the caller sees the tools of backends b00 and b03 only")
+	fs.BoolVar(&cfg.Floor, "floor", false, "also measure a bare reverse proxy (net/http/httputil) in front of the backend, where vmcp runs: the cost of one more HTTP hop (call mode)")
 	fs.BoolVar(&cfg.Isolate, "isolate", false, "run the backend(s) and vmcp each in a process of its own (default: all in this process)")
 	var genv strs
 	fs.Var(&genv, "gateway-env", "`NAME=value` added to the environment of an isolated vmcp (repeatable), e.g. GOGC=100 (an isolated vmcp tunes its GC as cmd/vmcp does unless GOGC is set)")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
@@ -195,6 +196,27 @@ func (b *Backend) forgetOwned(key ownedKey, oc *ownedConn) {
 // during it to peer, and classifies failures.
 func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, send func(*mcp.ClientSession, context.Context, P) (R, error)) (R, error) {
 	var zero R
+	ctx, c, finish, err := b.open(ctx, peer)
+	if err != nil {
+		return zero, err
+	}
+	c.syncLogLevel(ctx)
+	end := c.begin(ctx, peer, p)
+	r, err := send(c.session, ctx, p)
+	end()
+	if err = finish(err); err != nil {
+		return zero, err
+	}
+	return r, nil
+}
+
+// open prepares a request by the caller in ctx: it gets the caller's
+// credentials (per-user backends), the connection, and a context bounded by
+// the backend's call timeout. finish must be called with the request's
+// error: it releases the context and turns a failure into a *CallError
+// (an error answer from the backend stays as it is), noting a broken shared
+// connection.
+func (b *Backend) open(ctx context.Context, peer Peer) (_ context.Context, c *Conn, finish func(error) error, err error) {
 	id := identity.From(ctx)
 	if b.perUser(id) {
 		// Get the credentials first, so that a failure to get them is
@@ -202,34 +224,36 @@ func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, se
 		// request then carries them ([credentialTransport]).
 		h := http.Header{}
 		if err := b.auth().Apply(ctx, id, h); err != nil {
-			return zero, &backendauth.Error{Backend: b.spec.Name, Err: err}
+			return nil, nil, nil, &backendauth.Error{Backend: b.spec.Name, Err: err}
 		}
 		ctx = context.WithValue(ctx, appliedKey{}, &applied{id: id, header: h})
 	}
-	c, err := b.connFor(ctx, peer, id)
-	if err != nil {
-		return zero, err
+	if c, err = b.connFor(ctx, peer, id); err != nil {
+		return nil, nil, nil, err
 	}
-	parent := ctx
+	parent, cancel := ctx, context.CancelFunc(nil)
 	if b.spec.CallTimeout > 0 {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, b.spec.CallTimeout)
-		defer cancel()
 	}
-	c.syncLogLevel(ctx)
-	end := c.begin(ctx, peer, p)
-	r, err := send(c.session, ctx, p)
-	end()
-	if err == nil {
-		return r, nil
-	}
-	if isConnectionError(err) && c.user == nil && c.owner == nil {
-		signal(b.suspect)
-	}
-	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
-		err = fmt.Errorf("no answer within %s (the request was cancelled at the backend)", b.spec.CallTimeout)
-	}
-	return zero, &CallError{Backend: b.spec.Name, Err: err}
+	return ctx, c, func(err error) error {
+		if cancel != nil {
+			cancel()
+		}
+		if err == nil {
+			return nil
+		}
+		var rpcErr *jsonrpc.Error
+		if errors.As(err, &rpcErr) {
+			return err
+		}
+		if isConnectionError(err) && c.user == nil && c.owner == nil {
+			signal(b.suspect)
+		}
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			err = fmt.Errorf("no answer within %s (the request was cancelled at the backend)", b.spec.CallTimeout)
+		}
+		return &CallError{Backend: b.spec.Name, Err: err}
+	}, nil
 }
 
 // CallTool calls a tool by the backend's own name.

@@ -25,6 +25,7 @@ type Conn struct {
 	user    *identity.Identity // the user whose credentials it carries, or nil
 	session *mcp.ClientSession
 	cancel  context.CancelFunc // ends the context the connection was made with
+	raw     *rawConn           // for requests sent without the SDK; nil if not streamable HTTP
 
 	unauthorized atomic.Bool  // the backend answered 401
 	lastUsed     atomic.Int64 // unix nanoseconds, for closing idle per-user connections
@@ -117,12 +118,14 @@ func (c *Conn) begin(ctx context.Context, peer Peer, params mcp.Params) func() {
 	}
 	c.calls[cl.id] = cl
 	c.mu.Unlock()
-	if meta := params.GetMeta(); meta != nil {
-		if tok, ok := meta["progressToken"]; ok && tok != nil {
-			cl.token = tok
-			m := maps.Clone(meta)
-			m["progressToken"] = progressToken(cl.id)
-			params.SetMeta(m)
+	if params != nil { // nil for a raw call, which carries no progress token
+		if meta := params.GetMeta(); meta != nil {
+			if tok, ok := meta["progressToken"]; ok && tok != nil {
+				cl.token = tok
+				m := maps.Clone(meta)
+				m["progressToken"] = progressToken(cl.id)
+				params.SetMeta(m)
+			}
 		}
 	}
 	return func() {
@@ -219,7 +222,7 @@ func (c *Conn) elicit(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResul
 	return peer.Elicit(ctx, r.Params)
 }
 
-func refused(capability string) error {
+func refused(capability string) *jsonrpc.Error {
 	return &jsonrpc.Error{
 		Code:    jsonrpc.CodeMethodNotFound,
 		Message: "vmcp: the calling client did not declare the " + capability + " capability",

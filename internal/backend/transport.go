@@ -24,7 +24,9 @@ import (
 func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 	switch b.spec.Transport {
 	case StreamableHTTP:
-		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c), MaxRetries: -1}, nil
+		hc := b.httpClient(c)
+		c.raw = &rawConn{url: b.spec.URL, client: hc}
+		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: hc, MaxRetries: -1}, nil
 	case SSE:
 		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c)}, nil
 	case Stdio:

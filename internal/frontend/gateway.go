@@ -92,6 +92,8 @@ type Gateway struct {
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
 
+	sessions sessionTable // initialized 2025-11-25 sessions
+
 	// syncMu serializes catalog rebuilds; registered is what the mcp.Server
 	// holds, and changes counts changes to it; only sync uses them.
 	syncMu     sync.Mutex
@@ -136,7 +138,8 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	sdkLogger := quiet(o.Logger)
 	g.server = g.newServer(sdkLogger)
 	g.stateful = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
-		SessionTimeout:      o.SessionIdleTimeout,
+		// No SessionTimeout: the session table expires idle sessions
+		// (sessions.go), since the SDK does not see every call.
 		MaxRequestBodyBytes: o.MaxRequestBytes,
 		Logger:              sdkLogger,
 	})
@@ -230,8 +233,10 @@ func (g *Gateway) BackendsChanged() {
 	}
 }
 
-// Run keeps the catalog in step with the backends until ctx is done.
+// Run keeps the catalog in step with the backends, and expires idle
+// sessions, until ctx is done.
 func (g *Gateway) Run(ctx context.Context) {
+	go g.expireSessions(ctx)
 	attempted := make(chan struct{})
 	go func() {
 		if g.backends.WaitAttempted(ctx) == nil {

@@ -29,6 +29,12 @@ func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			return g.listResources(ctx, req.(*mcp.ListResourcesRequest))
 		case "resources/templates/list":
 			return g.listTemplates(ctx, req.(*mcp.ListResourceTemplatesRequest))
+		case "initialize":
+			res, err := next(ctx, method, req)
+			if ss := req.GetSession().(*mcp.ServerSession); err == nil && ss.ID() != "" {
+				g.sessions.add(ss, identity.From(ctx).Key())
+			}
+			return res, err
 		case "logging/setLevel":
 			r := req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams])
 			res, err := next(ctx, method, req)

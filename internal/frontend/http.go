@@ -52,7 +52,16 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "the "+ModernVersion+" protocol has no "+r.Method+" on the MCP endpoint")
 			return
 		}
-		g.sdk(g.stateful, w, r)
+		sid := r.Header.Get("Mcp-Session-Id")
+		if r.Method == http.MethodGet || g.sessions.get(sid) == nil {
+			g.sdk(g.stateful, w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		g.sdk(g.stateful, rec, r)
+		if rec.status == http.StatusNoContent {
+			g.sessions.remove(sid)
+		}
 	default:
 		w.Header().Set("Allow", "GET, POST, DELETE")
 		writeError(w, http.StatusMethodNotAllowed, jsonrpc.CodeInvalidRequest, "method not allowed")
@@ -90,6 +99,14 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 	if hasNullID(body) {
 		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "the id of a request must be a string or an integer, not null")
 		return
+	}
+	sess := g.sessions.get(r.Header.Get("Mcp-Session-Id"))
+	if sess != nil {
+		sess.touch(1)
+		defer sess.touch(-1)
+		if g.fastCall(w, r, body, sess) || fastCancel(w, body, sess) {
+			return
+		}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))

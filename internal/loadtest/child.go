@@ -30,6 +30,7 @@ const (
 	envTools   = "VMCP_LOAD_TOOLS"   // extra tools of a backend
 	envServers = "VMCP_LOAD_SERVERS" // number of backend servers in a backend child
 	envNoEcho  = "VMCP_LOAD_NOECHO"  // backends without the echo tool
+	envTarget  = "VMCP_LOAD_TARGET"  // the MCP URL a proxy child forwards to
 )
 
 // RunChildIfRequested runs the child process role named in the environment,
@@ -63,6 +64,15 @@ func runChild(role string) error {
 			bases = append(bases, strings.TrimSuffix(s.URL, "/mcp"))
 		}
 		fmt.Printf("LISTEN %s\n", strings.Join(bases, " "))
+		serveCommands()
+		return nil
+	case "proxy":
+		u, stop, err := StartProxy(context.Background(), os.Getenv(envTarget))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Printf("LISTEN %s\n", strings.TrimSuffix(u, "/mcp"))
 		serveCommands()
 		return nil
 	case "gateway":

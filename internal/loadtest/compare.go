@@ -17,6 +17,7 @@ import (
 const (
 	Direct  = "direct"
 	Through = "vmcp"
+	Proxy   = "proxy" // a bare reverse proxy: the floor (see StartProxy)
 )
 
 // CompareConfig describes a comparison of the direct backend and vmcp in
@@ -70,6 +71,10 @@ type CompareConfig struct {
 	// that the gateway refuses a request without a token and filters the
 	// caller's tool list.
 	Auth bool
+	// Floor also measures a bare reverse proxy in front of the backend
+	// (target Proxy, see [StartProxy]; call mode only), in the process of
+	// the gateway: what one more HTTP hop costs on this machine.
+	Floor bool
 	// Log receives progress lines. Default: discard.
 	Log io.Writer
 }
@@ -148,11 +153,16 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 		Direct:  {URL: env.direct, Tool: "echo", CPUPids: env.pids},
 		Through: {URL: env.gateway, Tool: cfg.GatewayTool, Headers: cfg.GatewayHeaders, CPUPids: env.pids},
 	}
+	names := []string{Direct, Through}
+	if env.proxy != "" {
+		targets[Proxy] = Config{URL: env.proxy, Tool: "echo", CPUPids: env.pids}
+		names = append(names, Proxy)
+	}
 	out := &Comparison{Config: cfg}
 	for round := 1; round <= cfg.Rounds; round++ {
-		order := []string{Direct, Through}
+		order := slices.Clone(names)
 		if round%2 == 0 {
-			order = []string{Through, Direct}
+			slices.Reverse(order)
 		}
 		for _, c := range cfg.Concurrency {
 			for _, name := range order {
@@ -177,6 +187,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 // targets is the direct backend and the gateway of a comparison.
 type targets struct {
 	direct, gateway string // MCP URLs
+	proxy           string // MCP URL of the floor proxy, or ""
 	pids            []int  // child processes
 	closers         []func()
 }
@@ -242,6 +253,21 @@ func startTargets(ctx context.Context, cfg *CompareConfig) (t *targets, err erro
 		t.closers, t.direct = append(t.closers, direct.Close), direct.URL
 		refs = []BackendRef{{Name: "echo", URL: direct.URL}}
 	}
+	if cfg.Floor && cfg.Mode != ModeList {
+		if cfg.Isolate {
+			pc, err := startChild("proxy", envTarget+"="+t.direct)
+			if err != nil {
+				return nil, err
+			}
+			t.closers, t.pids, t.proxy = append(t.closers, pc.Close), append(t.pids, pc.Pid()), pc.Base+"/mcp"
+		} else {
+			u, stop, err := StartProxy(ctx, t.direct)
+			if err != nil {
+				return nil, err
+			}
+			t.closers, t.proxy = append(t.closers, stop), u
+		}
+	}
 	yaml := GatewayConfig(refs, cfg.GatewayTemplate)
 	if cfg.Isolate {
 		gc, err := startChild("gateway", append([]string{envConfig + "=" + yaml}, cfg.GatewayEnv...)...)
@@ -283,7 +309,10 @@ type Summary struct {
 func (c *Comparison) Summaries() []Summary {
 	var out []Summary
 	for _, conc := range c.Config.Concurrency {
-		for _, target := range []string{Direct, Through} {
+		for _, target := range []string{Direct, Through, Proxy} {
+			if target == Proxy && !c.hasProxy() {
+				continue
+			}
 			s := Summary{Target: target, Concurrency: conc}
 			var tp []float64
 			var p50, p90, p99, cpu []time.Duration
@@ -303,21 +332,31 @@ func (c *Comparison) Summaries() []Summary {
 
 // AddedP50 is the median over rounds of the gateway's p50 minus the direct
 // p50 in the same round, at concurrency conc.
-func (c *Comparison) AddedP50(conc int) time.Duration {
-	return median(paired(c, conc, func(d, g *Result) time.Duration { return g.P50 - d.P50 }))
+func (c *Comparison) AddedP50(conc int) time.Duration { return c.AddedP50Of(Through, conc) }
+
+// AddedP50Of is [Comparison.AddedP50] of target (Through or Proxy).
+func (c *Comparison) AddedP50Of(target string, conc int) time.Duration {
+	return median(paired(c, target, conc, func(d, g *Result) time.Duration { return g.P50 - d.P50 }))
 }
 
 // AddedCPU is the median over rounds of the gateway's process CPU time per
 // request minus the direct one in the same round, at concurrency conc. With
 // everything in one process it is what the gateway costs in CPU per call.
-func (c *Comparison) AddedCPU(conc int) time.Duration {
-	return median(paired(c, conc, func(d, g *Result) time.Duration { return g.CPU - d.CPU }))
+func (c *Comparison) AddedCPU(conc int) time.Duration { return c.AddedCPUOf(Through, conc) }
+
+// AddedCPUOf is [Comparison.AddedCPU] of target (Through or Proxy).
+func (c *Comparison) AddedCPUOf(target string, conc int) time.Duration {
+	return median(paired(c, target, conc, func(d, g *Result) time.Duration { return g.CPU - d.CPU }))
 }
 
 // ThroughputRatio is the median over rounds of the gateway's throughput
 // divided by the direct throughput in the same round, at concurrency conc.
-func (c *Comparison) ThroughputRatio(conc int) float64 {
-	return median(paired(c, conc, func(d, g *Result) float64 {
+func (c *Comparison) ThroughputRatio(conc int) float64 { return c.ThroughputRatioOf(Through, conc) }
+
+// ThroughputRatioOf is [Comparison.ThroughputRatio] of target (Through or
+// Proxy).
+func (c *Comparison) ThroughputRatioOf(target string, conc int) float64 {
+	return median(paired(c, target, conc, func(d, g *Result) float64 {
 		if d.Throughput == 0 {
 			return 0
 		}
@@ -325,17 +364,21 @@ func (c *Comparison) ThroughputRatio(conc int) float64 {
 	}))
 }
 
-func paired[T any](c *Comparison, conc int, f func(direct, gateway *Result) T) []T {
+// paired applies f to the direct run and the run of target of every round
+// at concurrency conc.
+func paired[T any](c *Comparison, target string, conc int, f func(direct, other *Result) T) []T {
 	var out []T
 	for round := 1; round <= c.Config.Rounds; round++ {
 		var d, g *Result
 		for _, x := range c.Samples {
-			if x.Round == round && x.Concurrency == conc {
-				if x.Target == Direct {
-					d = x.Result
-				} else {
-					g = x.Result
-				}
+			if x.Round != round || x.Concurrency != conc {
+				continue
+			}
+			switch x.Target {
+			case Direct:
+				d = x.Result
+			case target:
+				g = x.Result
 			}
 		}
 		if d != nil && g != nil {
@@ -355,4 +398,8 @@ func median[T int | float64 | time.Duration](xs []T) T {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (c *Comparison) hasProxy() bool {
+	return slices.ContainsFunc(c.Samples, func(x Sample) bool { return x.Target == Proxy })
 }

@@ -325,16 +325,20 @@ func (c *Comparison) markdown(b *strings.Builder, title string) {
 	b.WriteString("| sessions | target | req/s | p50 | p90 | p99 | CPU/req | errors | × direct req/s | added p50 | added CPU/req |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range c.Summaries() {
 		ratio, added, addedCPU := "", "", ""
-		if s.Target == Through {
-			ratio = fmt.Sprintf("%.2f", c.ThroughputRatio(s.Concurrency))
-			added = signedUS(c.AddedP50(s.Concurrency))
-			addedCPU = signedUS(c.AddedCPU(s.Concurrency))
+		if s.Target != Direct {
+			ratio = fmt.Sprintf("%.2f", c.ThroughputRatioOf(s.Target, s.Concurrency))
+			added = signedUS(c.AddedP50Of(s.Target, s.Concurrency))
+			addedCPU = signedUS(c.AddedCPUOf(s.Target, s.Concurrency))
 		}
 		fmt.Fprintf(b, "| %d | %s | %.0f | %s | %s | %s | %s | %d | %s | %s | %s |\n", s.Concurrency, s.Target, s.Throughput,
 			us(s.P50), us(s.P90), us(s.P99), us(s.CPU), s.Errors, ratio, added, addedCPU)
 	}
-	b.WriteString("\nRatios and added figures are medians of the per-round values (each round pairs the two targets). " +
-		"CPU/req is the CPU time of the whole process (load client, gateway, backend) per request.\n\n")
+	b.WriteString("\nRatios and added figures are medians of the per-round values (each round pairs a target with the direct run). " +
+		"CPU/req is the CPU time of the whole process (load client, gateway, backend) per request.")
+	if c.hasProxy() {
+		b.WriteString(" \"proxy\" is a bare reverse proxy (net/http/httputil) where vmcp runs: the cost of one more HTTP hop, the floor for any gateway.")
+	}
+	b.WriteString("\n\n")
 	b.WriteString("<details><summary>every round</summary>\n\n| round | sessions | target | req/s | p50 | p99 | CPU/req | errors |\n|---|---|---|---|---|---|---|---|\n")
 	for _, x := range c.Samples {
 		fmt.Fprintf(b, "| %d | %d | %s | %.0f | %s | %s | %s | %d |\n", x.Round, x.Concurrency, x.Target, x.Throughput, us(x.P50), us(x.P99), us(x.CPU), x.Errors)

@@ -1,0 +1,383 @@
+package backend
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	sjson "github.com/segmentio/encoding/json"
+)
+
+// Raw calls.
+//
+// A tools/call from a client that takes nothing back during the call (no
+// progress token, no sampling or elicitation, no log level) needs nothing
+// of the SDK's typed messages: vmcp forwards the arguments as the client
+// sent them and the result as the backend sent it. On a streamable HTTP
+// connection such a call is one POST on the connection's session, written
+// and read here; the SDK's client session still owns the session (its
+// initialization, its standalone stream, pings, reconnection). The go-sdk
+// decodes every message into typed values with a fresh 32 KiB buffer per
+// value, which made it the bulk of vmcp's cost per call (docs/benchmarks.md).
+//
+// What the backend sends on the call's stream besides the answer is
+// handled as the SDK path would for such a client: requests are answered
+// (ping) or refused (sampling, elicitation: the client did not declare
+// them), list-change and resource-update notifications reach the backend's
+// handlers, progress and log messages are dropped (nobody asked for them).
+
+// RawCall is a tools/call as JSON: the tool's name at the backend, and the
+// arguments and _meta to send (nil: none). The _meta must not carry a
+// progress token.
+type RawCall struct {
+	Name      string
+	Arguments json.RawMessage
+	Meta      json.RawMessage
+}
+
+// RawResult is a backend's result as the bytes it sent. Release returns
+// its buffer; Result must not be used after.
+type RawResult struct {
+	Result json.RawMessage
+	buf    *bytes.Buffer
+}
+
+// Release returns r's buffer to the pool.
+func (r *RawResult) Release() {
+	if r.buf != nil {
+		r.Result = nil
+		putBuf(r.buf)
+		r.buf = nil
+	}
+}
+
+// rawConn is what a streamable HTTP connection needs to send requests
+// itself: its endpoint, and the HTTP client of the connection (which adds
+// the backend's credentials).
+type rawConn struct {
+	url    string
+	client *http.Client
+	ids    atomic.Uint64
+}
+
+// maxRawAnswer bounds what one raw call reads from a backend.
+const maxRawAnswer = 64 << 20
+
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer { b := bufs.Get().(*bytes.Buffer); b.Reset(); return b }
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		bufs.Put(b)
+	}
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// CallToolRaw calls a tool by the backend's own name, with the arguments
+// as JSON, and returns the result as the backend sent it. peer must not
+// relay (see the package comment above); the result's _meta is the
+// backend's, not yet filtered for the client. Errors are those of CallTool.
+// Connections that cannot send raw requests (stdio, SSE, a backend that
+// chose the stateless revision) go through the SDK, at the SDK's cost.
+func (b *Backend) CallToolRaw(ctx context.Context, peer Peer, call RawCall) (*RawResult, error) {
+	if peer != nil && peer.Relays() {
+		return b.callToolTyped(ctx, peer, call)
+	}
+	callCtx, c, finish, err := b.open(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	ver := c.session.InitializeResult().ProtocolVersion
+	if c.raw == nil || ver >= "2026-07-28" {
+		_ = finish(nil)
+		return b.callToolTyped(ctx, peer, call)
+	}
+	end := c.begin(callCtx, peer, nil)
+	res, err := c.rawCall(callCtx, ver, call)
+	end()
+	if err = finish(err); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// callToolTyped is CallToolRaw through the SDK.
+func (b *Backend) callToolTyped(ctx context.Context, peer Peer, call RawCall) (*RawResult, error) {
+	p := &mcp.CallToolParams{Name: call.Name}
+	if len(call.Arguments) > 0 {
+		p.Arguments = call.Arguments
+	}
+	if len(call.Meta) > 0 {
+		if err := json.Unmarshal(call.Meta, &p.Meta); err != nil {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid _meta: " + err.Error()}
+		}
+	}
+	r, err := b.CallTool(ctx, peer, p)
+	if err != nil {
+		return nil, err
+	}
+	buf := getBuf()
+	if err := json.NewEncoder(buf).Encode(r); err != nil {
+		putBuf(buf)
+		return nil, &CallError{Backend: b.spec.Name, Err: err}
+	}
+	return &RawResult{Result: bytes.TrimSpace(buf.Bytes()), buf: buf}, nil
+}
+
+// rawMessage is any JSON-RPC message from a backend. Its raw fields point
+// into the buffer it was parsed from.
+type rawMessage struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  *jsonrpc.Error  `json:"error"`
+}
+
+const parseFlags = sjson.DontCopyRawMessage | sjson.DontCopyNumber | sjson.DontMatchCaseInsensitiveStructFields
+
+// rawCall sends call as one POST on c's session and reads the answer, from
+// a JSON body or from the event stream of the request.
+func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawResult, error) {
+	id := "vmcp-" + strconv.FormatUint(c.raw.ids.Add(1), 10)
+	buf := getBuf()
+	buf.WriteString(`{"jsonrpc":"2.0","id":"`)
+	buf.WriteString(id)
+	buf.WriteString(`","method":"tools/call","params":{"name":`)
+	buf.Write(sjson.AppendEscape(buf.AvailableBuffer(), call.Name, 0))
+	if len(call.Arguments) > 0 {
+		buf.WriteString(`,"arguments":`)
+		buf.Write(call.Arguments)
+	}
+	if len(call.Meta) > 0 {
+		buf.WriteString(`,"_meta":`)
+		buf.Write(call.Meta)
+	}
+	buf.WriteString("}}")
+	resp, err := c.post(ctx, version, buf.Bytes())
+	putBuf(buf)
+	if err != nil {
+		return nil, c.rawFailed(ctx, id, err)
+	}
+	defer resp.Body.Close()
+	res, err := c.readAnswer(ctx, version, resp, id)
+	if err != nil {
+		return nil, c.rawFailed(ctx, id, err)
+	}
+	return res, nil
+}
+
+// post sends one JSON-RPC message on c's session.
+func (c *Conn) post(ctx context.Context, version string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.raw.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = http.Header{
+		"Content-Type":         {"application/json"},
+		"Accept":               {"application/json, text/event-stream"},
+		"Mcp-Protocol-Version": {version},
+	}
+	if sid := c.session.ID(); sid != "" {
+		req.Header["Mcp-Session-Id"] = []string{sid}
+	}
+	return c.raw.client.Do(req)
+}
+
+// rawFailed tells the backend that a call vmcp gave up on (the client
+// cancelled it, or it timed out) is cancelled, as the SDK does, and
+// returns err.
+func (c *Conn) rawFailed(ctx context.Context, id string, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	reason := "the client cancelled the request"
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		reason = "vmcp's call timeout expired"
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		msg := fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%q,"reason":%q}}`, id, reason)
+		if resp, err := c.post(ctx, c.session.InitializeResult().ProtocolVersion, msg); err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	return err
+}
+
+// readAnswer reads the answer to request id.
+func (c *Conn) readAnswer(ctx context.Context, version string, resp *http.Response, id string) (*RawResult, error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, errors.New("the backend no longer knows vmcp's session (HTTP 404)")
+	default:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	ct := resp.Header.Get("Content-Type")
+	buf := getBuf()
+	res, err := func() (*RawResult, error) {
+		switch {
+		case strings.HasPrefix(ct, "application/json"):
+			if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxRawAnswer+1)); err != nil {
+				return nil, err
+			}
+			if buf.Len() > maxRawAnswer {
+				return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
+			}
+			return c.rawAnswer(ctx, version, buf, id)
+		case strings.HasPrefix(ct, "text/event-stream"):
+			return c.readStream(ctx, version, resp.Body, buf, id)
+		}
+		return nil, fmt.Errorf("unexpected Content-Type %q", ct)
+	}()
+	if res == nil {
+		putBuf(buf)
+	}
+	return res, err
+}
+
+// readStream reads server-sent events until the answer to id.
+func (c *Conn) readStream(ctx context.Context, version string, body io.Reader, buf *bytes.Buffer, id string) (*RawResult, error) {
+	r := readers.Get().(*bufio.Reader)
+	r.Reset(body)
+	defer func() { r.Reset(nil); readers.Put(r) }()
+	read := 0
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A long line: gather it whole.
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				long = append(long, line...)
+				if len(long) > maxRawAnswer {
+					return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
+				}
+			}
+			line = long
+		}
+		read += len(line)
+		if read > maxRawAnswer {
+			return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 { // end of an event
+			if buf.Len() > 0 {
+				res, err := c.rawAnswer(ctx, version, buf, id)
+				if res != nil || err != nil {
+					return res, err
+				}
+				buf.Reset()
+			}
+		} else if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			if buf.Len() > 0 {
+				buf.WriteByte('\n')
+			}
+			buf.Write(bytes.TrimPrefix(data, []byte(" ")))
+		}
+		if err != nil {
+			if err == io.EOF && buf.Len() > 0 {
+				if res, err := c.rawAnswer(ctx, version, buf, id); res != nil || err != nil {
+					return res, err
+				}
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("the backend's stream ended without an answer: %w", err)
+		}
+	}
+}
+
+// rawAnswer handles one message in buf: the answer to id is returned (a
+// result, or the backend's *jsonrpc.Error); anything else is handled and
+// (nil, nil) returned.
+func (c *Conn) rawAnswer(ctx context.Context, version string, buf *bytes.Buffer, id string) (*RawResult, error) {
+	var m rawMessage
+	if _, err := sjson.Parse(buf.Bytes(), &m, parseFlags); err != nil {
+		return nil, fmt.Errorf("invalid JSON-RPC message from the backend: %w", err)
+	}
+	switch {
+	case m.Method == "" && isID(m.ID, id):
+		if m.Error != nil {
+			e := *m.Error
+			e.Data = bytes.Clone(e.Data)
+			return nil, &e
+		}
+		if len(m.Result) == 0 {
+			return nil, errors.New("the backend's answer has neither result nor error")
+		}
+		return &RawResult{Result: m.Result, buf: buf}, nil
+	case m.Method == "":
+		// An answer to something else: not ours to handle.
+	case len(m.ID) > 0 && string(m.ID) != "null":
+		c.answerRequest(ctx, version, &m)
+	default:
+		c.notified(ctx, &m)
+	}
+	return nil, nil
+}
+
+func isID(raw json.RawMessage, id string) bool {
+	return len(raw) == len(id)+2 && raw[0] == '"' && string(raw[1:len(raw)-1]) == id
+}
+
+// answerRequest answers a request the backend made during a raw call: the
+// caller takes nothing back, so only ping is answered with a result.
+func (c *Conn) answerRequest(ctx context.Context, version string, m *rawMessage) {
+	var e *jsonrpc.Error
+	switch m.Method {
+	case "ping":
+	case "sampling/createMessage":
+		e = refused("sampling")
+	case "elicitation/create":
+		e = refused("elicitation")
+	default:
+		e = &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "vmcp: " + m.Method + " is not available during this call"}
+	}
+	reply := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)
+	if e != nil {
+		msg, _ := json.Marshal(e.Message)
+		reply = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}`, m.ID, e.Code, msg)
+	}
+	resp, err := c.post(ctx, version, reply)
+	if err != nil {
+		c.backend.logger.Debug("answering a backend request", "method", m.Method, "error", err)
+		return
+	}
+	_ = resp.Body.Close()
+}
+
+// notified handles a notification sent on a raw call's stream.
+func (c *Conn) notified(ctx context.Context, m *rawMessage) {
+	switch m.Method {
+	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
+		if c.owner == nil {
+			c.backend.refreshSoon()
+		}
+	case "notifications/resources/updated":
+		var p mcp.ResourceUpdatedNotificationParams
+		if json.Unmarshal(m.Params, &p) == nil && c.owner == nil {
+			c.backend.resourceUpdated(ctx, &p)
+		}
+	default:
+		c.backend.logger.Debug("backend notification during a call not relayed: the client did not ask for it", "method", m.Method)
+	}
+}

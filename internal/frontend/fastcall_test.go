@@ -1,0 +1,314 @@
+package frontend_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/identity"
+)
+
+// fastBackend is a go-sdk server whose tools exercise what a raw call
+// must handle: plain results, error answers, _meta and missing content,
+// and messages the backend sends during the call (a ping, a log message, a
+// sampling request the caller cannot take).
+func fastBackend(t *testing.T, jsonResponse bool, blocked chan<- error) string {
+	s := mcp.NewServer(&mcp.Implementation{Name: "fast"}, &mcp.ServerOptions{Capabilities: &mcp.ServerCapabilities{Logging: &mcp.LoggingCapabilities{}}})
+	obj := json.RawMessage(`{"type":"object"}`)
+	text := func(s string) *mcp.CallToolResult {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+	}
+	s.AddTool(&mcp.Tool{Name: "echo", InputSchema: obj}, func(_ context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return text("args " + string(r.Params.Arguments) + " meta " + fmt.Sprint(r.Params.Meta)), nil
+	})
+	s.AddTool(&mcp.Tool{Name: "fail", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return nil, &jsonrpc.Error{Code: 4242, Message: "the backend says no", Data: json.RawMessage(`{"why":"test"}`)}
+	})
+	s.AddTool(&mcp.Tool{Name: "meta", InputSchema: obj}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Meta: mcp.Meta{"com.example/kept": 1, "io.modelcontextprotocol/dropped": 2},
+			StructuredContent: map[string]any{"n": 1}}, nil
+	})
+	s.AddTool(&mcp.Tool{Name: "chatty", InputSchema: obj}, func(ctx context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if err := r.Session.Ping(ctx, nil); err != nil {
+			return nil, fmt.Errorf("ping: %w", err)
+		}
+		_ = r.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "working"})
+		_, err := r.Session.CreateMessage(ctx, &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "hi"}}}})
+		return text(fmt.Sprintf("pinged; sampling: %v", err)), nil
+	})
+	s.AddTool(&mcp.Tool{Name: "block", InputSchema: obj}, func(ctx context.Context, _ *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		blocked <- nil
+		select {
+		case <-ctx.Done():
+			blocked <- ctx.Err()
+		case <-time.After(10 * time.Second):
+			blocked <- errors.New("not cancelled")
+		}
+		return text("late"), nil
+	})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: jsonResponse}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// byHeader authenticates the caller named by X-User (anonymous without).
+func byHeader(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u := r.Header.Get("X-User"); u != "" {
+			r = r.WithContext(identity.With(r.Context(), &identity.Identity{Issuer: "test", Subject: u}))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func fastGateway(t *testing.T, url string, opts *frontend.Options) *frontend.Gateway {
+	t.Helper()
+	var gw *frontend.Gateway
+	set := backend.NewSet([]backend.Spec{{Name: "be", Transport: backend.StreamableHTTP, URL: url, CallTimeout: time.Minute}},
+		&backend.Options{OnChange: func() { gw.BackendsChanged() }})
+	gw = frontend.New(set, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	set.Start()
+	go gw.Run(ctx)
+	t.Cleanup(func() { cancel(); set.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !gw.Ready() || len(gw.Catalog().Tools) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return gw
+}
+
+// rpc is one request on a session, with the answer.
+type rpc struct {
+	h       http.Handler
+	sid     string
+	user    string
+	capsArg string
+}
+
+func (c *rpc) send(body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	if c.user != "" {
+		r.Header.Set("X-User", c.user)
+		r.Header.Set("Authorization", "Bearer for-the-sdk") // byHeader authenticates; the SDK wants a token
+	}
+	if c.sid != "" {
+		r.Header.Set("Mcp-Session-Id", c.sid)
+		r.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	}
+	w := httptest.NewRecorder()
+	c.h.ServeHTTP(w, r)
+	return w
+}
+
+func openRPC(t *testing.T, h http.Handler, user, caps string) *rpc {
+	t.Helper()
+	c := &rpc{h: h, user: user}
+	w := c.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":` + caps + `,"clientInfo":{"name":"t","version":"1"}}}`)
+	if c.sid = w.Header().Get("Mcp-Session-Id"); w.Code != http.StatusOK || c.sid == "" {
+		t.Fatalf("initialize: %d %s", w.Code, w.Body)
+	}
+	if w := c.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`); w.Code != http.StatusAccepted {
+		t.Fatalf("initialized: %d %s", w.Code, w.Body)
+	}
+	return c
+}
+
+// answer is a JSON-RPC response read from a JSON body or an event stream.
+type answer struct {
+	ID     json.RawMessage `json:"id"`
+	Result json.RawMessage `json:"result"`
+	Error  *jsonrpc.Error  `json:"error"`
+}
+
+func readAnswer(t *testing.T, w *httptest.ResponseRecorder) (answer, string) {
+	t.Helper()
+	body := w.Body.Bytes()
+	ct := w.Header().Get("Content-Type")
+	if strings.HasPrefix(ct, "text/event-stream") {
+		var last []byte
+		for line := range bytes.SplitSeq(body, []byte("\n")) {
+			if d, ok := bytes.CutPrefix(line, []byte("data: ")); ok && bytes.Contains(d, []byte(`"id"`)) {
+				last = d
+			}
+		}
+		body = last
+	}
+	var a answer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("answer (%d, %s): %v: %s", w.Code, ct, err, w.Body)
+	}
+	return a, ct
+}
+
+// TestFastPathMatchesSDKPath sends each call twice on one session: as
+// is (the fast path: a JSON answer) and with a progress token (the SDK
+// path: an event stream). Both must answer the same.
+func TestFastPathMatchesSDKPath(t *testing.T) {
+	for _, jsonBackend := range []bool{false, true} {
+		t.Run(fmt.Sprintf("backend JSON answers %v", jsonBackend), func(t *testing.T) {
+			gw := fastGateway(t, fastBackend(t, jsonBackend, nil), nil)
+			c := openRPC(t, gw, "", "{}")
+			for i, call := range []string{
+				`{"name":"be_echo","arguments":{"a":[1,2,{"b":"ü\u00e9"}]}}`,
+				`{"name":"be_echo","arguments":{},"_meta":{"com.example/x":"y","io.modelcontextprotocol/private":1}}`,
+				`{"name":"be_echo"}`,
+				`{"name":"be_fail","arguments":{}}`,
+				`{"name":"be_meta","arguments":{}}`,
+				`{"name":"be_chatty","arguments":{}}`,
+			} {
+				fast, fastCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, 2*i+1, call)))
+				slowCall := strings.Replace(call, `{"name"`, `{"_meta":{"progressToken":"p"},"name"`, 1)
+				if strings.Contains(call, `"_meta"`) {
+					slowCall = strings.Replace(call, `"_meta":{`, `"_meta":{"progressToken":"p",`, 1)
+				}
+				slow, slowCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"s%d","method":"tools/call","params":%s}`, i, slowCall)))
+				if fastCT != "application/json" || !strings.HasPrefix(slowCT, "text/event-stream") {
+					t.Fatalf("%s: answered as %q and %q; want the fast path's JSON and the SDK's event stream", call, fastCT, slowCT)
+				}
+				if string(fast.ID) != fmt.Sprint(2*i+1) || string(slow.ID) != fmt.Sprintf(`"s%d"`, i) {
+					t.Errorf("%s: ids %s and %s", call, fast.ID, slow.ID)
+				}
+				if got, want := canonical(t, fast), canonical(t, slow); got != want {
+					t.Errorf("%s:\nfast path: %s\nSDK path:  %s", call, got, want)
+				}
+			}
+		})
+	}
+}
+
+// canonical renders an answer with sorted keys and without the progress
+// token the SDK path's echo saw.
+func canonical(t *testing.T, a answer) string {
+	t.Helper()
+	if a.Error != nil {
+		b, _ := json.Marshal(a.Error)
+		return "error " + string(b)
+	}
+	var v any
+	if err := json.Unmarshal(a.Result, &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	s := progressTok.ReplaceAllString(string(b), "")
+	// Both paths refuse the sampling request; the SDK path's message comes
+	// from its client session, the fast path's names the reason.
+	return samplingErr.ReplaceAllString(s, `sampling: refused","type"`)
+}
+
+var (
+	progressTok = regexp.MustCompile(` ?progressToken:vmcp-\d+`)
+	samplingErr = regexp.MustCompile(`sampling: calling \\"sampling/createMessage\\": (method not found|vmcp: the calling client did not declare the sampling capability)[^,]*","type"`)
+)
+
+// TestFastPathKeepsSessionRules: the fast path serves only what the SDK
+// would: the session's own user, known sessions, sessions that take nothing
+// back during calls.
+func TestFastPathKeepsSessionRules(t *testing.T) {
+	gw := fastGateway(t, fastBackend(t, false, nil), &frontend.Options{Authenticate: byHeader})
+	call := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"be_echo","arguments":{}}}`
+
+	alice := openRPC(t, gw, "alice", "{}")
+	if w := alice.send(call); w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("alice's call: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	mallory := &rpc{h: gw, sid: alice.sid, user: "mallory"}
+	if w := mallory.send(call); w.Code != http.StatusForbidden {
+		t.Errorf("a call on alice's session by another user: %d %s; want 403", w.Code, w.Body)
+	}
+	anon := &rpc{h: gw, sid: alice.sid}
+	if w := anon.send(call); w.Code != http.StatusForbidden {
+		t.Errorf("an anonymous call on alice's session: %d %s; want 403", w.Code, w.Body)
+	}
+	unknown := &rpc{h: gw, sid: "no-such-session", user: "alice"}
+	if w := unknown.send(call); w.Code != http.StatusNotFound {
+		t.Errorf("a call on an unknown session: %d %s; want 404", w.Code, w.Body)
+	}
+	sampler := openRPC(t, gw, "bob", `{"sampling":{}}`)
+	if w := sampler.send(call); !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
+		t.Errorf("a session that declared sampling was served by the fast path (%q): its calls need the SDK's relay", w.Header().Get("Content-Type"))
+	}
+	if w := alice.send(`{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"be_nope","arguments":{}}}`); !strings.Contains(w.Body.String(), `unknown tool`) {
+		t.Errorf("an unknown tool: %s", w.Body)
+	}
+
+	r := httptest.NewRequest(http.MethodDelete, "/mcp", nil)
+	r.Header.Set("Mcp-Session-Id", alice.sid)
+	r.Header.Set("X-User", "alice")
+	r.Header.Set("Authorization", "Bearer for-the-sdk")
+	w := httptest.NewRecorder()
+	gw.ServeHTTP(w, r)
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", w.Code, w.Body)
+	}
+	if w := alice.send(call); w.Code != http.StatusNotFound {
+		t.Errorf("a call after DELETE: %d %s; want 404", w.Code, w.Body)
+	}
+}
+
+// TestFastPathCancel: a client's notifications/cancelled cancels a call on
+// the fast path at the backend.
+func TestFastPathCancel(t *testing.T) {
+	blocked := make(chan error, 2)
+	gw := fastGateway(t, fastBackend(t, false, blocked), nil)
+	c := openRPC(t, gw, "", "{}")
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		done <- c.send(`{"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"be_block","arguments":{}}}`)
+	}()
+	<-blocked
+	if w := c.send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}`); w.Code != http.StatusAccepted {
+		t.Fatalf("cancel: %d %s", w.Code, w.Body)
+	}
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the backend's handler ended with %v; want it cancelled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend never saw the cancellation")
+	}
+	w := <-done
+	if a, _ := readAnswer(t, w); !strings.Contains(string(a.Result), `"isError":true`) {
+		t.Errorf("the cancelled call answered %s", w.Body)
+	}
+}
+
+// TestIdleSessionsExpire: the gateway's own session table closes sessions
+// idle for SessionIdleTimeout and keeps used ones.
+func TestIdleSessionsExpire(t *testing.T) {
+	gw := fastGateway(t, fastBackend(t, false, nil), &frontend.Options{SessionIdleTimeout: 300 * time.Millisecond})
+	idle, busy := openRPC(t, gw, "", "{}"), openRPC(t, gw, "", "{}")
+	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"be_echo","arguments":{}}}`
+	for range 10 {
+		time.Sleep(60 * time.Millisecond)
+		if w := busy.send(call); w.Code != http.StatusOK {
+			t.Fatalf("a session in use was closed: %d %s", w.Code, w.Body)
+		}
+	}
+	if w := idle.send(ping); w.Code != http.StatusNotFound {
+		t.Errorf("a session idle for 600ms (timeout 300ms) answered %d %s; want 404", w.Code, w.Body)
+	}
+	if w := busy.send(ping); w.Code != http.StatusOK {
+		t.Errorf("the busy session: %d %s", w.Code, w.Body)
+	}
+}
