@@ -282,6 +282,7 @@ func (c *Conn) readStream(ctx context.Context, version string, body io.Reader, b
 			if buf.Len() > 0 {
 				res, err := c.rawAnswer(ctx, version, buf, id)
 				if res != nil || err != nil {
+					drain(r, body)
 					return res, err
 				}
 				buf.Reset()
@@ -304,6 +305,21 @@ func (c *Conn) readStream(ctx context.Context, version string, body io.Reader, b
 			return nil, fmt.Errorf("the backend's stream ended without an answer: %w", err)
 		}
 	}
+}
+
+// drainWait bounds the wait for the end of a stream after its answer.
+const drainWait = 100 * time.Millisecond
+
+// drain reads what is left of a response stream after the answer (the end
+// of the chunked body, normally already there or on its way), so that the
+// connection goes back to the pool instead of being closed. A stream the
+// backend keeps open is closed after drainWait.
+func drain(r *bufio.Reader, body io.Reader) {
+	if rc, ok := body.(io.Closer); ok {
+		t := time.AfterFunc(drainWait, func() { _ = rc.Close() })
+		defer t.Stop()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10))
 }
 
 // rawAnswer handles one message in buf: the answer to id is returned (a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,5 +75,40 @@ func TestRawCallSessionLost(t *testing.T) {
 			t.Fatalf("not reconnected: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRawCallsReuseConnections: a raw call reads its answer's stream to the
+// end, so the HTTP connection goes back to the pool (closing an unread
+// body closes the connection).
+func TestRawCallsReuseConnections(t *testing.T) {
+	sw := &swappable{}
+	sw.fresh()
+	srv := httptest.NewUnstartedServer(sw)
+	var conns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	set := backend.NewSet([]backend.Spec{{Name: "be", Transport: backend.StreamableHTTP, URL: srv.URL}}, nil)
+	set.Start()
+	t.Cleanup(set.Close)
+	if err := set.WaitAttempted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := set.Get("be")
+	before := conns.Load()
+	for range 200 {
+		res, err := b.CallToolRaw(t.Context(), nil, backend.RawCall{Name: "echo", Arguments: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Release()
+	}
+	if n := conns.Load() - before; n > 1 {
+		t.Errorf("200 sequential calls opened %d new connections; want the pooled one reused", n)
 	}
 }
