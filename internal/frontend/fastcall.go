@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -14,26 +15,35 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/router"
 )
 
-// The fast path: a tools/call on a 2025-11-25 session whose client takes
-// nothing back during the call (no progress token; it declared neither
-// sampling nor elicitation and set no log level) is served here, without
-// the SDK: the request is parsed once into raw parts, authorized, and sent
-// to the backend as it came (backend.CallToolRaw); the result goes back as
-// the backend sent it, as one application/json response. Everything else,
-// and any request this code is unsure of, takes the SDK's path, which
-// answers the same. See docs/benchmarks.md for what this saves.
+// The fast path serves the two requests that make most of a gateway's
+// traffic, tools/call and tools/list on 2025-11-25 sessions, without the
+// SDK's typed messages (whose decoding and encoding were most of vmcp's
+// cost per request; see docs/benchmarks.md). The request is parsed once
+// into raw parts and checked as the SDK would check it.
+//
+// A tools/call whose client takes nothing back during the call (no
+// progress token; it declared neither sampling nor elicitation and set no
+// log level) is authorized and sent to the backend as it came
+// (backend.CallToolRaw); the result goes back as the backend sent it. A
+// tools/list is filtered as the SDK path filters it and written from each
+// tool's definition encoded once per catalog. Both answer with one
+// application/json response. Everything else, and any request this code is
+// unsure of, takes the SDK's path, which answers the same
+// (TestFastPathMatchesSDKPath).
 
-// callMessage is the part of a tools/call request the fast path reads. The
-// raw fields point into the request body.
-type callMessage struct {
+// fastMessage is the part of a request the fast path reads. Its raw
+// fields point into the request body.
+type fastMessage struct {
 	JSONRPC string          `json:"jsonrpc"`
 	ID      json.RawMessage `json:"id"`
 	Method  string          `json:"method"`
 	Params  struct {
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
+		Cursor    string          `json:"cursor"`
 		Meta      json.RawMessage `json:"_meta"`
 	} `json:"params"`
 }
@@ -42,22 +52,36 @@ const fastParseFlags = sjson.DontCopyRawMessage | sjson.DontCopyNumber | sjson.D
 
 var (
 	emptyObject     = json.RawMessage(`{}`)
-	toolsCallMethod = []byte(`"tools/call"`)
+	toolsMethods    = []byte(`"tools/`)
 	cancelledMethod = []byte(`"notifications/cancelled"`)
 )
 
-// fastCall serves r if it is a tools/call the fast path can take, and
-// reports whether it did.
-func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request, body []byte, sess *liveSession) bool {
-	if sess == nil || !bytes.Contains(body, toolsCallMethod) || !fastHeaders(r.Header, sess) {
+// fastPath serves r if it is a tools/call or tools/list the fast path can
+// take, and reports whether it did.
+func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, sess *liveSession) bool {
+	if !bytes.Contains(body, toolsMethods) || !fastHeaders(r.Header, sess) {
 		return false
 	}
-	var m callMessage
-	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil ||
-		m.JSONRPC != "2.0" || m.Method != "tools/call" || len(m.ID) == 0 || m.Params.Name == "" {
+	var m fastMessage
+	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil || m.JSONRPC != "2.0" || len(m.ID) == 0 {
 		return false
 	}
-	if !g.fastSession(r.Context(), sess) {
+	if sess.user != "" && sess.user != identity.From(r.Context()).Key() {
+		return false // the SDK refuses it
+	}
+	switch m.Method {
+	case "tools/call":
+		return g.fastCall(w, r, &m, sess)
+	case "tools/list":
+		return g.fastList(w, r, &m, sess)
+	}
+	return false
+}
+
+// fastCall serves a tools/call if its session takes nothing back during
+// calls, and reports whether it did.
+func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request, m *fastMessage, sess *liveSession) bool {
+	if m.Params.Name == "" || !g.quiet(sess) {
 		return false
 	}
 	meta, ok := forwardMeta(m.Params.Meta)
@@ -130,12 +154,9 @@ func fastHeaders(h http.Header, sess *liveSession) bool {
 	return strings.Contains(accept, "application/json") && strings.Contains(accept, "text/event-stream")
 }
 
-// fastSession reports whether the caller in ctx owns sess (otherwise the
-// SDK refuses the request) and whether its calls need nothing relayed.
-func (g *Gateway) fastSession(ctx context.Context, sess *liveSession) bool {
-	if sess.user != "" && sess.user != identity.From(ctx).Key() {
-		return false
-	}
+// quiet reports whether calls on sess need nothing relayed back: its client
+// declared neither sampling nor elicitation and set no log level.
+func (g *Gateway) quiet(sess *liveSession) bool {
 	if declaresRelay(sess.ss) {
 		return false
 	}
@@ -271,4 +292,57 @@ func fastCancel(w http.ResponseWriter, body []byte, sess *liveSession) bool {
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return true
+}
+
+// fastList serves a tools/list from the tools' encoded definitions.
+func (g *Gateway) fastList(w http.ResponseWriter, r *http.Request, m *fastMessage, sess *liveSession) bool {
+	if _, ok := forwardMeta(m.Params.Meta); !ok {
+		return false
+	}
+	ctx := r.Context()
+	g.discover(ctx, sess.ss)
+	pub := g.pub.Load()
+	page, next, err := filter(g, ctx, pub, pub.cat.Tools, toolName,
+		func(t *router.Tool) *authz.Target { return pub.targets.tools[t.Def.Name] }, authz.CallTool, authz.ListTools, "tools/list", m.Params.Cursor)
+	if err != nil {
+		writeAnswer(w, m.ID, nil, err)
+		return true
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	c := g.cacheable()
+	fmt.Fprintf(buf, `{"ttlMs":%d,"cacheScope":%q,"tools":[`, c.TTLMs, c.CacheScope)
+	for i, t := range page {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(pub.wire[t])
+	}
+	buf.WriteByte(']')
+	if next != "" {
+		fmt.Fprintf(buf, `,"nextCursor":%q`, next)
+	}
+	buf.WriteByte('}')
+	writeAnswer(w, m.ID, buf.Bytes(), nil)
+	return true
+}
+
+func toolName(t *router.Tool) string { return t.Def.Name }
+
+// wireTools encodes every tool's definition as clients get it, once per
+// catalog.
+func wireTools(c *router.Catalog) map[*router.Tool]json.RawMessage {
+	out := make(map[*router.Tool]json.RawMessage, len(c.Tools))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for _, t := range c.Tools {
+		buf.Reset()
+		if err := enc.Encode(t.Def); err != nil {
+			continue // left out of fast lists; the SDK path reports it
+		}
+		out[t] = bytes.Clone(bytes.TrimSpace(buf.Bytes()))
+	}
+	return out
 }

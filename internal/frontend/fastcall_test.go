@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"errors"
@@ -159,41 +160,51 @@ func readAnswer(t *testing.T, w *httptest.ResponseRecorder) (answer, string) {
 	return a, ct
 }
 
-// TestFastPathMatchesSDKPath sends each call twice on one session: as
+// TestFastPathMatchesSDKPath sends each request twice on one session: as
 // is (the fast path: a JSON answer) and with a progress token (the SDK
 // path: an event stream). Both must answer the same.
 func TestFastPathMatchesSDKPath(t *testing.T) {
 	for _, jsonBackend := range []bool{false, true} {
 		t.Run(fmt.Sprintf("backend JSON answers %v", jsonBackend), func(t *testing.T) {
-			gw := fastGateway(t, fastBackend(t, jsonBackend, nil), nil)
+			gw := fastGateway(t, fastBackend(t, jsonBackend, nil), &frontend.Options{PageSize: 2})
 			c := openRPC(t, gw, "", "{}")
-			for i, call := range []string{
-				`{"name":"be_echo","arguments":{"a":[1,2,{"b":"ü\u00e9"}]}}`,
-				`{"name":"be_echo","arguments":{},"_meta":{"com.example/x":"y","io.modelcontextprotocol/private":1}}`,
-				`{"name":"be_echo"}`,
-				`{"name":"be_fail","arguments":{}}`,
-				`{"name":"be_meta","arguments":{}}`,
-				`{"name":"be_chatty","arguments":{}}`,
+			second := encodeCursorLike("be_chatty")
+			for i, req := range []struct{ method, params string }{
+				{"tools/call", `{"name":"be_echo","arguments":{"a":[1,2,{"b":"ü\u00e9<&>"}]}}`},
+				{"tools/call", `{"name":"be_echo","arguments":{},"_meta":{"com.example/x":"y","io.modelcontextprotocol/private":1}}`},
+				{"tools/call", `{"name":"be_echo"}`},
+				{"tools/call", `{"name":"be_fail","arguments":{}}`},
+				{"tools/call", `{"name":"be_meta","arguments":{}}`},
+				{"tools/call", `{"name":"be_chatty","arguments":{}}`},
+				{"tools/list", `{}`},
+				{"tools/list", `{"cursor":"` + second + `"}`},
+				{"tools/list", `{"cursor":"not base64!"}`},
 			} {
-				fast, fastCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":%s}`, 2*i+1, call)))
-				slowCall := strings.Replace(call, `{"name"`, `{"_meta":{"progressToken":"p"},"name"`, 1)
-				if strings.Contains(call, `"_meta"`) {
-					slowCall = strings.Replace(call, `"_meta":{`, `"_meta":{"progressToken":"p",`, 1)
+				fast, fastCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, i, req.method, req.params)))
+				slowParams := strings.Replace(req.params, `{`, `{"_meta":{"progressToken":"p"},`, 1)
+				if strings.Contains(req.params, `"_meta"`) {
+					slowParams = strings.Replace(req.params, `"_meta":{`, `"_meta":{"progressToken":"p",`, 1)
 				}
-				slow, slowCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"s%d","method":"tools/call","params":%s}`, i, slowCall)))
+				slowParams = strings.Replace(slowParams, `},}`, `}}`, 1)
+				slow, slowCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"s%d","method":%q,"params":%s}`, i, req.method, slowParams)))
+				what := req.method + " " + req.params
 				if fastCT != "application/json" || !strings.HasPrefix(slowCT, "text/event-stream") {
-					t.Fatalf("%s: answered as %q and %q; want the fast path's JSON and the SDK's event stream", call, fastCT, slowCT)
+					t.Fatalf("%s: answered as %q and %q; want the fast path's JSON and the SDK's event stream", what, fastCT, slowCT)
 				}
-				if string(fast.ID) != fmt.Sprint(2*i+1) || string(slow.ID) != fmt.Sprintf(`"s%d"`, i) {
-					t.Errorf("%s: ids %s and %s", call, fast.ID, slow.ID)
+				if string(fast.ID) != fmt.Sprint(i) || string(slow.ID) != fmt.Sprintf(`"s%d"`, i) {
+					t.Errorf("%s: ids %s and %s", what, fast.ID, slow.ID)
 				}
 				if got, want := canonical(t, fast), canonical(t, slow); got != want {
-					t.Errorf("%s:\nfast path: %s\nSDK path:  %s", call, got, want)
+					t.Errorf("%s:\nfast path: %s\nSDK path:  %s", what, got, want)
 				}
 			}
 		})
 	}
 }
+
+// encodeCursorLike is the cursor of the page after name (base64url of the
+// last name on a page, as the gateway makes them).
+func encodeCursorLike(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
 
 // canonical renders an answer with sorted keys and without the progress
 // token the SDK path's echo saw.

@@ -15,6 +15,7 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -214,10 +215,12 @@ type published struct {
 	// offline maps the tools of backends that are down to their backend,
 	// so that a call to one says the backend is unavailable.
 	offline map[string]string
+	// wire holds each tool's definition as encoded for tools/list.
+	wire map[*router.Tool]json.RawMessage
 }
 
 func (g *Gateway) publish(c *router.Catalog) {
-	p := &published{cat: c, offline: g.offlineTools(c)}
+	p := &published{cat: c, offline: g.offlineTools(c), wire: wireTools(c)}
 	if g.opts.Authorizer != nil {
 		p.targets = g.buildTargets(c)
 	}

@@ -104,7 +104,7 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 	if sess != nil {
 		sess.touch(1)
 		defer sess.touch(-1)
-		if g.fastCall(w, r, body, sess) || fastCancel(w, body, sess) {
+		if g.fastPath(w, r, body, sess) || fastCancel(w, body, sess) {
 			return
 		}
 	}
