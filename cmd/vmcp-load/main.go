@@ -276,6 +276,7 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&cfg.Sessions, "sessions", 1000, "idle sessions")
 	fs.BoolVar(&cfg.NoStandaloneStream, "no-get-stream", false, "clients open no standalone GET stream")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write heap and goroutine profiles of each target, sessions open, to `dir`")
+	fs.Var((*strs)(&cfg.Env), "env", "NAME=value added to the environment of both processes measured (repeatable), e.g. GODEBUG=adaptivestackstart=0")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

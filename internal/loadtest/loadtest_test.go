@@ -44,11 +44,20 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
+	for _, c := range []*Comparison{s.Calls, s.Isolated, s.AuthCalls} {
+		if !c.hasProxy() {
+			t.Errorf("%s comparison without the floor (bare proxy) target", c.Config.Mode)
+		}
+	}
+	if len(s.IdleStack) != 2 || len(s.IdleStack[1].Env) != 1 {
+		t.Errorf("idle sessions with %s: %+v", IdleStackEnv, s.IdleStack)
+	}
 	if len(s.Idle) != 2 || len(s.IdleNoGET) != 2 || s.Cold == nil || s.ColdStdio == nil || s.Decision <= 0 {
 		t.Fatalf("a scenario is missing; log:\n%s", log.String())
 	}
 	md := s.Markdown()
-	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "Cedar decision", "## Idle sessions", "## Cold start", "Smoke run"} {
+	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "Cedar decision", "## Idle sessions", "## Cold start", "Smoke run",
+		"a bare reverse proxy", IdleStackEnv[len("GODEBUG="):]} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

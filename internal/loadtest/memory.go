@@ -18,6 +18,9 @@ type IdleConfig struct {
 	Sessions int
 	// NoStandaloneStream: the clients open no standalone GET stream.
 	NoStandaloneStream bool
+	// Env is added to the environment of both processes measured, for
+	// example GODEBUG=adaptivestackstart=0.
+	Env []string
 	// ProfileDir, if set, receives heap and goroutine profiles of each
 	// target with its sessions open (TARGET-heap.pprof, TARGET-goroutine.pprof).
 	ProfileDir string
@@ -28,6 +31,7 @@ type IdleConfig struct {
 // IdleResult is the memory a process holds per idle session.
 type IdleResult struct {
 	Target               string // Direct (a go-sdk server) or Through (vmcp)
+	Env                  []string
 	Sessions             int
 	StandaloneStream     bool
 	Before, After        Mem
@@ -58,9 +62,9 @@ func Idle(ctx context.Context, cfg IdleConfig) ([]*IdleResult, error) {
 		var c *child
 		var err error
 		if target == Direct {
-			c, err = startChild("backend")
+			c, err = startChild("backend", cfg.Env...)
 		} else {
-			c, err = startChild("gateway", envConfig+"="+GatewayConfig([]BackendRef{{Name: "echo", URL: backend.URL}}, ""))
+			c, err = startChild("gateway", append([]string{envConfig + "=" + GatewayConfig([]BackendRef{{Name: "echo", URL: backend.URL}}, "")}, cfg.Env...)...)
 		}
 		if err != nil {
 			return nil, err
@@ -130,7 +134,7 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 	}
 	n := float64(cfg.Sessions)
 	return &IdleResult{
-		Target: target, Sessions: cfg.Sessions, StandaloneStream: !cfg.NoStandaloneStream,
+		Target: target, Env: cfg.Env, Sessions: cfg.Sessions, StandaloneStream: !cfg.NoStandaloneStream,
 		Before: before, After: after, AfterClose: closed,
 		LivePerSession:       (float64(after.Live()) - float64(before.Live())) / n,
 		RSSPerSession:        (float64(after.RSS) - float64(before.RSS)) / n,
