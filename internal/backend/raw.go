@@ -227,8 +227,8 @@ func (c *Conn) readAnswer(ctx context.Context, version string, resp *http.Respon
 	case http.StatusNotFound:
 		return nil, errors.New("the backend no longer knows vmcp's session (HTTP 404)")
 	default:
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+		// The body is not quoted: a backend's error page may echo credentials.
+		return nil, fmt.Errorf("the backend answered HTTP %s", resp.Status)
 	}
 	ct := resp.Header.Get("Content-Type")
 	buf := getBuf()
@@ -241,7 +241,11 @@ func (c *Conn) readAnswer(ctx context.Context, version string, resp *http.Respon
 			if buf.Len() > maxRawAnswer {
 				return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
 			}
-			return c.rawAnswer(ctx, version, buf, id)
+			res, err := c.rawAnswer(ctx, version, buf, id)
+			if res == nil && err == nil {
+				err = errors.New("the backend's JSON answer is not the response to the call")
+			}
+			return res, err
 		case strings.HasPrefix(ct, "text/event-stream"):
 			return c.readStream(ctx, version, resp.Body, buf, id)
 		}

@@ -112,3 +112,113 @@ func TestRawCallsReuseConnections(t *testing.T) {
 		t.Errorf("200 sequential calls opened %d new connections; want the pooled one reused", n)
 	}
 }
+
+// scripted is a hand-written streamable HTTP MCP server whose tools/call
+// answers are scripted per tool: what raw calls must cope with from
+// servers other than the go-sdk's.
+type scripted struct {
+	replies atomic.Int32 // answers vmcp posted to the server's own requests
+}
+
+func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Mcp-Session-Id", "s1")
+	jsonAnswer := func(body string) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}
+	events := func(data ...string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, d := range data {
+			_, _ = w.Write([]byte("event: message\ndata: " + d + "\n\n"))
+		}
+	}
+	result := `{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"content":[{"type":"text","text":"ok"}]}}`
+	switch {
+	case m.Method == "initialize":
+		jsonAnswer(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"scripted","version":"1"}}}`)
+	case m.Method == "tools/list":
+		jsonAnswer(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{"tools":[{"name":"t","inputSchema":{"type":"object"}}]}}`)
+	case m.Method == "ping":
+		jsonAnswer(`{"jsonrpc":"2.0","id":` + string(m.ID) + `,"result":{}}`)
+	case m.Method == "" && len(m.ID) > 0: // vmcp's answer to a request of ours
+		s.replies.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	case m.Method != "tools/call":
+		w.WriteHeader(http.StatusAccepted)
+	case m.Params.Name == "json":
+		jsonAnswer(result)
+	case m.Params.Name == "chatty": // a request and a notification on the call's stream, then the answer, multi-line
+		events(`{"jsonrpc":"2.0","id":"srv-1","method":"ping"}`,
+			`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}`,
+			strings.Replace(result, `,"result"`, ",\ndata: \"result\"", 1))
+	case m.Params.Name == "wrong-id":
+		jsonAnswer(`{"jsonrpc":"2.0","id":"someone-else","result":{}}`)
+	case m.Params.Name == "no-answer":
+		events(`{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}`)
+	case m.Params.Name == "error-page":
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("token=secret-value"))
+	case m.Params.Name == "not-json":
+		jsonAnswer(`{"jsonrpc":"2.0",`)
+	}
+}
+
+// TestRawCallAnswers: answers as JSON or as event streams (with the
+// server's own requests and notifications before the answer, and data
+// split over lines), and the failures: an answer to something else, a
+// stream that ends without an answer, an error page (not quoted: it may
+// echo credentials), a body that is not JSON.
+func TestRawCallAnswers(t *testing.T) {
+	srv := &scripted{}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	set := backend.NewSet([]backend.Spec{{Name: "be", Transport: backend.StreamableHTTP, URL: ts.URL}}, &backend.Options{HealthInterval: time.Hour})
+	set.Start()
+	t.Cleanup(set.Close)
+	if err := set.WaitAttempted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := set.Get("be")
+	for _, tc := range []struct{ tool, wantErr string }{
+		{"json", ""},
+		{"chatty", ""},
+		{"wrong-id", "not the response to the call"},
+		{"no-answer", "ended without an answer"},
+		{"error-page", "HTTP 500"},
+		{"not-json", "invalid JSON-RPC message"},
+	} {
+		res, err := b.CallToolRaw(t.Context(), nil, backend.RawCall{Name: tc.tool, Arguments: json.RawMessage(`{}`)})
+		if tc.wantErr == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.tool, err)
+				continue
+			}
+			if string(res.Result) != `{"content":[{"type":"text","text":"ok"}]}` {
+				t.Errorf("%s: result %s", tc.tool, res.Result)
+			}
+			res.Release()
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: error %v; want one saying %q (and no body)", tc.tool, err, tc.wantErr)
+		}
+	}
+	if n := srv.replies.Load(); n != 1 {
+		t.Errorf("vmcp answered %d requests of the server; want its ping answered once", n)
+	}
+}

@@ -260,6 +260,10 @@ func TestFastPathKeepsSessionRules(t *testing.T) {
 	if w := alice.send(`{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"be_nope","arguments":{}}}`); !strings.Contains(w.Body.String(), `unknown tool`) {
 		t.Errorf("an unknown tool: %s", w.Body)
 	}
+	modern := `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"be_echo","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`
+	if w := alice.send(modern); w.Code == http.StatusOK && strings.Contains(w.Body.String(), `"result"`) {
+		t.Errorf("a 2026-07-28 request on a 2025-11-25 session was served: %d %s", w.Code, w.Body)
+	}
 
 	r := httptest.NewRequest(http.MethodDelete, "/mcp", nil)
 	r.Header.Set("Mcp-Session-Id", alice.sid)

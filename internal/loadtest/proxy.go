@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"context"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -39,5 +41,7 @@ func newProxy(target *url.URL) *httputil.ReverseProxy {
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: target.Scheme, Host: target.Host}) },
 		FlushInterval: -1, // event streams pass at once
 		Transport:     t,
+		// Streams the client closes at the end of a run are not errors here.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 }
