@@ -182,6 +182,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&cfg.Protocol, "protocol", loadtest.SessionProtocol, "protocol revision: "+loadtest.SessionProtocol+" or "+loadtest.StatelessProtocol)
 	fs.BoolVar(&cfg.NoStandaloneStream, "no-get-stream", false, "do not open the standalone GET stream after initialization")
 	fs.BoolVar(&cfg.Raw, "raw", false, "send requests as bare JSON-RPC and do not decode answers (protocol "+loadtest.SessionProtocol+" only)")
+	fs.BoolVar(&cfg.HTTP2, "http2", false, "speak cleartext HTTP/2 (h2c, prior knowledge): the sessions share a connection")
 	fs.Var(&hdr, "header", "`'Name: value'` added to every request (repeatable), e.g. 'Authorization: Bearer TOKEN'")
 	prof := addProfiling(fs)
 	if err := fs.Parse(args); err != nil {
@@ -229,6 +230,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.GatewayTool, "gateway-tool", "echo_echo", "the echo tool's name through vmcp")
 	fs.Var(&hdr, "header", "`'Name: value'` sent to vmcp only (repeatable), e.g. 'Authorization: Bearer TOKEN'")
 	fs.BoolVar(&cfg.Auth, "auth", false, "JWT + Cedar: vmcp validates a JWT minted by the harness (its own JWKS server) and decides with 20 Cedar policies; in list mode the caller sees the tools of backends b00 and b03 only")
+	fs.BoolVar(&cfg.HTTP2, "http2", false, "load clients speak cleartext HTTP/2 (h2c) to both targets")
 	fs.BoolVar(&cfg.Floor, "floor", false, "also measure a bare reverse proxy (net/http/httputil) in front of the backend, where vmcp runs: the cost of one more HTTP hop (call mode)")
 	fs.BoolVar(&cfg.Isolate, "isolate", false, "run the backend(s) and vmcp each in a process of its own (default: all in this process)")
 	var genv strs
@@ -277,6 +279,7 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&cfg.NoStandaloneStream, "no-get-stream", false, "clients open no standalone GET stream")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write heap and goroutine profiles of each target, sessions open, to `dir`")
 	fs.Var((*strs)(&cfg.Env), "env", "NAME=value added to the environment of both processes measured (repeatable), e.g. GODEBUG=adaptivestackstart=0")
+	fs.BoolVar(&cfg.HTTP2, "http2", false, "clients speak cleartext HTTP/2 (h2c): their open streams share a connection")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -128,6 +128,14 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	mux.HandleFunc("GET /readyz", gw.ServeReady)
 	mux.Handle("GET /metrics", a.metricsHandler())
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	if !cfg.Server.DisableH2C {
+		// Clients and proxies that speak HTTP/2 without TLS share one
+		// connection among their streams: an idle session's open GET
+		// stream then costs no connection of its own (docs/benchmarks.md).
+		a.server.Protocols = new(http.Protocols)
+		a.server.Protocols.SetHTTP1(true)
+		a.server.Protocols.SetUnencryptedHTTP2(true)
+	}
 	return a, nil
 }
 

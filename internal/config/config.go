@@ -533,6 +533,9 @@ type Server struct {
 	PageSize int `yaml:"pageSize"`
 	// SessionIdleTimeout closes sessions idle for that long. Default: 30m.
 	SessionIdleTimeout Duration `yaml:"sessionIdleTimeout"`
+	// DisableH2C turns off cleartext HTTP/2 (h2c with prior knowledge),
+	// which is served beside HTTP/1.1 on the same port by default.
+	DisableH2C bool `yaml:"disableH2C"`
 	// ShutdownTimeout bounds the wait for in-flight calls on shutdown;
 	// calls still running after it are cancelled. Default: 10s.
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`

@@ -71,6 +71,8 @@ type CompareConfig struct {
 	// that the gateway refuses a request without a token and filters the
 	// caller's tool list.
 	Auth bool
+	// HTTP2: the load clients speak cleartext HTTP/2 (see [Config.HTTP2]).
+	HTTP2 bool
 	// Floor also measures a bare reverse proxy in front of the backend
 	// (target Proxy, see [StartProxy]; call mode only), in the process of
 	// the gateway: what one more HTTP hop costs on this machine.
@@ -168,7 +170,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 			for _, name := range order {
 				rc := targets[name]
 				rc.Mode, rc.Concurrency, rc.Duration, rc.Warmup, rc.Protocol = cfg.Mode, c, cfg.Duration, cfg.Warmup, cfg.Protocol
-				rc.Raw = cfg.Client == ClientRaw
+				rc.Raw, rc.HTTP2 = cfg.Client == ClientRaw, cfg.HTTP2
 				var res *Result
 				pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
 					res, err = Run(ctx, rc)

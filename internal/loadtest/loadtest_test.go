@@ -52,12 +52,15 @@ func TestSmoke(t *testing.T) {
 	if len(s.IdleStack) != 2 || len(s.IdleStack[1].Env) != 1 {
 		t.Errorf("idle sessions with %s: %+v", IdleStackEnv, s.IdleStack)
 	}
+	if len(s.IdleHTTP2) != 2 || !s.IdleHTTP2[1].HTTP2 {
+		t.Errorf("idle sessions over HTTP/2: %+v", s.IdleHTTP2)
+	}
 	if len(s.Idle) != 2 || len(s.IdleNoGET) != 2 || s.Cold == nil || s.ColdStdio == nil || s.Decision <= 0 {
 		t.Fatalf("a scenario is missing; log:\n%s", log.String())
 	}
 	md := s.Markdown()
 	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "Cedar decision", "## Idle sessions", "## Cold start", "Smoke run",
-		"a bare reverse proxy", IdleStackEnv[len("GODEBUG="):]} {
+		"a bare reverse proxy", IdleStackEnv[len("GODEBUG="):], "HTTP/2 (h2c)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

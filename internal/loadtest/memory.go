@@ -18,6 +18,8 @@ type IdleConfig struct {
 	Sessions int
 	// NoStandaloneStream: the clients open no standalone GET stream.
 	NoStandaloneStream bool
+	// HTTP2: the clients speak cleartext HTTP/2 (see [Config.HTTP2]).
+	HTTP2 bool
 	// Env is added to the environment of both processes measured, for
 	// example GODEBUG=adaptivestackstart=0.
 	Env []string
@@ -32,6 +34,7 @@ type IdleConfig struct {
 type IdleResult struct {
 	Target               string // Direct (a go-sdk server) or Through (vmcp)
 	Env                  []string
+	HTTP2                bool
 	Sessions             int
 	StandaloneStream     bool
 	Before, After        Mem
@@ -87,7 +90,7 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 			return nil, err
 		}
 	}
-	rc := &Config{URL: c.Base + "/mcp", Concurrency: 64, NoStandaloneStream: cfg.NoStandaloneStream}
+	rc := &Config{URL: c.Base + "/mcp", Concurrency: 64, NoStandaloneStream: cfg.NoStandaloneStream, HTTP2: cfg.HTTP2}
 	if target == Through {
 		rc.Tool = "echo_echo"
 	}
@@ -134,7 +137,7 @@ func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*Id
 	}
 	n := float64(cfg.Sessions)
 	return &IdleResult{
-		Target: target, Env: cfg.Env, Sessions: cfg.Sessions, StandaloneStream: !cfg.NoStandaloneStream,
+		Target: target, Env: cfg.Env, HTTP2: cfg.HTTP2, Sessions: cfg.Sessions, StandaloneStream: !cfg.NoStandaloneStream,
 		Before: before, After: after, AfterClose: closed,
 		LivePerSession:       (float64(after.Live()) - float64(before.Live())) / n,
 		RSSPerSession:        (float64(after.RSS) - float64(before.RSS)) / n,

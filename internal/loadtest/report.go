@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -101,6 +102,7 @@ type Suite struct {
 	Decision  time.Duration // one Cedar decision of the authenticated scenarios (DecisionCost)
 	Idle      []*IdleResult
 	IdleStack []*IdleResult // with IdleStackEnv
+	IdleHTTP2 []*IdleResult // clients speaking cleartext HTTP/2
 	IdleNoGET []*IdleResult
 	Cold      *ColdStartResult
 	ColdStdio *ColdStartResult
@@ -163,6 +165,9 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	stack := idle
 	stack.Env = []string{IdleStackEnv}
 	step("idle sessions, "+IdleStackEnv, func() (e error) { s.IdleStack, e = Idle(ctx, stack); return })
+	h2 := idle
+	h2.HTTP2 = true
+	step("idle sessions, HTTP/2 clients", func() (e error) { s.IdleHTTP2, e = Idle(ctx, h2); return })
 	idle.NoStandaloneStream = true
 	step("idle sessions without GET stream", func() (e error) { s.IdleNoGET, e = Idle(ctx, idle); return })
 	step("cold start", func() (e error) { s.Cold, e = ColdStart(ctx, cold); return })
@@ -222,14 +227,10 @@ func (s *Suite) Markdown() string {
 		fmt.Fprintf(&b, "| one Cedar decision ≤ 10 µs (20 policies, a tools/call with arguments; in-process loop, see also the authz benchmarks) | %.1f µs | %s |\n",
 			float64(s.Decision)/float64(time.Microsecond), verdict(s.Decision <= TargetDecision))
 	}
-	for _, r := range append(append([]*IdleResult{}, s.Idle...), s.IdleStack...) {
+	for _, r := range slices.Concat(s.Idle, s.IdleStack, s.IdleHTTP2) {
 		if r.Target == Through {
-			env := "Go's defaults"
-			if len(r.Env) > 0 {
-				env = strings.Join(r.Env, " ")
-			}
-			fmt.Fprintf(&b, "| memory per idle session ≤ 32 KiB (live heap + stacks; RSS; %s) | %.1f KiB; RSS %.1f KiB | %s |\n",
-				env, r.LivePerSession/1024, r.RSSPerSession/1024, verdict(r.LivePerSession <= TargetSessionBytes))
+			fmt.Fprintf(&b, "| memory per idle session ≤ 32 KiB (live heap + stacks; RSS; %s, %s) | %.1f KiB; RSS %.1f KiB | %s |\n",
+				r.protocol(), r.env(), r.LivePerSession/1024, r.RSSPerSession/1024, verdict(r.LivePerSession <= TargetSessionBytes))
 		}
 	}
 	if c := s.Cold; c != nil {
@@ -262,20 +263,16 @@ func (s *Suite) Markdown() string {
 			"the caller may see those of %d backends; direct: one backend with %d tools, unfiltered",
 			c.Config.Backends, c.Config.Tools, countBelow(AuthAllowedBackends, c.Config.Backends), c.Config.Backends*c.Config.Tools))
 	}
-	if len(s.Idle)+len(s.IdleStack)+len(s.IdleNoGET) > 0 {
+	if len(s.Idle)+len(s.IdleStack)+len(s.IdleHTTP2)+len(s.IdleNoGET) > 0 {
 		b.WriteString("## Idle sessions\n\nEach target in a process of its own; sessions initialized (2025-11-25) then left idle; " +
 			"memory after a full GC, compared with before. Live = heap objects + goroutine stacks.\n\n")
-		b.WriteString("| target | environment | sessions | client GET stream | live / session | heap in use / session | stacks / session | RSS / session | goroutines / session | live after close |\n|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, r := range append(append(append([]*IdleResult{}, s.Idle...), s.IdleStack...), s.IdleNoGET...) {
+		b.WriteString("| target | clients | environment | sessions | client GET stream | live / session | heap in use / session | stacks / session | RSS / session | goroutines / session | live after close |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, r := range slices.Concat(s.Idle, s.IdleStack, s.IdleHTTP2, s.IdleNoGET) {
 			name := "go-sdk server (direct)"
 			if r.Target == Through {
 				name = "vmcp"
 			}
-			env := "Go's defaults"
-			if len(r.Env) > 0 {
-				env = strings.Join(r.Env, " ")
-			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %v | %.1f KiB | %.1f KiB | %.1f KiB | %.1f KiB | %.1f | %+.1f KiB |\n", name, env, r.Sessions, r.StandaloneStream,
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %v | %.1f KiB | %.1f KiB | %.1f KiB | %.1f KiB | %.1f | %+.1f KiB |\n", name, r.protocol(), r.env(), r.Sessions, r.StandaloneStream,
 				r.LivePerSession/1024, r.HeapInusePerSession/1024, r.StackPerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession,
 				(float64(r.AfterClose.Live())-float64(r.Before.Live()))/1024)
 		}
@@ -301,6 +298,22 @@ func (s *Suite) Markdown() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// protocol names the HTTP version the clients of r spoke.
+func (r *IdleResult) protocol() string {
+	if r.HTTP2 {
+		return "HTTP/2 (h2c)"
+	}
+	return "HTTP/1.1"
+}
+
+// env names the runtime settings r ran with.
+func (r *IdleResult) env() string {
+	if len(r.Env) == 0 {
+		return "Go's defaults"
+	}
+	return strings.Join(r.Env, " ")
 }
 
 func countBelow(xs []int, n int) int {

@@ -79,6 +79,10 @@ type Config struct {
 	// CPUPids are other processes (a gateway or backend run as a child)
 	// whose CPU time counts in Result.CPU besides this process's.
 	CPUPids []int
+	// HTTP2 makes the default client speak cleartext HTTP/2 (h2c, prior
+	// knowledge): the sessions share a connection instead of one per open
+	// request. The server must speak it (vmcp does; see server.disableH2C).
+	HTTP2 bool
 	// HTTPClient is used for every request. Default: one sized for
 	// Concurrency, shared by the sessions of this run.
 	HTTPClient *http.Client
@@ -112,7 +116,7 @@ func (c *Config) defaults() {
 		c.Protocol = SessionProtocol
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = NewHTTPClient(c.Concurrency, c.Headers)
+		c.HTTPClient = NewHTTPClient(c.Concurrency, c.Headers, c.HTTP2)
 	}
 }
 
@@ -153,9 +157,14 @@ func us(d time.Duration) string {
 
 // NewHTTPClient returns an HTTP client whose pool keeps enough idle
 // connections for concurrency sessions (the default of 2 per host makes a
-// load client reconnect all the time), adding headers to every request.
-func NewHTTPClient(concurrency int, headers http.Header) *http.Client {
+// load client reconnect all the time), adding headers to every request;
+// with http2 it speaks cleartext HTTP/2 only.
+func NewHTTPClient(concurrency int, headers http.Header, http2 bool) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if http2 {
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+	}
 	t.MaxIdleConns = 4*concurrency + 64
 	t.MaxIdleConnsPerHost = 4*concurrency + 64
 	t.IdleConnTimeout = 90 * time.Second

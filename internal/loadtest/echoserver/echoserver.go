@@ -124,7 +124,7 @@ func Start(opts *Options) (*Server, error) {
 	mux.Handle("/mcp", Handler(New(opts)))
 	s := &Server{
 		URL:  "http://" + ln.Addr().String() + "/mcp",
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, Protocols: h2c()},
 		done: make(chan struct{}),
 	}
 	go func() { _ = s.srv.Serve(ln); close(s.done) }()
@@ -141,4 +141,13 @@ func (s *Server) Close() {
 // or ctx is done.
 func ServeStdio(ctx context.Context, opts *Options) error {
 	return New(opts).Run(ctx, &mcp.StdioTransport{})
+}
+
+// h2c is HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port, as
+// vmcp serves them, so that HTTP/2 load clients can compare both.
+func h2c() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }
