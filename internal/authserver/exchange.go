@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -67,6 +68,12 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r fosi
 	}
 	subject, err := h.s.verifyOwnToken(ctx, form.Get("subject_token"))
 	if err != nil {
+		var bad *ownTokenError
+		if !errors.As(err, &bad) && !errors.Is(err, ErrTokenRevoked) && !errors.Is(err, ErrGrantRevoked) {
+			// The store failed: not the client's fault, and its words stay in the log.
+			h.s.logger.Error("token exchange: checking the subject token failed", "error", err)
+			return fosite.ErrTemporarilyUnavailable.WithHint("The subject token cannot be checked right now; try again later.")
+		}
 		return fosite.ErrInvalidGrant.WithHintf("The subject token is not a valid token of this server: %v.", err)
 	}
 	targets := append(slices.Clone(form["audience"]), form["resource"]...)
@@ -151,7 +158,7 @@ func splitScope(s string) []string {
 func (s *Server) verifyOwnToken(ctx context.Context, raw string) (map[string]any, error) {
 	claims, err := s.keys.verify(raw, s.opts.Issuer, s.opts.Now())
 	if err != nil {
-		return nil, err
+		return nil, &ownTokenError{err}
 	}
 	if err := s.CheckToken(ctx, claims, raw); err != nil {
 		return nil, err
@@ -177,3 +184,10 @@ func withStaticClients(ctx context.Context, st ClientStore, clients []StaticClie
 	}
 	return nil
 }
+
+// ownTokenError is a token that is not one of this server's valid tokens
+// (as opposed to a failure to look it up).
+type ownTokenError struct{ err error }
+
+func (e *ownTokenError) Error() string { return e.err.Error() }
+func (e *ownTokenError) Unwrap() error { return e.err }

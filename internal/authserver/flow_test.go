@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -638,5 +640,63 @@ func TestMetadataDocumentClient(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode < 400 {
 		t.Errorf("a loopback metadata document was fetched: %d", resp.StatusCode)
+	}
+}
+
+// flakyTokens is a store whose token lookups fail while down is set.
+type flakyTokens struct {
+	*memory.Store
+	down atomic.Bool
+}
+
+func (f *flakyTokens) GetToken(ctx context.Context, kind authserver.TokenKind, sig string) (*authserver.TokenRecord, error) {
+	if f.down.Load() {
+		return nil, errors.New("store: connection refused to 10.0.0.7:6379 (password=hunter2)")
+	}
+	return f.Store.GetToken(ctx, kind, sig)
+}
+
+// TestTokenExchangeStoreDown: when the store cannot be asked whether the
+// subject token is still valid, the client hears "try again later", not
+// "invalid grant", and the store's own words stay in the log.
+func TestTokenExchangeStoreDown(t *testing.T) {
+	t.Parallel()
+	var flaky *flakyTokens
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) {
+		flaky = &flakyTokens{Store: o.Store.(*memory.Store)}
+		o.Store = flaky
+		o.StaticClients = []authserver.StaticClient{{ID: "svc", Secret: []byte("svc-secret"),
+			GrantTypes: []string{authserver.GrantTypeTokenExchange}, Audiences: []string{"https://api.example"}}}
+	})
+	client := e.publicClient()
+	verifier := "verifier-0123456789-0123456789-0123456789-abc"
+	tr := e.exchange(client, e.login(client, verifier).Query().Get("code"), verifier)
+	if tr.status != http.StatusOK {
+		t.Fatalf("token: %d %v", tr.status, tr.raw)
+	}
+	exchange := func() tokenResp {
+		form := url.Values{"grant_type": {authserver.GrantTypeTokenExchange}, "subject_token": {tr.AccessToken},
+			"subject_token_type": {authserver.TokenTypeAccessToken}, "audience": {"https://api.example"}}
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+authserver.PathToken, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", "svc-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var raw map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&raw)
+		out := tokenResp{status: resp.StatusCode, raw: raw}
+		out.Error, _ = raw["error"].(string)
+		return out
+	}
+	if ok := exchange(); ok.status != http.StatusOK {
+		t.Fatalf("exchange with the store up: %d %v", ok.status, ok.raw)
+	}
+	flaky.down.Store(true)
+	down := exchange()
+	if down.Error != "temporarily_unavailable" || strings.Contains(fmt.Sprint(down.raw), "hunter2") || strings.Contains(fmt.Sprint(down.raw), "10.0.0.7") {
+		t.Errorf("exchange with the store down: %d %v; want temporarily_unavailable without the store's error", down.status, down.raw)
 	}
 }
