@@ -24,7 +24,11 @@ type grants struct {
 	providers map[string]*provider
 	now       func() time.Time
 	logger    *slog.Logger
-	inflight  singleflight.Group // one refresh per grant at a time
+	inflight  singleflight.Group // one refresh (or extension) per grant at a time
+	// keep is how long a grant outlives its last use: the longest a vmcp
+	// token issued then can live (a refresh token, plus the code before
+	// it). Zero: grants never expire.
+	keep time.Duration
 }
 
 // create stores a new grant for a completed upstream login.
@@ -37,10 +41,20 @@ func (gs *grants) create(ctx context.Context, p *provider, l *login) (*Grant, er
 		UpstreamSubject: l.subject,
 	}
 	gs.fill(g, l)
+	if gs.keep > 0 {
+		g.ExpiresAt = gs.now().Add(gs.keep)
+	}
 	if err := gs.store.PutGrant(ctx, g); err != nil {
 		return nil, fmt.Errorf("storing grant: %w", err)
 	}
 	return g, nil
+}
+
+// stale reports whether g, in use now, should have its expiry pushed back:
+// when less than half of keep is left, so that a grant in steady use is
+// written once per half keep, not on every use.
+func (gs *grants) stale(g *Grant) bool {
+	return gs.keep > 0 && !g.ExpiresAt.IsZero() && g.ExpiresAt.Before(gs.now().Add(gs.keep/2))
 }
 
 // fill copies a login's tokens and verified claims into g.
@@ -59,9 +73,10 @@ func (gs *grants) fill(g *Grant, l *login) {
 }
 
 // Fresh returns the grant, first refreshing its upstream tokens if they
-// expire within minValid. Concurrent calls for one grant share one refresh.
-// A refresh the IdP refuses revokes the grant ([ErrGrantRevoked]); a
-// failure to reach the IdP is returned as is and revokes nothing.
+// expire within minValid, and keeps it from expiring while it is in use.
+// Concurrent calls for one grant share one refresh. A refresh the IdP
+// refuses revokes the grant ([ErrGrantRevoked]); a failure to reach the IdP
+// is returned as is and revokes nothing.
 func (gs *grants) Fresh(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
 	g, err := gs.store.GetGrant(ctx, id)
 	if err != nil {
@@ -70,11 +85,8 @@ func (gs *grants) Fresh(ctx context.Context, id string, minValid time.Duration) 
 	if g.Revoked {
 		return nil, ErrGrantRevoked
 	}
-	if g.Expiry.IsZero() || gs.now().Add(minValid).Before(g.Expiry) {
+	if !gs.needsRefresh(g, minValid) && !gs.stale(g) {
 		return g, nil
-	}
-	if g.RefreshToken == "" {
-		return g, nil // nothing to refresh with; the upstream token may still work
 	}
 	v, err, _ := gs.inflight.Do(id, func() (any, error) { return gs.refresh(context.WithoutCancel(ctx), id, minValid) })
 	if err != nil {
@@ -83,6 +95,15 @@ func (gs *grants) Fresh(ctx context.Context, id string, minValid time.Duration) 
 	return v.(*Grant), nil
 }
 
+// needsRefresh reports whether g's upstream tokens expire within minValid
+// and can be refreshed (without a refresh token the upstream access token
+// may still work, and is used as it is).
+func (gs *grants) needsRefresh(g *Grant, minValid time.Duration) bool {
+	return !g.Expiry.IsZero() && !gs.now().Add(minValid).Before(g.Expiry) && g.RefreshToken != ""
+}
+
+// refresh refreshes g's upstream tokens if needed and pushes its expiry
+// back if stale; one call per grant at a time (Fresh's singleflight).
 func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
 	g, err := gs.store.GetGrant(ctx, id) // re-read: another refresh may just have finished
 	if err != nil {
@@ -91,7 +112,16 @@ func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration
 	if g.Revoked {
 		return nil, ErrGrantRevoked
 	}
-	if !g.Expiry.IsZero() && gs.now().Add(minValid).Before(g.Expiry) {
+	if gs.stale(g) {
+		g.ExpiresAt = gs.now().Add(gs.keep)
+		if !gs.needsRefresh(g, minValid) {
+			if err := gs.store.PutGrant(ctx, g); err != nil {
+				gs.logger.Warn("extending a grant in use failed", "grant", id, "error", err)
+			}
+			return g, nil
+		}
+	}
+	if !gs.needsRefresh(g, minValid) {
 		return g, nil
 	}
 	p := gs.providers[g.Provider]

@@ -143,3 +143,47 @@ func loginUpstream(t *testing.T, idp *fakeidp.IdP) *login {
 	}
 	return l
 }
+
+// TestGrantsExpireUnlessUsed: a grant expires keep after its login unless
+// used; use pushes the expiry back (written once per half keep, not per
+// use); its upstream tokens are not kept for longer than a vmcp token could
+// use them.
+func TestGrantsExpireUnlessUsed(t *testing.T) {
+	t.Parallel()
+	gs, idp, st := newGrants(t, fakeidp.Options{})
+	var mu sync.Mutex
+	now := time.Now()
+	gs.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	gs.keep = time.Hour
+	l := loginUpstream(t, idp)
+	l.token.Expiry = time.Time{} // upstream tokens that never need refreshing: only the expiry changes
+	g, err := gs.create(context.Background(), gs.providers["idp"], l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := gs.now().Add(time.Hour); !g.ExpiresAt.Equal(want) {
+		t.Fatalf("a new grant expires at %v; want login + keep (%v)", g.ExpiresAt, want)
+	}
+	stored := func() time.Time {
+		s, err := st.GetGrant(context.Background(), g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.ExpiresAt
+	}
+	advance(20 * time.Minute)
+	if _, err := gs.Fresh(context.Background(), g.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); !got.Equal(g.ExpiresAt) {
+		t.Errorf("used with 40 of 60 minutes left, the grant was rewritten (expiry %v); want it left alone", got)
+	}
+	advance(20 * time.Minute)
+	if _, err := gs.Fresh(context.Background(), g.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stored(), gs.now().Add(time.Hour); !got.Equal(want) {
+		t.Errorf("used with 20 of 60 minutes left, the grant expires at %v; want %v", got, want)
+	}
+}

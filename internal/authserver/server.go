@@ -136,7 +136,7 @@ func New(opts *Options) (*Server, error) {
 		s.providers = append(s.providers, p)
 		byName[pc.Name] = p
 	}
-	s.grants = &grants{store: o.Store, providers: byName, now: o.Now, logger: o.Logger}
+	s.grants = &grants{store: o.Store, providers: byName, now: o.Now, logger: o.Logger, keep: o.CodeLifespan + o.RefreshTokenLifespan}
 	s.cimd = newCIMDResolver(o.InsecureAllowPrivateClientMetadataHosts, o.Logger)
 	s.oauth = s.newFosite()
 	if err := withStaticClients(context.Background(), o.Store, o.StaticClients, func(b []byte) ([]byte, error) {

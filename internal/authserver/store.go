@@ -118,9 +118,16 @@ type Grant struct {
 	// authorize again.
 	Revoked   bool      `json:"revoked,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// ExpiresAt is when the grant is forgotten: no vmcp token referring to
+	// it outlives it (it is extended while the grant is in use). Zero:
+	// never.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// GrantStore keeps upstream grants.
+// GrantStore keeps upstream grants. A grant past its ExpiresAt is gone:
+// GetGrant and GrantRevoked report ErrNotFound for it, and the store
+// forgets it on its own (the user's upstream tokens are not kept longer
+// than a vmcp token could use them).
 type GrantStore interface {
 	PutGrant(ctx context.Context, g *Grant) error
 	GetGrant(ctx context.Context, id string) (*Grant, error)

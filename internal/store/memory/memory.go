@@ -20,6 +20,7 @@ type Store struct {
 	mu          sync.Mutex // guards the fields below
 	creates     int        // token creations since the last sweep
 	pendingPuts int        // pending entries stored since the last sweep of them
+	grantPuts   int        // grants stored since the last sweep of them
 	clients     map[string][]byte
 	tokens      map[authserver.TokenKind]map[string]*authserver.TokenRecord
 	families    map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
@@ -32,7 +33,10 @@ type Store struct {
 type grantEntry struct {
 	g       []byte
 	revoked bool
+	exp     time.Time // zero: never
 }
+
+func (e grantEntry) expired(now time.Time) bool { return !e.exp.IsZero() && !now.Before(e.exp) }
 
 type pendingEntry struct {
 	p   []byte
@@ -215,16 +219,35 @@ func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
 		return err
 	}
 	s.mu.Lock()
-	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.grantPuts++; s.grantPuts >= sweepEvery { // forget expired grants
+		s.grantPuts = 0
+		now := s.now()
+		for k, e := range s.grants {
+			if e.expired(now) {
+				delete(s.grants, k)
+			}
+		}
+	}
+	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked, exp: g.ExpiresAt}
 	return nil
+}
+
+// grant returns the live entry of id.
+func (s *Store) grant(id string) (grantEntry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.grants[id]
+	if ok && e.expired(s.now()) {
+		delete(s.grants, id)
+		return grantEntry{}, false
+	}
+	return e, ok
 }
 
 // GetGrant returns the grant with id.
 func (s *Store) GetGrant(_ context.Context, id string) (*authserver.Grant, error) {
-	s.mu.Lock()
-	e, ok := s.grants[id]
-	s.mu.Unlock()
+	e, ok := s.grant(id)
 	if !ok {
 		return nil, authserver.ErrNotFound
 	}
@@ -233,9 +256,7 @@ func (s *Store) GetGrant(_ context.Context, id string) (*authserver.Grant, error
 
 // GrantRevoked reports whether the grant with id is revoked.
 func (s *Store) GrantRevoked(_ context.Context, id string) (bool, error) {
-	s.mu.Lock()
-	e, ok := s.grants[id]
-	s.mu.Unlock()
+	e, ok := s.grant(id)
 	if !ok {
 		return false, authserver.ErrNotFound
 	}

@@ -215,6 +215,29 @@ func testGrants(t *testing.T, s authserver.Store, c *clock) {
 	if _, err := s.GrantRevoked(ctx, "g1"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("GrantRevoked after delete: %v, want ErrNotFound", err)
 	}
+
+	// A grant past its ExpiresAt is gone; extending it keeps it.
+	g3 := *g
+	g3.ID, g3.ExpiresAt = "g3", c.now().Add(time.Hour).UTC()
+	if err := s.PutGrant(ctx, &g3); err != nil {
+		t.Fatal(err)
+	}
+	c.add(50 * time.Minute)
+	g3.ExpiresAt = c.now().Add(time.Hour).UTC()
+	if err := s.PutGrant(ctx, &g3); err != nil {
+		t.Fatal(err)
+	}
+	c.add(50 * time.Minute)
+	if _, err := s.GetGrant(ctx, "g3"); err != nil {
+		t.Errorf("an extended grant within its new expiry: %v", err)
+	}
+	c.add(20 * time.Minute)
+	if _, err := s.GetGrant(ctx, "g3"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("an expired grant: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GrantRevoked(ctx, "g3"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("GrantRevoked of an expired grant: %v, want ErrNotFound", err)
+	}
 }
 
 func pending() *authserver.Pending {
