@@ -34,7 +34,7 @@ func TestSmoke(t *testing.T) {
 	// The authenticated comparisons checked, before measuring, that vmcp
 	// refuses a request without a token, filters the caller's list by
 	// policy and denies a forbidden call (see checkAuthorized).
-	for _, c := range []*Comparison{s.Calls, s.Isolated, s.IsoGOGC, s.Stateless, s.List, s.AuthCalls, s.AuthList} {
+	for _, c := range []*Comparison{s.Calls, s.Isolated, s.Stateless, s.List, s.AuthCalls, s.AuthList} {
 		if c == nil || len(c.Samples) == 0 {
 			t.Fatalf("a comparison is missing; log:\n%s", log.String())
 		}

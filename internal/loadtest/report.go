@@ -94,7 +94,6 @@ type Suite struct {
 	Took      time.Duration
 	Calls     *Comparison   // tools/call, session protocol, one process
 	Isolated  *Comparison   // the same, backend and vmcp in processes of their own
-	IsoGOGC   *Comparison   // the same, vmcp with GOGC=100 (Go's default: app.TuneGC off)
 	Stateless *Comparison   // tools/call, stateless protocol
 	List      *Comparison   // tools/list of Backends×Tools tools
 	AuthCalls *Comparison   // tools/call with JWT + Cedar (20 policies)
@@ -118,7 +117,6 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	s := &Suite{Smoke: cfg.Smoke, Machine: DescribeMachine(), Started: time.Now()}
 	calls := CompareConfig{Log: cfg.Log, Floor: true}
 	isolated := CompareConfig{Log: cfg.Log, Isolate: true, Rounds: 3, Floor: true}
-	isoGOGC := CompareConfig{Log: cfg.Log, Isolate: true, Rounds: 3, GatewayEnv: []string{"GOGC=100"}}
 	stateless := CompareConfig{Log: cfg.Log, Protocol: StatelessProtocol, Rounds: 3}
 	list := CompareConfig{Log: cfg.Log, Mode: ModeList, Rounds: 3, Concurrency: []int{1, 4}}
 	authCalls := CompareConfig{Log: cfg.Log, Auth: true, Floor: true}
@@ -127,7 +125,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	cold := ColdStartConfig{Log: cfg.Log}
 	coldStdio := ColdStartConfig{Log: cfg.Log, Stdio: true, Runs: 3}
 	if cfg.Smoke {
-		for _, c := range []*CompareConfig{&calls, &isolated, &isoGOGC, &stateless, &list, &authCalls, &authList} {
+		for _, c := range []*CompareConfig{&calls, &isolated, &stateless, &list, &authCalls, &authList} {
 			c.Rounds, c.Duration, c.Warmup, c.Concurrency = 1, 200*time.Millisecond, 50*time.Millisecond, []int{1, 4}
 		}
 		list.Backends, list.Tools = 3, 5
@@ -148,7 +146,6 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	}
 	step("tools/call, session protocol", func() (e error) { s.Calls, e = Compare(ctx, calls); return })
 	step("tools/call, session protocol, isolated processes", func() (e error) { s.Isolated, e = Compare(ctx, isolated); return })
-	step("tools/call, session protocol, isolated processes, vmcp GOGC=100", func() (e error) { s.IsoGOGC, e = Compare(ctx, isoGOGC); return })
 	step("tools/call, stateless protocol", func() (e error) { s.Stateless, e = Compare(ctx, stateless); return })
 	step("tools/list", func() (e error) { s.List, e = Compare(ctx, list); return })
 	step("tools/call, JWT + Cedar", func() (e error) { s.AuthCalls, e = Compare(ctx, authCalls); return })
@@ -243,9 +240,6 @@ func (s *Suite) Markdown() string {
 	}
 	if s.Isolated != nil {
 		s.Isolated.markdown(&b, "tools/call, session protocol, backend and vmcp each in a process of its own (vmcp's GC tuned as cmd/vmcp does: GOGC=400)")
-	}
-	if s.IsoGOGC != nil {
-		s.IsoGOGC.markdown(&b, "tools/call, session protocol, own processes, vmcp run with GOGC=100 (Go's default; without it vmcp runs with GOGC=400, app.TuneGC)")
 	}
 	if s.Stateless != nil {
 		s.Stateless.markdown(&b, "tools/call, stateless protocol ("+StatelessProtocol+")")
