@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/vmcp-dev/vmcp/internal/authz"
@@ -50,7 +51,19 @@ type fastMessage struct {
 
 const fastParseFlags = sjson.DontCopyRawMessage | sjson.DontCopyNumber | sjson.DontMatchCaseInsensitiveStructFields
 
+// Keys of the stateless revision's request _meta.
+const (
+	serverInfoKey   = "io.modelcontextprotocol/serverInfo"
+	clientCapsKey   = "io.modelcontextprotocol/clientCapabilities"
+	clientInfoKey   = "io.modelcontextprotocol/clientInfo"
+	clientLogLevel  = "io.modelcontextprotocol/logLevel"
+	progressKey     = "progressToken"
+	mcpMethodHeader = "Mcp-Method"
+	mcpNameHeader   = "Mcp-Name"
+)
+
 var (
+	mcpHeaderKey    = []byte(`"x-mcp-header"`)
 	emptyObject     = json.RawMessage(`{}`)
 	toolsMethods    = []byte(`"tools/`)
 	cancelledMethod = []byte(`"notifications/cancelled"`)
@@ -59,30 +72,42 @@ var (
 // fastPath serves r if it is a tools/call or tools/list the fast path can
 // take, and reports whether it did.
 func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, sess *liveSession) bool {
-	if !bytes.Contains(body, toolsMethods) || !fastHeaders(r.Header, sess) {
+	if !bytes.Contains(body, toolsMethods) {
+		return false
+	}
+	modern := sess == nil // a request without a known session: served here only in the stateless revision
+	if modern && !modernHeaders(r.Header) || !modern && !fastHeaders(r.Header, sess) {
 		return false
 	}
 	var m fastMessage
-	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil || m.JSONRPC != "2.0" || len(m.ID) == 0 ||
-		bytes.Contains(m.Params.Meta, []byte(metaVersionKey)) { // a 2026-07-28 request on a session: the SDK refuses it
+	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil || m.JSONRPC != "2.0" || len(m.ID) == 0 {
 		return false
 	}
-	if sess.user != "" && sess.user != identity.From(r.Context()).Key() {
-		return false // the SDK refuses it
+	if modern {
+		if !modernRequest(r.Header, &m) {
+			return false
+		}
+	} else if bytes.Contains(m.Params.Meta, []byte(metaVersionKey)) || // a 2026-07-28 request on a session: the SDK refuses it
+		sess.user != "" && sess.user != identity.From(r.Context()).Key() { // another user's session: the SDK refuses it
+		return false
+	}
+	a := &fastAnswer{w: w, id: m.ID}
+	if modern {
+		a.serverInfo = g.serverInfo
 	}
 	switch m.Method {
 	case "tools/call":
-		return g.fastCall(w, r, &m, sess)
+		return g.fastCall(r, &m, sess, a)
 	case "tools/list":
-		return g.fastList(w, r, &m, sess)
+		return g.fastList(r, &m, sess, a)
 	}
 	return false
 }
 
 // fastCall serves a tools/call if its session takes nothing back during
 // calls, and reports whether it did.
-func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request, m *fastMessage, sess *liveSession) bool {
-	if m.Params.Name == "" || !g.quiet(sess) {
+func (g *Gateway) fastCall(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
+	if m.Params.Name == "" || sess != nil && !g.quiet(sess) {
 		return false
 	}
 	meta, ok := forwardMeta(m.Params.Meta)
@@ -94,6 +119,9 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request, m *fastMessag
 	if t == nil {
 		return false // unknown, or its backend is down: the SDK path says which
 	}
+	if a.serverInfo != nil && bytes.Contains(pub.wire[t], mcpHeaderKey) {
+		return false // the SDK checks the Mcp-Param-* headers of such a tool
+	}
 	b := g.backends.Get(t.Backend)
 	if b == nil {
 		return false
@@ -102,33 +130,37 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request, m *fastMessag
 	if g.opts.Authorizer != nil {
 		if err := g.authorize(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
 			authz.ArgumentsOf(m.Params.Arguments), "tools/call"); err != nil {
-			writeAnswer(w, m.ID, nil, err)
+			a.fail(err)
 			return true
 		}
 	}
 	if !g.calls.start() {
-		writeAnswer(w, m.ID, nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"})
+		a.fail(&jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"})
 		return true
 	}
 	defer g.calls.end()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(g.stopCtx, cancel)()
-	defer sess.track(string(m.ID), cancel)()
+	var p backend.Peer = noRelay{}
+	if sess != nil {
+		defer sess.track(string(m.ID), cancel)()
+		p = &peer{ss: sess.ss}
+	}
 
 	args := m.Params.Arguments
 	if len(args) == 0 || string(args) == "null" {
 		args = emptyObject // as the SDK's client sends a call without arguments
 	}
-	res, err := b.CallToolRaw(ctx, &peer{ss: sess.ss}, backend.RawCall{Name: t.Original, Arguments: args, Meta: meta})
+	res, err := b.CallToolRaw(ctx, p, backend.RawCall{Name: t.Original, Arguments: args, Meta: meta})
 	if err != nil {
 		var rpcErr *jsonrpc.Error
 		if !errors.As(err, &rpcErr) {
 			g.logger.Warn("tool call failed", "tool", t.Def.Name, "backend", t.Backend, "error", err)
-			writeAnswer(w, m.ID, errorResult(err.Error()), nil)
+			a.result(errorResult(err.Error()))
 			return true
 		}
-		writeAnswer(w, m.ID, nil, rpcErr)
+		a.fail(rpcErr)
 		return true
 	}
 	defer res.Release()
@@ -137,7 +169,7 @@ func (g *Gateway) fastCall(w http.ResponseWriter, r *http.Request, m *fastMessag
 		g.logger.Warn("tool call failed", "tool", t.Def.Name, "backend", t.Backend, "error", err)
 		result = errorResult(err.Error())
 	}
-	writeAnswer(w, m.ID, result, nil)
+	a.result(result)
 	return true
 }
 
@@ -148,6 +180,49 @@ func fastHeaders(h http.Header, sess *liveSession) bool {
 	if ip == nil || h.Get("Mcp-Protocol-Version") != ip.ProtocolVersion {
 		return false
 	}
+	return transportHeaders(h)
+}
+
+// modernHeaders checks the headers of a stateless (2026-07-28) request as
+// the SDK would, the protocol version header first.
+func modernHeaders(h http.Header) bool {
+	return h.Get("Mcp-Protocol-Version") >= ModernVersion && transportHeaders(h)
+}
+
+// modernRequest checks a stateless request as the SDK would: its _meta
+// carries the protocol version of its header and valid client
+// capabilities (and client info, if any); Mcp-Method and Mcp-Name match the
+// body. A request whose client asked for log messages or progress goes to
+// the SDK, which relays them.
+func modernRequest(h http.Header, m *fastMessage) bool {
+	if h.Get(mcpMethodHeader) != m.Method || m.Method == "tools/call" && h.Get(mcpNameHeader) != m.Params.Name {
+		return false
+	}
+	var meta map[string]json.RawMessage
+	if json.Unmarshal(m.Params.Meta, &meta) != nil {
+		return false
+	}
+	var version string
+	if json.Unmarshal(meta[metaVersionKey], &version) != nil || version != h.Get("Mcp-Protocol-Version") {
+		return false
+	}
+	var caps mcp.ClientCapabilities
+	if raw, ok := meta[clientCapsKey]; !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || json.Unmarshal(raw, &caps) != nil {
+		return false
+	}
+	if raw, ok := meta[clientInfoKey]; ok {
+		var info mcp.Implementation
+		if json.Unmarshal(raw, &info) != nil {
+			return false
+		}
+	}
+	_, logs := meta[clientLogLevel]
+	_, progress := meta[progressKey]
+	return !logs && !progress
+}
+
+// transportHeaders checks a POST's transport headers as the SDK would.
+func transportHeaders(h http.Header) bool {
 	if ct := h.Get("Content-Type"); ct != "application/json" && !strings.HasPrefix(ct, "application/json;") {
 		return false
 	}
@@ -251,29 +326,96 @@ func errorResult(msg string) json.RawMessage {
 	return json.RawMessage(`{"content":[{"type":"text","text":` + string(text) + `}],"isError":true}`)
 }
 
-// writeAnswer writes the JSON-RPC response to request id: result, or the
-// error (a *jsonrpc.Error, as the SDK would send it).
-func writeAnswer(w http.ResponseWriter, id json.RawMessage, result json.RawMessage, err error) {
+// fastAnswer writes the answer to one request. In the stateless revision
+// results carry what the SDK adds to them there: "resultType" and the
+// server's identity in _meta (there is no initialize to learn it from).
+type fastAnswer struct {
+	w          http.ResponseWriter
+	id         json.RawMessage
+	serverInfo json.RawMessage // {"name":…,"version":…}; nil on a session
+}
+
+// fail answers with err (a *jsonrpc.Error, as the SDK would send it).
+func (a *fastAnswer) fail(err error) {
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) {
+		rpcErr = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
+	}
+	e, _ := json.Marshal(rpcErr)
+	status := http.StatusOK
+	if a.serverInfo != nil { // the stateless revision gives some errors an HTTP status (SEP-2575)
+		switch rpcErr.Code {
+		case jsonrpc.CodeMethodNotFound:
+			status = http.StatusNotFound
+		case jsonrpc.CodeInvalidParams, codeUnsupportedProtocolVersion, codeMissingClientCapabilities:
+			status = http.StatusBadRequest
+		}
+	}
+	a.write(status, "error", e)
+}
+
+// JSON-RPC error codes of the stateless revision (go-sdk's
+// CodeUnsupportedProtocolVersion and CodeMissingRequiredClientCapabilities).
+const (
+	codeUnsupportedProtocolVersion = -32022
+	codeMissingClientCapabilities  = -32021
+)
+
+// result answers with a result object.
+func (a *fastAnswer) result(result json.RawMessage) {
+	if a.serverInfo != nil {
+		result = a.stateless(result)
+	}
+	a.write(http.StatusOK, "result", result)
+}
+
+// stateless adds resultType and the server's identity to a result object.
+func (a *fastAnswer) stateless(result json.RawMessage) json.RawMessage {
+	if !bytes.Contains(result, []byte(`"_meta"`)) && !bytes.Contains(result, []byte(`"resultType"`)) {
+		out := make([]byte, 0, len(result)+len(a.serverInfo)+96)
+		out = append(out, `{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":`...)
+		out = append(out, a.serverInfo...)
+		out = append(out, '}')
+		if rest := bytes.TrimSpace(result[1:]); len(rest) > 0 && rest[0] != '}' {
+			out = append(out, ',')
+		}
+		return append(out, result[1:]...)
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(result, &m) != nil {
+		return result
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := m["_meta"]; ok {
+		_ = json.Unmarshal(raw, &meta)
+	}
+	meta[serverInfoKey] = a.serverInfo
+	m["_meta"], _ = json.Marshal(meta)
+	if _, ok := m["resultType"]; !ok {
+		m["resultType"] = json.RawMessage(`"complete"`)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return result
+	}
+	return out
+}
+
+// write writes the JSON-RPC response with member ("result" or "error").
+func (a *fastAnswer) write(status int, member string, value json.RawMessage) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
 	buf.WriteString(`{"jsonrpc":"2.0","id":`)
-	buf.Write(id)
-	if err != nil {
-		var rpcErr *jsonrpc.Error
-		if !errors.As(err, &rpcErr) {
-			rpcErr = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
-		}
-		e, _ := json.Marshal(rpcErr)
-		buf.WriteString(`,"error":`)
-		buf.Write(e)
-	} else {
-		buf.WriteString(`,"result":`)
-		buf.Write(result)
-	}
+	buf.Write(a.id)
+	buf.WriteString(`,"`)
+	buf.WriteString(member)
+	buf.WriteString(`":`)
+	buf.Write(value)
 	buf.WriteString("}\n")
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(buf.Bytes())
+	a.w.Header().Set("Content-Type", "application/json")
+	a.w.WriteHeader(status)
+	_, _ = a.w.Write(buf.Bytes())
 }
 
 // fastCancel serves a notifications/cancelled for a raw call in flight on
@@ -299,17 +441,21 @@ func fastCancel(w http.ResponseWriter, body []byte, sess *liveSession) bool {
 }
 
 // fastList serves a tools/list from the tools' encoded definitions.
-func (g *Gateway) fastList(w http.ResponseWriter, r *http.Request, m *fastMessage, sess *liveSession) bool {
+func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
 	if _, ok := forwardMeta(m.Params.Meta); !ok {
 		return false
 	}
 	ctx := r.Context()
-	g.discover(ctx, sess.ss)
+	var ss *mcp.ServerSession
+	if sess != nil {
+		ss = sess.ss
+	}
+	g.discover(ctx, ss)
 	pub := g.pub.Load()
 	page, next, err := filter(g, ctx, pub, pub.cat.Tools, toolName,
 		func(t *router.Tool) *authz.Target { return pub.targets.tools[t.Def.Name] }, authz.CallTool, authz.ListTools, "tools/list", m.Params.Cursor)
 	if err != nil {
-		writeAnswer(w, m.ID, nil, err)
+		a.fail(err)
 		return true
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
@@ -328,7 +474,7 @@ func (g *Gateway) fastList(w http.ResponseWriter, r *http.Request, m *fastMessag
 		fmt.Fprintf(buf, `,"nextCursor":%q`, next)
 	}
 	buf.WriteByte('}')
-	writeAnswer(w, m.ID, buf.Bytes(), nil)
+	a.result(buf.Bytes())
 	return true
 }
 

@@ -95,16 +95,42 @@ func fastGateway(t *testing.T, url string, opts *frontend.Options) *frontend.Gat
 	return gw
 }
 
-// rpc is one request on a session, with the answer.
+// rpc sends requests on a session, or in the stateless revision.
 type rpc struct {
-	h       http.Handler
-	sid     string
-	user    string
-	capsArg string
+	h         http.Handler
+	sid       string
+	user      string
+	stateless bool
+	n         int
 }
 
-func (c *rpc) send(body string) *httptest.ResponseRecorder {
+// call sends one request with the given id (a number or a JSON string),
+// with the headers its revision needs.
+func (c *rpc) call(id any, method, params string) *httptest.ResponseRecorder {
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%v,"method":%q,"params":%s}`, id, method, params)
+	if !c.stateless {
+		return c.send(body)
+	}
+	var m struct {
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal([]byte(body), &m)
+	h := http.Header{"Mcp-Protocol-Version": {"2026-07-28"}, "Mcp-Method": {method}}
+	if m.Params.Name != "" {
+		h.Set("Mcp-Name", m.Params.Name)
+	}
+	return c.sendWith(body, h)
+}
+
+func (c *rpc) send(body string) *httptest.ResponseRecorder { return c.sendWith(body, nil) }
+
+func (c *rpc) sendWith(body string, h http.Header) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	for k, v := range h {
+		r.Header[k] = v
+	}
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Accept", "application/json, text/event-stream")
 	if c.user != "" {
@@ -138,6 +164,7 @@ type answer struct {
 	ID     json.RawMessage `json:"id"`
 	Result json.RawMessage `json:"result"`
 	Error  *jsonrpc.Error  `json:"error"`
+	status int
 }
 
 func readAnswer(t *testing.T, w *httptest.ResponseRecorder) (answer, string) {
@@ -153,53 +180,74 @@ func readAnswer(t *testing.T, w *httptest.ResponseRecorder) (answer, string) {
 		}
 		body = last
 	}
-	var a answer
+	a := answer{status: w.Code}
 	if err := json.Unmarshal(body, &a); err != nil {
 		t.Fatalf("answer (%d, %s): %v: %s", w.Code, ct, err, w.Body)
 	}
 	return a, ct
 }
 
-// TestFastPathMatchesSDKPath sends each request twice on one session: as
-// is (the fast path: a JSON answer) and with a progress token (the SDK
-// path: an event stream). Both must answer the same.
+// TestFastPathMatchesSDKPath sends each request twice, in both protocol
+// revisions: as is (the fast path: a JSON answer) and with a progress token
+// (the SDK path: an event stream). Both must answer the same.
 func TestFastPathMatchesSDKPath(t *testing.T) {
 	for _, jsonBackend := range []bool{false, true} {
-		t.Run(fmt.Sprintf("backend JSON answers %v", jsonBackend), func(t *testing.T) {
-			gw := fastGateway(t, fastBackend(t, jsonBackend, nil), &frontend.Options{PageSize: 2})
-			c := openRPC(t, gw, "", "{}")
-			second := encodeCursorLike("be_chatty")
-			for i, req := range []struct{ method, params string }{
-				{"tools/call", `{"name":"be_echo","arguments":{"a":[1,2,{"b":"ü\u00e9<&>"}]}}`},
-				{"tools/call", `{"name":"be_echo","arguments":{},"_meta":{"com.example/x":"y","io.modelcontextprotocol/private":1}}`},
-				{"tools/call", `{"name":"be_echo"}`},
-				{"tools/call", `{"name":"be_fail","arguments":{}}`},
-				{"tools/call", `{"name":"be_meta","arguments":{}}`},
-				{"tools/call", `{"name":"be_chatty","arguments":{}}`},
-				{"tools/list", `{}`},
-				{"tools/list", `{"cursor":"` + second + `"}`},
-				{"tools/list", `{"cursor":"not base64!"}`},
-			} {
-				fast, fastCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":%s}`, i, req.method, req.params)))
-				slowParams := strings.Replace(req.params, `{`, `{"_meta":{"progressToken":"p"},`, 1)
-				if strings.Contains(req.params, `"_meta"`) {
-					slowParams = strings.Replace(req.params, `"_meta":{`, `"_meta":{"progressToken":"p",`, 1)
+		for _, stateless := range []bool{false, true} {
+			t.Run(fmt.Sprintf("backend JSON answers %v, stateless %v", jsonBackend, stateless), func(t *testing.T) {
+				gw := fastGateway(t, fastBackend(t, jsonBackend, nil), &frontend.Options{PageSize: 2, Name: "gw", Version: "9"})
+				c := &rpc{h: gw, stateless: true}
+				if !stateless {
+					c = openRPC(t, gw, "", "{}")
 				}
-				slowParams = strings.Replace(slowParams, `},}`, `}}`, 1)
-				slow, slowCT := readAnswer(t, c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":"s%d","method":%q,"params":%s}`, i, req.method, slowParams)))
-				what := req.method + " " + req.params
-				if fastCT != "application/json" || !strings.HasPrefix(slowCT, "text/event-stream") {
-					t.Fatalf("%s: answered as %q and %q; want the fast path's JSON and the SDK's event stream", what, fastCT, slowCT)
+				second := encodeCursorLike("be_chatty")
+				for i, req := range []struct{ method, params string }{
+					{"tools/call", `{"name":"be_echo","arguments":{"a":[1,2,{"b":"ü\u00e9<&>"}]}}`},
+					{"tools/call", `{"name":"be_echo","arguments":{},"_meta":{"com.example/x":"y","io.modelcontextprotocol/private":1}}`},
+					{"tools/call", `{"name":"be_echo"}`},
+					{"tools/call", `{"name":"be_fail","arguments":{}}`},
+					{"tools/call", `{"name":"be_meta","arguments":{}}`},
+					{"tools/call", `{"name":"be_chatty","arguments":{}}`},
+					{"tools/list", `{}`},
+					{"tools/list", `{"cursor":"` + second + `"}`},
+					{"tools/list", `{"cursor":"not base64!"}`},
+				} {
+					params := req.params
+					if stateless {
+						params = withMeta(params, `"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}`)
+					}
+					fast, fastCT := readAnswer(t, c.call(i, req.method, params))
+					slow, slowCT := readAnswer(t, c.call(fmt.Sprintf(`"s%d"`, i), req.method, withMeta(params, `"progressToken":"p"`)))
+					what := req.method + " " + params
+					// The SDK answers with an event stream, except errors the
+					// stateless revision gives an HTTP status (SEP-2575).
+					sdkJSON := stateless && slow.status != http.StatusOK
+					if fastCT != "application/json" || strings.HasPrefix(slowCT, "text/event-stream") == sdkJSON {
+						t.Fatalf("%s: answered as %q and %q; want the fast path's JSON and the SDK's event stream", what, fastCT, slowCT)
+					}
+					if fast.status != slow.status {
+						t.Errorf("%s: HTTP %d on the fast path, %d on the SDK's", what, fast.status, slow.status)
+					}
+					if string(fast.ID) != fmt.Sprint(i) || string(slow.ID) != fmt.Sprintf(`"s%d"`, i) {
+						t.Errorf("%s: ids %s and %s", what, fast.ID, slow.ID)
+					}
+					if got, want := canonical(t, fast), canonical(t, slow); got != want {
+						t.Errorf("%s:\nfast path: %s\nSDK path:  %s", what, got, want)
+					}
 				}
-				if string(fast.ID) != fmt.Sprint(i) || string(slow.ID) != fmt.Sprintf(`"s%d"`, i) {
-					t.Errorf("%s: ids %s and %s", what, fast.ID, slow.ID)
-				}
-				if got, want := canonical(t, fast), canonical(t, slow); got != want {
-					t.Errorf("%s:\nfast path: %s\nSDK path:  %s", what, got, want)
-				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// withMeta adds the members extra to params' _meta.
+func withMeta(params, extra string) string {
+	if strings.Contains(params, `"_meta":{`) {
+		return strings.Replace(params, `"_meta":{`, `"_meta":{`+extra+",", 1)
+	}
+	if params == "{}" {
+		return `{"_meta":{` + extra + `}}`
+	}
+	return strings.Replace(params, "{", `{"_meta":{`+extra+"},", 1)
 }
 
 // encodeCursorLike is the cursor of the page after name (base64url of the
@@ -325,5 +373,38 @@ func TestIdleSessionsExpire(t *testing.T) {
 	}
 	if w := busy.send(ping); w.Code != http.StatusOK {
 		t.Errorf("the busy session: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestFastPathStatelessChecks: stateless requests the SDK refuses are not
+// served by the fast path (the SDK answers them), and those that want log
+// messages go to the SDK, which relays them.
+func TestFastPathStatelessChecks(t *testing.T) {
+	gw := fastGateway(t, fastBackend(t, false, nil), nil)
+	c := &rpc{h: gw, stateless: true}
+	meta := `"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}`
+	call := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"be_echo","arguments":{},"_meta":{%s}}}`
+	headers := func(name string) http.Header {
+		return http.Header{"Mcp-Protocol-Version": {"2026-07-28"}, "Mcp-Method": {"tools/call"}, "Mcp-Name": {name}}
+	}
+	for _, tc := range []struct {
+		what string
+		body string
+		h    http.Header
+	}{
+		{"Mcp-Name of another tool", fmt.Sprintf(call, meta), headers("be_fail")},
+		{"no Mcp-Method", fmt.Sprintf(call, meta), http.Header{"Mcp-Protocol-Version": {"2026-07-28"}, "Mcp-Name": {"be_echo"}}},
+		{"_meta version unlike the header", fmt.Sprintf(call, `"io.modelcontextprotocol/protocolVersion":"2026-08-01","io.modelcontextprotocol/clientCapabilities":{}`), headers("be_echo")},
+		{"no client capabilities", fmt.Sprintf(call, `"io.modelcontextprotocol/protocolVersion":"2026-07-28"`), headers("be_echo")},
+		{"client capabilities not an object", fmt.Sprintf(call, `"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":7`), headers("be_echo")},
+	} {
+		w := c.sendWith(tc.body, tc.h)
+		if w.Code == http.StatusOK && w.Header().Get("Content-Type") == "application/json" && strings.Contains(w.Body.String(), `"result"`) {
+			t.Errorf("%s: served: %s", tc.what, w.Body)
+		}
+	}
+	w := c.sendWith(fmt.Sprintf(call, meta+`,"io.modelcontextprotocol/logLevel":"debug"`), headers("be_echo"))
+	if !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") || !strings.Contains(w.Body.String(), `"result"`) {
+		t.Errorf("a call asking for log messages: %d %q %s; want the SDK's event stream", w.Code, w.Header().Get("Content-Type"), w.Body)
 	}
 }

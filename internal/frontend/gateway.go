@@ -93,7 +93,8 @@ type Gateway struct {
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
 
-	sessions sessionTable // initialized 2025-11-25 sessions
+	sessions   sessionTable    // initialized 2025-11-25 sessions
+	serverInfo json.RawMessage // the server's name and version, for stateless results
 
 	// syncMu serializes catalog rebuilds; registered is what the mcp.Server
 	// holds, and changes counts changes to it; only sync uses them.
@@ -129,6 +130,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	if o.RebuildDelay <= 0 {
 		o.RebuildDelay = 20 * time.Millisecond
 	}
+	g.serverInfo, _ = json.Marshal(mcp.Implementation{Name: o.Name, Version: o.Version})
 	g.origins = map[string]bool{}
 	for _, o := range o.AllowedOrigins {
 		g.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true

@@ -100,13 +100,16 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "the id of a request must be a string or an integer, not null")
 		return
 	}
-	sess := g.sessions.get(r.Header.Get("Mcp-Session-Id"))
+	sid := r.Header.Get("Mcp-Session-Id")
+	sess := g.sessions.get(sid)
 	if sess != nil {
 		sess.touch(1)
 		defer sess.touch(-1)
 		if g.fastPath(w, r, body, sess) || fastCancel(w, body, sess) {
 			return
 		}
+	} else if sid == "" && g.fastPath(w, r, body, nil) {
+		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -119,4 +120,27 @@ func (g *Gateway) keepPeer(ss *mcp.ServerSession, set func(*peer)) *peer {
 		}()
 	}
 	return p
+}
+
+// noRelay is the peer of a stateless call: it takes nothing back, so what
+// a backend asks of it during the call is refused, as for a session that
+// declared no capabilities.
+type noRelay struct{}
+
+var _ backend.Peer = noRelay{}
+
+func (noRelay) ID() string                            { return "" }
+func (noRelay) Relays() bool                          { return false }
+func (noRelay) Capabilities() *mcp.ClientCapabilities { return &mcp.ClientCapabilities{} }
+func (noRelay) LogLevel() mcp.LoggingLevel            { return "" }
+func (noRelay) Done() <-chan struct{}                 { return closed }
+func (noRelay) Progress(context.Context, *mcp.ProgressNotificationParams) error {
+	return nil
+}
+func (noRelay) Log(context.Context, *mcp.LoggingMessageParams) error { return nil }
+func (noRelay) CreateMessage(context.Context, *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+	return nil, errors.New("vmcp: a stateless request takes no sampling requests")
+}
+func (noRelay) Elicit(context.Context, *mcp.ElicitParams) (*mcp.ElicitResult, error) {
+	return nil, errors.New("vmcp: a stateless request takes no elicitation requests")
 }
