@@ -194,7 +194,8 @@ func (s *Suite) Markdown() string {
 	for _, x := range []struct {
 		c     *Comparison
 		where string
-	}{{s.AuthCalls, "JWT + Cedar, 20 policies; one process"}, {s.Calls, "anonymous; one process"}, {s.Isolated, "anonymous; own processes"}} {
+	}{{s.AuthCalls, "JWT + Cedar, 20 policies; one process"}, {s.Calls, "anonymous; one process"}, {s.Isolated, "anonymous; own processes"},
+		{s.Stateless, "anonymous, stateless revision " + StatelessProtocol + "; one process"}} {
 		c := x.c
 		if c == nil {
 			continue
