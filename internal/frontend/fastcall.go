@@ -149,7 +149,7 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, sess *liveSession, a
 	}
 
 	args := m.Params.Arguments
-	if len(args) == 0 || string(args) == "null" {
+	if len(args) == 0 {
 		args = emptyObject // as the SDK's client sends a call without arguments
 	}
 	res, err := b.CallToolRaw(ctx, p, backend.RawCall{Name: t.Original, Arguments: args, Meta: meta})
@@ -183,10 +183,11 @@ func fastHeaders(h http.Header, sess *liveSession) bool {
 	return transportHeaders(h)
 }
 
-// modernHeaders checks the headers of a stateless (2026-07-28) request as
-// the SDK would, the protocol version header first.
+// modernHeaders checks the headers of a stateless request as the SDK
+// would. Only the revision this code knows is served here; later ones are
+// the SDK's to accept or refuse.
 func modernHeaders(h http.Header) bool {
-	return h.Get("Mcp-Protocol-Version") >= ModernVersion && transportHeaders(h)
+	return h.Get("Mcp-Protocol-Version") == ModernVersion && transportHeaders(h)
 }
 
 // modernRequest checks a stateless request as the SDK would: its _meta
@@ -256,7 +257,7 @@ func forwardMeta(raw json.RawMessage) (_ json.RawMessage, ok bool) {
 	if json.Unmarshal(raw, &m) != nil {
 		return nil, false
 	}
-	if _, ok := m["progressToken"]; ok {
+	if _, ok := m[progressKey]; ok {
 		return nil, false
 	}
 	n := len(m)
