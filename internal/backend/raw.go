@@ -154,22 +154,21 @@ const parseFlags = sjson.DontCopyRawMessage | sjson.DontCopyNumber | sjson.DontM
 // a JSON body or from the event stream of the request.
 func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawResult, error) {
 	id := "vmcp-" + strconv.FormatUint(c.raw.ids.Add(1), 10)
-	buf := getBuf()
-	buf.WriteString(`{"jsonrpc":"2.0","id":"`)
-	buf.WriteString(id)
-	buf.WriteString(`","method":"tools/call","params":{"name":`)
-	buf.Write(sjson.AppendEscape(buf.AvailableBuffer(), call.Name, 0))
+	// Not a pooled buffer: the transport may still read the body after Do
+	// returns (an answer that comes before the request is fully sent).
+	body := make([]byte, 0, 96+len(call.Name)+len(call.Arguments)+len(call.Meta))
+	body = append(body, `{"jsonrpc":"2.0","id":"`...)
+	body = append(body, id...)
+	body = append(body, `","method":"tools/call","params":{"name":`...)
+	body = sjson.AppendEscape(body, call.Name, 0)
 	if len(call.Arguments) > 0 {
-		buf.WriteString(`,"arguments":`)
-		buf.Write(call.Arguments)
+		body = append(append(body, `,"arguments":`...), call.Arguments...)
 	}
 	if len(call.Meta) > 0 {
-		buf.WriteString(`,"_meta":`)
-		buf.Write(call.Meta)
+		body = append(append(body, `,"_meta":`...), call.Meta...)
 	}
-	buf.WriteString("}}")
-	resp, err := c.post(ctx, version, buf.Bytes())
-	putBuf(buf)
+	body = append(body, "}}"...)
+	resp, err := c.post(ctx, version, body)
 	if err != nil {
 		return nil, c.rawFailed(ctx, id, err)
 	}
