@@ -5,7 +5,7 @@
 # all): vmcp against the direct backend in interleaved rounds, anonymous and
 # with JWT + Cedar (an RS256 token from the harness's own JWKS server, 20
 # policies), tools/list of 1,000 tools unfiltered and filtered per user, one
-# Cedar decision, idle sessions, cold start. About 5 minutes on 2 cores.
+# Cedar decision, idle sessions, cold start. About 5½ minutes on 2 cores.
 #
 #   scripts/bench.sh                 full run, report in bench-report.md
 #   scripts/bench.sh --smoke         a few seconds: proves it all runs, figures meaningless
