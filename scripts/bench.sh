@@ -5,7 +5,7 @@
 # all): vmcp against the direct backend in interleaved rounds, anonymous and
 # with JWT + Cedar (an RS256 token from the harness's own JWKS server, 20
 # policies), tools/list of 1,000 tools unfiltered and filtered per user, one
-# Cedar decision, idle sessions, cold start. About 5½ minutes on 2 cores.
+# Cedar decision, idle sessions, cold start. About 5 minutes on 2 cores.
 #
 #   scripts/bench.sh                 full run, report in bench-report.md
 #   scripts/bench.sh --smoke         a few seconds: proves it all runs, figures meaningless
@@ -38,7 +38,7 @@ log() { echo "bench: $*" >&2; }
 # Every package with benchmarks, so that new ones (token validation, Cedar)
 # join the report without editing this script.
 mapfile -t pkgs < <(grep -rl --include='*_test.go' '^func Benchmark' internal cmd 2>/dev/null | xargs -n1 dirname | sort -u | sed 's|^|./|')
-benchtime=1s
+benchtime=500ms
 [ "$smoke" = 1 ] && benchtime=1x
 
 log "building the load harness"
