@@ -170,12 +170,12 @@ func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawR
 	body = append(body, "}}"...)
 	resp, err := c.post(ctx, version, body)
 	if err != nil {
-		return nil, c.rawFailed(ctx, id, err)
+		return nil, c.rawFailed(ctx, version, id, err)
 	}
 	defer resp.Body.Close()
 	res, err := c.readAnswer(ctx, version, resp, id)
 	if err != nil {
-		return nil, c.rawFailed(ctx, id, err)
+		return nil, c.rawFailed(ctx, version, id, err)
 	}
 	return res, nil
 }
@@ -200,7 +200,7 @@ func (c *Conn) post(ctx context.Context, version string, body []byte) (*http.Res
 // rawFailed tells the backend that a call vmcp gave up on (the client
 // cancelled it, or it timed out) is cancelled, as the SDK does, and
 // returns err.
-func (c *Conn) rawFailed(ctx context.Context, id string, err error) error {
+func (c *Conn) rawFailed(ctx context.Context, version, id string, err error) error {
 	if ctx.Err() == nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (c *Conn) rawFailed(ctx context.Context, id string, err error) error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		msg := fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%q,"reason":%q}}`, id, reason)
-		if resp, err := c.post(ctx, c.session.InitializeResult().ProtocolVersion, msg); err == nil {
+		if resp, err := c.post(ctx, version, msg); err == nil {
 			_ = resp.Body.Close()
 		}
 	}()
@@ -231,27 +231,33 @@ func (c *Conn) readAnswer(ctx context.Context, version string, resp *http.Respon
 	}
 	ct := resp.Header.Get("Content-Type")
 	buf := getBuf()
-	res, err := func() (*RawResult, error) {
-		switch {
-		case strings.HasPrefix(ct, "application/json"):
-			if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxRawAnswer+1)); err != nil {
-				return nil, err
-			}
-			if buf.Len() > maxRawAnswer {
-				return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
-			}
-			res, err := c.rawAnswer(ctx, version, buf, id)
-			if res == nil && err == nil {
-				err = errors.New("the backend's JSON answer is not the response to the call")
-			}
-			return res, err
-		case strings.HasPrefix(ct, "text/event-stream"):
-			return c.readStream(ctx, version, resp.Body, buf, id)
-		}
-		return nil, fmt.Errorf("unexpected Content-Type %q", ct)
-	}()
+	var res *RawResult
+	var err error
+	switch {
+	case strings.HasPrefix(ct, "application/json"):
+		res, err = c.readJSON(ctx, version, resp.Body, buf, id)
+	case strings.HasPrefix(ct, "text/event-stream"):
+		res, err = c.readStream(ctx, version, resp.Body, buf, id)
+	default:
+		err = fmt.Errorf("unexpected Content-Type %q", ct)
+	}
 	if res == nil {
 		putBuf(buf)
+	}
+	return res, err
+}
+
+// readJSON reads an answer sent as one JSON body.
+func (c *Conn) readJSON(ctx context.Context, version string, body io.Reader, buf *bytes.Buffer, id string) (*RawResult, error) {
+	if _, err := buf.ReadFrom(io.LimitReader(body, maxRawAnswer+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > maxRawAnswer {
+		return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
+	}
+	res, err := c.rawAnswer(ctx, version, buf, id)
+	if res == nil && err == nil {
+		err = errors.New("the backend's JSON answer is not the response to the call")
 	}
 	return res, err
 }

@@ -83,11 +83,18 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, 
 	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil || m.JSONRPC != "2.0" || len(m.ID) == 0 {
 		return false
 	}
+	var meta map[string]json.RawMessage // nil without _meta, the usual case on a session
+	if len(m.Params.Meta) > 0 && string(m.Params.Meta) != "null" && json.Unmarshal(m.Params.Meta, &meta) != nil {
+		return false
+	}
+	if _, ok := meta[progressKey]; ok {
+		return false // the SDK path relays progress
+	}
 	if modern {
-		if !modernRequest(r.Header, &m) {
+		if !modernRequest(r.Header, &m, meta) {
 			return false
 		}
-	} else if bytes.Contains(m.Params.Meta, []byte(metaVersionKey)) || // a 2026-07-28 request on a session: the SDK refuses it
+	} else if _, ok := meta[metaVersionKey]; ok || // a 2026-07-28 request on a session: the SDK refuses it
 		sess.user != "" && sess.user != identity.From(r.Context()).Key() { // another user's session: the SDK refuses it
 		return false
 	}
@@ -97,7 +104,7 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, 
 	}
 	switch m.Method {
 	case "tools/call":
-		return g.fastCall(r, &m, sess, a)
+		return g.fastCall(r, &m, meta, sess, a)
 	case "tools/list":
 		return g.fastList(r, &m, sess, a)
 	}
@@ -106,11 +113,11 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, 
 
 // fastCall serves a tools/call if its session takes nothing back during
 // calls, and reports whether it did.
-func (g *Gateway) fastCall(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
+func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *liveSession, a *fastAnswer) bool {
 	if m.Params.Name == "" || sess != nil && !g.quiet(sess) {
 		return false
 	}
-	meta, ok := forwardMeta(m.Params.Meta)
+	forward, ok := forwardMeta(m.Params.Meta, meta)
 	if !ok {
 		return false
 	}
@@ -152,7 +159,7 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, sess *liveSession, a
 	if len(args) == 0 {
 		args = emptyObject // as the SDK's client sends a call without arguments
 	}
-	res, err := b.CallToolRaw(ctx, p, backend.RawCall{Name: t.Original, Arguments: args, Meta: meta})
+	res, err := b.CallToolRaw(ctx, p, backend.RawCall{Name: t.Original, Arguments: args, Meta: forward})
 	if err != nil {
 		var rpcErr *jsonrpc.Error
 		if !errors.As(err, &rpcErr) {
@@ -193,14 +200,10 @@ func modernHeaders(h http.Header) bool {
 // modernRequest checks a stateless request as the SDK would: its _meta
 // carries the protocol version of its header and valid client
 // capabilities (and client info, if any); Mcp-Method and Mcp-Name match the
-// body. A request whose client asked for log messages or progress goes to
-// the SDK, which relays them.
-func modernRequest(h http.Header, m *fastMessage) bool {
+// body. A request whose client asked for log messages goes to the SDK,
+// which relays them.
+func modernRequest(h http.Header, m *fastMessage, meta map[string]json.RawMessage) bool {
 	if h.Get(mcpMethodHeader) != m.Method || m.Method == "tools/call" && h.Get(mcpNameHeader) != m.Params.Name {
-		return false
-	}
-	var meta map[string]json.RawMessage
-	if json.Unmarshal(m.Params.Meta, &meta) != nil {
 		return false
 	}
 	var version string
@@ -218,8 +221,7 @@ func modernRequest(h http.Header, m *fastMessage) bool {
 		}
 	}
 	_, logs := meta[clientLogLevel]
-	_, progress := meta[progressKey]
-	return !logs && !progress
+	return !logs
 }
 
 // transportHeaders checks a POST's transport headers as the SDK would.
@@ -246,33 +248,17 @@ func (g *Gateway) quiet(sess *liveSession) bool {
 	return !kept
 }
 
-// forwardMeta returns the client's _meta as it goes to the backend: without
-// keys reserved to MCP itself. ok is false if it carries a progress token
-// (the SDK path relays progress).
-func forwardMeta(raw json.RawMessage) (_ json.RawMessage, ok bool) {
-	if len(raw) == 0 || string(raw) == "null" {
+// forwardMeta returns the client's _meta (raw, decoded as meta) as it goes
+// to the backend: without keys reserved to MCP itself.
+func forwardMeta(raw json.RawMessage, meta map[string]json.RawMessage) (_ json.RawMessage, ok bool) {
+	own, dropped := withoutReserved(meta)
+	switch {
+	case len(own) == 0:
 		return nil, true
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil, false
-	}
-	if _, ok := m[progressKey]; ok {
-		return nil, false
-	}
-	n := len(m)
-	for k := range m {
-		if reservedMetaKey(k) {
-			delete(m, k)
-		}
-	}
-	if len(m) == n {
+	case !dropped:
 		return raw, true
 	}
-	if len(m) == 0 {
-		return nil, true
-	}
-	out, err := json.Marshal(m)
+	out, err := json.Marshal(own)
 	return out, err == nil
 }
 
@@ -292,21 +278,15 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, errors.New("the backend's tools/call result is not valid JSON")
 	}
 	changed := false
-	if meta, ok := m["_meta"]; ok {
-		var mm map[string]json.RawMessage
-		if json.Unmarshal(meta, &mm) == nil {
-			n := len(mm)
-			for k := range mm {
-				if reservedMetaKey(k) {
-					delete(mm, k)
-				}
-			}
-			if len(mm) != n {
+	if raw, ok := m["_meta"]; ok {
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(raw, &meta) == nil {
+			if own, dropped := withoutReserved(meta); dropped {
 				changed = true
-				if len(mm) == 0 {
+				if len(own) == 0 {
 					delete(m, "_meta")
 				} else {
-					m["_meta"], _ = json.Marshal(mm)
+					m["_meta"], _ = json.Marshal(own)
 				}
 			}
 		}
@@ -443,9 +423,6 @@ func fastCancel(w http.ResponseWriter, body []byte, sess *liveSession) bool {
 
 // fastList serves a tools/list from the tools' encoded definitions.
 func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
-	if _, ok := forwardMeta(m.Params.Meta); !ok {
-		return false
-	}
 	ctx := r.Context()
 	var ss *mcp.ServerSession
 	if sess != nil {

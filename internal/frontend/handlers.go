@@ -358,18 +358,26 @@ func (g *Gateway) ResourceUpdated(ctx context.Context, backendName string, p *mc
 // rejects): they describe one hop, and each hop adds its own. Other keys pass
 // through.
 func ownMeta(m mcp.Meta) mcp.Meta {
+	own, _ := withoutReserved(m)
+	return own
+}
+
+// withoutReserved returns m without the keys with reserved MCP prefixes,
+// and whether it had any; m itself is not changed (a copy is made only
+// then).
+func withoutReserved[M ~map[string]V, V any](m M) (M, bool) {
 	for k := range m {
 		if reservedMetaKey(k) {
-			out := make(mcp.Meta, len(m))
+			out := make(M, len(m))
 			for k2, v := range m {
 				if !reservedMetaKey(k2) {
 					out[k2] = v
 				}
 			}
-			return out
+			return out, true
 		}
 	}
-	return m
+	return m, false
 }
 
 // reservedMetaKey reports whether a _meta key has a prefix whose second

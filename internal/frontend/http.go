@@ -103,8 +103,8 @@ func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 	sid := r.Header.Get("Mcp-Session-Id")
 	sess := g.sessions.get(sid)
 	if sess != nil {
-		sess.touch(1)
-		defer sess.touch(-1)
+		sess.begin()
+		defer sess.end()
 		if g.fastPath(w, r, body, sess) || fastCancel(w, body, sess) {
 			return
 		}

@@ -22,17 +22,20 @@ type liveSession struct {
 	user    string // identity.Key of its creator; "" for anonymous
 	created int64  // unix nanoseconds
 
-	lastUsed atomic.Int64 // unix nanoseconds of the last request's start or end
+	lastUsed atomic.Int64 // unix nanoseconds when the last POST ended (or the session began)
 	active   atomic.Int32 // POSTs in flight
 
 	mu    sync.Mutex                    // guards calls
 	calls map[string]context.CancelFunc // raw calls in flight, by JSON-RPC id
 }
 
-// touch marks the start (+1) or end (-1) of a POST.
-func (s *liveSession) touch(delta int32) {
+// begin and end bracket a POST; a session with one in flight is not idle,
+// so only its end needs the time.
+func (s *liveSession) begin() { s.active.Add(1) }
+
+func (s *liveSession) end() {
 	s.lastUsed.Store(time.Now().UnixNano())
-	s.active.Add(delta)
+	s.active.Add(-1)
 }
 
 // track records a raw call in flight; the returned func forgets it.
@@ -98,12 +101,6 @@ func (t *sessionTable) remove(id string) {
 	t.mu.Lock()
 	delete(t.m, id)
 	t.mu.Unlock()
-}
-
-func (t *sessionTable) len() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return len(t.m)
 }
 
 // sweep closes the sessions idle since before cutoff and forgets those the

@@ -17,15 +17,13 @@ import (
 type Store struct {
 	now func() time.Time
 
-	mu          sync.Mutex // guards the fields below
-	creates     int        // token creations since the last sweep
-	pendingPuts int        // pending entries stored since the last sweep of them
-	grantPuts   int        // grants stored since the last sweep of them
-	clients     map[string][]byte
-	tokens      map[authserver.TokenKind]map[string]*authserver.TokenRecord
-	families    map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
-	grants      map[string]grantEntry
-	pending     map[string]pendingEntry
+	mu       sync.Mutex // guards the fields below
+	writes   int        // token, grant and pending writes since the last sweep
+	clients  map[string][]byte
+	tokens   map[authserver.TokenKind]map[string]*authserver.TokenRecord
+	families map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
+	grants   map[string]grantEntry
+	pending  map[string]pendingEntry
 }
 
 // grantEntry is a stored grant, and whether it is revoked for the
@@ -109,10 +107,7 @@ func (s *Store) CreateToken(_ context.Context, kind authserver.TokenKind, r *aut
 	c.Request = append([]byte(nil), r.Request...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.creates++; s.creates >= sweepEvery {
-		s.creates = 0
-		s.sweepLocked()
-	}
+	s.wroteLocked()
 	if s.tokens[kind] == nil {
 		s.tokens[kind] = map[string]*authserver.TokenRecord{}
 		s.families[kind] = map[string]map[string]bool{}
@@ -144,17 +139,33 @@ func (s *Store) GetToken(_ context.Context, kind authserver.TokenKind, signature
 	return &c, nil
 }
 
-// sweepEvery is how many token creations pass between sweeps of expired
-// records, so that tokens nobody reads again do not pile up.
+// sweepEvery is how many writes pass between sweeps of expired tokens,
+// grants and pending logins, so that entries nobody reads again do not
+// pile up.
 const sweepEvery = 1024
 
-func (s *Store) sweepLocked() {
+// wroteLocked counts a write and sweeps every sweepEvery writes.
+func (s *Store) wroteLocked() {
+	if s.writes++; s.writes < sweepEvery {
+		return
+	}
+	s.writes = 0
 	now := s.now()
 	for kind, m := range s.tokens {
 		for _, r := range m {
 			if !r.ExpiresAt.IsZero() && now.After(r.ExpiresAt) {
 				s.deleteLocked(kind, r)
 			}
+		}
+	}
+	for k, e := range s.grants {
+		if e.expired(now) {
+			delete(s.grants, k)
+		}
+	}
+	for k, e := range s.pending {
+		if now.After(e.exp) {
+			delete(s.pending, k)
 		}
 	}
 }
@@ -220,15 +231,7 @@ func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.grantPuts++; s.grantPuts >= sweepEvery { // forget expired grants
-		s.grantPuts = 0
-		now := s.now()
-		for k, e := range s.grants {
-			if e.expired(now) {
-				delete(s.grants, k)
-			}
-		}
-	}
+	s.wroteLocked()
 	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked, exp: g.ExpiresAt}
 	return nil
 }
@@ -279,16 +282,8 @@ func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pendin
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
-	if s.pendingPuts++; s.pendingPuts >= sweepEvery { // keep the map bounded by what is live
-		s.pendingPuts = 0
-		for k, e := range s.pending {
-			if now.After(e.exp) {
-				delete(s.pending, k)
-			}
-		}
-	}
-	s.pending[state] = pendingEntry{p: b, exp: now.Add(ttl)}
+	s.wroteLocked()
+	s.pending[state] = pendingEntry{p: b, exp: s.now().Add(ttl)}
 	return nil
 }
 
