@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -255,15 +256,27 @@ func (h *Hydra) waitReady(timeout time.Duration) error {
 
 // warmUp makes Hydra generate its signing keys now: it does so on the first
 // discovery or JWKS request, which on a loaded machine can take longer
-// than a client's timeout.
+// than a client's timeout. The admin port may be ready a moment before the
+// public one listens, so a refused connection is tried again.
 func (h *Hydra) warmUp(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: max(timeout, 30*time.Second)}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/jwks.json"} {
-		resp, err := client.Get(h.publicURL + path)
-		if err != nil {
-			return fmt.Errorf("hydra warm-up %s: %w", path, err)
+		for {
+			resp, err := client.Get(h.publicURL + path)
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+				return fmt.Errorf("hydra warm-up %s: %w", path, err)
+			}
+			select {
+			case <-h.exited:
+				return fmt.Errorf("%w (%v)", errExited, h.cmd.ProcessState)
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		resp.Body.Close()
 	}
 	return nil
 }
