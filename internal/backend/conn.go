@@ -41,15 +41,17 @@ type call struct {
 	id    uint64
 	ctx   context.Context // the client's request context, for the call's lifetime only
 	peer  Peer
-	token any          // the client's progress token, or nil
-	busy  atomic.Int32 // progress notifications being relayed
+	token any // the client's progress token, or nil
+	busy  int // notifications being relayed to the call's stream; guarded by Conn.mu
 }
 
-// progressGrace is how long a call that asked for progress waits, after
-// the backend's answer, for progress the backend sent just before it: the
-// SDK hands answers over at once but notifications on another goroutine,
-// so the last one can still be on its way. Waiting keeps it ahead of the
-// answer, where the client expects it.
+// progressGrace is how long a call whose client asked for progress or log
+// messages waits, after the backend's answer, for notifications the backend
+// sent just before it: the SDK hands answers over at once but notifications
+// on another goroutine, so the last one can still be on its way. Waiting
+// keeps it ahead of the answer, where the client expects it (a message
+// relayed after the answer can no longer go on the call's stream).
+// Relays already under way are always waited for, up to progressGraceMax.
 const (
 	progressGrace    = 2 * time.Millisecond
 	progressGraceMax = 50 * time.Millisecond
@@ -129,15 +131,26 @@ func (c *Conn) begin(ctx context.Context, peer Peer, params mcp.Params) func() {
 		}
 	}
 	return func() {
-		if cl.token != nil {
+		if cl.token != nil || peer.LogLevel() != "" {
 			time.Sleep(progressGrace)
-			for deadline := time.Now().Add(progressGraceMax); cl.busy.Load() > 0 && time.Now().Before(deadline); {
-				time.Sleep(progressGrace / 4)
-			}
 		}
-		c.mu.Lock()
-		delete(c.calls, cl.id)
-		c.mu.Unlock()
+		// Relays that found the call in flight finish on its stream before
+		// the call is forgotten; the check and the removal are one step
+		// under c.mu, where relays take the call.
+		var deadline time.Time
+		for {
+			c.mu.Lock()
+			if cl.busy == 0 || !deadline.IsZero() && time.Now().After(deadline) {
+				delete(c.calls, cl.id)
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			if deadline.IsZero() {
+				deadline = time.Now().Add(progressGraceMax)
+			}
+			time.Sleep(progressGrace / 4)
+		}
 	}
 }
 
@@ -145,10 +158,15 @@ func progressToken(id uint64) string { return "vmcp-" + strconv.FormatUint(id, 1
 
 // target returns the call a backend-initiated message belongs to: on an
 // owned connection, the newest call in flight (or the session itself); on a
-// shared one, the only call in flight.
-func (c *Conn) target() (context.Context, Peer, bool) {
+// shared one, the only call in flight. The call is nil when the message
+// goes to the owner outside any call.
+func (c *Conn) target() (*call, Peer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.targetLocked()
+}
+
+func (c *Conn) targetLocked() (*call, Peer, bool) {
 	var newest *call
 	for _, cl := range c.calls {
 		if newest == nil || cl.id > newest.id {
@@ -156,14 +174,21 @@ func (c *Conn) target() (context.Context, Peer, bool) {
 		}
 	}
 	switch {
-	case c.owner != nil && newest != nil:
-		return newest.ctx, c.owner, true
 	case c.owner != nil:
-		return context.Background(), c.owner, true
+		return newest, c.owner, true
 	case len(c.calls) == 1:
-		return newest.ctx, newest.peer, true
+		return newest, newest.peer, true
 	}
 	return nil, nil, false
+}
+
+// callContext is the context a message for cl is relayed with: the call's,
+// so that it goes on the call's stream, or none outside a call.
+func callContext(cl *call) context.Context {
+	if cl == nil {
+		return context.Background()
+	}
+	return cl.ctx
 }
 
 func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequest) {
@@ -173,7 +198,7 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	for _, x := range c.calls {
 		if x.token != nil && progressToken(x.id) == tok {
 			cl = x
-			cl.busy.Add(1)
+			cl.busy++
 			break
 		}
 	}
@@ -181,7 +206,7 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	if cl == nil {
 		return // the call has ended: nothing is sent after its response
 	}
-	defer cl.busy.Add(-1)
+	defer c.relayed(cl)
 	p := *r.Params
 	p.ProgressToken = cl.token
 	if err := cl.peer.Progress(cl.ctx, &p); err != nil {
@@ -189,22 +214,45 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	}
 }
 
+// relayed ends a relay to cl begun under c.mu.
+func (c *Conn) relayed(cl *call) {
+	c.mu.Lock()
+	cl.busy--
+	c.mu.Unlock()
+}
+
+// logMessage relays a backend's log message to the client that asked for
+// it: on the stream of the call in flight, or (after the call, or if its
+// stream is gone) on the session's own stream.
 func (c *Conn) logMessage(_ context.Context, r *mcp.LoggingMessageRequest) {
-	ctx, peer, ok := c.target()
+	c.mu.Lock()
+	cl, peer, ok := c.targetLocked()
+	if ok && cl != nil {
+		cl.busy++
+	}
+	c.mu.Unlock()
+	if cl != nil {
+		defer c.relayed(cl)
+	}
 	if !ok || peer.LogLevel() == "" {
 		c.backend.logger.Debug("backend log message not relayed: no client asked for it", "level", r.Params.Level)
 		return
 	}
-	if err := peer.Log(ctx, r.Params); err != nil {
+	err := peer.Log(callContext(cl), r.Params)
+	if err != nil && cl != nil {
+		err = peer.Log(context.Background(), r.Params)
+	}
+	if err != nil {
 		c.backend.logger.Debug("log message not relayed", "error", err)
 	}
 }
 
 func (c *Conn) createMessage(_ context.Context, r *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	ctx, peer, ok := c.target()
+	cl, peer, ok := c.target()
 	if !ok {
 		return nil, errNoPeer
 	}
+	ctx := callContext(cl)
 	if caps := peer.Capabilities(); caps == nil || caps.Sampling == nil {
 		return nil, refused("sampling")
 	}
@@ -212,10 +260,11 @@ func (c *Conn) createMessage(_ context.Context, r *mcp.CreateMessageRequest) (*m
 }
 
 func (c *Conn) elicit(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-	ctx, peer, ok := c.target()
+	cl, peer, ok := c.target()
 	if !ok {
 		return nil, errNoPeer
 	}
+	ctx := callContext(cl)
 	if caps := peer.Capabilities(); caps == nil || caps.Elicitation == nil {
 		return nil, refused("elicitation")
 	}

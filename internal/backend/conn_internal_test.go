@@ -2,8 +2,11 @@ package backend
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -13,6 +16,8 @@ type fakePeer struct {
 	id       string
 	relays   bool
 	caps     *mcp.ClientCapabilities
+	logLevel mcp.LoggingLevel
+	onLog    func(context.Context) error // nil: logs are accepted
 	mu       sync.Mutex
 	progress []*mcp.ProgressNotificationParams
 }
@@ -20,7 +25,7 @@ type fakePeer struct {
 func (p *fakePeer) ID() string                            { return p.id }
 func (p *fakePeer) Relays() bool                          { return p.relays }
 func (p *fakePeer) Capabilities() *mcp.ClientCapabilities { return p.caps }
-func (p *fakePeer) LogLevel() mcp.LoggingLevel            { return "" }
+func (p *fakePeer) LogLevel() mcp.LoggingLevel            { return p.logLevel }
 func (p *fakePeer) Done() <-chan struct{}                 { return nil }
 func (p *fakePeer) Progress(_ context.Context, pp *mcp.ProgressNotificationParams) error {
 	p.mu.Lock()
@@ -28,7 +33,12 @@ func (p *fakePeer) Progress(_ context.Context, pp *mcp.ProgressNotificationParam
 	p.progress = append(p.progress, pp)
 	return nil
 }
-func (p *fakePeer) Log(context.Context, *mcp.LoggingMessageParams) error { return nil }
+func (p *fakePeer) Log(ctx context.Context, _ *mcp.LoggingMessageParams) error {
+	if p.onLog == nil {
+		return nil
+	}
+	return p.onLog(ctx)
+}
 func (p *fakePeer) CreateMessage(context.Context, *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
 	return &mcp.CreateMessageResult{Model: p.id}, nil
 }
@@ -100,5 +110,69 @@ func TestBackendRequestTarget(t *testing.T) {
 	owned := testConn(sampler)
 	if res, err := owned.createMessage(context.Background(), req); err != nil || res.Model != "a" {
 		t.Errorf("owned connection: %v %v, want the owner", res, err)
+	}
+}
+
+type callKey struct{}
+
+// TestLogsStayAheadOfTheAnswer: a log message the backend sent during a
+// call goes on the call's stream (its context), and the call does not end
+// while it is being relayed, so that the client gets it before the answer
+// (the conformance scenario tools-call-with-logging failed once in CI when
+// the answer overtook the last message). A message that can no longer go
+// on the call's stream goes on the session's; one after the call too.
+func TestLogsStayAheadOfTheAnswer(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		events  []string
+		entered = make(chan struct{})
+		release = make(chan struct{})
+	)
+	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	p := &fakePeer{id: "a", logLevel: "debug"}
+	p.onLog = func(ctx context.Context) error {
+		if ctx.Value(callKey{}) == nil {
+			record("log outside the call")
+			return nil
+		}
+		close(entered)
+		<-release
+		record("log on the call")
+		return nil
+	}
+	c := testConn(p)
+	callCtx := context.WithValue(context.Background(), callKey{}, true)
+	end := c.begin(callCtx, p, &mcp.CallToolParams{})
+	msg := &mcp.LoggingMessageRequest{Params: &mcp.LoggingMessageParams{Level: "info", Data: "x"}}
+	logged := make(chan struct{})
+	go func() { c.logMessage(context.Background(), msg); close(logged) }()
+	<-entered
+	ended := make(chan struct{})
+	go func() { end(); record("call ended"); close(ended) }()
+	time.Sleep(5 * time.Millisecond) // room for a broken end to return first
+	close(release)
+	<-logged
+	<-ended
+	c.logMessage(context.Background(), msg)
+	want := []string{"log on the call", "call ended", "log outside the call"}
+	if !slices.Equal(events, want) {
+		t.Errorf("events %q, want %q", events, want)
+	}
+
+	// The call's stream is gone (the SDK refuses the write): the session's.
+	events = nil
+	p.onLog = func(ctx context.Context) error {
+		if ctx.Value(callKey{}) != nil {
+			return errors.New("write to closed stream")
+		}
+		record("log outside the call")
+		return nil
+	}
+	end = c.begin(callCtx, p, &mcp.CallToolParams{})
+	c.logMessage(context.Background(), msg)
+	end()
+	if want := []string{"log outside the call"}; !slices.Equal(events, want) {
+		t.Errorf("events %q, want %q", events, want)
 	}
 }
