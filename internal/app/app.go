@@ -218,6 +218,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	go func() { shut <- a.server.Shutdown(ctx) }() // closes the listener at once
 	a.gateway.Drain(ctx)
 	_ = a.server.Close() // long-lived SSE streams end here
+	a.gateway.CloseStreams()
 	<-shut
 	a.cancel()
 	a.backends.Close()

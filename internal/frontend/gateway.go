@@ -90,6 +90,12 @@ type Gateway struct {
 	stop    context.CancelFunc
 	calls   callTracker
 
+	// streamsCtx ends the standalone streams served on connections of
+	// their own (detachGET); streams counts their handlers.
+	streamsCtx   context.Context
+	closeStreams context.CancelFunc
+	streams      sync.WaitGroup
+
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
 
@@ -136,6 +142,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 		g.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
 	}
 	g.stopCtx, g.stop = context.WithCancel(context.Background())
+	g.streamsCtx, g.closeStreams = context.WithCancel(context.Background())
 	g.principals.m = map[*identity.Identity]principalEntry{}
 	g.publish(router.Build(nil, o.Aggregation))
 	sdkLogger := quiet(o.Logger)

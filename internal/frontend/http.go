@@ -53,7 +53,11 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		sid := r.Header.Get("Mcp-Session-Id")
-		if r.Method == http.MethodGet || g.sessions.get(sid) == nil {
+		known := g.sessions.get(sid) != nil
+		if r.Method == http.MethodGet && known && g.detachGET(w, r) {
+			return
+		}
+		if r.Method == http.MethodGet || !known {
 			g.sdk(g.stateful, w, r)
 			return
 		}

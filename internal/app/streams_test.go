@@ -1,0 +1,79 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/app"
+	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
+)
+
+// TestShutdownEndsDetachedStreams: a session's GET over HTTP/1.1 is served
+// on a connection vmcp took from net/http, which Server.Close does not
+// see; Shutdown must end it (a clean end of the chunked body) and return.
+func TestShutdownEndsDetachedStreams(t *testing.T) {
+	addr := vmcptest.FreeAddr(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("server: {listen: %s}\nbackends: []\n", addr)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	vmcptest.WaitReady(t, "http://"+addr)
+
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/mcp", strings.NewReader(init))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d, session %q", resp.StatusCode, sid)
+	}
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	get, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/mcp", nil)
+	get.Header.Set("Accept", "text/event-stream")
+	get.Header.Set("Mcp-Session-Id", sid)
+	get.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	if err := get.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := http.ReadResponse(bufio.NewReader(conn), get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stream.StatusCode != http.StatusOK || !stream.Close {
+		t.Fatalf("GET: %d, close %v: want 200 on a detached connection", stream.StatusCode, stream.Close)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, stream.Body); err != nil {
+		t.Errorf("the stream after Shutdown: %v, want it ended cleanly", err)
+	}
+}

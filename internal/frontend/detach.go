@@ -1,0 +1,186 @@
+package frontend
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// A session's standalone stream (its GET) is open for as long as the client
+// stays, mostly idle. Over HTTP/1.1, net/http keeps for it a connection
+// goroutine whose stack grew serving the session's earlier requests, a
+// second goroutine watching for the client to leave, 4 KiB read and write
+// buffers and a chunking buffer: about 14 KiB that an idle session does not
+// need (docs/benchmarks.md, idle sessions). detachGET takes such a stream's
+// connection from net/http and serves it from a fresh, shallow goroutine
+// that writes each event straight to the socket, chunked; the SDK's handler
+// writes to it as to any response.
+
+// streamWriteTimeout bounds one write to a detached stream: a client that
+// stops reading for that long is gone, and its session's stream is freed
+// for the next GET.
+const streamWriteTimeout = 30 * time.Second
+
+// detachGET serves r, a GET of session sid over HTTP/1.1, on a connection
+// of its own. It reports false, having done nothing, when the request cannot
+// be detached (another protocol, a writer that cannot hijack).
+func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Header.Get("Connection") == "Upgrade" {
+		return false
+	}
+	header := w.Header().Clone() // CORS, set before the endpoint
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	// A GET has no body, and nothing a client sends after it on this
+	// connection can be answered before the stream ends: drop it.
+	_, _ = brw.Reader.Discard(brw.Reader.Buffered())
+
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	s := &detachedStream{conn: conn, cancel: cancel, header: header}
+	stopOnClose := context.AfterFunc(g.streamsCtx, cancel)
+	g.streams.Add(1)
+	go s.watch()
+	go func() {
+		defer g.streams.Done()
+		defer stopOnClose()
+		g.sdk(g.stateful, s, r.WithContext(ctx))
+		s.finish()
+	}()
+	return true
+}
+
+// CloseStreams ends the standalone streams vmcp serves on connections of
+// their own (net/http's Server.Close does not see them) and waits until
+// their handlers have returned.
+func (g *Gateway) CloseStreams() {
+	g.closeStreams()
+	g.streams.Wait()
+}
+
+// detachedStream is the http.ResponseWriter of a detached GET: the status
+// line and header go with the first bytes of the body, each Write is one
+// chunk on the socket, Flush has nothing to do.
+type detachedStream struct {
+	conn   net.Conn
+	cancel context.CancelFunc // ends the request: the client left, a write failed, vmcp stops
+	header http.Header
+
+	mu     sync.Mutex // guards the fields below
+	status int        // set by WriteHeader; 0 before
+	sent   bool       // the head is on the wire
+	err    error      // the first failed write
+}
+
+var (
+	_ http.ResponseWriter = (*detachedStream)(nil)
+	_ http.Flusher        = (*detachedStream)(nil)
+)
+
+func (s *detachedStream) Header() http.Header { return s.header }
+
+func (s *detachedStream) WriteHeader(code int) {
+	s.mu.Lock()
+	if s.status == 0 {
+		s.status = code
+	}
+	s.mu.Unlock()
+}
+
+func (s *detachedStream) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf := s.head(make([]byte, 0, 512+len(p)))
+	buf = strconv.AppendInt(buf, int64(len(p)), 16)
+	buf = append(buf, "\r\n"...)
+	buf = append(buf, p...)
+	buf = append(buf, "\r\n"...)
+	if err := s.write(buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush sends the head if no body has gone yet: writes are not buffered.
+func (s *detachedStream) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sent {
+		_ = s.write(s.head(nil))
+	}
+}
+
+// finish ends the body and closes the connection; the handler has returned.
+func (s *detachedStream) finish() {
+	s.mu.Lock()
+	_ = s.write(append(s.head(nil), "0\r\n\r\n"...))
+	s.mu.Unlock()
+	s.cancel()
+	_ = s.conn.Close()
+}
+
+// head appends the status line and header to buf, once.
+func (s *detachedStream) head(buf []byte) []byte {
+	if s.sent {
+		return buf
+	}
+	s.sent = true
+	code := s.status
+	if code == 0 {
+		code = http.StatusOK
+	}
+	buf = append(buf, "HTTP/1.1 "...)
+	buf = strconv.AppendInt(buf, int64(code), 10)
+	buf = append(buf, ' ')
+	buf = append(buf, http.StatusText(code)...)
+	buf = append(buf, "\r\n"...)
+	h := s.header
+	h.Del("Content-Length")
+	h.Set("Transfer-Encoding", "chunked")
+	h.Set("Connection", "close") // the stream is the connection's last response
+	if h.Get("Date") == "" {
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	var b bytesWriter
+	b.buf = buf
+	_ = h.Write(&b)
+	return append(b.buf, "\r\n"...)
+}
+
+// write sends buf unless an earlier write failed; a failure ends the
+// request, so that the SDK releases the session's stream.
+func (s *detachedStream) write(buf []byte) error {
+	if s.err != nil {
+		return s.err
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if _, err := s.conn.Write(buf); err != nil {
+		s.err = err
+		s.cancel()
+	}
+	return s.err
+}
+
+// watch ends the request when the client closes the connection (or sends
+// something, which it may not while the stream is open).
+func (s *detachedStream) watch() {
+	var b [1]byte
+	_, _ = s.conn.Read(b[:])
+	s.cancel()
+}
+
+// bytesWriter appends to a byte slice (http.Header.Write wants an
+// io.Writer).
+type bytesWriter struct{ buf []byte }
+
+func (b *bytesWriter) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
