@@ -59,6 +59,7 @@ type Set struct {
 	opts     Options
 	backends []*Backend // fixed at creation, in configuration order
 	byName   map[string]*Backend
+	direct   *directPool // raw calls' connections to plain-HTTP backends; nil: none
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -77,6 +78,7 @@ func NewSet(specs []Spec, opts *Options) *Set {
 	if o.HTTPClient == nil {
 		o.HTTPClient = NewHTTPClient()
 	}
+	s.direct = newDirectPool(o.HTTPClient)
 	if o.ClientInfo == nil {
 		o.ClientInfo = &mcp.Implementation{Name: "vmcp"}
 	}
@@ -173,4 +175,5 @@ func (s *Set) Close() {
 		wg.Go(b.stop)
 	}
 	wg.Wait()
+	s.direct.close()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -48,8 +49,15 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 	go func() {
 		defer g.streams.Done()
 		defer stopOnClose()
+		defer s.finish()
+		defer func() {
+			// net/http would have recovered a panic on its connection's
+			// goroutine; this one is vmcp's.
+			if v := recover(); v != nil {
+				g.logger.Error("panic serving a session's stream", "panic", v, "stack", string(debug.Stack()))
+			}
+		}()
 		g.sdk(g.stateful, s, r.WithContext(ctx))
-		s.finish()
 	}()
 	return true
 }
