@@ -124,24 +124,33 @@ func (p *directPool) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // get returns an idle connection to key that is still open, or a new one.
+// The liveness check (a system call) is made outside the lock.
 func (p *directPool) get(ctx context.Context, key string) (*directConn, error) {
 	now := time.Now()
-	p.mu.Lock()
-	for conns := p.idle[key]; len(conns) > 0; conns = p.idle[key] {
-		dc := conns[len(conns)-1]
-		p.idle[key] = conns[:len(conns)-1]
+	for dc := p.pop(key); dc != nil; dc = p.pop(key) {
 		if now.Sub(dc.since) < directIdleTimeout && idleAlive(dc.conn) {
-			p.mu.Unlock()
 			return dc, nil
 		}
 		_ = dc.conn.Close()
 	}
-	p.mu.Unlock()
 	conn, err := p.dial(ctx, "tcp", key)
 	if err != nil {
 		return nil, err
 	}
 	return &directConn{conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn), key: key}, nil
+}
+
+// pop takes the most recently used idle connection to key, or nil.
+func (p *directPool) pop(key string) *directConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	conns := p.idle[key]
+	if len(conns) == 0 {
+		return nil
+	}
+	dc := conns[len(conns)-1]
+	p.idle[key] = conns[:len(conns)-1]
+	return dc
 }
 
 // put keeps dc for the next request to its host, closing the oldest idle

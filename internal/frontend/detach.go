@@ -25,16 +25,25 @@ import (
 // for the next GET.
 const streamWriteTimeout = 30 * time.Second
 
-// detachGET serves r, a GET of session sid over HTTP/1.1, on a connection
+// detachGET serves r, a known session's GET over HTTP/1.1, on a connection
 // of its own. It reports false, having done nothing, when the request cannot
-// be detached (another protocol, a writer that cannot hijack).
+// be detached (another protocol, a writer that cannot hijack, vmcp
+// stopping).
 func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Header.Get("Connection") == "Upgrade" {
 		return false
 	}
+	g.streamsMu.Lock()
+	if g.streamsCtx.Err() != nil {
+		g.streamsMu.Unlock()
+		return false
+	}
+	g.streams.Add(1)
+	g.streamsMu.Unlock()
 	header := w.Header().Clone() // CORS, set before the endpoint
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		g.streams.Done()
 		return false
 	}
 	// A GET has no body, and nothing a client sends after it on this
@@ -44,7 +53,6 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &detachedStream{conn: conn, cancel: cancel, header: header}
 	stopOnClose := context.AfterFunc(g.streamsCtx, cancel)
-	g.streams.Add(1)
 	go s.watch()
 	go func() {
 		defer g.streams.Done()
@@ -66,7 +74,9 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 // their own (net/http's Server.Close does not see them) and waits until
 // their handlers have returned.
 func (g *Gateway) CloseStreams() {
+	g.streamsMu.Lock()
 	g.closeStreams()
+	g.streamsMu.Unlock()
 	g.streams.Wait()
 }
 

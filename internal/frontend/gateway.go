@@ -91,7 +91,9 @@ type Gateway struct {
 	calls   callTracker
 
 	// streamsCtx ends the standalone streams served on connections of
-	// their own (detachGET); streams counts their handlers.
+	// their own (detachGET); streams counts their handlers; streamsMu
+	// orders a new stream's count before CloseStreams' wait.
+	streamsMu    sync.Mutex
 	streamsCtx   context.Context
 	closeStreams context.CancelFunc
 	streams      sync.WaitGroup
