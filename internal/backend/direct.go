@@ -28,6 +28,12 @@ import (
 const (
 	directMaxIdlePerHost = 256
 	directIdleTimeout    = 90 * time.Second
+	// directCheckAfter: a connection idle for less is reused without
+	// checking that the backend has not closed it. Backends close idle
+	// connections after seconds (Node's default is 5 s) and say
+	// Connection: close when they end one after an answer; the check is a
+	// system call that busy connections need not pay.
+	directCheckAfter = 100 * time.Millisecond
 )
 
 // aLongTimeAgo is a deadline in the past: it interrupts blocked I/O.
@@ -128,7 +134,7 @@ func (p *directPool) RoundTrip(req *http.Request) (*http.Response, error) {
 func (p *directPool) get(ctx context.Context, key string) (*directConn, error) {
 	now := time.Now()
 	for dc := p.pop(key); dc != nil; dc = p.pop(key) {
-		if now.Sub(dc.since) < directIdleTimeout && idleAlive(dc.conn) {
+		if idle := now.Sub(dc.since); idle < directCheckAfter || idle < directIdleTimeout && idleAlive(dc.conn) {
 			return dc, nil
 		}
 		_ = dc.conn.Close()

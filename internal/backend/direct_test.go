@@ -132,7 +132,9 @@ func TestDirectRoundTrips(t *testing.T) {
 	t.Run("idle connections the backend closed are not used", func(t *testing.T) {
 		roundTrip(t, "/json", "warm")
 		srv.CloseClientConnections()
-		time.Sleep(20 * time.Millisecond) // the FIN reaches the pooled socket
+		// The FIN reaches the pooled socket, and the connection has been
+		// idle long enough to be checked.
+		time.Sleep(directCheckAfter + 50*time.Millisecond)
 		if got := roundTrip(t, "/json", "after close"); got != "after close" {
 			t.Errorf("answer %q after the backend closed the idle connection", got)
 		}
