@@ -17,7 +17,7 @@ import (
 // net/http's Transport hands each request to a connection's write goroutine
 // and takes each response from its read goroutine: two goroutine switches
 // per round trip, which on a small machine are a large part of a loopback
-// round trip (41 µs against 73 µs for a 200-byte POST on the benchmark VM,
+// round trip (42 µs against 73 µs for a 200-byte POST on the benchmark VM,
 // docs/benchmarks.md). Raw calls to plain-HTTP backends therefore make their
 // round trip on the caller's goroutine, over a pooled connection, with
 // net/http's own request writer and response parser (Request.Write,
@@ -28,12 +28,14 @@ import (
 const (
 	directMaxIdlePerHost = 256
 	directIdleTimeout    = 90 * time.Second
-	// directCheckAfter: a connection idle for less is reused without
-	// checking that the backend has not closed it. Backends close idle
-	// connections after seconds (Node's default is 5 s) and say
-	// Connection: close when they end one after an answer; the check is a
-	// system call that busy connections need not pay.
-	directCheckAfter = 100 * time.Millisecond
+	// directMaxBody: larger requests go through the Transport, which reads
+	// an answer the backend sends before it has read the whole request (a
+	// direct round trip writes the request first; a small one fits in the
+	// socket's buffer whatever the backend does).
+	directMaxBody = 64 << 10
+	// directMaxHead bounds a response's status line and header, as the
+	// Transport's default MaxResponseHeaderBytes does.
+	directMaxHead = 10 << 20
 )
 
 // aLongTimeAgo is a deadline in the past: it interrupts blocked I/O.
@@ -41,21 +43,46 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // directPool keeps idle connections to backends, by host:port.
 type directPool struct {
-	transport *http.Transport // whose dialer and proxy settings apply
+	transport *http.Transport // whose dialer and proxy settings apply; it also takes what is not made directly
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 
-	mu     sync.Mutex // guards the fields below
-	idle   map[string][]*directConn
-	closed bool
+	mu      sync.Mutex // guards the fields below
+	idle    map[string][]*directConn
+	closed  bool
+	pruning *time.Timer // closes connections idle too long; nil when none are idle
 }
 
 // directConn is one connection of a directPool.
 type directConn struct {
 	conn  net.Conn
+	head  headLimit // what br may still read of a response's head; -1: no limit (the body)
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	key   string
 	since time.Time // when it went idle
+}
+
+// headLimit reads from a connection, at most n bytes while n >= 0.
+type headLimit struct {
+	conn net.Conn
+	n    int64
+}
+
+var errHeadTooLarge = errors.New("the backend's response header is too large")
+
+func (h *headLimit) Read(p []byte) (int, error) {
+	if h.n < 0 {
+		return h.conn.Read(p)
+	}
+	if h.n == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > h.n {
+		p = p[:h.n]
+	}
+	n, err := h.conn.Read(p)
+	h.n -= int64(n)
+	return n, err
 }
 
 // newDirectPool returns a pool that dials as hc's Transport does, or nil
@@ -93,16 +120,23 @@ func (p *directPool) serves(u *url.URL) bool {
 
 // RoundTrip sends req and reads the response's head on the calling
 // goroutine. The body must be read to its end and closed for the
-// connection to be used again.
+// connection to be used again. Requests that cannot be made directly (a
+// redirect elsewhere, a large body) go through the Transport.
 func (p *directPool) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !p.serves(req.URL) || req.ContentLength < 0 || req.ContentLength > directMaxBody {
+		return p.transport.RoundTrip(req)
+	}
 	ctx := req.Context()
-	key := hostPort(req.URL)
-	dc, err := p.get(ctx, key)
+	dc, err := p.get(ctx, hostPort(req.URL))
 	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
 		return nil, err
 	}
-	deadline, _ := ctx.Deadline() // zero: none
-	_ = dc.conn.SetDeadline(deadline)
+	// Cancellation and the deadline interrupt the socket's I/O; the error
+	// is then the context's, as from the Transport.
+	_ = dc.conn.SetDeadline(time.Time{})
 	stop := context.AfterFunc(ctx, func() { _ = dc.conn.SetDeadline(aLongTimeAgo) })
 	err = req.Write(dc.bw)
 	if err == nil {
@@ -110,23 +144,32 @@ func (p *directPool) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var resp *http.Response
 	if err == nil {
+		dc.head.n = directMaxHead
 		resp, err = http.ReadResponse(dc.br, req)
 		// Informational answers come before the real one (as the
 		// Transport does, except 101, which ends HTTP on the connection).
 		for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			resp, err = http.ReadResponse(dc.br, req)
 		}
+		dc.head.n = -1
 	}
 	if err != nil {
 		stop()
 		_ = dc.conn.Close()
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
-	resp.Body = &directBody{body: resp.Body, dc: dc, pool: p, stop: stop, reusable: !resp.Close}
+	b := &directBody{body: resp.Body, ctx: ctx, dc: dc, pool: p, stop: stop, reusable: !resp.Close}
+	b.eof = resp.Body == http.NoBody // nothing to read: the connection is clean
+	resp.Body = b
 	return resp, nil
+}
+
+// ctxErr is the context's error if it is done (it caused err), else err.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // get returns an idle connection to key that is still open, or a new one.
@@ -134,7 +177,7 @@ func (p *directPool) RoundTrip(req *http.Request) (*http.Response, error) {
 func (p *directPool) get(ctx context.Context, key string) (*directConn, error) {
 	now := time.Now()
 	for dc := p.pop(key); dc != nil; dc = p.pop(key) {
-		if idle := now.Sub(dc.since); idle < directCheckAfter || idle < directIdleTimeout && idleAlive(dc.conn) {
+		if now.Sub(dc.since) < directIdleTimeout && idleAlive(dc.conn) {
 			return dc, nil
 		}
 		_ = dc.conn.Close()
@@ -143,7 +186,9 @@ func (p *directPool) get(ctx context.Context, key string) (*directConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &directConn{conn: conn, br: bufio.NewReader(conn), bw: bufio.NewWriter(conn), key: key}, nil
+	dc := &directConn{conn: conn, head: headLimit{conn: conn, n: -1}, bw: bufio.NewWriter(conn), key: key}
+	dc.br = bufio.NewReader(&dc.head)
+	return dc, nil
 }
 
 // pop takes the most recently used idle connection to key, or nil.
@@ -160,9 +205,13 @@ func (p *directPool) pop(key string) *directConn {
 }
 
 // put keeps dc for the next request to its host, closing the oldest idle
-// connections over the limits.
+// connections over the limit. A connection with bytes left to read is
+// not clean, and is closed.
 func (p *directPool) put(dc *directConn) {
-	_ = dc.conn.SetDeadline(time.Time{})
+	if dc.br.Buffered() > 0 {
+		_ = dc.conn.Close()
+		return
+	}
 	dc.since = time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -171,14 +220,47 @@ func (p *directPool) put(dc *directConn) {
 		return
 	}
 	conns := append(p.idle[dc.key], dc)
-	drop := max(len(conns)-directMaxIdlePerHost, 0)
-	for drop < len(conns) && dc.since.Sub(conns[drop].since) >= directIdleTimeout {
-		drop++
+	if drop := len(conns) - directMaxIdlePerHost; drop > 0 {
+		for _, old := range conns[:drop] {
+			_ = old.conn.Close()
+		}
+		conns = append(conns[:0], conns[drop:]...)
 	}
-	for _, old := range conns[:drop] {
-		_ = old.conn.Close()
+	p.idle[dc.key] = conns
+	if p.pruning == nil {
+		p.pruning = time.AfterFunc(directIdleTimeout, p.prune)
 	}
-	p.idle[dc.key] = append(conns[:0], conns[drop:]...)
+}
+
+// prune closes the connections idle for directIdleTimeout, and runs again
+// when the oldest of the others will be.
+func (p *directPool) prune() {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var oldest time.Time
+	for key, conns := range p.idle {
+		keep := conns[:0]
+		for _, dc := range conns {
+			if now.Sub(dc.since) >= directIdleTimeout {
+				_ = dc.conn.Close()
+				continue
+			}
+			keep = append(keep, dc)
+			if oldest.IsZero() || dc.since.Before(oldest) {
+				oldest = dc.since
+			}
+		}
+		if len(keep) == 0 {
+			delete(p.idle, key)
+		} else {
+			p.idle[key] = keep
+		}
+	}
+	p.pruning = nil
+	if !oldest.IsZero() && !p.closed {
+		p.pruning = time.AfterFunc(oldest.Add(directIdleTimeout).Sub(now), p.prune)
+	}
 }
 
 // close closes every idle connection; connections in use are closed when
@@ -190,6 +272,10 @@ func (p *directPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
+	if p.pruning != nil {
+		p.pruning.Stop()
+		p.pruning = nil
+	}
 	for key, conns := range p.idle {
 		for _, dc := range conns {
 			_ = dc.conn.Close()
@@ -210,6 +296,7 @@ func hostPort(u *url.URL) string {
 // may be called while a Read is under way (to end a stream early).
 type directBody struct {
 	body     io.ReadCloser
+	ctx      context.Context
 	dc       *directConn
 	pool     *directPool
 	stop     func() bool // stops the cancellation watch; false if it fired
@@ -222,10 +309,13 @@ type directBody struct {
 
 func (b *directBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, io.EOF):
 		b.mu.Lock()
 		b.eof = true
 		b.mu.Unlock()
+	case err != nil:
+		err = ctxErr(b.ctx, err)
 	}
 	return n, err
 }

@@ -27,7 +27,10 @@ func TestDirectRoundTrips(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		var body []byte
+		if r.URL.Path != "/early" {
+			body, _ = io.ReadAll(r.Body)
+		}
 		switch r.URL.Path {
 		case "/json":
 			w.Header().Set("Content-Type", "application/json")
@@ -41,6 +44,12 @@ func TestDirectRoundTrips(t *testing.T) {
 		case "/close":
 			w.Header().Set("Connection", "close")
 			_, _ = w.Write(body)
+		case "/accepted": // no body, as the answer to a notification
+			w.WriteHeader(http.StatusAccepted)
+		case "/early": // answers without reading a large request
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+		case "/redirect":
+			http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusPermanentRedirect)
 		case "/block":
 			w.WriteHeader(http.StatusOK)
 			w.(http.Flusher).Flush()
@@ -59,7 +68,11 @@ func TestDirectRoundTrips(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	p := newDirectPool(NewHTTPClient())
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "over TLS")
+	}))
+	t.Cleanup(tlsSrv.Close)
+	p := newDirectPool(tlsSrv.Client()) // plain HTTP directly; the rest through this Transport, which trusts tlsSrv
 	t.Cleanup(p.close)
 
 	do := func(ctx context.Context, path, body string) (*http.Response, error) {
@@ -132,15 +145,13 @@ func TestDirectRoundTrips(t *testing.T) {
 	t.Run("idle connections the backend closed are not used", func(t *testing.T) {
 		roundTrip(t, "/json", "warm")
 		srv.CloseClientConnections()
-		// The FIN reaches the pooled socket, and the connection has been
-		// idle long enough to be checked.
-		time.Sleep(directCheckAfter + 50*time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the FIN reaches the pooled socket
 		if got := roundTrip(t, "/json", "after close"); got != "after close" {
 			t.Errorf("answer %q after the backend closed the idle connection", got)
 		}
 	})
 
-	t.Run("cancellation interrupts a response", func(t *testing.T) {
+	t.Run("cancellation interrupts a response, with the context's error", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		resp, err := do(ctx, "/block", "")
 		if err != nil {
@@ -150,18 +161,83 @@ func TestDirectRoundTrips(t *testing.T) {
 		start := time.Now()
 		_, err = io.Copy(io.Discard, resp.Body)
 		_ = resp.Body.Close()
-		if err == nil || time.Since(start) > 5*time.Second {
-			t.Errorf("reading a response whose request was cancelled: %v after %s", err, time.Since(start))
+		if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+			t.Errorf("reading a response whose request was cancelled: %v after %s, want context.Canceled", err, time.Since(start))
 		}
-		ctx, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
-		defer cancel()
-		resp, err = do(ctx, "/block", "")
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
+		for range 5 { // the deadline while waiting for the head, or for the body
+			ctx, cancel = context.WithTimeout(t.Context(), 30*time.Millisecond)
+			resp, err = do(ctx, "/block", "")
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("a request past its deadline: %v, want context.DeadlineExceeded (not a connection error)", err)
+			}
+		}
+	})
+
+	t.Run("answers without a body return the connection", func(t *testing.T) {
+		roundTrip(t, "/json", "warm")
+		n := newConns(t, func() {
+			for range 10 {
+				resp, err := do(t.Context(), "/accepted", `{"jsonrpc":"2.0","method":"notifications/cancelled"}`)
+				if err != nil || resp.StatusCode != http.StatusAccepted {
+					t.Fatalf("notification: %v %v", resp, err)
+				}
+				_ = resp.Body.Close() // unread, as raw.go does
+			}
+		})
+		if n > 0 {
+			t.Errorf("10 bodiless answers opened %d connections, want the pooled one reused", n)
+		}
+	})
+
+	t.Run("large requests and redirects elsewhere take the Transport", func(t *testing.T) {
+		resp, err := do(t.Context(), "/early", strings.Repeat("z", 1<<20))
+		if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("a 1 MiB request answered early: %v %v, want the 413", resp, err)
+		} else {
 			_ = resp.Body.Close()
 		}
-		if err == nil {
-			t.Error("a request past its deadline succeeded")
+		c := &http.Client{Transport: p}
+		resp, err = c.Post(srv.URL+"/redirect?to="+url.QueryEscape(tlsSrv.URL), "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatalf("a redirect to HTTPS: %v", err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(got) != "over TLS" {
+			t.Errorf("a redirect to HTTPS answered %q", got)
+		}
+	})
+
+	t.Run("an endless response header is refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Long: ")
+			chunk := bytes.Repeat([]byte("a"), 64<<10)
+			for {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ln.Addr().String()+"/", strings.NewReader("{}"))
+		if _, err := p.RoundTrip(req); !errors.Is(err, errHeadTooLarge) {
+			t.Errorf("an endless header: %v, want %v", err, errHeadTooLarge)
 		}
 	})
 

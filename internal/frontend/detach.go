@@ -2,11 +2,13 @@ package frontend
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,7 +32,8 @@ const streamWriteTimeout = 30 * time.Second
 // be detached (another protocol, a writer that cannot hijack, vmcp
 // stopping).
 func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
-	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Header.Get("Connection") == "Upgrade" {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.Header.Get("Connection") == "Upgrade" ||
+		r.ContentLength != 0 || len(r.TransferEncoding) > 0 { // a body would reach the watcher
 		return false
 	}
 	g.streamsMu.Lock()
@@ -52,7 +55,7 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &detachedStream{conn: conn, cancel: cancel, header: header}
-	stopOnClose := context.AfterFunc(g.streamsCtx, cancel)
+	stopOnClose := context.AfterFunc(g.streamsCtx, s.stop)
 	go s.watch()
 	go func() {
 		defer g.streams.Done()
@@ -63,6 +66,7 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 			// goroutine; this one is vmcp's.
 			if v := recover(); v != nil {
 				g.logger.Error("panic serving a session's stream", "panic", v, "stack", string(debug.Stack()))
+				s.abort() // as net/http does: the client sees the stream break, not end
 			}
 		}()
 		g.sdk(g.stateful, s, r.WithContext(ctx))
@@ -84,15 +88,23 @@ func (g *Gateway) CloseStreams() {
 // line and header go with the first bytes of the body, each Write is one
 // chunk on the socket, Flush has nothing to do.
 type detachedStream struct {
-	conn   net.Conn
-	cancel context.CancelFunc // ends the request: the client left, a write failed, vmcp stops
-	header http.Header
+	conn     net.Conn
+	cancel   context.CancelFunc // ends the request: the client left, a write failed, vmcp stops
+	header   http.Header
+	stopping atomic.Bool // vmcp stops: writes get stopWriteTimeout
 
 	mu     sync.Mutex // guards the fields below
 	status int        // set by WriteHeader; 0 before
 	sent   bool       // the head is on the wire
 	err    error      // the first failed write
 }
+
+// stopWriteTimeout bounds the writes of a stream once vmcp stops, so that
+// a client that does not read cannot hold the shutdown for
+// streamWriteTimeout.
+const stopWriteTimeout = time.Second
+
+var errStreamAborted = errors.New("the stream's handler failed")
 
 var (
 	_ http.ResponseWriter = (*detachedStream)(nil)
@@ -133,6 +145,23 @@ func (s *detachedStream) Flush() {
 	if !s.sent {
 		_ = s.write(s.head(nil))
 	}
+}
+
+// stop ends the request because vmcp stops; a write under way gets at
+// most stopWriteTimeout more.
+func (s *detachedStream) stop() {
+	s.stopping.Store(true)
+	_ = s.conn.SetWriteDeadline(time.Now().Add(stopWriteTimeout))
+	s.cancel()
+}
+
+// abort makes finish close the connection without ending the body.
+func (s *detachedStream) abort() {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = errStreamAborted
+	}
+	s.mu.Unlock()
 }
 
 // finish ends the body and closes the connection; the handler has returned.
@@ -179,6 +208,9 @@ func (s *detachedStream) write(buf []byte) error {
 		return s.err
 	}
 	_ = s.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if s.stopping.Load() { // after the deadline above, so that stop's is never overwritten
+		_ = s.conn.SetWriteDeadline(time.Now().Add(stopWriteTimeout))
+	}
 	if _, err := s.conn.Write(buf); err != nil {
 		s.err = err
 		s.cancel()

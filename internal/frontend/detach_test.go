@@ -19,13 +19,20 @@ import (
 // own and returns the response, its head read.
 func openStream(t *testing.T, addr, sid string) (*http.Response, net.Conn) {
 	t.Helper()
+	return openStreamWith(t, addr, sid, nil)
+}
+
+// openStreamWith is openStream with a request body (which a GET should
+// not have).
+func openStreamWith(t *testing.T, addr, sid string, body io.Reader) (*http.Response, net.Conn) {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/mcp", nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/mcp", body)
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Mcp-Session-Id", sid)
 	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
@@ -86,6 +93,15 @@ func TestDetachedStreams(t *testing.T) {
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://localhost:3000" {
 		t.Errorf("Access-Control-Allow-Origin %q: the CORS headers set before the endpoint were lost", got)
 	}
+
+	t.Run("a GET with a body stays with net/http", func(t *testing.T) {
+		other := openRPC(t, gw, "", "{}")
+		resp, conn := openStreamWith(t, addr, other.sid, strings.NewReader("hello"))
+		defer conn.Close()
+		if resp.StatusCode != http.StatusOK || resp.Close {
+			t.Errorf("GET with a body: %d, close %v: want it served by net/http (its body would reach the watcher)", resp.StatusCode, resp.Close)
+		}
+	})
 
 	t.Run("notifications arrive", func(t *testing.T) {
 		tool("two") // the backend's list_changed makes vmcp rebuild and notify its sessions
