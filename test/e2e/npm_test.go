@@ -196,6 +196,17 @@ backends:
 			}
 		}
 	})
+	// Node closes a keep-alive connection idle for 5 s (its http server's
+	// default keepAliveTimeout); vmcp's pooled connections for raw calls
+	// must notice instead of sending the next call on a closed socket.
+	t.Run("after the backend closed its idle connections", func(t *testing.T) {
+		time.Sleep(6 * time.Second)
+		again := runTSClient(t, tl, v.URL, []tsCall{{"everything-http_echo", map[string]any{"message": "after idle"}}})
+		r := again.Results[0]
+		if r.Error != "" || r.IsError || len(r.Content) == 0 || r.Content[0].Text != "Echo: after idle" {
+			t.Errorf("a call after 6 s idle: error %q, isError %v, content %+v", r.Error, r.IsError, r.Content)
+		}
+	})
 	t.Run("memory", func(t *testing.T) {
 		if got := text(t, 4); !strings.Contains(got, "vmcp-e2e") {
 			t.Errorf("memory_create_entities = %q, want it to echo the entity", got)
