@@ -1,18 +1,14 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
@@ -21,14 +17,7 @@ import (
 // see; Shutdown must end it (a clean end of the chunked body) and return.
 func TestShutdownEndsDetachedStreams(t *testing.T) {
 	addr := vmcptest.FreeAddr(t)
-	cfg, err := config.Parse([]byte(fmt.Sprintf("server: {listen: %s}\nbackends: []\n", addr)), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := vmcptest.New(t, fmt.Sprintf("server: {listen: %s}\nbackends: []\n", addr), nil)
 	a.Start()
 	vmcptest.WaitReady(t, "http://"+addr)
 
@@ -47,23 +36,7 @@ func TestShutdownEndsDetachedStreams(t *testing.T) {
 		t.Fatalf("initialize: %d, session %q", resp.StatusCode, sid)
 	}
 
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	get, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/mcp", nil)
-	get.Header.Set("Accept", "text/event-stream")
-	get.Header.Set("Mcp-Session-Id", sid)
-	get.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	if err := get.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := http.ReadResponse(bufio.NewReader(conn), get)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream, _ := vmcptest.OpenStream(t, addr, sid, nil)
 	if stream.StatusCode != http.StatusOK || !stream.Close {
 		t.Fatalf("GET: %d, close %v: want 200 on a detached connection", stream.StatusCode, stream.Close)
 	}

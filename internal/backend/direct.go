@@ -120,10 +120,12 @@ func (p *directPool) serves(u *url.URL) bool {
 
 // RoundTrip sends req and reads the response's head on the calling
 // goroutine. The body must be read to its end and closed for the
-// connection to be used again. Requests that cannot be made directly (a
-// redirect elsewhere, a large body) go through the Transport.
+// connection to be used again. The client's own URL was checked with
+// serves when the client was made; a redirect elsewhere, and a large body,
+// go through the Transport.
 func (p *directPool) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !p.serves(req.URL) || req.ContentLength < 0 || req.ContentLength > directMaxBody {
+	if req.Response != nil && !p.serves(req.URL) || // a redirect
+		req.ContentLength < 0 || req.ContentLength > directMaxBody {
 		return p.transport.RoundTrip(req)
 	}
 	ctx := req.Context()

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -195,10 +196,10 @@ func (s *detachedStream) head(buf []byte) []byte {
 	if h.Get("Date") == "" {
 		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
-	var b bytesWriter
-	b.buf = buf
-	_ = h.Write(&b)
-	return append(b.buf, "\r\n"...)
+	b := bytes.NewBuffer(buf)
+	_ = h.Write(b)
+	b.WriteString("\r\n")
+	return b.Bytes()
 }
 
 // write sends buf unless an earlier write failed; a failure ends the
@@ -224,13 +225,4 @@ func (s *detachedStream) watch() {
 	var b [1]byte
 	_, _ = s.conn.Read(b[:])
 	s.cancel()
-}
-
-// bytesWriter appends to a byte slice (http.Header.Write wants an
-// io.Writer).
-type bytesWriter struct{ buf []byte }
-
-func (b *bytesWriter) Write(p []byte) (int, error) {
-	b.buf = append(b.buf, p...)
-	return len(p), nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,39 +12,9 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
-
-// openStream sends a session's GET over HTTP/1.1 on a connection of its
-// own and returns the response, its head read.
-func openStream(t *testing.T, addr, sid string) (*http.Response, net.Conn) {
-	t.Helper()
-	return openStreamWith(t, addr, sid, nil)
-}
-
-// openStreamWith is openStream with a request body (which a GET should
-// not have).
-func openStreamWith(t *testing.T, addr, sid string, body io.Reader) (*http.Response, net.Conn) {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/mcp", body)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Mcp-Session-Id", sid)
-	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	req.Header.Set("Origin", "http://localhost:3000")
-	if err := req.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, conn
-}
 
 // readUntil reads events from a stream until one contains want.
 func readUntil(t *testing.T, body io.Reader, want string) {
@@ -83,7 +52,7 @@ func TestDetachedStreams(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	c := openRPC(t, gw, "", "{}")
 
-	resp, conn := openStream(t, addr, c.sid)
+	resp, conn := vmcptest.OpenStream(t, addr, c.sid, nil)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET: %d %v", resp.StatusCode, resp.Header)
 	}
@@ -96,7 +65,7 @@ func TestDetachedStreams(t *testing.T) {
 
 	t.Run("a GET with a body stays with net/http", func(t *testing.T) {
 		other := openRPC(t, gw, "", "{}")
-		resp, conn := openStreamWith(t, addr, other.sid, strings.NewReader("hello"))
+		resp, conn := vmcptest.OpenStream(t, addr, other.sid, strings.NewReader("hello"))
 		defer conn.Close()
 		if resp.StatusCode != http.StatusOK || resp.Close {
 			t.Errorf("GET with a body: %d, close %v: want it served by net/http (its body would reach the watcher)", resp.StatusCode, resp.Close)
@@ -113,7 +82,7 @@ func TestDetachedStreams(t *testing.T) {
 		_ = conn.Close()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			again, _ := openStream(outer, addr, c.sid)
+			again, _ := vmcptest.OpenStream(outer, addr, c.sid, nil)
 			if again.StatusCode == http.StatusOK {
 				resp = again
 				break
@@ -141,7 +110,7 @@ func TestDetachedStreams(t *testing.T) {
 
 	t.Run("stopping vmcp ends the stream", func(t *testing.T) {
 		c := openRPC(t, gw, "", "{}")
-		resp, _ := openStream(t, addr, c.sid)
+		resp, _ := vmcptest.OpenStream(t, addr, c.sid, nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET: %d", resp.StatusCode)
 		}

@@ -3,7 +3,9 @@
 package vmcptest
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -27,9 +29,9 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// Start runs a gateway for the configuration document until the test ends
-// and waits until it is ready. The document must set server.listen.
-func Start(t testing.TB, doc string, opts *app.Options) *app.App {
+// New makes a gateway for the configuration document, not yet started,
+// and returns it with its configuration.
+func New(t testing.TB, doc string, opts *app.Options) (*app.App, *config.Config) {
 	t.Helper()
 	cfg, err := config.Parse([]byte(doc), "test.yaml")
 	if err != nil {
@@ -39,6 +41,14 @@ func Start(t testing.TB, doc string, opts *app.Options) *app.App {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, cfg
+}
+
+// Start runs a gateway for the configuration document until the test ends
+// and waits until it is ready. The document must set server.listen.
+func Start(t testing.TB, doc string, opts *app.Options) *app.App {
+	t.Helper()
+	a, cfg := New(t, doc, opts)
 	a.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -95,4 +105,31 @@ func Connect(t testing.TB, endpoint, token string, opts *mcp.ClientOptions) *mcp
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// OpenStream sends a 2025-11-25 session's GET to the MCP endpoint at addr
+// over HTTP/1.1, on a connection of its own closed when the test ends, with
+// an allowed Origin and body (nil: none; a GET should have none), and
+// returns the response with its head read.
+func OpenStream(t testing.TB, addr, sid string, body io.Reader) (*http.Response, net.Conn) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/mcp", body)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	req.Header.Set("Origin", "http://localhost:3000")
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, conn
 }
