@@ -34,6 +34,7 @@ type env struct {
 	idp     *fakeidp.IdP
 	as      *authserver.Server
 	srv     *httptest.Server
+	mux     *http.ServeMux
 	browser *http.Client
 	store   *memory.Store
 }
@@ -62,9 +63,17 @@ func newEnv(t *testing.T, idpOpts fakeidp.Options, mutate func(*authserver.Optio
 		t.Fatal(err)
 	}
 	as.Routes(mux)
+	if ms, ok := opts.Store.(*memory.Store); ok {
+		st = ms
+	}
+	return &env{t: t, idp: idp, as: as, srv: srv, mux: mux, browser: newBrowser(), store: st}
+}
+
+// newBrowser is a user agent with its own cookies that does not follow
+// redirects by itself.
+func newBrowser() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &env{t: t, idp: idp, as: as, srv: srv, browser: browser, store: st}
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 func (e *env) register(meta map[string]any) (int, map[string]any) {

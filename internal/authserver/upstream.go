@@ -105,7 +105,7 @@ func (p *provider) ready(ctx context.Context) (*oauth2.Config, error) {
 	}
 	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), p.cfg.IssuerURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: discovery: %v", ErrUpstream, p.cfg.Name, err)
+		return nil, fmt.Errorf("%w %q: discovery: %w", ErrUpstream, p.cfg.Name, err)
 	}
 	var meta struct {
 		Issuer  string `json:"issuer"`

@@ -1,0 +1,428 @@
+package authserver_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/store/memory"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
+)
+
+// The attacks of issue 10 on the authorization server, each through its
+// real HTTP endpoints. docs/identity.md#threat-model lists them.
+
+const verifier = "verifier-0123456789-0123456789-0123456789-abc"
+
+// startLogin runs an authorization in browser up to the redirect to the
+// IdP, approving the consent page with provider if it is shown, and
+// returns the IdP URL (where a browser goes next) and whether the consent
+// page was shown.
+func (e *env) startLogin(browser *http.Client, clientID, provider string) (*url.URL, bool) {
+	e.t.Helper()
+	resp, err := browser.Get(e.authorizeURL(clientID, verifier, nil))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	consent := resp.StatusCode == http.StatusOK
+	if consent {
+		f := consentForm(e.t, resp)
+		f.Set("decision", "approve")
+		f.Set("provider", provider)
+		if resp, err = browser.PostForm(e.srv.URL+authserver.PathConsent, f); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if resp.StatusCode != http.StatusFound || err != nil || strings.HasPrefix(loc.String(), e.srv.URL) || strings.HasPrefix(loc.String(), redirectURI) {
+		e.t.Fatalf("starting a login: %d to %v, want a redirect to the IdP", resp.StatusCode, loc)
+	}
+	return loc, consent
+}
+
+// finishLogin opens an IdP URL in browser (the fake IdP logs the user in at
+// once) and returns vmcp's answer at the callback, not followed further.
+func (e *env) finishLogin(browser *http.Client, idpURL *url.URL) *http.Response {
+	e.t.Helper()
+	resp, err := browser.Get(idpURL.String())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := resp.Location()
+	if err != nil || !strings.HasPrefix(cb.String(), e.srv.URL) {
+		e.t.Fatalf("the IdP answered %d to %v, want a redirect to vmcp's callback", resp.StatusCode, cb)
+	}
+	if resp, err = browser.Get(cb.String()); err != nil {
+		e.t.Fatal(err)
+	}
+	return resp
+}
+
+// wantRefused checks that a callback was refused with an error page and
+// issued nothing: no redirect, no new authorization code or grant.
+func (e *env) wantRefused(resp *http.Response, before memory.Stats) {
+	e.t.Helper()
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "started in another browser") {
+		e.t.Errorf("callback in the victim's browser: %d, Location %q, %s\n%s; want a 403 page saying the login was started in another browser",
+			resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Content-Type"), body)
+	}
+	if after := e.store.Stats(); after.Tokens != before.Tokens || after.Grants != before.Grants {
+		e.t.Errorf("the refused callback stored tokens or grants: %+v before, %+v after", before, after)
+	}
+}
+
+// wantCode checks that a callback completed with a code for the client.
+func (e *env) wantCode(resp *http.Response) {
+	e.t.Helper()
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || !strings.HasPrefix(loc.String(), redirectURI) || loc.Query().Get("code") == "" {
+		e.t.Errorf("callback in the browser that started the login: %d to %v, want a code for the client", resp.StatusCode, loc)
+	}
+}
+
+// TestLoginLinkInAnotherBrowser is the consent bypass: an attacker
+// registers a client, approves vmcp's consent page for it in their own
+// browser, stops at the redirect to the IdP and sends that URL to a victim
+// who is logged in at the IdP. The victim's browser reaches vmcp's callback
+// and must get a refusal page, with no code for the attacker's client:
+// whatever cookies the victim's browser holds, whether the attacker saw the
+// consent page or had it remembered, and with several providers.
+func TestLoginLinkInAnotherBrowser(t *testing.T) {
+	t.Parallel()
+	t.Run("one provider", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, fakeidp.Options{Subject: "victim"}, nil)
+		client := e.publicClient()
+		attacker := newBrowser()
+
+		link, consent := e.startLogin(attacker, client, "idp")
+		if !consent {
+			t.Fatal("no consent page on the first authorization")
+		}
+		e.wantRefused(e.finishLogin(newBrowser(), link), e.store.Stats())
+		// The refused login is used up: the attacker cannot finish it either.
+		resp := e.finishLogin(attacker, link)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("finishing a refused login: %d, want 400 (unknown login)", resp.StatusCode)
+		}
+
+		// Consent remembered in the attacker's browser: no page this time.
+		link, consent = e.startLogin(attacker, client, "idp")
+		if consent {
+			t.Fatal("consent page shown although this browser approved the client")
+		}
+		e.wantRefused(e.finishLogin(newBrowser(), link), e.store.Stats())
+
+		// A victim whose browser holds a login cookie of its own.
+		victim := newBrowser()
+		e.wantCode(e.finishLogin(victim, first(e.startLogin(victim, e.publicClient(), "idp"))))
+		link, _ = e.startLogin(attacker, client, "idp")
+		e.wantRefused(e.finishLogin(victim, link), e.store.Stats())
+
+		// The browser that approved a login completes it.
+		link, _ = e.startLogin(attacker, client, "idp")
+		e.wantCode(e.finishLogin(attacker, link))
+	})
+	t.Run("several providers", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, fakeidp.Options{Subject: "victim"}, func(o *authserver.Options) {
+			gh := fakeidp.Start(t, fakeidp.Options{Mode: fakeidp.GitHub, Subject: "42"})
+			o.Providers = append(o.Providers, authserver.ProviderConfig{Name: "github", Type: authserver.TypeOAuth2,
+				AuthorizationURL: gh.AuthorizationURL(), TokenURL: gh.TokenURL(), UserInfoURL: gh.UserInfoURL(),
+				Issuer: "https://github.com", ClientID: "vmcp", ClientSecret: "secret", RedirectURI: o.Issuer + authserver.PathCallback,
+				Claims: authserver.ClaimMapping{Subject: "id"}})
+		})
+		client := e.publicClient()
+		attacker := newBrowser()
+		for _, provider := range []string{"idp", "github"} {
+			link, _ := e.startLogin(attacker, client, provider)
+			e.wantRefused(e.finishLogin(newBrowser(), link), e.store.Stats())
+			link, _ = e.startLogin(attacker, client, provider)
+			e.wantCode(e.finishLogin(attacker, link))
+		}
+	})
+}
+
+func first(u *url.URL, _ bool) *url.URL { return u }
+
+// TestLoginsInTwoTabs: one browser may run several logins at once (two
+// applications, two tabs); each completes, in any order.
+func TestLoginsInTwoTabs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fakeidp.Options{}, nil)
+	b := newBrowser()
+	one, _ := e.startLogin(b, e.publicClient(), "idp")
+	two, _ := e.startLogin(b, e.publicClient(), "idp")
+	e.wantCode(e.finishLogin(b, two))
+	e.wantCode(e.finishLogin(b, one))
+}
+
+// TestAbuseAuthorizeRequests: strangers with a consent cookie for their
+// own clients send 1,000 oversized authorization requests (7 KB of
+// parameters each, most from one client). Pending logins stay within the
+// caps, each small (no raw query kept); refusals are OAuth errors that say
+// why; requests over the parameter limit are refused before anything is
+// parsed or kept.
+func TestAbuseAuthorizeRequests(t *testing.T) {
+	t.Parallel()
+	const total, perClient = 60, 15
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) {
+		o.Limits = authserver.Limits{PendingLogins: total, PendingLoginsPerClient: perClient}
+	})
+	attacker := newBrowser()
+	var clients []string
+	for range 5 {
+		c := e.publicClient()
+		clients = append(clients, c)
+		e.startLogin(attacker, c, "idp") // approves consent; the browser remembers it
+	}
+	junk := strings.Repeat("x", 7000)
+	refusals := map[string]int{}
+	for i := range 1000 {
+		c := clients[0]
+		if i >= 500 {
+			c = clients[1+i%4]
+		}
+		resp, err := attacker.Get(e.authorizeURL(c, verifier, url.Values{"junk": {junk}, "state": {fmt.Sprint("state-", i, "-", junk[:500])}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if resp.StatusCode != http.StatusFound || err != nil {
+			t.Fatalf("request %d: %d, want a redirect", i, resp.StatusCode)
+		}
+		if strings.HasPrefix(loc.String(), redirectURI) {
+			q := loc.Query()
+			if q.Get("error") != "temporarily_unavailable" {
+				t.Fatalf("request %d refused with %v, want temporarily_unavailable", i, q)
+			}
+			refusals[q.Get("error_description")]++
+		}
+	}
+	st := e.store.Stats()
+	t.Logf("after 1,000 requests: %d pending logins, %d bytes; refusals %v", st.Pending, st.PendingBytes, refusals)
+	if st.Pending > total {
+		t.Errorf("%d pending logins stored, cap %d", st.Pending, total)
+	}
+	if st.Pending > 0 && st.PendingBytes/st.Pending > 1500 {
+		t.Errorf("pending logins average %d bytes: the raw query is kept", st.PendingBytes/st.Pending)
+	}
+	var perClientSaid, totalSaid bool
+	for d := range refusals {
+		perClientSaid = perClientSaid || strings.Contains(d, "This application has 15 logins in progress")
+		totalSaid = totalSaid || strings.Contains(d, "Too many logins are in progress")
+	}
+	if !perClientSaid || !totalSaid {
+		t.Errorf("refusals %v: want both the per-client and the total cap explained", refusals)
+	}
+
+	huge := strings.Repeat("y", 512<<10)
+	for range 20 {
+		resp, err := attacker.Get(e.authorizeURL(clients[1], verifier, url.Values{"junk": {huge}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestURITooLong || !bytes.Contains(body, []byte("too large")) {
+			t.Fatalf("a 512 KiB authorization request: %d %s, want 414 with an error page", resp.StatusCode, body)
+		}
+	}
+	if again := e.store.Stats(); again.Pending != st.Pending || again.PendingBytes != st.PendingBytes {
+		t.Errorf("oversized requests changed the store: %+v, then %+v", st, again)
+	}
+}
+
+// TestPendingLoginsPerClientCap: one client's flood of unfinished logins
+// hits that client's cap only: another client logs in as usual.
+func TestPendingLoginsPerClientCap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) { o.Limits.PendingLoginsPerClient = 3 })
+	flooder := e.publicClient()
+	b := newBrowser()
+	for range 3 {
+		e.startLogin(b, flooder, "idp")
+	}
+	resp := e.get(e.authorizeURL(flooder, verifier, nil)) // e.browser has no consent cookie: the page, then approve
+	f := consentForm(t, resp)
+	f.Set("decision", "approve")
+	resp, err := e.browser.PostForm(e.srv.URL+authserver.PathConsent, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	if loc == nil || loc.Query().Get("error") != "temporarily_unavailable" || !strings.Contains(loc.Query().Get("error_description"), "logins in progress") {
+		t.Errorf("a fourth login of the flooding client: %d to %v, want temporarily_unavailable naming the cap", resp.StatusCode, loc)
+	}
+	other := e.publicClient()
+	if tr := e.exchange(other, e.login(other, verifier).Query().Get("code"), verifier); tr.status != http.StatusOK {
+		t.Errorf("another client's login: %d %v", tr.status, tr.raw)
+	}
+}
+
+// clock is a settable clock shared by the server and its store.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func withClock(c *clock) func(*authserver.Options) {
+	return func(o *authserver.Options) {
+		o.Now = c.now
+		o.Store = memory.New(c.now)
+	}
+}
+
+// TestPendingLoginTimeout: a login not finished within the configured
+// timeout is gone.
+func TestPendingLoginTimeout(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Now()}
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) {
+		withClock(c)(o)
+		o.Limits.PendingLoginTimeout = 2 * time.Minute
+	})
+	b := newBrowser()
+	link, _ := e.startLogin(b, e.publicClient(), "idp")
+	c.add(3 * time.Minute)
+	resp := e.finishLogin(b, link)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a login finished after its timeout: %d, want 400 (unknown login)", resp.StatusCode)
+	}
+}
+
+// register posts a registration as if from addr, through the server's
+// handler (the per-address rate limit keys on it).
+func (e *env) registerFrom(addr string, body []byte) (int, map[string]any) {
+	r := httptest.NewRequest(http.MethodPost, authserver.PathRegister, bytes.NewReader(body))
+	r.RemoteAddr = addr
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	e.mux.ServeHTTP(w, r)
+	var out map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &out)
+	return w.Code, out
+}
+
+// TestAbuseRegistrations: 1,000 registrations with near-limit metadata
+// from 100 addresses (the per-address rate limit allows them all) leave no
+// more clients than the cap, each no larger than the metadata limit, and
+// the client in use survives: new registrations replace the never-used
+// ones first. Registrations over the metadata limit are refused.
+func TestAbuseRegistrations(t *testing.T) {
+	t.Parallel()
+	const max = 100
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) { o.Limits.Clients = max })
+	inUse := e.publicClient()
+	first := e.exchange(inUse, e.login(inUse, verifier).Query().Get("code"), verifier)
+	if first.status != http.StatusOK {
+		t.Fatalf("login: %v", first.raw)
+	}
+	meta := map[string]any{"redirect_uris": []string{"https://app.example/cb"}, "client_name": strings.Repeat("n", 3500)}
+	body, _ := json.Marshal(meta)
+	created := 0
+	for i := range 1000 {
+		code, out := e.registerFrom(fmt.Sprintf("198.51.100.%d:4000", i%100), body)
+		if code != http.StatusCreated {
+			t.Fatalf("registration %d: %d %v", i, code, out)
+		}
+		created++
+	}
+	st := e.store.Stats()
+	t.Logf("after %d registrations: %d clients, %d bytes", created, st.Clients, st.ClientBytes)
+	if st.Clients > max {
+		t.Errorf("%d clients stored, cap %d", st.Clients, max)
+	}
+	if st.Clients > 0 && st.ClientBytes/st.Clients > 2*authserver.DefaultRegistrationBytes {
+		t.Errorf("clients average %d bytes", st.ClientBytes/st.Clients)
+	}
+	if again := e.refresh(inUse, first.RefreshToken); again.status != http.StatusOK {
+		t.Errorf("the client in use after the flood: %v", again.raw)
+	}
+
+	big, _ := json.Marshal(map[string]any{"redirect_uris": []string{"https://app.example/cb"}, "client_name": strings.Repeat("n", 60<<10)})
+	code, out := e.registerFrom("203.0.113.1:4000", big)
+	if code != http.StatusBadRequest || out["error"] != "invalid_client_metadata" ||
+		!strings.Contains(fmt.Sprint(out["error_description"]), fmt.Sprint(authserver.DefaultRegistrationBytes, " bytes")) {
+		t.Errorf("a 60 KiB registration: %d %v, want invalid_client_metadata naming the limit", code, out)
+	}
+}
+
+// TestRegistrationCapAllInUse: when every stored client is in use, a new
+// registration is refused with an error that says why.
+func TestRegistrationCapAllInUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) { o.Limits.Clients = 2 })
+	for range 2 {
+		c := e.publicClient()
+		if tr := e.exchange(c, e.login(c, verifier).Query().Get("code"), verifier); tr.status != http.StatusOK {
+			t.Fatalf("login: %v", tr.raw)
+		}
+	}
+	code, out := e.register(map[string]any{"redirect_uris": []string{redirectURI}})
+	if code != http.StatusServiceUnavailable || out["error"] != "temporarily_unavailable" || !strings.Contains(fmt.Sprint(out["error_description"]), "all in use") {
+		t.Errorf("registration with every client in use: %d %v", code, out)
+	}
+}
+
+// TestRegistrationExpiry: a registration no token was ever issued to is
+// forgotten after a day; one in use is kept for 30 days after its last
+// use.
+func TestRegistrationExpiry(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Now()}
+	e := newEnv(t, fakeidp.Options{}, withClock(c))
+	unused := e.publicClient()
+	used := e.publicClient()
+	if tr := e.exchange(used, e.login(used, verifier).Query().Get("code"), verifier); tr.status != http.StatusOK {
+		t.Fatalf("login: %v", tr.raw)
+	}
+	known := func(client string) bool {
+		resp, err := newBrowser().Get(e.authorizeURL(client, verifier, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK // the consent page; an unknown client gets an error page
+	}
+	if !known(unused) || !known(used) {
+		t.Fatal("fresh registrations are unknown")
+	}
+	c.add(authserver.DefaultUnusedClientExpiry + time.Hour)
+	if known(unused) {
+		t.Error("a registration never used is kept after a day")
+	}
+	if !known(used) {
+		t.Error("a registration in use was forgotten after a day")
+	}
+	c.add(authserver.DefaultIdleClientExpiry)
+	if known(used) {
+		t.Error("a registration unused for 30 days is kept")
+	}
+}
