@@ -252,7 +252,7 @@ func (e *env) claims(at string) map[string]any {
 
 func TestFullFlowOIDC(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, fakeidp.Options{Subject: "alice-123", Claims: map[string]any{"email": "alice@example.com", "name": "Alice", "groups": []string{"eng"}}}, nil)
+	e := newEnv(t, fakeidp.Options{Subject: "alice-123", Claims: map[string]any{"email": "alice@example.com", "email_verified": true, "name": "Alice", "groups": []string{"eng"}}}, nil)
 	client := e.publicClient()
 	back := e.login(client, "verifier-0123456789-0123456789-0123456789-abc")
 	q := back.Query()
@@ -479,7 +479,7 @@ func TestUpstreamRefreshRefused(t *testing.T) {
 func TestGitHubShapedProvider(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, fakeidp.Options{Mode: fakeidp.GitHub, Subject: "583231", Claims: map[string]any{"login": "octocat", "name": "The Octocat", "email": "octo@example.com"}},
-		nil)
+		func(o *authserver.Options) { o.Providers[0].EmailVerified = true }) // GitHub's public email is a verified one
 	client := e.publicClient()
 	v := "verifier-0123456789-0123456789-0123456789-abc"
 	resp := e.get(e.authorizeURL(client, v, nil))

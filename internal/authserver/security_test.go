@@ -426,3 +426,62 @@ func TestRegistrationExpiry(t *testing.T) {
 		t.Error("a registration unused for 30 days is kept")
 	}
 }
+
+// TestUnverifiedEmail: an email address the provider does not vouch for is
+// neither copied into vmcp's access token nor kept among the grant's
+// claims (which policies see): OIDC sources need "email_verified": true
+// beside it; an OAuth 2.0 provider's email counts only if the operator
+// declared it verified (or the source says so).
+func TestUnverifiedEmail(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		idp       fakeidp.Options
+		mutate    func(*authserver.Options)
+		wantEmail bool
+	}{
+		{"oidc, email_verified false", fakeidp.Options{Claims: map[string]any{"email": "ceo@example.com", "email_verified": false}}, nil, false},
+		{"oidc, no email_verified", fakeidp.Options{Claims: map[string]any{"email": "ceo@example.com"}}, nil, false},
+		{"oidc, email_verified true", fakeidp.Options{Claims: map[string]any{"email": "ceo@example.com", "email_verified": true}}, nil, true},
+		{"oidc, email_verified \"true\"", fakeidp.Options{Claims: map[string]any{"email": "ceo@example.com", "email_verified": "true"}}, nil, true},
+		{"oidc, mapped nested claim unverified", fakeidp.Options{Claims: map[string]any{"corp": map[string]any{"mail": "ceo@example.com"}}},
+			func(o *authserver.Options) { o.Providers[0].Claims.Email = "corp.mail" }, false},
+		{"oauth2, not declared verified", fakeidp.Options{Mode: fakeidp.GitHub, Subject: "7", Claims: map[string]any{"email": "ceo@example.com"}}, nil, false},
+		{"oauth2, declared verified", fakeidp.Options{Mode: fakeidp.GitHub, Subject: "7", Claims: map[string]any{"email": "ceo@example.com"}},
+			func(o *authserver.Options) { o.Providers[0].EmailVerified = true }, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.idp, tc.mutate)
+			client := e.publicClient()
+			provider := "idp"
+			if tc.idp.Mode == fakeidp.GitHub {
+				provider = "github"
+			}
+			link, _ := e.startLogin(e.browser, client, provider)
+			resp := e.finishLogin(e.browser, link)
+			resp.Body.Close()
+			loc, _ := resp.Location()
+			if loc == nil || loc.Query().Get("code") == "" {
+				t.Fatalf("login: %d to %v", resp.StatusCode, loc)
+			}
+			tr := e.exchange(client, loc.Query().Get("code"), verifier)
+			if tr.status != http.StatusOK {
+				t.Fatalf("token: %v", tr.raw)
+			}
+			c := e.claims(tr.AccessToken)
+			if _, got := c["email"]; got != tc.wantEmail {
+				t.Errorf("email in vmcp's token: %v, want %v (claims %v)", got, tc.wantEmail, c)
+			}
+			g, err := e.as.StoredGrant(t.Context(), c["gid"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, _ := json.Marshal([]any{g.IDTokenClaims, g.UserinfoClaims, g.AccessTokenClaims})
+			if got := strings.Contains(string(all), "ceo@example.com"); got != tc.wantEmail {
+				t.Errorf("email among the grant's claims: %v, want %v (%s)", got, tc.wantEmail, all)
+			}
+		})
+	}
+}
