@@ -114,7 +114,8 @@ func (a *App) localVerifier(audience string) (authn.Authenticator, error) {
 	}
 	return authn.NewJWTVerifier(&authn.JWTOptions{
 		Issuer: s.Issuer(), Audience: audience,
-		Keys: func(context.Context) ([]authn.PublicKey, error) { return pub, nil },
+		Keys:        func(context.Context) ([]authn.PublicKey, error) { return pub, nil },
+		GrantClaims: true, // vmcp's own tokens name their grant
 		Check: func(ctx context.Context, claims map[string]any, raw string) error {
 			err := s.CheckToken(ctx, claims, raw)
 			if errors.Is(err, authserver.ErrTokenRevoked) || errors.Is(err, authserver.ErrGrantRevoked) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -483,5 +484,111 @@ func TestUnverifiedEmail(t *testing.T) {
 				t.Errorf("email among the grant's claims: %v, want %v (%s)", got, tc.wantEmail, all)
 			}
 		})
+	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func withLogs(logs *syncBuffer) func(*authserver.Options) {
+	return func(o *authserver.Options) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) }
+}
+
+// TestRefreshedTokenIssuedNow: the access token of a refresh says when it
+// was issued (iat), not when the authorization's first token was.
+func TestRefreshedTokenIssuedNow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, fakeidp.Options{}, nil)
+	client := e.publicClient()
+	first := e.exchange(client, e.login(client, verifier).Query().Get("code"), verifier)
+	iat1 := e.claims(first.AccessToken)["iat"].(float64)
+	for deadline := time.Now().Add(5 * time.Second); float64(time.Now().Unix()) <= iat1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the clock did not pass the first token's second within 5s")
+		}
+	}
+	second := e.refresh(client, first.RefreshToken)
+	if second.status != http.StatusOK {
+		t.Fatalf("refresh: %v", second.raw)
+	}
+	c := e.claims(second.AccessToken)
+	iat2, exp2 := c["iat"].(float64), c["exp"].(float64)
+	if iat2 <= iat1 || exp2-iat2 > (15*time.Minute+time.Second).Seconds() {
+		t.Errorf("refreshed token iat %v exp %v (first token iat %v): want iat the time of the refresh, 15m before exp", iat2, exp2, iat1)
+	}
+}
+
+// TestRefreshReuseLogged: a retired refresh token presented again is a
+// security event, logged at WARN with the client and the grant, never the
+// token.
+func TestRefreshReuseLogged(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	e := newEnv(t, fakeidp.Options{}, withLogs(logs))
+	client := e.publicClient()
+	first := e.exchange(client, e.login(client, verifier).Query().Get("code"), verifier)
+	gid := e.claims(first.AccessToken)["gid"].(string)
+	second := e.refresh(client, first.RefreshToken)
+	if reuse := e.refresh(client, first.RefreshToken); reuse.Error != "invalid_grant" {
+		t.Fatalf("reuse: %v", reuse.raw)
+	}
+	var line string
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(l, "refresh token reuse") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "client_id="+client) || !strings.Contains(line, "grant="+gid) {
+		t.Errorf("reuse log line %q: want WARN with client_id=%s and grant=%s", line, client, gid)
+	}
+	for _, secret := range []string{first.RefreshToken, second.RefreshToken, first.AccessToken} {
+		if strings.Contains(logs.String(), secret) {
+			t.Error("a token is in the log")
+		}
+	}
+}
+
+// TestIssuerTrailingSlash: an OIDC issuerUrl that differs from the
+// provider's issuer (a trailing slash) fails as OIDC requires, but the log
+// and the error the client gets say what did not match, not that the
+// provider cannot be reached.
+func TestIssuerTrailingSlash(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) {
+		withLogs(logs)(o)
+		o.Providers[0].IssuerURL += "/"
+	})
+	resp := e.get(e.authorizeURL(e.publicClient(), verifier, nil))
+	f := consentForm(t, resp)
+	f.Set("decision", "approve")
+	resp, err := e.browser.PostForm(e.srv.URL+authserver.PathConsent, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	configured, discovered := e.idp.URL()+"/", e.idp.URL()
+	if loc == nil || loc.Query().Get("error") != "server_error" ||
+		!strings.Contains(loc.Query().Get("error_description"), fmt.Sprintf("issuerUrl is '%s', but the provider names its issuer '%s'", configured, discovered)) {
+		t.Errorf("authorization with a mismatched issuerUrl: redirect to %v; want server_error naming both issuers", loc)
+	}
+	if out := logs.String(); !strings.Contains(out, "level=ERROR") || !strings.Contains(out, "issuerUrl="+configured) || !strings.Contains(out, "issuer="+discovered) {
+		t.Errorf("log lacks the mismatch:\n%s", out)
 	}
 }
