@@ -102,4 +102,3 @@ server:
 		t.Errorf("a second pending login with maxPerClient 1: redirect to %v, want temporarily_unavailable", last)
 	}
 }
-
