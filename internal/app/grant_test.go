@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -57,17 +56,8 @@ server:
 	conf := &oauth2.Config{ClientID: "vmcp", ClientSecret: "secret", RedirectURL: "http://127.0.0.1:1/cb",
 		Endpoint: oauth2.Endpoint{AuthURL: external.URL() + "/authorize", TokenURL: external.URL() + "/token"}}
 	verifier := oauth2.GenerateVerifier()
-	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noRedirects.Get(conf.AuthCodeURL("state-1234", oauth2.S256ChallengeOption(verifier)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := conf.Exchange(t.Context(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	code := external.AuthorizeCode(t, conf.AuthCodeURL("state-1234", oauth2.S256ChallengeOption(verifier)))
+	tok, err := conf.Exchange(t.Context(), code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		t.Fatal(err)
 	}

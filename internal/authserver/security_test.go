@@ -10,13 +10,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
 	"github.com/vmcp-dev/vmcp/internal/store/memory"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeclock"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
 
 // The attacks of issue 10 on the authorization server, each through its
@@ -24,11 +25,11 @@ import (
 
 const verifier = "verifier-0123456789-0123456789-0123456789-abc"
 
-// startLogin runs an authorization in browser up to the redirect to the
-// IdP, approving the consent page with provider if it is shown, and
-// returns the IdP URL (where a browser goes next) and whether the consent
-// page was shown.
-func (e *env) startLogin(browser *http.Client, clientID, provider string) (*url.URL, bool) {
+// authorize runs an authorization in browser up to vmcp's redirect (to the
+// IdP, or to the client with an error), approving the consent page with
+// provider if it is shown, and returns where it redirects (nil if it does
+// not) and whether the consent page was shown.
+func (e *env) authorize(browser *http.Client, clientID, provider string) (*url.URL, bool) {
 	e.t.Helper()
 	resp, err := browser.Get(e.authorizeURL(clientID, verifier, nil))
 	if err != nil {
@@ -44,9 +45,18 @@ func (e *env) startLogin(browser *http.Client, clientID, provider string) (*url.
 		}
 	}
 	resp.Body.Close()
-	loc, err := resp.Location()
-	if resp.StatusCode != http.StatusFound || err != nil || strings.HasPrefix(loc.String(), e.srv.URL) || strings.HasPrefix(loc.String(), redirectURI) {
-		e.t.Fatalf("starting a login: %d to %v, want a redirect to the IdP", resp.StatusCode, loc)
+	loc, _ := resp.Location()
+	return loc, consent
+}
+
+// startLogin runs an authorization in browser up to the redirect to the
+// IdP (where a browser goes next) and returns that URL and whether the
+// consent page was shown.
+func (e *env) startLogin(browser *http.Client, clientID, provider string) (*url.URL, bool) {
+	e.t.Helper()
+	loc, consent := e.authorize(browser, clientID, provider)
+	if loc == nil || strings.HasPrefix(loc.String(), e.srv.URL) || strings.HasPrefix(loc.String(), redirectURI) {
+		e.t.Fatalf("starting a login: redirect to %v, want one to the IdP", loc)
 	}
 	return loc, consent
 }
@@ -261,17 +271,9 @@ func TestPendingLoginsPerClientCap(t *testing.T) {
 	for range 3 {
 		e.startLogin(b, flooder, "idp")
 	}
-	resp := e.get(e.authorizeURL(flooder, verifier, nil)) // e.browser has no consent cookie: the page, then approve
-	f := consentForm(t, resp)
-	f.Set("decision", "approve")
-	resp, err := e.browser.PostForm(e.srv.URL+authserver.PathConsent, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, _ := resp.Location()
+	loc, _ := e.authorize(e.browser, flooder, "idp")
 	if loc == nil || loc.Query().Get("error") != "temporarily_unavailable" || !strings.Contains(loc.Query().Get("error_description"), "logins in progress") {
-		t.Errorf("a fourth login of the flooding client: %d to %v, want temporarily_unavailable naming the cap", resp.StatusCode, loc)
+		t.Errorf("a fourth login of the flooding client: redirect to %v, want temporarily_unavailable naming the cap", loc)
 	}
 	other := e.publicClient()
 	if tr := e.exchange(other, e.login(other, verifier).Query().Get("code"), verifier); tr.status != http.StatusOK {
@@ -279,23 +281,11 @@ func TestPendingLoginsPerClientCap(t *testing.T) {
 	}
 }
 
-// clock is a settable clock shared by the server and its store.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func withClock(c *clock) func(*authserver.Options) {
+// withClock gives the server and its store one settable clock.
+func withClock(c *fakeclock.Clock) func(*authserver.Options) {
 	return func(o *authserver.Options) {
-		o.Now = c.now
-		o.Store = memory.New(c.now)
+		o.Now = c.Now
+		o.Store = memory.New(c.Now)
 	}
 }
 
@@ -303,14 +293,14 @@ func withClock(c *clock) func(*authserver.Options) {
 // timeout is gone.
 func TestPendingLoginTimeout(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Now()}
+	c := fakeclock.New(time.Now())
 	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) {
 		withClock(c)(o)
 		o.Limits.PendingLoginTimeout = 2 * time.Minute
 	})
 	b := newBrowser()
 	link, _ := e.startLogin(b, e.publicClient(), "idp")
-	c.add(3 * time.Minute)
+	c.Add(3 * time.Minute)
 	resp := e.finishLogin(b, link)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
@@ -397,7 +387,7 @@ func TestRegistrationCapAllInUse(t *testing.T) {
 // use.
 func TestRegistrationExpiry(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Now()}
+	c := fakeclock.New(time.Now())
 	e := newEnv(t, fakeidp.Options{}, withClock(c))
 	unused := e.publicClient()
 	used := e.publicClient()
@@ -415,14 +405,14 @@ func TestRegistrationExpiry(t *testing.T) {
 	if !known(unused) || !known(used) {
 		t.Fatal("fresh registrations are unknown")
 	}
-	c.add(authserver.DefaultUnusedClientExpiry + time.Hour)
+	c.Add(authserver.DefaultUnusedClientExpiry + time.Hour)
 	if known(unused) {
 		t.Error("a registration never used is kept after a day")
 	}
 	if !known(used) {
 		t.Error("a registration in use was forgotten after a day")
 	}
-	c.add(authserver.DefaultIdleClientExpiry)
+	c.Add(authserver.DefaultIdleClientExpiry)
 	if known(used) {
 		t.Error("a registration unused for 30 days is kept")
 	}
@@ -487,25 +477,7 @@ func TestUnverifiedEmail(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func withLogs(logs *syncBuffer) func(*authserver.Options) {
+func withLogs(logs *logbuf.Buffer) func(*authserver.Options) {
 	return func(o *authserver.Options) { o.Logger = slog.New(slog.NewTextHandler(logs, nil)) }
 }
 
@@ -538,7 +510,7 @@ func TestRefreshedTokenIssuedNow(t *testing.T) {
 // token.
 func TestRefreshReuseLogged(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	e := newEnv(t, fakeidp.Options{}, withLogs(logs))
 	client := e.publicClient()
 	first := e.exchange(client, e.login(client, verifier).Query().Get("code"), verifier)
@@ -569,20 +541,12 @@ func TestRefreshReuseLogged(t *testing.T) {
 // provider cannot be reached.
 func TestIssuerTrailingSlash(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	e := newEnv(t, fakeidp.Options{}, func(o *authserver.Options) {
 		withLogs(logs)(o)
 		o.Providers[0].IssuerURL += "/"
 	})
-	resp := e.get(e.authorizeURL(e.publicClient(), verifier, nil))
-	f := consentForm(t, resp)
-	f.Set("decision", "approve")
-	resp, err := e.browser.PostForm(e.srv.URL+authserver.PathConsent, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, _ := resp.Location()
+	loc, _ := e.authorize(e.browser, e.publicClient(), "idp")
 	configured, discovered := e.idp.URL()+"/", e.idp.URL()
 	if loc == nil || loc.Query().Get("error") != "server_error" ||
 		!strings.Contains(loc.Query().Get("error_description"), fmt.Sprintf("issuerUrl is '%s', but the provider names its issuer '%s'", configured, discovered)) {

@@ -2,11 +2,7 @@ package authe2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -28,19 +24,7 @@ func TestLoginLinkStolenHydra(t *testing.T) {
 	h := hydra.Start(t, nil)
 	g := startGateway(t, h, nil)
 
-	body := `{"redirect_uris":["` + goRedirect + `"],"token_endpoint_auth_method":"none","client_name":"innocent-looking app"}`
-	resp, err := http.Post(g.base+"/oauth/register", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	client, _ := reg["client_id"].(string)
-	sum := sha256.Sum256([]byte("attacker-verifier-0123456789-0123456789-0123456789"))
-	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {goRedirect}, "state": {"state-123456"},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {g.mcpURL()}}
-	authURL := g.base + "/oauth/authorize?" + q.Encode()
+	authURL := goAuthorizeURL(g, registerGoClient(t, g), "attacker-verifier-0123456789-0123456789-0123456789")
 
 	// The attacker approves consent and stops where the browser would go to Hydra.
 	stolenLink := func() string {

@@ -13,23 +13,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeclock"
 )
 
 // Factory returns a new, empty store whose clock is now.
 type Factory func(t *testing.T, now func() time.Time) authserver.Store
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = fakeclock.Clock
 
 // Run runs the suite against stores made by newStore.
 func Run(t *testing.T, newStore Factory) {
@@ -54,8 +44,8 @@ func Run(t *testing.T, newStore Factory) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-			tc.fn(t, newStore(t, c.now), c)
+			c := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			tc.fn(t, newStore(t, c.Now), c)
 		})
 	}
 }
@@ -97,13 +87,13 @@ func client(id string, created, expires time.Time) *authserver.Client {
 // testClientExpiry: a registration past its ExpiresAt is gone; a use
 // (TouchClient) records UsedAt and pushes ExpiresAt back.
 func testClientExpiry(t *testing.T, s authserver.Store, c *clock) {
-	if err := s.CreateClient(ctx, client("short", c.now(), c.now().Add(time.Hour)), 0); err != nil {
+	if err := s.CreateClient(ctx, client("short", c.Now(), c.Now().Add(time.Hour)), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateClient(ctx, client("used", c.now(), c.now().Add(time.Hour)), 0); err != nil {
+	if err := s.CreateClient(ctx, client("used", c.Now(), c.Now().Add(time.Hour)), 0); err != nil {
 		t.Fatal(err)
 	}
-	used, exp := c.now().Add(30*time.Minute).UTC(), c.now().Add(3*time.Hour).UTC()
+	used, exp := c.Now().Add(30*time.Minute).UTC(), c.Now().Add(3*time.Hour).UTC()
 	if err := s.TouchClient(ctx, "used", used, exp); err != nil {
 		t.Fatal(err)
 	}
@@ -117,20 +107,20 @@ func testClientExpiry(t *testing.T, s authserver.Store, c *clock) {
 	if err := s.TouchClient(ctx, "nope", used, exp); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("TouchClient(unknown) = %v, want ErrNotFound", err)
 	}
-	c.add(2 * time.Hour)
+	c.Add(2 * time.Hour)
 	if _, err := s.GetClient(ctx, "short"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("an expired client: %v, want ErrNotFound", err)
 	}
-	if err := s.TouchClient(ctx, "short", c.now(), c.now().Add(time.Hour)); !errors.Is(err, authserver.ErrNotFound) {
+	if err := s.TouchClient(ctx, "short", c.Now(), c.Now().Add(time.Hour)); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("TouchClient of an expired client = %v, want ErrNotFound", err)
 	}
 	if _, err := s.GetClient(ctx, "used"); err != nil {
 		t.Errorf("a client used within its extended expiry: %v", err)
 	}
-	if err := s.CreateClient(ctx, client("short", c.now(), c.now().Add(time.Hour)), 0); err != nil {
+	if err := s.CreateClient(ctx, client("short", c.Now(), c.Now().Add(time.Hour)), 0); err != nil {
 		t.Errorf("the ID of an expired client cannot be registered again: %v", err)
 	}
-	c.add(2 * time.Hour)
+	c.Add(2 * time.Hour)
 	if _, err := s.GetClient(ctx, "used"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("a client unused past its extended expiry: %v, want ErrNotFound", err)
 	}
@@ -141,7 +131,7 @@ func testClientExpiry(t *testing.T, s authserver.Store, c *clock) {
 // with only those the store refuses (ErrLimit). Expired clients do not
 // count.
 func testClientCap(t *testing.T, s authserver.Store, c *clock) {
-	t0 := c.now()
+	t0 := c.Now()
 	create := func(id string, created time.Time, max int) error {
 		return s.CreateClient(ctx, client(id, created, t0.Add(24*time.Hour)), max)
 	}
@@ -196,8 +186,8 @@ func testClientCap(t *testing.T, s authserver.Store, c *clock) {
 	if err := s.TouchClient(ctx, "x4", t0, t0.Add(30*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	c.add(36 * time.Hour) // x4 (used) expired; the others were touched to t0+48h
-	if err := s.CreateClient(ctx, client("x5", c.now(), c.now().Add(24*time.Hour)), 5); err != nil {
+	c.Add(36 * time.Hour) // x4 (used) expired; the others were touched to t0+48h
+	if err := s.CreateClient(ctx, client("x5", c.Now(), c.Now().Add(24*time.Hour)), 5); err != nil {
 		t.Errorf("an expired client still counts towards the cap: %v", err)
 	}
 	present("static", "used", "x1", "x2", "x5")
@@ -209,17 +199,17 @@ func testClientCapConcurrent(t *testing.T, s authserver.Store, c *clock) {
 	const max = 5
 	for i := range 3 {
 		id := fmt.Sprint("used", i)
-		if err := s.CreateClient(ctx, client(id, c.now(), c.now().Add(time.Hour)), 0); err != nil {
+		if err := s.CreateClient(ctx, client(id, c.Now(), c.Now().Add(time.Hour)), 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.TouchClient(ctx, id, c.now(), c.now().Add(time.Hour)); err != nil {
+		if err := s.TouchClient(ctx, id, c.Now(), c.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var wg sync.WaitGroup
 	for i := range 32 {
 		wg.Go(func() {
-			err := s.CreateClient(ctx, client(fmt.Sprint("c", i), c.now().Add(time.Duration(i)*time.Second), c.now().Add(time.Hour)), max)
+			err := s.CreateClient(ctx, client(fmt.Sprint("c", i), c.Now().Add(time.Duration(i)*time.Second), c.Now().Add(time.Hour)), max)
 			if err != nil && !errors.Is(err, authserver.ErrLimit) {
 				t.Errorf("CreateClient: %v", err)
 			}
@@ -247,7 +237,7 @@ func record(sig, rid string, exp time.Time) *authserver.TokenRecord {
 }
 
 func testTokens(t *testing.T, s authserver.Store, c *clock) {
-	exp := c.now().Add(time.Hour)
+	exp := c.Now().Add(time.Hour)
 	r := record("sig1", "req1", exp)
 	if err := s.CreateToken(ctx, authserver.KindCode, r); err != nil {
 		t.Fatal(err)
@@ -281,7 +271,7 @@ func testTokens(t *testing.T, s authserver.Store, c *clock) {
 }
 
 func testFamilies(t *testing.T, s authserver.Store, c *clock) {
-	exp := c.now().Add(time.Hour)
+	exp := c.Now().Add(time.Hour)
 	for _, r := range []*authserver.TokenRecord{record("a1", "fam", exp), record("a2", "fam", exp), record("b1", "other", exp)} {
 		if err := s.CreateToken(ctx, authserver.KindRefresh, r); err != nil {
 			t.Fatal(err)
@@ -321,10 +311,10 @@ func testFamilies(t *testing.T, s authserver.Store, c *clock) {
 }
 
 func testTokenExpiry(t *testing.T, s authserver.Store, c *clock) {
-	if err := s.CreateToken(ctx, authserver.KindCode, record("x", "r", c.now().Add(time.Minute))); err != nil {
+	if err := s.CreateToken(ctx, authserver.KindCode, record("x", "r", c.Now().Add(time.Minute))); err != nil {
 		t.Fatal(err)
 	}
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	if _, err := s.GetToken(ctx, authserver.KindCode, "x"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("expired record: %v, want ErrNotFound", err)
 	}
@@ -332,9 +322,9 @@ func testTokenExpiry(t *testing.T, s authserver.Store, c *clock) {
 
 func testGrants(t *testing.T, s authserver.Store, c *clock) {
 	g := &authserver.Grant{ID: "g1", Provider: "hydra", Subject: "u1", UpstreamIssuer: "https://idp", UpstreamSubject: "alice",
-		AccessToken: "at", RefreshToken: "rt", IDToken: "id", Expiry: c.now().Add(time.Hour).UTC(), Scopes: []string{"openid"},
+		AccessToken: "at", RefreshToken: "rt", IDToken: "id", Expiry: c.Now().Add(time.Hour).UTC(), Scopes: []string{"openid"},
 		IDTokenClaims:  map[string]any{"email": "a@example.com", "groups": []any{"eng"}, "act": map[string]any{"sub": "svc"}},
-		UserinfoClaims: map[string]any{"name": "Alice"}, UpdatedAt: c.now().UTC()}
+		UserinfoClaims: map[string]any{"name": "Alice"}, UpdatedAt: c.Now().UTC()}
 	if err := s.PutGrant(ctx, g); err != nil {
 		t.Fatal(err)
 	}
@@ -375,20 +365,20 @@ func testGrants(t *testing.T, s authserver.Store, c *clock) {
 
 	// A grant past its ExpiresAt is gone; extending it keeps it.
 	g3 := *g
-	g3.ID, g3.ExpiresAt = "g3", c.now().Add(time.Hour).UTC()
+	g3.ID, g3.ExpiresAt = "g3", c.Now().Add(time.Hour).UTC()
 	if err := s.PutGrant(ctx, &g3); err != nil {
 		t.Fatal(err)
 	}
-	c.add(50 * time.Minute)
-	g3.ExpiresAt = c.now().Add(time.Hour).UTC()
+	c.Add(50 * time.Minute)
+	g3.ExpiresAt = c.Now().Add(time.Hour).UTC()
 	if err := s.PutGrant(ctx, &g3); err != nil {
 		t.Fatal(err)
 	}
-	c.add(50 * time.Minute)
+	c.Add(50 * time.Minute)
 	if _, err := s.GetGrant(ctx, "g3"); err != nil {
 		t.Errorf("an extended grant within its new expiry: %v", err)
 	}
-	c.add(20 * time.Minute)
+	c.Add(20 * time.Minute)
 	if _, err := s.GetGrant(ctx, "g3"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("an expired grant: %v, want ErrNotFound", err)
 	}
@@ -430,7 +420,7 @@ func testPendingExpiry(t *testing.T, s authserver.Store, c *clock) {
 	if err := s.PutPending(ctx, "st", pending(), time.Minute, noLimits); err != nil {
 		t.Fatal(err)
 	}
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	if _, err := s.TakePending(ctx, "st"); !errors.Is(err, authserver.ErrNotFound) {
 		t.Errorf("expired take: %v, want ErrNotFound", err)
 	}
@@ -495,7 +485,7 @@ func testPendingLimits(t *testing.T, s authserver.Store, c *clock) {
 	if err := put("a3", "a"); err != nil {
 		t.Errorf("after a take, client a is below its cap: %v", err)
 	}
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	for i := range 4 {
 		if err := put(fmt.Sprint("d", i), fmt.Sprint("d", i)); err != nil {
 			t.Errorf("after every entry expired, put %d: %v", i, err)
