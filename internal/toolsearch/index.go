@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -76,6 +77,12 @@ type Index struct {
 	vocab    []string // sorted, for prefix matches
 	avgLen   float64
 	stems    stems // the stems of the indexed words; read-only once built
+
+	// vectors are the tools' embeddings, attached by a Searcher as they
+	// become known (nil until then); embedKeys are their cache keys, set
+	// by the Searcher under its lock.
+	vectors   atomic.Pointer[vectorTable]
+	embedKeys []string
 }
 
 // NewIndex indexes tools. Tools whose definition did not change since prev
@@ -260,6 +267,11 @@ var scoresPool = sync.Pool{New: func() any { return new([]float64) }}
 // tool first. The filter applies before the cut, so a caller who may see
 // few tools still gets up to limit of them.
 func (ix *Index) Lexical(query string, limit int, allow func(int) bool) []Hit {
+	return ix.lexical(query, limit, allow, true)
+}
+
+// lexical is Lexical, with the exact name first only if exact.
+func (ix *Index) lexical(query string, limit int, allow func(int) bool, exact bool) []Hit {
 	if limit <= 0 || len(ix.tools) == 0 {
 		return nil
 	}
@@ -269,7 +281,7 @@ func (ix *Index) Lexical(query string, limit int, allow func(int) bool) []Hit {
 	clear(scores)
 	*sp = scores
 	ix.score(scores, query)
-	if pos, ok := ix.byName[strings.TrimSpace(query)]; ok && scores[pos] > 0 {
+	if pos, ok := ix.byName[strings.TrimSpace(query)]; exact && ok && scores[pos] > 0 {
 		scores[pos] += 1e6 // the exact name: first, if allowed
 	}
 	return topK(scores, limit, allow)
