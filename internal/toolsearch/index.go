@@ -171,14 +171,14 @@ func analyze(t *router.Tool, key string, st stems) *doc {
 	counts := map[string]float64{}
 	var length float64
 	add := func(s string, w float64) {
+		if text.Len() > 0 && text.Len() < maxDocText {
+			text.WriteString("\n")
+		}
 		if s == "" || text.Len() >= maxDocText {
 			return
 		}
 		if room := maxDocText - text.Len(); len(s) > room {
 			s = s[:room]
-		}
-		if text.Len() > 0 {
-			text.WriteString("\n")
 		}
 		text.WriteString(s)
 		for _, term := range st.terms(nil, s) {
