@@ -33,7 +33,9 @@ type EmbeddingOptions struct {
 	SemanticWeight float64
 	// BatchSize is the number of tool texts per request. Default: 32.
 	BatchSize int
-	// HTTPClient sends the requests. Default: a client of its own.
+	// HTTPClient sends the requests. Default: a client of its own that
+	// follows no redirect (the headers carry credentials meant for URL
+	// alone).
 	HTTPClient *http.Client
 }
 
@@ -68,7 +70,7 @@ func newEmbedClient(o EmbeddingOptions) *embedClient {
 	}
 	c := &embedClient{opts: o, client: o.HTTPClient}
 	if c.client == nil {
-		c.client = &http.Client{}
+		c.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	c.breaker.now = time.Now
 	return c

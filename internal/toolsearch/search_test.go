@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,4 +198,35 @@ func (c *testClock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// TestEmbeddingNoRedirect: the headers (an API key) go to the configured
+// URL only; a redirect elsewhere is a failure, not followed.
+func TestEmbeddingNoRedirect(t *testing.T) {
+	t.Parallel()
+	elsewhere := newEmbedServer(t)
+	var sawKey atomicString
+	elsewhere.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawKey.Store(r.Header.Get("Authorization"))
+		http.Error(w, "no", http.StatusTeapot)
+	})
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/v1/embeddings", http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	c := newEmbedClient(EmbeddingOptions{URL: redirector.URL + "/v1/embeddings", Model: "m", Headers: map[string]string{"Authorization": "Bearer secret"}})
+	if _, err := c.embed(context.Background(), []string{"x"}); err == nil {
+		t.Error("a redirect was taken as an answer")
+	}
+	if k := sawKey.Load(); k != "" {
+		t.Errorf("the redirect target got the Authorization header %q", k)
+	}
+}
+
+type atomicString struct{ v atomic.Value }
+
+func (a *atomicString) Store(s string) { a.v.Store(s) }
+func (a *atomicString) Load() string {
+	s, _ := a.v.Load().(string)
+	return s
 }
