@@ -76,8 +76,11 @@ func NewMode(s *Searcher, opts *ModeOptions) *Mode {
 // Index indexes the catalog's tools for search (see [Searcher.Index]).
 func (m *Mode) Index(tools []*router.Tool) *Index { return m.searcher.Index(tools) }
 
-// Handles reports whether name is find_tool or call_tool.
-func (m *Mode) Handles(name string) bool { return name == FindToolName || name == CallToolName }
+// Handles reports whether name is find_tool or call_tool (never, on a nil
+// Mode: search mode is off).
+func (m *Mode) Handles(name string) bool {
+	return m != nil && (name == FindToolName || name == CallToolName)
+}
 
 // Listed returns the tools a client lists: find_tool, call_tool, and the
 // always-listed tools of ix that allow accepts (nil accepts all), sorted
