@@ -1,6 +1,7 @@
 package toolsearch
 
 import (
+	"context"
 	"runtime"
 	"slices"
 	"testing"
@@ -67,4 +68,31 @@ func BenchmarkIndexUpdate(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		NewIndex(changed, prev)
 	}
+}
+
+// BenchmarkHybrid is one hybrid search of the benchmark catalog with the
+// test embedding server, the query's embedding already known (the cost
+// vmcp adds; the embedding request itself is the service's), half the
+// tools allowed.
+func BenchmarkHybrid(b *testing.B) {
+	srv := newEmbedServer(b)
+	s := startSearcher(b, srv, nil, nil)
+	ix := s.Index(loadCatalog(b).Tools)
+	waitEmbedded(b, ix)
+	queries := loadQueries(b)
+	allow := func(i int) bool { return i%2 == 0 }
+	ctx := context.Background()
+	for _, q := range queries { // embed the queries once
+		s.Search(ctx, ix, q.query, 5, allow)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		s.Search(ctx, ix, queries[i%len(queries)].query, 5, allow)
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
 }
