@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +87,38 @@ func TestToolSearchErrors(t *testing.T) {
 				t.Errorf("error %v\nwant it to contain %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestToolSearchDocExamples parses the configuration examples of
+// docs/toolsearch.md and of the toolSearch section of
+// docs/configuration.md.
+func TestToolSearchDocExamples(t *testing.T) {
+	t.Parallel()
+	var blocks []string
+	for _, doc := range []string{"../../docs/toolsearch.md", "../../docs/configuration.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range strings.Split(string(b), "```yaml\n")[1:] {
+			block, _, _ := strings.Cut(part, "```")
+			if strings.Contains(block, "toolSearch:") {
+				blocks = append(blocks, block)
+			}
+		}
+	}
+	if len(blocks) < 3 {
+		t.Fatalf("found %d toolSearch examples in the docs, want at least 3", len(blocks))
+	}
+	for i, block := range blocks {
+		cfg, err := Parse([]byte(block), fmt.Sprintf("example-%d.yaml", i))
+		if err != nil {
+			t.Errorf("example %d:\n%s\n%v", i, block, err)
+			continue
+		}
+		if !cfg.Config.ToolSearch.Enabled {
+			t.Errorf("example %d does not turn tool search on", i)
+		}
 	}
 }

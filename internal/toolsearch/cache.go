@@ -162,13 +162,18 @@ func (c *FileCache) evict() {
 func (c *FileCache) Load(_ context.Context, keys []string) (map[string][]float32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return pick(c.vecs, keys), nil
+}
+
+// pick returns the entries of m under keys.
+func pick(m map[string][]float32, keys []string) map[string][]float32 {
 	out := map[string][]float32{}
 	for _, k := range keys {
-		if v, ok := c.vecs[k]; ok {
+		if v, ok := m[k]; ok {
 			out[k] = v
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Store implements [Cache]: it appends the new vectors to the file, or
@@ -249,13 +254,7 @@ type memoryCache struct {
 func (m *memoryCache) Load(_ context.Context, keys []string) (map[string][]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[string][]float32{}
-	for _, k := range keys {
-		if v, ok := m.vecs[k]; ok {
-			out[k] = v
-		}
-	}
-	return out, nil
+	return pick(m.vecs, keys), nil
 }
 
 func (m *memoryCache) Store(_ context.Context, vecs map[string][]float32) error {

@@ -80,7 +80,7 @@ type Index struct {
 
 	// vectors are the tools' embeddings, attached by a Searcher as they
 	// become known (nil until then); embedKeys are their cache keys, set
-	// by the Searcher under its lock.
+	// by the Searcher before the index is shared.
 	vectors   atomic.Pointer[vectorTable]
 	embedKeys []string
 }

@@ -44,6 +44,9 @@ type Searcher struct {
 	cache  Cache
 	wake   chan struct{}
 	flight singleflight.Group
+	// buildMu serializes Index calls, so that the newest index is built
+	// from the one before it.
+	buildMu sync.Mutex
 
 	mu      sync.Mutex // guards the fields below
 	last    *Index     // the newest index, which the embedder completes
@@ -79,22 +82,50 @@ func New(opts *Options) *Searcher {
 
 // Index indexes tools (the catalog's, sorted as listed), reusing the
 // analysis of tools that did not change since the previous call, and asks
-// the embedder to complete it. Safe for concurrent use.
+// the embedder to complete it. Safe for concurrent use; searches are not
+// held up while it runs.
 func (s *Searcher) Index(tools []*router.Tool) *Index {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	ix := NewIndex(tools, s.last)
+	prev := s.last
+	s.mu.Unlock()
+	ix := NewIndex(tools, prev)
+	if s.emb != nil {
+		s.keys(ix, prev)
+	}
+	s.mu.Lock()
 	if s.emb != nil {
 		// Vectors already known are attached at once; the rest come from
 		// the cache or the service, in the background.
 		s.attach(ix)
 	}
 	s.last = ix
+	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 	return ix
+}
+
+// keys sets the embedding keys of ix's tools, reusing prev's for tools
+// whose analysis was reused.
+func (s *Searcher) keys(ix, prev *Index) {
+	known := map[*doc]string{}
+	if prev != nil {
+		for i, d := range prev.docs {
+			known[d] = prev.embedKeys[i]
+		}
+	}
+	ix.embedKeys = make([]string, len(ix.docs))
+	for i, d := range ix.docs {
+		k, ok := known[d]
+		if !ok {
+			k = s.embedKey(d.text)
+		}
+		ix.embedKeys[i] = k
+	}
 }
 
 // Search returns the best limit tools for query among those allow accepts
@@ -307,12 +338,6 @@ func (s *Searcher) learn(ix *Index, got map[string][]float32) {
 
 // attach gives ix the vectors known for its tools. The caller holds s.mu.
 func (s *Searcher) attach(ix *Index) {
-	if ix.embedKeys == nil {
-		ix.embedKeys = make([]string, len(ix.docs))
-		for i, d := range ix.docs {
-			ix.embedKeys[i] = s.embedKey(d.text)
-		}
-	}
 	vt := &vectorTable{byPos: make([][]float32, len(ix.docs))}
 	for i, k := range ix.embedKeys {
 		v := s.vecs[k]
@@ -424,19 +449,15 @@ func sortHits(hits []Hit) {
 
 // exactFirst puts the tool at pos first.
 func exactFirst(hits []Hit, pos, limit int) []Hit {
-	out := make([]Hit, 0, limit)
-	out = append(out, Hit{Pos: pos, Score: hits0Score(hits) + 1})
+	top := 1.0
+	if len(hits) > 0 {
+		top += hits[0].Score
+	}
+	out := append(make([]Hit, 0, limit), Hit{Pos: pos, Score: top})
 	for _, h := range hits {
 		if h.Pos != pos && len(out) < limit {
 			out = append(out, h)
 		}
 	}
 	return out
-}
-
-func hits0Score(hits []Hit) float64 {
-	if len(hits) == 0 {
-		return 0
-	}
-	return hits[0].Score
 }
