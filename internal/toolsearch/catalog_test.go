@@ -221,6 +221,7 @@ func hash(s string) uint32 {
 }
 
 func TestBenchCatalog(t *testing.T) {
+	t.Parallel()
 	c := loadCatalog(t)
 	for _, p := range c.Problems {
 		if p.Severe {

@@ -83,6 +83,7 @@ func measure(tb testing.TB, queries []labelled, rank func(query string) []string
 }
 
 func TestQuerySet(t *testing.T) {
+	t.Parallel()
 	c := loadCatalog(t)
 	queries := loadQueries(t)
 	if len(queries) < 100 {
@@ -98,6 +99,7 @@ func TestQuerySet(t *testing.T) {
 }
 
 func TestLexicalQuality(t *testing.T) {
+	t.Parallel()
 	c := loadCatalog(t)
 	ix := NewIndex(c.Tools, nil)
 	q := measure(t, loadQueries(t), func(query string) []string {

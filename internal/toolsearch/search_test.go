@@ -74,6 +74,7 @@ func names(ix *Index, hits []Hit) []string {
 }
 
 func TestHybridQuality(t *testing.T) {
+	t.Parallel()
 	srv := newEmbedServer(t)
 	s := startSearcher(t, srv, nil, nil)
 	ix := s.Index(loadCatalog(t).Tools)
@@ -111,6 +112,7 @@ func (b *syncBuffer) String() string {
 // answers with the lexical ranking, says so once in the log, and while the
 // breaker is open costs no request.
 func TestEmbeddingServiceFailures(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"down", "slow", "garbage-json", "garbage-count", "garbage-dims", "garbage-zero", "garbage-strings"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
@@ -149,6 +151,7 @@ func TestEmbeddingServiceFailures(t *testing.T) {
 // TestEmbeddingServiceRecovers: once the breaker lets a trial through and
 // the service answers, search is hybrid again.
 func TestEmbeddingServiceRecovers(t *testing.T) {
+	t.Parallel()
 	srv := newEmbedServer(t)
 	var logs syncBuffer
 	clock := &testClock{now: time.Now()}

@@ -88,6 +88,7 @@ func measureTokens(tb testing.TB) contextTokens {
 // TestContextTokens checks the reduction target: at least 90% fewer
 // tokens in context with search mode, counting one search's answer.
 func TestContextTokens(t *testing.T) {
+	t.Parallel()
 	tok := measureTokens(t)
 	reduction := 1 - (tok.mode+tok.search)/tok.full
 	t.Logf("%d tools: %.0f tokens listed (the %d tools of the real servers alone: %.0f); search mode: %.0f listed + %.0f per find_tool answer: %.1f%% fewer",
