@@ -31,7 +31,7 @@ func (a *App) toolSearch() (*toolsearch.Mode, *toolsearch.Searcher, error) {
 			headers[h.Name] = v
 		}
 		opts.Embedding = &toolsearch.EmbeddingOptions{URL: e.URL, Model: e.Model, Headers: headers,
-			Timeout: e.Timeout.D(), SemanticWeight: e.SemanticWeight}
+			Timeout: e.Timeout.D(), SemanticWeight: e.SemanticWeight, QueryRate: e.QueryRate}
 		opts.Cache = a.embeddingCache(e)
 	}
 	s := toolsearch.New(opts)

@@ -40,6 +40,9 @@ type Embedding struct {
 	// SemanticWeight is the share of the semantic score in the hybrid
 	// score, in (0, 1]. Default: 0.5.
 	SemanticWeight float64 `yaml:"semanticWeight"`
+	// QueryRate bounds the query embeddings requested per second, over
+	// all clients; searches past it rank lexically. Default: 20.
+	QueryRate float64 `yaml:"queryRate"`
 	// CacheFile keeps tool embeddings across restarts. Default:
 	// <user cache directory>/vmcp/<name>/embeddings.
 	CacheFile string `yaml:"cacheFile"`
@@ -61,6 +64,7 @@ const (
 	MaxToolSearchLimit        = 50
 	DefaultEmbeddingTimeout   = 2 * time.Second
 	DefaultSemanticWeight     = 0.5
+	DefaultQueryRate          = 20
 )
 
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -71,6 +75,7 @@ func (ts *ToolSearch) applyDefaults() {
 	if e := ts.Embedding; e != nil {
 		setDefault(&e.Timeout, Duration(DefaultEmbeddingTimeout))
 		setDefault(&e.SemanticWeight, DefaultSemanticWeight)
+		setDefault(&e.QueryRate, DefaultQueryRate)
 	}
 }
 
@@ -103,6 +108,9 @@ func (ts *ToolSearch) validate(v *validator) {
 	}
 	if e.SemanticWeight <= 0 || e.SemanticWeight > 1 {
 		v.add(ef+".semanticWeight", "must be above 0 and at most 1")
+	}
+	if e.QueryRate < 0 {
+		v.add(ef+".queryRate", "must not be negative")
 	}
 	secrets := false
 	for i, h := range e.Headers {

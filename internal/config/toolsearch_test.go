@@ -38,7 +38,7 @@ config:
 				{Name: "Authorization", ValuePrefix: "Bearer ", ValueSecretRef: &SecretRef{Name: "openai", Key: "api-key"}},
 				{Name: "OpenAI-Organization", Value: "org-1"},
 			},
-			Timeout: Duration(2 * time.Second), SemanticWeight: 0.5,
+			Timeout: Duration(2 * time.Second), SemanticWeight: 0.5, QueryRate: 20,
 		},
 	}
 	if diff := cmp.Diff(want, cfg.Config.ToolSearch); diff != "" {

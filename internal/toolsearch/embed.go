@@ -31,6 +31,11 @@ type EmbeddingOptions struct {
 	// score, between 0 and 1 (the lexical score has the rest). Default:
 	// 0.5.
 	SemanticWeight float64
+	// QueryRate bounds the query embeddings requested per second, over
+	// all clients (bursts of twice as many pass); searches past it rank
+	// lexically. It bounds what clients can cost at the service. Default:
+	// 20.
+	QueryRate float64
 	// BatchSize is the number of tool texts per request. Default: 32.
 	BatchSize int
 	// HTTPClient sends the requests. Default: a client of its own that
@@ -64,6 +69,9 @@ func newEmbedClient(o EmbeddingOptions) *embedClient {
 	}
 	if o.SemanticWeight <= 0 || o.SemanticWeight > 1 {
 		o.SemanticWeight = 0.5
+	}
+	if o.QueryRate <= 0 {
+		o.QueryRate = 20
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 32

@@ -3,6 +3,7 @@ package toolsearch
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
@@ -44,6 +46,7 @@ type Searcher struct {
 	cache  Cache
 	wake   chan struct{}
 	flight singleflight.Group
+	queryLimit *rate.Limiter // query embedding requests
 	// buildMu serializes Index calls, so that the newest index is built
 	// from the one before it.
 	buildMu sync.Mutex
@@ -53,6 +56,10 @@ type Searcher struct {
 	vecs    map[string][]float32
 	queries map[string][]float32 // query embeddings, bounded by maxQueries
 }
+
+// errQueryRate: more queries than EmbeddingOptions.QueryRate; this search
+// ranks lexically.
+var errQueryRate = errors.New("query embedding rate exceeded")
 
 // Search defaults.
 const (
@@ -73,6 +80,7 @@ func New(opts *Options) *Searcher {
 	}
 	if o.Embedding != nil {
 		s.emb = newEmbedClient(*o.Embedding)
+		s.queryLimit = rate.NewLimiter(rate.Limit(s.emb.opts.QueryRate), int(2*s.emb.opts.QueryRate)+1)
 		if s.cache == nil {
 			s.cache = &memoryCache{vecs: map[string][]float32{}, max: DefaultCacheEntries}
 		}
@@ -164,6 +172,9 @@ func (s *Searcher) queryVector(ctx context.Context, query string, dims int) ([]f
 		return v, true
 	}
 	res, err, _ := s.flight.Do(strconv.Itoa(dims)+"\x00"+query, func() (any, error) {
+		if !s.queryLimit.Allow() {
+			return nil, errQueryRate
+		}
 		vs, err := s.emb.embed(context.WithoutCancel(ctx), []string{query})
 		if err == nil && len(vs[0]) != dims {
 			s.emb.breaker.failure()

@@ -3,6 +3,7 @@ package toolsearch
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
 )
 
 // startSearcher returns a Searcher using srv (nil: lexical only), running
@@ -232,4 +234,28 @@ func (a *atomicString) Store(s string) { a.v.Store(s) }
 func (a *atomicString) Load() string {
 	s, _ := a.v.Load().(string)
 	return s
+}
+
+// TestQueryRate: past the query rate, searches rank lexically and cost the
+// service nothing; the service's own state is untouched (no breaker).
+func TestQueryRate(t *testing.T) {
+	t.Parallel()
+	srv := newEmbedServer(t)
+	clock := &testClock{now: time.Now()}
+	s := startSearcher(t, srv, nil, nil, func(s *Searcher) {
+		s.queryLimit = rate.NewLimiter(0, 3) // three queries, then none
+		s.emb.breaker.now = clock.Now
+	})
+	ix := s.Index(loadCatalog(t).Tools[:200])
+	waitEmbedded(t, ix)
+	before := srv.requests.Load()
+	for i := range 10 {
+		s.Search(context.Background(), ix, fmt.Sprint("query number ", i), 5, nil)
+	}
+	if n := srv.requests.Load() - before; n != 3 {
+		t.Errorf("%d query embeddings requested, want 3 (the limit)", n)
+	}
+	if _, open, _ := s.emb.breaker.changed(); open {
+		t.Error("the rate limit opened the breaker")
+	}
 }
