@@ -3,8 +3,8 @@ package toolsearch
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -41,11 +41,11 @@ type Options struct {
 // most one bounded request, and then nothing while the breaker is open:
 // searches are lexical until it answers again.
 type Searcher struct {
-	logger *slog.Logger
-	emb    *embedClient // nil: lexical only
-	cache  Cache
-	wake   chan struct{}
-	flight singleflight.Group
+	logger     *slog.Logger
+	emb        *embedClient // nil: lexical only
+	cache      Cache
+	wake       chan struct{}
+	flight     singleflight.Group
 	queryLimit *rate.Limiter // query embedding requests
 	// buildMu serializes Index calls, so that the newest index is built
 	// from the one before it.
