@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,4 +194,71 @@ func callError(t *testing.T, s *mcp.ClientSession, name string, args map[string]
 		t.Fatalf("%s %v: %v %+v, want a JSON-RPC error", name, args, err, res)
 	}
 	return e
+}
+
+// TestToolSearchEmbeddings: with an embedding service configured, tool
+// embeddings land in the cache file; when the service fails, find_tool
+// still answers (lexically), never with an error.
+func TestToolSearchEmbeddings(t *testing.T) {
+	var down atomic.Bool
+	var requests atomic.Int64
+	embed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if down.Load() || r.Header.Get("Authorization") != "Bearer k-123" {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		var req struct{ Input []string }
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		type item struct {
+			Index     int       `json:"index"`
+			Embedding []float64 `json:"embedding"`
+		}
+		var out struct {
+			Data []item `json:"data"`
+		}
+		for i, text := range req.Input {
+			out.Data = append(out.Data, item{i, []float64{float64(len(text)), float64(strings.Count(text, "issue")), 1}})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(embed.Close)
+	_, url := searchBackend(t)
+	addr := vmcptest.FreeAddr(t)
+	cache := filepath.Join(t.TempDir(), "embeddings")
+	t.Setenv("VMCP_SECRET_EMBED_KEY", "k-123")
+	vmcptest.Start(t, fmt.Sprintf(`
+name: embedtest
+config:
+  toolSearch:
+    enabled: true
+    embedding:
+      url: %s/v1/embeddings
+      model: test
+      headers: [{name: Authorization, valuePrefix: "Bearer ", valueSecretRef: {name: embed, key: key}}]
+      cacheFile: %s
+backends:
+- {name: trk, url: %s}
+server: {listen: %s}
+`, embed.URL, cache, url, addr), nil)
+	s := connectVersion(t, "http://"+addr+"/mcp", "2025-11-25")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if fi, err := os.Stat(cache); err == nil && fi.Size() > 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("after 20s, no tool embedding is in the cache file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := find(t, s, "create a new issue"); len(got) == 0 {
+		t.Error("hybrid find_tool found nothing")
+	}
+	down.Store(true)
+	for _, q := range []string{"list the issues", "echo a title back"} {
+		if got := find(t, s, q); len(got) == 0 {
+			t.Errorf("with the embedding service down, find_tool %q found nothing", q)
+		}
+	}
 }
