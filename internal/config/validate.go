@@ -33,6 +33,7 @@ func (c *Config) validate() Errors {
 	c.validateAggregation(v, names)
 	c.validateAuth(v)
 	c.validateServer(v)
+	c.Config.ToolSearch.validate(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
 		v.add("config.operational.failureHandling.unhealthyThreshold", "must be at least 1")
