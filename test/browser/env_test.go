@@ -22,13 +22,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/app"
+	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/store/memory"
 	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/chrome"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
@@ -143,9 +147,49 @@ backends:
   url: %[3]s
 server:
   listen: %[4]s
+  publicURL: %[1]s/mcp
 `, g.base, providers.String(), fixtureBackend(t), addr)
 	g.app = vmcptest.Start(t, doc, nil)
 	return g
+}
+
+// clock is a test's clock: now, moved forward by Advance.
+type clock struct {
+	mu     sync.Mutex // guards offset
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// startAuthServer runs vmcp's authorization server alone, without the rest
+// of the gateway, logging people in with the GitHub-shaped provider, on the
+// test's clock.
+func startAuthServer(t *testing.T, now func() time.Time) *gateway {
+	t.Helper()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	gh := fakeidp.Start(t, fakeidp.Options{Mode: fakeidp.GitHub, Subject: "4242"})
+	as, err := authserver.New(&authserver.Options{Issuer: srv.URL, Name: "acme-tools", Resource: srv.URL + "/mcp",
+		Store: memory.New(nil), Now: now, Providers: []authserver.ProviderConfig{{
+			Name: github, Type: authserver.TypeOAuth2, AuthorizationURL: onIdPHost(t, gh.AuthorizationURL()),
+			TokenURL: gh.TokenURL(), UserInfoURL: gh.UserInfoURL(), Issuer: "https://github.com", ClientID: "vmcp",
+			ClientSecret: "secret", RedirectURI: srv.URL + authserver.PathCallback, Claims: authserver.ClaimMapping{Subject: "id"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as.Routes(mux)
+	return &gateway{base: srv.URL, github: gh, client: http.DefaultClient}
 }
 
 // onIdPHost rewrites a 127.0.0.1 URL of a test server to idpHost, the name
@@ -238,6 +282,31 @@ func (c *mcpClient) landed(tab *chrome.Tab) url.Values {
 		c.t.Fatal(err)
 	}
 	return u.Query()
+}
+
+// visits returns the queries the browser brought to the redirect URI.
+func (c *mcpClient) visits() []url.Values {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.arrived)
+}
+
+// jwtClaim returns a claim of a JWT, without verifying it.
+func jwtClaim(t *testing.T, token, claim string) any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims[claim]
 }
 
 type tokens struct {

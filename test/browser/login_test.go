@@ -53,16 +53,55 @@ func TestLoginHydra(t *testing.T) {
 	skipUnlessE2E(t)
 	g := startGateway(t, gatewayOptions{providers: []string{corp}})
 	b := chrome.Start(t, nil)
-	tab := b.NewTab()
+	tab := b.NewTab(t)
 	sdkLogin(t, g, tab, func() {
 		waitConsent(t, g, tab)
 		tab.Screenshot("consent-one-provider")
 		tab.Click(consentApprove(corp))
 		hydraLogin(t, g, tab)
 	})
-	second := b.NewTab()
+	second := b.NewTab(t)
 	sdkLogin(t, g, second, func() {
 		waitConsent(t, g, second)
 		second.Click(consentApprove(corp))
+	})
+}
+
+// TestLoginGitHub: the same with the GitHub-shaped provider, which logs the
+// person in without showing a page. The approval's redirect chain then runs
+// from vmcp's consent page through the provider and vmcp's callback to the
+// client's loopback redirect URI without stopping, so the consent page's
+// CSP must allow the client's redirect URI too.
+func TestLoginGitHub(t *testing.T) {
+	skipUnlessE2E(t)
+	g := startGateway(t, gatewayOptions{providers: []string{github}})
+	tab := chrome.Start(t, nil).NewTab(t)
+	sdkLogin(t, g, tab, func() {
+		waitConsent(t, g, tab)
+		tab.Click(consentApprove(github))
+	})
+}
+
+// TestLoginSeveralProviders: with two providers the consent page offers
+// both, and the login completes with either.
+func TestLoginSeveralProviders(t *testing.T) {
+	skipUnlessE2E(t)
+	g := startGateway(t, gatewayOptions{providers: []string{corp, github}})
+	b := chrome.Start(t, nil)
+	t.Run(corp, func(t *testing.T) {
+		tab := b.NewTab(t)
+		sdkLogin(t, g, tab, func() {
+			waitConsent(t, g, tab)
+			tab.Screenshot("consent-two-providers")
+			tab.Click(consentApprove(corp))
+			hydraLogin(t, g, tab)
+		})
+	})
+	t.Run(github, func(t *testing.T) {
+		tab := b.NewTab(t)
+		sdkLogin(t, g, tab, func() {
+			waitConsent(t, g, tab)
+			tab.Click(consentApprove(github))
+		})
 	})
 }

@@ -48,7 +48,6 @@ type Options struct {
 
 // Browser is a running Chromium.
 type Browser struct {
-	t      testing.TB
 	ctx    context.Context // the first tab's context: it owns the browser
 	output *lockedBuffer
 }
@@ -103,7 +102,7 @@ func Start(t testing.TB, opts *Options) *Browser {
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), flags...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
-	b := &Browser{t: t, ctx: ctx, output: output}
+	b := &Browser{ctx: ctx, output: output}
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
@@ -161,47 +160,41 @@ func first(ctx context.Context, cancel context.CancelFunc) error {
 // NewTab opens a tab in the browser's default profile: it shares cookies
 // with the browser's other default-profile tabs, as a second tab of one
 // person's browser does.
-func (b *Browser) NewTab() *Tab {
-	b.t.Helper()
+func (b *Browser) NewTab(t testing.TB) *Tab {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
-	return b.tab(ctx, cancel, "tab")
+	return newTab(t, ctx, cancel, "tab")
 }
 
 // NewProfile opens a tab in a new, empty profile (its own cookies, cache
 // and history): another person's browser.
-func (b *Browser) NewProfile() *Tab {
-	b.t.Helper()
+func (b *Browser) NewProfile(t testing.TB) *Tab {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	return b.tab(ctx, cancel, "profile")
+	return newTab(t, ctx, cancel, "profile")
 }
 
-func (b *Browser) tab(ctx context.Context, cancel context.CancelFunc, what string) *Tab {
-	b.t.Helper()
-	tab := &Tab{t: b.t, ctx: ctx}
-	b.t.Cleanup(cancel)
+// newTab opens the tab of a chromedp context, for test t: failures are
+// reported to t and the tab is closed when t ends.
+func newTab(t testing.TB, ctx context.Context, cancel context.CancelFunc, what string) *Tab {
+	t.Helper()
+	tab := &Tab{t: t, ctx: ctx}
+	t.Cleanup(cancel)
 	if err := first(ctx, cancel); err != nil {
-		b.t.Fatalf("opening a %s: %v", what, err)
+		t.Fatalf("opening a %s: %v", what, err)
 	}
 	tab.watch()
 	return tab
 }
 
-// Tab is one page of a browser. Its methods fail the test on error; they
-// must be called from the test's goroutine (or, for a tab of its own, from
-// one other goroutine that owns the tab).
+// Tab is one page of a browser. Its methods fail the test it was opened
+// for on error, so they must be called from that test's goroutine.
 type Tab struct {
 	t   testing.TB
 	ctx context.Context
 
 	mu   sync.Mutex // guards logs
 	logs []string   // console, CSP and network failures, in order
-}
-
-// FirstTab returns the tab the browser opened when it started.
-func (b *Browser) FirstTab() *Tab {
-	tab := &Tab{t: b.t, ctx: b.ctx}
-	tab.watch()
-	return tab
 }
 
 // watch records what the page logs (a blocked form submission is logged as
@@ -269,6 +262,19 @@ func (tab *Tab) state() string {
 func (tab *Tab) Navigate(u string) {
 	tab.t.Helper()
 	tab.do("navigating to "+redact(u), chromedp.Navigate(u))
+}
+
+// Open loads u like [Tab.Navigate] and returns the response of the page
+// it ends on (status and headers).
+func (tab *Tab) Open(u string) *network.Response {
+	tab.t.Helper()
+	ctx, cancel := context.WithTimeout(tab.ctx, Timeout)
+	defer cancel()
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
+	if err != nil {
+		tab.t.Fatalf("opening %s: %v\n%s", redact(u), err, tab.state())
+	}
+	return resp
 }
 
 // Click clicks the element sel (CSS) selects, once it is visible. It does
@@ -379,6 +385,15 @@ func (tab *Tab) Cookies(u string) []*network.Cookie {
 		tab.t.Fatalf("reading cookies: %v", err)
 	}
 	return cookies
+}
+
+// ClearCookies deletes every cookie of the tab's profile.
+func (tab *Tab) ClearCookies() {
+	tab.t.Helper()
+	tab.do("clearing cookies", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.ClearBrowserCookies, cdp.Empty{})
+		return err
+	}))
 }
 
 // Viewport is a window size screenshots are taken at.
