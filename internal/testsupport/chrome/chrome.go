@@ -291,6 +291,23 @@ func (tab *Tab) Type(sel, text string) {
 	tab.do("typing into "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+// Press sends key events to the focused element, as typing does: "\t" is
+// the Tab key (see chromedp's kb package for others).
+func (tab *Tab) Press(keys string) {
+	tab.t.Helper()
+	tab.do("pressing keys", chromedp.KeyEvent(keys))
+}
+
+// Resize sets the viewport to v.
+func (tab *Tab) Resize(v Viewport) {
+	tab.t.Helper()
+	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(v.Scale)}
+	if v.Mobile {
+		opts = append(opts, chromedp.EmulateMobile, chromedp.EmulatePortrait)
+	}
+	tab.do("resizing to "+v.Name, chromedp.EmulateViewport(v.Width, v.Height, opts...))
+}
+
 // Back goes back one step in the tab's history and waits for the page to
 // load.
 func (tab *Tab) Back() {
@@ -418,11 +435,7 @@ func (tab *Tab) Screenshot(name string) {
 	tab.t.Helper()
 	dir := ScreenshotDir(tab.t)
 	for _, v := range Viewports {
-		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(v.Scale)}
-		if v.Mobile {
-			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulatePortrait)
-		}
-		tab.do("resizing to "+v.Name, chromedp.EmulateViewport(v.Width, v.Height, opts...))
+		tab.Resize(v)
 		ctx, cancel := context.WithTimeout(tab.ctx, Timeout)
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		cancel()
@@ -434,7 +447,7 @@ func (tab *Tab) Screenshot(name string) {
 			tab.t.Fatal(err)
 		}
 	}
-	tab.do("resizing back", chromedp.EmulateViewport(1280, 800))
+	tab.Resize(Viewports[0])
 }
 
 var (
