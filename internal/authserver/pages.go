@@ -123,7 +123,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client
 			sources = append(sources, origin(o))
 		}
 	}
-	pageHeaders(w, sourceList(sources))
+	pageHeaders(w, sourceList(sources, origin(s.opts.Issuer)))
 	if err := consentTmpl.Execute(w, page); err != nil {
 		s.logger.Error("rendering consent page", "error", err)
 	}
@@ -180,11 +180,12 @@ func redirectSource(u *url.URL) string {
 	return strings.ToLower(u.Scheme) + ":" // url.Parse allows only scheme characters here
 }
 
-// sourceList joins CSP sources, without empty or repeated ones.
-func sourceList(sources []string) string {
+// sourceList joins CSP sources, without empty or repeated ones, nor self
+// (the issuer's origin, which 'self' names).
+func sourceList(sources []string, self string) string {
 	var out []string
 	for _, s := range sources {
-		if s != "" && !slices.Contains(out, s) {
+		if s != "" && s != self && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

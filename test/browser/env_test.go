@@ -138,6 +138,7 @@ incomingAuth:
   oidcConfigRef: {name: gateway-incoming, audience: %[1]s/mcp}
 authServerConfig:
   issuer: %[1]s
+  clientMetadataDocuments: {insecureAllowPrivateHosts: true}
   upstreamProviders:%[2]s
 config:
   aggregation:
@@ -227,6 +228,7 @@ type mcpClient struct {
 	id       string
 	redirect string
 	verifier string
+	doc      string // the metadata document, for a CIMD client
 
 	mu      sync.Mutex // guards arrived
 	arrived []url.Values
@@ -235,20 +237,7 @@ type mcpClient struct {
 // registerClient registers a client by dynamic client registration.
 func registerClient(t *testing.T, g *gateway, name string) *mcpClient {
 	t.Helper()
-	c := &mcpClient{t: t, g: g, verifier: "verifier-" + strings.Repeat("0123456789", 5)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		c.arrived = append(c.arrived, r.URL.Query())
-		c.mu.Unlock()
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		title := "Signed in"
-		if r.URL.Query().Has("error") {
-			title = "Sign-in failed"
-		}
-		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%s</title></head><body><h1 id="client-done">%s</h1></body></html>`, title, title)
-	}))
-	t.Cleanup(srv.Close)
-	c.redirect = srv.URL + "/callback"
+	c := newClient(t, g)
 	body, _ := json.Marshal(map[string]any{"redirect_uris": []string{c.redirect}, "client_name": name,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "token_endpoint_auth_method": "none"})
 	resp, err := g.client.Post(g.base+"/oauth/register", "application/json", strings.NewReader(string(body)))
@@ -261,6 +250,43 @@ func registerClient(t *testing.T, g *gateway, name string) *mcpClient {
 		t.Fatalf("registering a client: %d %v %v", resp.StatusCode, reg, err)
 	}
 	c.id = reg["client_id"].(string)
+	return c
+}
+
+// metadataClient is a client identified by the URL of its metadata
+// document (CIMD), served beside its redirect URI. (Over http on loopback:
+// the gateway allows that in tests only.)
+func metadataClient(t *testing.T, g *gateway, name string) *mcpClient {
+	t.Helper()
+	c := newClient(t, g)
+	c.id = strings.TrimSuffix(c.redirect, "/callback") + "/oauth/client.json"
+	c.doc = fmt.Sprintf(`{"client_id":%q,"client_name":%q,"redirect_uris":[%q],"token_endpoint_auth_method":"none"}`, c.id, name, c.redirect)
+	return c
+}
+
+// newClient starts a client's loopback page: its redirect URI, and its
+// metadata document if it has one.
+func newClient(t *testing.T, g *gateway) *mcpClient {
+	t.Helper()
+	c := &mcpClient{t: t, g: g, verifier: "verifier-" + strings.Repeat("0123456789", 5)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth/client.json" && c.doc != "" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, c.doc)
+			return
+		}
+		c.mu.Lock()
+		c.arrived = append(c.arrived, r.URL.Query())
+		c.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		title := "Signed in"
+		if r.URL.Query().Has("error") {
+			title = "Sign-in failed"
+		}
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>%s</title></head><body><h1 id="client-done">%s</h1></body></html>`, title, title)
+	}))
+	t.Cleanup(srv.Close)
+	c.redirect = srv.URL + "/callback"
 	return c
 }
 

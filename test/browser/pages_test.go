@@ -133,6 +133,34 @@ func TestConsentPageForPeople(t *testing.T) {
 		t.Errorf("%d primary buttons, want one per provider", n)
 	}
 	checkContrast(t, tab, "h1", ".gateway", "dt", "dd", ".note", ".badge", ".warn", "code", "button", ".fine")
+	tab.Screenshot("consent-self-registered")
+}
+
+// TestConsentPageVerifiedClient: a client identified by its metadata
+// document's URL is shown as verified, with the URL it is identified by.
+func TestConsentPageVerifiedClient(t *testing.T) {
+	skipUnlessE2E(t)
+	g := startGateway(t, gatewayOptions{providers: []string{github}})
+	c := metadataClient(t, g, "Claude Desktop")
+	tab := chrome.Start(t, nil).NewTab(t)
+	resp := tab.Open(c.authURL("state-page-2"))
+	waitConsent(t, g, tab)
+	pageBasics(t, tab, headerValue(resp.Headers, "Content-Security-Policy"))
+	text := tab.Text("main")
+	for _, want := range []string{"Verified address", c.id, "Allow and log in with github"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the page does not say %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Self-registered") {
+		t.Errorf("a metadata document client shown as self-registered:\n%s", text)
+	}
+	checkContrast(t, tab, ".badge", ".note")
+	tab.Screenshot("consent-verified-client")
+	tab.Click(consentApprove(github))
+	if got := c.landed(tab); got.Get("code") == "" {
+		t.Errorf("landed without a code: %v", got)
+	}
 }
 
 // TestErrorPages: what a person sees when the authorization cannot go on,
