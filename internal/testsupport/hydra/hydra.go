@@ -243,7 +243,9 @@ func start(bin string, opts *Options) (*Hydra, error) {
 		_ = h.cmd.Wait()
 		close(h.exited)
 	}()
-	if err := h.waitReady(30 * time.Second); err != nil {
+	// Generous: on a loaded machine Hydra takes tens of seconds to generate
+	// its keys at the first discovery and JWKS requests.
+	if err := h.waitReady(90 * time.Second); err != nil {
 		h.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, h.output.String())
 	}
