@@ -275,6 +275,10 @@ func newClient(t *testing.T, g *gateway) *mcpClient {
 			fmt.Fprint(w, c.doc)
 			return
 		}
+		if r.URL.Path != "/callback" {
+			http.NotFound(w, r) // the browser's favicon request, for one
+			return
+		}
 		c.mu.Lock()
 		c.arrived = append(c.arrived, r.URL.Query())
 		c.mu.Unlock()

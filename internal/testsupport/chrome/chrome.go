@@ -193,8 +193,9 @@ type Tab struct {
 	t   testing.TB
 	ctx context.Context
 
-	mu   sync.Mutex // guards logs
-	logs []string   // console, CSP and network failures, in order
+	mu        sync.Mutex // guards the fields below
+	logs      []string   // console, CSP and network failures, in order
+	documents []string   // URLs of the pages requested, redirects included
 }
 
 // watch records what the page logs (a blocked form submission is logged as
@@ -212,6 +213,13 @@ func (tab *Tab) watch() {
 			}
 		case *network.EventLoadingFailed:
 			line = fmt.Sprintf("load failed (%s): %s %s", ev.Type, ev.ErrorText, ev.BlockedReason)
+		case *network.EventRequestWillBeSent:
+			if ev.Type == network.ResourceTypeDocument {
+				tab.mu.Lock()
+				tab.documents = append(tab.documents, ev.Request.URL)
+				tab.mu.Unlock()
+			}
+			return
 		default:
 			return
 		}
@@ -230,6 +238,21 @@ func (tab *Tab) Logs() []string {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
 	return append([]string(nil), tab.logs...)
+}
+
+// Requested returns the first page address the tab requested (redirects
+// included) that starts with prefix, and fails the test if there is none.
+func (tab *Tab) Requested(prefix string) string {
+	tab.t.Helper()
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	for _, u := range tab.documents {
+		if strings.HasPrefix(u, prefix) {
+			return u
+		}
+	}
+	tab.t.Fatalf("the tab requested no page starting with %s", redact(prefix))
+	return ""
 }
 
 // Context returns the tab's chromedp context, for actions this package does
