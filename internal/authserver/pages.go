@@ -32,15 +32,24 @@ var (
 	consentHTML string
 	//go:embed pages/error.html
 	errorHTML string
+	//go:embed pages/head.html
+	headHTML string
 
-	consentTmpl = template.Must(template.New("consent").Parse(consentHTML))
-	errorTmpl   = template.Must(template.New("error").Parse(errorHTML))
+	consentTmpl = pageTemplate("consent", consentHTML)
+	errorTmpl   = pageTemplate("error", errorHTML)
 	// styleHash allows the inline style sheet, and nothing else, in CSP.
 	styleHash = func() string {
 		sum := sha256.Sum256([]byte(pageCSS))
 		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 	}()
 )
+
+// pageTemplate parses a page and the head all pages share.
+func pageTemplate(name, body string) *template.Template {
+	t := template.Must(template.New(name).Parse(body))
+	template.Must(t.New("head.html").Parse(headHTML)) // defines "head"
+	return t
+}
 
 // discoveryWait bounds the discovery of a provider's authorization endpoint
 // while the consent page is rendered (for its CSP).
@@ -63,6 +72,7 @@ func pageHeaders(w http.ResponseWriter, formAction string) {
 
 // consentView is what the consent page shows.
 type consentView struct {
+	PageTitle             string
 	Gateway               string
 	Client, ClientID      string
 	Verified              bool   // the client ID is a metadata document URL
@@ -106,6 +116,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client
 		Action: s.opts.Issuer + PathConsent,
 		CSS:    template.CSS(pageCSS),
 	}
+	page.PageTitle = "Allow " + page.Client + " to use " + page.Gateway + "? · Sign in"
 	if page.Verified {
 		if u, err := url.Parse(c.ID); err == nil {
 			page.ClientHost = u.Host
@@ -134,11 +145,12 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client
 func (s *Server) renderError(w http.ResponseWriter, status int, title, detail string) {
 	pageHeaders(w, "'none'")
 	w.WriteHeader(status)
+	gateway := s.gatewayName()
 	_ = errorTmpl.Execute(w, struct {
-		Gateway, Title, Detail string
-		Status                 int
-		CSS                    template.CSS
-	}{s.gatewayName(), title, detail, status, template.CSS(pageCSS)})
+		PageTitle, Gateway, Title, Detail string
+		Status                            int
+		CSS                               template.CSS
+	}{title + " · " + gateway, gateway, title, detail, status, template.CSS(pageCSS)})
 }
 
 // authorizationEndpoint is where the provider's login starts: configured

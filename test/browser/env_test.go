@@ -15,7 +15,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -33,7 +32,6 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/authserver"
 	"github.com/vmcp-dev/vmcp/internal/store/memory"
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/chrome"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
@@ -149,7 +147,7 @@ backends:
 server:
   listen: %[4]s
   publicURL: %[1]s/mcp
-`, g.base, providers.String(), fixtureBackend(t), addr)
+`, g.base, providers.String(), vmcptest.FixtureBackend(t), addr)
 	g.app = vmcptest.Start(t, doc, nil)
 	return g
 }
@@ -203,20 +201,6 @@ func onIdPHost(t *testing.T, raw string) string {
 	}
 	u.Host = idpHost + ":" + u.Port()
 	return u.String()
-}
-
-// fixtureBackend serves the conformance fixtures over streamable HTTP.
-func fixtureBackend(t *testing.T) string {
-	t.Helper()
-	s := conformance.New(nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 // mcpClient is a public MCP client registered at the gateway, with a
@@ -363,13 +347,7 @@ func (c *mcpClient) exchange(code string) tokens {
 // returns its text.
 func (c *mcpClient) callTool(accessToken string) string {
 	c.t.Helper()
-	transport := &mcp.StreamableClientTransport{Endpoint: c.g.mcpURL(),
-		HTTPClient: &http.Client{Transport: bearer{accessToken, c.g.client.Transport}}}
-	s, err := mcp.NewClient(&mcp.Implementation{Name: "browser-test"}, nil).Connect(c.t.Context(), transport, nil)
-	if err != nil {
-		c.t.Fatalf("connecting with the access token: %v", err)
-	}
-	defer s.Close()
+	s := vmcptest.Connect(c.t, c.g.mcpURL(), accessToken, nil)
 	res, err := s.CallTool(c.t.Context(), &mcp.CallToolParams{Name: "fixture_test_simple_text"})
 	if err != nil {
 		c.t.Fatalf("calling a tool: %v", err)
@@ -382,21 +360,6 @@ func (c *mcpClient) callTool(accessToken string) string {
 		c.t.Fatalf("tool result is not text: %+v", res.Content[0])
 	}
 	return text.Text
-}
-
-type bearer struct {
-	token string
-	base  http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	base := b.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return base.RoundTrip(r)
 }
 
 // The consent page's controls.

@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -46,28 +47,30 @@ func TestIdPRefuses(t *testing.T) {
 	skipUnlessE2E(t)
 	g := startGateway(t, gatewayOptions{providers: []string{corp}})
 	b := chrome.Start(t, nil)
-	t.Run("login cancelled", func(t *testing.T) {
-		c := registerClient(t, g, "Refused client")
-		tab := b.NewTab(t)
-		tab.Navigate(c.authURL("state-refused-1"))
-		waitConsent(t, g, tab)
-		tab.Click(consentApprove(corp))
-		tab.WaitURL(g.hydra.LoginAppURL() + "/login")
-		tab.Click("#" + hydra.LoginCancel)
-		wantError(t, g, c.landed(tab), "access_denied", "state-refused-1")
-	})
-	t.Run("consent denied", func(t *testing.T) {
-		c := registerClient(t, g, "Refused client")
-		tab := b.NewTab(t)
-		tab.Navigate(c.authURL("state-refused-2"))
-		waitConsent(t, g, tab)
-		tab.Click(consentApprove(corp))
-		tab.WaitURL(g.hydra.LoginAppURL() + "/login")
-		tab.Click("#" + hydra.LoginSubmit)
-		tab.WaitURL(g.hydra.LoginAppURL() + "/consent")
-		tab.Click("#" + hydra.ConsentDeny)
-		wantError(t, g, c.landed(tab), "access_denied", "state-refused-2")
-	})
+	for i, tc := range []struct {
+		name  string
+		at    string // the login app's page where the person refuses
+		click string
+	}{
+		{"login cancelled", "/login", "#" + hydra.LoginCancel},
+		{"consent denied", "/consent", "#" + hydra.ConsentDeny},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := fmt.Sprintf("state-refused-%d", i)
+			c := registerClient(t, g, "Refused client")
+			tab := b.NewTab(t)
+			tab.Navigate(c.authURL(state))
+			waitConsent(t, g, tab)
+			tab.Click(consentApprove(corp))
+			tab.WaitURL(g.hydra.LoginAppURL() + "/login")
+			if tc.at == "/consent" {
+				tab.Click("#" + hydra.LoginSubmit)
+				tab.WaitURL(g.hydra.LoginAppURL() + "/consent")
+			}
+			tab.Click(tc.click)
+			wantError(t, g, c.landed(tab), "access_denied", state)
+		})
+	}
 }
 
 // TestExpiredConsentPage: a consent page submitted more than ten minutes
