@@ -46,6 +46,11 @@ type ProviderConfig struct {
 	// provider's email is used only beside "email_verified": true; an OIDC
 	// provider's always needs that.
 	EmailVerified bool
+	// LoginOrigins are origins (scheme://host[:port]) the provider's login
+	// redirects the browser through before it shows a page, besides its
+	// authorization endpoint: for example Ory Hydra's login and consent
+	// app. The consent page's CSP form-action lists them.
+	LoginOrigins []string
 }
 
 // ClaimMapping names the upstream claims (dotted paths) holding the
