@@ -114,7 +114,8 @@ func (a *App) localVerifier(audience string) (authn.Authenticator, error) {
 	}
 	return authn.NewJWTVerifier(&authn.JWTOptions{
 		Issuer: s.Issuer(), Audience: audience,
-		Keys: func(context.Context) ([]authn.PublicKey, error) { return pub, nil },
+		Keys:        func(context.Context) ([]authn.PublicKey, error) { return pub, nil },
+		GrantClaims: true, // vmcp's own tokens name their grant
 		Check: func(ctx context.Context, claims map[string]any, raw string) error {
 			err := s.CheckToken(ctx, claims, raw)
 			if errors.Is(err, authserver.ErrTokenRevoked) || errors.Is(err, authserver.ErrGrantRevoked) {
@@ -134,6 +135,12 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 		DisableClientMetadataDocuments:          c.ClientMetadataDocuments.Disabled,
 		InsecureAllowPrivateClientMetadataHosts: c.ClientMetadataDocuments.InsecureAllowPrivateHosts,
 		Scopes:                                  slices.Clone(c.ScopesSupported),
+		Limits: authserver.Limits{
+			PendingLogins: c.PendingLogins.Max, PendingLoginsPerClient: c.PendingLogins.MaxPerClient,
+			PendingLoginTimeout: c.PendingLogins.Timeout.D(),
+			Clients:             c.ClientRegistration.Max, RegistrationBytes: c.ClientRegistration.MaxBytes,
+			UnusedClientExpiry: c.ClientRegistration.UnusedExpiry.D(), IdleClientExpiry: c.ClientRegistration.IdleExpiry.D(),
+		},
 	}
 	for _, s := range required {
 		if !slices.Contains(opts.Scopes, s) {
@@ -188,6 +195,7 @@ func providerConfig(p config.UpstreamProvider) (authserver.ProviderConfig, error
 		o := p.OAuth2Config
 		pc.AuthorizationURL, pc.TokenURL, pc.UserInfoURL, pc.Issuer = o.AuthorizationURL, o.TokenURL, o.UserInfoURL, o.Issuer
 		pc.ClientID, pc.RedirectURI, pc.Scopes, pc.AuthParams = o.ClientID, o.RedirectURI, o.Scopes, o.AdditionalAuthorizationParams
+		pc.EmailVerified = o.EmailVerified
 		ref, m = o.ClientSecretRef, o.ClaimMapping
 	}
 	pc.Claims = authserver.ClaimMapping{Subject: m.Subject, Email: m.Email, Name: m.Name, Groups: m.Groups}

@@ -178,7 +178,7 @@ func withStaticClients(ctx context.Context, st ClientStore, clients []StaticClie
 		if old, err := st.GetClient(ctx, sc.ID); err == nil && old != nil {
 			continue // already stored (a shared store, another replica)
 		}
-		if err := st.CreateClient(ctx, c); err != nil {
+		if err := st.CreateClient(ctx, c, 0); err != nil {
 			return fmt.Errorf("static client %q: %w", sc.ID, err)
 		}
 	}
