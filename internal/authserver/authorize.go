@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -68,8 +69,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.checkAuthorize(ar)
 	}
+	if err == nil {
+		_, err = s.ready(ctx)
+	}
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	client := ar.GetClient().(fositeClient).c
@@ -121,7 +125,7 @@ func (s *Server) redirectUpstream(w http.ResponseWriter, r *http.Request, ar fos
 	pend := &Pending{Authorize: query, Provider: p.cfg.Name, Nonce: nonce, Verifier: verifier, CreatedAt: s.opts.Now()}
 	if err := s.store.PutPending(ctx, state, pend, pendingTTL); err != nil {
 		s.logger.Error("storing pending login", "error", err)
-		s.authorizeError(w, ar, fosite.ErrServerError)
+		s.authorizeError(w, ar, s.storeErr(fosite.ErrServerError.WithWrap(err)))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -131,6 +135,10 @@ func (s *Server) redirectUpstream(w http.ResponseWriter, r *http.Request, ar fos
 // consent handles the consent form: the CSRF token must match this
 // browser's cookie and the request it was issued for.
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.ready(r.Context()); err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The authorization server cannot reach its storage. Try again in a moment.")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, http.StatusBadRequest, "Bad consent form", err.Error())
@@ -149,7 +157,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ar, err := s.replayAuthorize(ctx, query)
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
@@ -182,14 +190,23 @@ func (s *Server) replayAuthorize(ctx context.Context, query url.Values) (fosite.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
+	if _, err := s.ready(ctx); err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The authorization server cannot reach its storage. Go back to your application and try again in a moment.")
+		return
+	}
 	pend, err := s.store.TakePending(ctx, q.Get("state"))
+	if errors.Is(err, ErrUnavailable) {
+		s.logger.Error("reading the pending login", "error", err)
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The authorization server cannot reach its storage. Go back to your application and try again in a moment.")
+		return
+	}
 	if err != nil {
 		s.renderError(w, http.StatusBadRequest, "Unknown login", "This login is unknown, expired or was already used. Start the authorization again from your application.")
 		return
 	}
 	ar, err := s.replayAuthorize(ctx, pend.Authorize)
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	p := s.provider(pend.Provider)
@@ -216,7 +233,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	g, err := s.grants.create(ctx, p, l)
 	if err != nil {
 		s.logger.Error("storing upstream grant", "error", err)
-		s.authorizeError(w, ar, fosite.ErrServerError)
+		s.authorizeError(w, ar, s.storeErr(fosite.ErrServerError.WithWrap(err)))
 		return
 	}
 	s.complete(w, ar, g, p)
@@ -235,7 +252,8 @@ func (s *Server) complete(w http.ResponseWriter, ar fosite.AuthorizeRequester, g
 	s.setClaims(sess.JWTClaims.Extra, g, p, ar.GetClient().GetID())
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.logger.Error("issuing the authorization code", "error", err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	resp.AddParameter("iss", s.opts.Issuer)
@@ -282,4 +300,14 @@ func (p *provider) issuerName() string {
 		return p.issuer
 	}
 	return p.cfg.IssuerURL
+}
+
+// storeErr turns a failure of the store into temporarily_unavailable (503):
+// the client may try again; anything else is returned as it is.
+func (s *Server) storeErr(err error) error {
+	if !errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	s.logger.Error("the authorization server's store failed", "error", err)
+	return fosite.ErrTemporarilyUnavailable.WithHint("The authorization server cannot reach its storage; try again later.").WithWrap(err)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -88,6 +89,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.CreateClient(r.Context(), c); err != nil {
 		s.logger.Error("storing registered client", "error", err)
+		if errors.Is(err, ErrUnavailable) {
+			writeUnavailable(w)
+			return
+		}
 		writeJSON(w, http.StatusInternalServerError, &registrationError{"server_error", "the client could not be stored"})
 		return
 	}

@@ -14,6 +14,10 @@ import (
 // token) and carries refreshed claims into the new token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if _, err := s.ready(ctx); err != nil {
+		writeUnavailable(w)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.oauth.WriteAccessError(ctx, w, fosite.NewAccessRequest(newSession()), fosite.ErrInvalidRequest.WithHint("The request body is not a form."))
@@ -26,6 +30,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, err := s.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		err = s.storeErr(err)
 		s.logger.Info("token request refused", "error", fosite.ErrorToRFC6749Error(err).ErrorField, "description", fosite.ErrorToRFC6749Error(err).GetDescription())
 		s.oauth.WriteAccessError(ctx, w, ar, err)
 		return
@@ -37,9 +42,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
+	if errors.Is(err, ErrInactive) {
+		// Another request redeemed this code at the same moment: it got
+		// the tokens, this one gets none.
+		s.logger.Warn("an authorization code was redeemed twice at once; the second request got nothing", "client_id", ar.GetClient().GetID())
+		s.oauth.WriteAccessError(ctx, w, ar, fosite.ErrInvalidGrant.WithHint("The authorization code was already used."))
+		return
+	}
 	if err != nil {
 		s.logger.Error("issuing tokens", "error", err)
-		s.oauth.WriteAccessError(ctx, w, ar, err)
+		s.oauth.WriteAccessError(ctx, w, ar, s.storeErr(err))
 		return
 	}
 	s.oauth.WriteAccessResponse(ctx, w, ar, resp)

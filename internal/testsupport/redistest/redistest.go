@@ -1,0 +1,218 @@
+// Package redistest runs real redis-server processes for tests, each on a
+// free loopback port with its own directory, stopped when the test ends.
+// redis-server comes from Debian (scripts/tools.sh installs it); without
+// it the tests that need it are skipped, unless VMCP_E2E=1, where a
+// missing server fails them.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Options configure [Start].
+type Options struct {
+	// Persist turns the append-only file on (fsync on every write), so
+	// that a restarted server has everything it acknowledged.
+	Persist bool
+	// Password, if set, is required of clients (requirepass).
+	Password string
+}
+
+// Server is a running (or stopped) redis-server.
+type Server struct {
+	// Addr is host:port.
+	Addr string
+	t    testing.TB
+	bin  string
+	dir  string
+	args []string
+
+	mu  sync.Mutex // guards cmd and exited
+	cmd *exec.Cmd
+	// exited is closed when cmd has exited.
+	exited chan struct{}
+}
+
+// Binary returns the path of redis-server, or skips (fails with
+// VMCP_E2E=1) the test when it is not installed.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p
+	}
+	if tools := os.Getenv("VMCP_TOOLS"); tools != "" {
+		if p := filepath.Join(tools, "bin", "redis-server"); fileExists(p) {
+			return p
+		}
+	}
+	msg := "redis-server is not installed: run scripts/tools.sh redis (make test installs it)"
+	if os.Getenv("VMCP_E2E") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Start runs a redis-server until the test ends.
+func Start(t testing.TB, opts *Options) *Server {
+	t.Helper()
+	if opts == nil {
+		opts = &Options{}
+	}
+	s := &Server{t: t, bin: Binary(t), dir: t.TempDir()}
+	s.args = []string{"--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--daemonize", "no",
+		"--logfile", filepath.Join(s.dir, "redis.log")}
+	if opts.Persist {
+		s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		s.args = append(s.args, "--appendonly", "no")
+	}
+	if opts.Password != "" {
+		s.args = append(s.args, "--requirepass", opts.Password)
+	}
+	var err error
+	for range 5 { // a free port may be taken before redis binds it
+		s.Addr = freeAddr(t)
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redis-server did not start: %v", err)
+	}
+	t.Cleanup(func() { s.Kill() })
+	return s
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs the server on s.Addr and waits until it answers PING.
+func (s *Server) start() error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	cmd := exec.Command(s.bin, append([]string{"--port", port}, s.args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if s.ping() == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on %s exited: %s", s.Addr, s.tail())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.Kill()
+			return fmt.Errorf("redis-server on %s did not answer PING within 20s: %s", s.Addr, s.tail())
+		}
+	}
+}
+
+// ping sends an inline PING and reads the answer (+PONG, or -NOAUTH when
+// a password is set: both mean it serves).
+func (s *Server) ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// tail is the end of the server's log, for failure messages.
+func (s *Server) tail() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// Stop shuts the server down (SIGTERM: it writes its append-only file)
+// and waits up to 20s for it to exit.
+func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
+
+// Kill kills the server at once (SIGKILL), as a crash would.
+func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+}
+
+// Restart starts the stopped server again on the same address and
+// directory (what it persisted is loaded).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	var err error
+	for range 50 { // the port may linger for a moment
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("redis-server did not restart on %s: %v", s.Addr, err)
+}
+
+// Port is the server's port.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
