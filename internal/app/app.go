@@ -37,11 +37,14 @@ type Options struct {
 	MinBackoff time.Duration
 	// Listen overrides server.listen.
 	Listen string
+	// StateDir overrides storage.stateDir (the --state-dir flag).
+	StateDir string
 }
 
 // App is one gateway process.
 type App struct {
 	cfg        *config.Config
+	opts       Options
 	logger     *slog.Logger
 	backends   *backend.Set
 	gateway    *frontend.Gateway
@@ -49,6 +52,7 @@ type App struct {
 	ln         net.Listener
 	authServer *authserver.Server
 	authorizer *authz.Authorizer
+	store      *openedStore // nil without an authorization server
 	cancel     context.CancelFunc
 	served     chan error
 }
@@ -64,7 +68,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &App{cfg: cfg, logger: o.Logger, served: make(chan error, 1)}
+	a := &App{cfg: cfg, opts: o, logger: o.Logger, served: make(chan error, 1)}
 	ln, err := net.Listen("tcp", cmp.Or(o.Listen, cfg.Server.Listen))
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -74,11 +78,13 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	authenticate, err := a.setupAuth(mux)
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	authorizer, err := NewAuthorizer(cfg, &authz.Options{Logger: o.Logger})
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.authorizer = authorizer
@@ -91,6 +97,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	specs, err := a.backendSpecs()
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.backends = backend.NewSet(specs, &backend.Options{
@@ -118,6 +125,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		Authenticate:       authenticate,
 		Authorizer:         authorizer,
 		Claims:             claims,
+		Dependencies:       a.dependencies(),
 	})
 	a.gateway = gw
 	mux.Handle("/mcp", gw)
@@ -222,6 +230,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	<-shut
 	a.cancel()
 	a.backends.Close()
+	a.closeStore()
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

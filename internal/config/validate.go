@@ -33,6 +33,7 @@ func (c *Config) validate() Errors {
 	c.validateAggregation(v, names)
 	c.validateAuth(v)
 	c.validateServer(v)
+	c.validateStorage(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
 		v.add("config.operational.failureHandling.unhealthyThreshold", "must be at least 1")
@@ -487,5 +488,5 @@ func (c *Config) Notes() []string {
 	if len(c.Backends) == 0 {
 		notes = append(notes, "no backends are configured; the gateway serves an empty catalog")
 	}
-	return notes
+	return append(notes, c.storageNotes()...)
 }

@@ -37,7 +37,14 @@ func New(t testing.TB, doc string, opts *app.Options) (*app.App, *config.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, opts)
+	var o app.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.StateDir == "" && cfg.Storage.Type == config.StorageEmbedded && cfg.Storage.StateDir == "" {
+		o.StateDir = t.TempDir() // never the user's own state directory
+	}
+	a, err := app.New(cfg, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
