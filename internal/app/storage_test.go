@@ -310,3 +310,31 @@ func mustParse(t *testing.T, doc string) *config.Config {
 	}
 	return cfg
 }
+
+// TestRedisNotOnTheCallPath: with the Redis store, MCP requests with a
+// vmcp token do not wait for Redis (the token's and grant's checks are
+// answered locally until something changes).
+func TestRedisNotOnTheCallPath(t *testing.T) {
+	srv := redistest.Start(t, nil)
+	idp := fakeidp.Start(t, fakeidp.Options{})
+	addr := vmcptest.FreeAddr(t)
+	base := "http://" + addr
+	t.Setenv("VMCP_SECRET_STORE_KEY", "call-path-0123456789abcdef0123456789")
+	vmcptest.Start(t, storageDoc(t, idp, addr, fmt.Sprintf(`  type: redis
+  encryptionKeyRefs: [{name: store, key: key}]
+  redis: {addr: %s}`, srv.Addr)), nil)
+	tok := loginFull(t, base)
+	if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+		t.Fatalf("first request: %d %s", status, body)
+	}
+	before := srv.CommandsProcessed(t)
+	const n = 50
+	for range n {
+		if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+			t.Fatalf("request: %d %s", status, body)
+		}
+	}
+	if got := srv.CommandsProcessed(t) - before; got > 5 {
+		t.Errorf("%d MCP requests sent %d commands to Redis; want none but the INFO calls", n, got)
+	}
+}

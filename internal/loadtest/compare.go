@@ -315,21 +315,26 @@ func (c *Comparison) Summaries() []Summary {
 			if target == Proxy && !c.hasProxy() {
 				continue
 			}
-			s := Summary{Target: target, Concurrency: conc}
-			var tp []float64
-			var p50, p90, p99, cpu []time.Duration
-			for _, x := range c.Samples {
-				if x.Target == target && x.Concurrency == conc {
-					tp, p50, p90, p99 = append(tp, x.Throughput), append(p50, x.P50), append(p90, x.P90), append(p99, x.P99)
-					cpu = append(cpu, x.CPU)
-					s.Errors += x.Errors
-				}
-			}
-			s.Throughput, s.P50, s.P90, s.P99, s.CPU = median(tp), median(p50), median(p90), median(p99), median(cpu)
-			out = append(out, s)
+			out = append(out, c.SummaryOf(target, conc))
 		}
 	}
 	return out
+}
+
+// SummaryOf is the medians over rounds of target at concurrency conc.
+func (c *Comparison) SummaryOf(target string, conc int) Summary {
+	s := Summary{Target: target, Concurrency: conc}
+	var tp []float64
+	var p50, p90, p99, cpu []time.Duration
+	for _, x := range c.Samples {
+		if x.Target == target && x.Concurrency == conc {
+			tp, p50, p90, p99 = append(tp, x.Throughput), append(p50, x.P50), append(p90, x.P90), append(p99, x.P99)
+			cpu = append(cpu, x.CPU)
+			s.Errors += x.Errors
+		}
+	}
+	s.Throughput, s.P50, s.P90, s.P99, s.CPU = median(tp), median(p50), median(p90), median(p99), median(cpu)
+	return s
 }
 
 // AddedP50 is the median over rounds of the gateway's p50 minus the direct

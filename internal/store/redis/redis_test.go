@@ -198,25 +198,6 @@ func TestSlow(t *testing.T) {
 	}
 }
 
-func commandsProcessed(t *testing.T, addr string) int {
-	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "stats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-			var n int
-			fmt.Sscan(v, &n)
-			return n
-		}
-	}
-	t.Fatal("no total_commands_processed in INFO")
-	return 0
-}
-
 // TestPerRequestChecksStayLocal: the checks every MCP request makes (the
 // access token is active, its grant is not revoked) do not go to Redis
 // once answered, until something changes.
@@ -241,11 +222,11 @@ func TestPerRequestChecksStayLocal(t *testing.T) {
 		}
 	}
 	check()
-	before := commandsProcessed(t, srv.Addr)
+	before := srv.CommandsProcessed(t)
 	for range 1000 {
 		check()
 	}
-	if n := commandsProcessed(t, srv.Addr) - before; n > 10 {
+	if n := srv.CommandsProcessed(t) - before; n > 10 {
 		t.Errorf("1000 per-request checks sent %d commands to Redis, want none (the INFO calls aside)", n)
 	}
 	// A change goes to Redis, and the next check sees it.

@@ -104,6 +104,16 @@ type codeInfo struct {
 // Start runs an IdP until the test ends.
 func Start(t testing.TB, opts Options) *IdP {
 	t.Helper()
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.server.Close)
+	return p
+}
+
+// New runs an IdP until [IdP.Close] (for harnesses outside tests).
+func New(opts Options) (*IdP, error) {
 	if opts.ClientID == "" {
 		opts.ClientID = "vmcp"
 	}
@@ -118,11 +128,11 @@ func Start(t testing.TB, opts Options) *IdP {
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &IdP{opts: opts, key: key, signer: signer, codes: map[string]codeInfo{}, refresh: map[string]bool{},
 		family: map[string]string{}, used: map[string]bool{}, subject: opts.Subject, claims: opts.Claims}
@@ -139,8 +149,7 @@ func Start(t testing.TB, opts Options) *IdP {
 		mux.HandleFunc("GET /user", p.userinfo)
 	}
 	p.server = httptest.NewServer(mux)
-	t.Cleanup(p.server.Close)
-	return p
+	return p, nil
 }
 
 // URL is the provider's base URL (the issuer in OIDC mode).
