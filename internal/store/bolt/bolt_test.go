@@ -160,3 +160,5 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) { storetest.Bench(b, open(b, b.TempDir(), nil, keys(b))) }

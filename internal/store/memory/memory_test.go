@@ -19,3 +19,5 @@ func TestShared(t *testing.T) {
 		return s, s
 	})
 }
+
+func BenchmarkStore(b *testing.B) { storetest.Bench(b, memory.New(nil)) }

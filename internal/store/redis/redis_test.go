@@ -237,3 +237,22 @@ func TestPerRequestChecksStayLocal(t *testing.T) {
 		t.Errorf("TokenActive right after this store deactivated it = %v, %v; want false", active, err)
 	}
 }
+
+// BenchmarkStore: with the local cache (the per-request check answered in
+// process) and without it (every call a round trip to Redis on loopback).
+func BenchmarkStore(b *testing.B) {
+	srv := redistest.Start(b, nil)
+	b.Run("cached", func(b *testing.B) { storetest.Bench(b, newStore(b, srv, nil, "bench-cached:")) })
+	b.Run("uncached", func(b *testing.B) {
+		c, err := redis.NewClient(redis.Config{Addr: srv.Addr})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := redis.New(redis.Options{Client: c, Keys: keys(b), Prefix: "bench-uncached:", CacheAge: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		storetest.Bench(b, s)
+	})
+}
