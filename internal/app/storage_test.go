@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -56,11 +55,13 @@ type loginTokens struct {
 	client, access, refresh string
 }
 
-// loginFull is login, returning the client and both tokens.
+// loginFull runs dynamic registration and the authorization code flow
+// with PKCE through a headless browser, and returns the client and both
+// tokens.
 func loginFull(t *testing.T, base string) loginTokens {
 	t.Helper()
 	const redirect = "http://127.0.0.1:7777/cb"
-	body := `{"redirect_uris":["` + redirect + `"],"client_name":"storage test","grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`
+	body := `{"redirect_uris":["` + redirect + `"],"client_name":"app test","grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`
 	resp, err := http.Post(base+"/oauth/register", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -104,24 +105,11 @@ func postForm(t *testing.T, u string, form url.Values) formAnswer {
 	return formAnswer{resp.StatusCode, body}
 }
 
-// mcpPing sends a 2026-07-28 ping (no session) with the token and returns
-// the status and body.
+// mcpPing sends a 2026-07-28 tools/list (no session) with the token and
+// returns the status and body.
 func mcpPing(t *testing.T, base, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/mcp", strings.NewReader(
-		`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
-	req.Header.Set("Mcp-Method", "tools/list")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return vmcptest.Stateless(t, base+"/mcp", token, "tools/list", "", "")
 }
 
 func shutdown(t *testing.T, a *app.App) {

@@ -374,6 +374,12 @@ func (c *Comparison) ThroughputRatioOf(target string, conc int) float64 {
 // paired applies f to the direct run and the run of target of every round
 // at concurrency conc.
 func paired[T any](c *Comparison, target string, conc int, f func(direct, other *Result) T) []T {
+	return pairedWith(c, Direct, target, conc, f)
+}
+
+// pairedWith applies f to the runs of base and target of every round at
+// concurrency conc.
+func pairedWith[T any](c *Comparison, base, target string, conc int, f func(base, other *Result) T) []T {
 	var out []T
 	for round := 1; round <= c.Config.Rounds; round++ {
 		var d, g *Result
@@ -382,7 +388,7 @@ func paired[T any](c *Comparison, target string, conc int, f func(direct, other 
 				continue
 			}
 			switch x.Target {
-			case Direct:
+			case base:
 				d = x.Result
 			case target:
 				g = x.Result

@@ -327,25 +327,7 @@ func pingRedis(addr string, exited <-chan struct{}) bool {
 // AddedP50Between is the median over rounds of target's p50 minus base's
 // p50 in the same round, at concurrency conc.
 func (c *Comparison) AddedP50Between(base, target string, conc int) time.Duration {
-	var out []time.Duration
-	for round := 1; round <= c.Config.Rounds; round++ {
-		var b, g *Result
-		for _, x := range c.Samples {
-			if x.Round != round || x.Concurrency != conc {
-				continue
-			}
-			switch x.Target {
-			case base:
-				b = x.Result
-			case target:
-				g = x.Result
-			}
-		}
-		if b != nil && g != nil {
-			out = append(out, g.P50-b.P50)
-		}
-	}
-	return median(out)
+	return median(pairedWith(c, base, target, conc, func(b, g *Result) time.Duration { return g.P50 - b.P50 }))
 }
 
 // StoresMarkdown reports a store comparison: per store and concurrency,

@@ -16,10 +16,11 @@ import (
 )
 
 // gatewayConfig is a vmcp configuration federating to Hydra (client id)
-// at issuer, with a storage block (YAML lines indented by two spaces).
-func gatewayConfig(issuer string, h *hydra.Hydra, clientID, backend, storage string) string {
+// at issuer, with the fixture backend, ending with the top-level blocks
+// of extra (storage, server).
+func gatewayConfig(issuer string, h *hydra.Hydra, clientID, backend, extra string) string {
 	return fmt.Sprintf(`
-name: storage-e2e
+name: authe2e
 incomingAuth:
   type: oidc
   oidcConfigRef: {name: gateway-incoming, audience: %[1]s/mcp}
@@ -34,15 +35,19 @@ authServerConfig:
       clientId: %[3]s
       clientSecretRef: {name: hydra, key: clientSecret}
       scopes: [openid, email, profile, offline_access]
-storage:
-%[5]s
+config:
+  aggregation:
+    conflictResolution: prefix
 backends:
 - name: fixture
   url: %[4]s
-server:
-  publicURL: %[1]s/mcp
-  logLevel: debug
-`, issuer, h.Issuer(), clientID, backend, storage)
+%[5]s`, issuer, h.Issuer(), clientID, backend, extra)
+}
+
+// storageBlocks are the storage block and a server block for vmcp
+// processes behind issuer (their address given by --listen).
+func storageBlocks(issuer, storage string) string {
+	return "storage:\n" + storage + "\nserver:\n  publicURL: " + issuer + "/mcp\n  logLevel: debug\n"
 }
 
 const callScript = `[{"op":"call","name":"fixture_test_simple_text","arguments":{}}]`
@@ -61,7 +66,7 @@ func TestRestartKeepsClientsLoggedIn(t *testing.T) {
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	stateDir := filepath.Join(t.TempDir(), "state")
-	cfg := gatewayConfig(base, h, id, fixtureBackend(t), "  type: embedded")
+	cfg := gatewayConfig(base, h, id, fixtureBackend(t), storageBlocks(base, "  type: embedded"))
 	g := startVMCP(t, "vmcp", cfg, addr, []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret}, "--state-dir", stateDir)
 
 	state := filepath.Join(t.TempDir(), "client.json")
@@ -106,9 +111,9 @@ func TestReplicasShareLoginsThroughRedis(t *testing.T) {
 	lbAddr := vmcptest.FreeAddr(t)
 	base := "http://" + lbAddr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
-	cfg := gatewayConfig(base, h, id, fixtureBackend(t), fmt.Sprintf(`  type: redis
+	cfg := gatewayConfig(base, h, id, fixtureBackend(t), storageBlocks(base, fmt.Sprintf(`  type: redis
   encryptionKeyRefs: [{name: storage, key: key}]
-  redis: {addr: %s}`, rs.Addr))
+  redis: {addr: %s}`, rs.Addr)))
 	env := []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret, "VMCP_SECRET_STORAGE_KEY=e2e-replicas-0123456789abcdef0123456789"}
 	var replicas []*vmcpProc
 	var bases []string
