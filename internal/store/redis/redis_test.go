@@ -256,3 +256,66 @@ func BenchmarkStore(b *testing.B) {
 		storetest.Bench(b, s)
 	})
 }
+
+// TestSentinel: the store finds the primary through Redis Sentinel, and
+// after the primary dies and Sentinel promotes its replica, the store
+// reaches the new primary with what was stored before.
+func TestSentinel(t *testing.T) {
+	primary := redistest.Start(t, nil)
+	replica := redistest.StartReplica(t, primary)
+	sentinel := redistest.StartSentinel(t, primary, "vmcp")
+	ctx := context.Background()
+	raw := goredis.NewClient(&goredis.Options{Addr: sentinel.Addr})
+	defer raw.Close()
+	waitUntil(t, "the sentinel does not know the replica", func() bool {
+		r, err := raw.Do(ctx, "SENTINEL", "replicas", "vmcp").Slice()
+		return err == nil && len(r) == 1
+	})
+
+	c, err := redis.NewClient(redis.Config{SentinelAddrs: []string{sentinel.Addr}, MasterName: "vmcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := redis.New(redis.Options{Client: c, Keys: keys(t), Prefix: "sentinel:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g := &authserver.Grant{ID: "g", RefreshToken: "rt-before-failover"}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatalf("PutGrant through the sentinel: %v", err)
+	}
+	p := goredis.NewClient(&goredis.Options{Addr: primary.Addr})
+	if n, err := p.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("the replica did not acknowledge the write: %v, %v", n, err)
+	}
+	p.Close()
+
+	primary.Kill()
+	waitUntil(t, "the store did not reach the promoted replica", func() bool {
+		got, err := s.GetGrant(ctx, "g")
+		if err != nil {
+			return false
+		}
+		g2 := *got
+		g2.RefreshToken = "rt-after-failover"
+		return got.RefreshToken == "rt-before-failover" && s.PutGrant(ctx, &g2) == nil
+	})
+	rc := goredis.NewClient(&goredis.Options{Addr: replica.Addr})
+	defer rc.Close()
+	if role, err := rc.Do(ctx, "ROLE").Slice(); err != nil || role[0] != "master" {
+		t.Errorf("the replica's role after failover: %v, %v", role, err)
+	}
+}
+
+// waitUntil polls cond every 50ms for at most 60s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -33,10 +33,11 @@ type Options struct {
 type Server struct {
 	// Addr is host:port.
 	Addr string
-	t    testing.TB
-	bin  string
-	dir  string
-	args []string
+	t        testing.TB
+	bin      string
+	dir      string
+	args     []string
+	sentinel bool // args name a sentinel configuration
 
 	mu  sync.Mutex // guards cmd and exited
 	cmd *exec.Cmd
@@ -108,8 +109,17 @@ func freeAddr(t testing.TB) string {
 
 // start runs the server on s.Addr and waits until it answers PING.
 func (s *Server) start() error {
+	if s.sentinel {
+		return s.startWith(s.args)
+	}
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(s.bin, append([]string{"--port", port}, s.args...)...)
+	return s.startWith(append([]string{"--port", port}, s.args...))
+}
+
+// startWith runs redis-server with args and waits until it answers PING
+// on s.Addr.
+func (s *Server) startWith(args []string) error {
+	cmd := exec.Command(s.bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -249,4 +259,55 @@ func (s *Server) CommandsProcessed(t testing.TB) int {
 			return n
 		}
 	}
+}
+
+// StartSentinel runs a Redis Sentinel (redis-server in sentinel mode)
+// monitoring primary under masterName, until the test ends. Failover is
+// quick: the primary counts as down after 500ms.
+func StartSentinel(t testing.TB, primary *Server, masterName string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), sentinel: true}
+	conf := filepath.Join(s.dir, "sentinel.conf")
+	var err error
+	for range 5 {
+		s.Addr = freeAddr(t)
+		_, port, _ := net.SplitHostPort(s.Addr)
+		_, pport, _ := net.SplitHostPort(primary.Addr)
+		body := fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+			"sentinel monitor %s 127.0.0.1 %s 1\nsentinel down-after-milliseconds %[4]s 500\nsentinel failover-timeout %[4]s 5000\n",
+			port, s.dir, filepath.Join(s.dir, "redis.log"), masterName, pport)
+		if err = os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.args = []string{conf, "--sentinel"}
+		if err = s.startWith(s.args); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redis sentinel did not start: %v", err)
+	}
+	t.Cleanup(func() { s.Kill() })
+	return s
+}
+
+// StartReplica runs a redis-server replicating primary, until the test
+// ends.
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	s := Start(t, nil)
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "REPLICAOF %s %s\r\n", host, port); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		t.Fatalf("REPLICAOF answered %q, %v", line, err)
+	}
+	return s
 }
