@@ -61,3 +61,15 @@ func TestStateDirNeedsEmbedded(t *testing.T) {
 		t.Errorf("serve --state-dir with a memory store: %v", err)
 	}
 }
+
+// TestDocExamples: the examples docs/authorization.md shows are valid and
+// their policy cases pass (a Google user's "contractors" group among them:
+// docs/identity.md#threat-model).
+func TestDocExamples(t *testing.T) {
+	if out, err := runCLI(t, "validate", "--config", "../../docs/examples/authz-gateway.yaml"); err != nil {
+		t.Errorf("validate authz-gateway.yaml: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "authz", "test", "../../docs/examples/authz-cases.yaml"); err != nil || !strings.Contains(out, " 0 failed") {
+		t.Errorf("authz-cases.yaml: %v\n%s", err, out)
+	}
+}

@@ -127,7 +127,8 @@ func (a *App) localVerifier(audience string) (authn.Authenticator, error) {
 	}
 	return authn.NewJWTVerifier(&authn.JWTOptions{
 		Issuer: s.Issuer(), Audience: audience,
-		Keys: keys,
+		Keys:        keys,
+		GrantClaims: true, // vmcp's own tokens name their grant
 		Check: func(ctx context.Context, claims map[string]any, raw string) error {
 			err := s.CheckToken(ctx, claims, raw)
 			if errors.Is(err, authserver.ErrTokenRevoked) || errors.Is(err, authserver.ErrGrantRevoked) {
@@ -146,12 +147,18 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 	}
 	a.store = st
 	opts := &authserver.Options{
-		Issuer: c.Issuer, Resource: resource, Store: st.Store, Logger: a.logger,
+		Issuer: c.Issuer, Name: a.cfg.Name, Resource: resource, Store: st.Store, Logger: a.logger,
 		AccessTokenLifespan: c.TokenLifespans.AccessToken.D(), RefreshTokenLifespan: c.TokenLifespans.RefreshToken.D(),
 		CodeLifespan:                            c.TokenLifespans.AuthorizationCode.D(),
 		DisableClientMetadataDocuments:          c.ClientMetadataDocuments.Disabled,
 		InsecureAllowPrivateClientMetadataHosts: c.ClientMetadataDocuments.InsecureAllowPrivateHosts,
 		Scopes:                                  slices.Clone(c.ScopesSupported),
+		Limits: authserver.Limits{
+			PendingLogins: c.PendingLogins.Max, PendingLoginsPerClient: c.PendingLogins.MaxPerClient,
+			PendingLoginTimeout: c.PendingLogins.Timeout.D(),
+			Clients:             c.ClientRegistration.Max, RegistrationBytes: c.ClientRegistration.MaxBytes,
+			UnusedClientExpiry: c.ClientRegistration.UnusedExpiry.D(), IdleClientExpiry: c.ClientRegistration.IdleExpiry.D(),
+		},
 	}
 	for _, s := range required {
 		if !slices.Contains(opts.Scopes, s) {
@@ -194,7 +201,7 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 }
 
 func providerConfig(p config.UpstreamProvider) (authserver.ProviderConfig, error) {
-	pc := authserver.ProviderConfig{Name: p.Name, Type: p.Type}
+	pc := authserver.ProviderConfig{Name: p.Name, Type: p.Type, LoginOrigins: p.LoginOrigins}
 	var ref *config.SecretRef
 	var m config.ClaimMapping
 	switch p.Type {
@@ -206,6 +213,7 @@ func providerConfig(p config.UpstreamProvider) (authserver.ProviderConfig, error
 		o := p.OAuth2Config
 		pc.AuthorizationURL, pc.TokenURL, pc.UserInfoURL, pc.Issuer = o.AuthorizationURL, o.TokenURL, o.UserInfoURL, o.Issuer
 		pc.ClientID, pc.RedirectURI, pc.Scopes, pc.AuthParams = o.ClientID, o.RedirectURI, o.Scopes, o.AdditionalAuthorizationParams
+		pc.EmailVerified = o.EmailVerified
 		ref, m = o.ClientSecretRef, o.ClaimMapping
 	}
 	pc.Claims = authserver.ClaimMapping{Subject: m.Subject, Email: m.Email, Name: m.Name, Groups: m.Groups}

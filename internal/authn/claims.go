@@ -125,8 +125,9 @@ func validity(claims map[string]any, now time.Time, skew time.Duration, requireE
 }
 
 // newIdentity builds the identity of verified claims whose issuer has been
-// checked.
-func newIdentity(claims map[string]any, issuer string, exp time.Time) (*identity.Identity, error) {
+// checked. grants says that the issuer is vmcp's own authorization server,
+// the only one whose gid and idp claims are taken.
+func newIdentity(claims map[string]any, issuer string, exp time.Time, grants bool) (*identity.Identity, error) {
 	sub, err := stringClaim(claims, "sub")
 	if err != nil {
 		return nil, err
@@ -134,21 +135,15 @@ func newIdentity(claims map[string]any, issuer string, exp time.Time) (*identity
 	if sub == "" {
 		return nil, fmt.Errorf("claim \"sub\" is missing")
 	}
-	gid, err := stringClaim(claims, claimGrantID)
-	if err != nil {
+	id := &identity.Identity{Subject: sub, Issuer: issuer, Claims: claims, Scopes: scopes(claims), Expiry: exp}
+	if !grants {
+		return id, nil
+	}
+	if id.GrantID, err = stringClaim(claims, claimGrantID); err != nil {
 		return nil, err
 	}
-	idp, err := stringClaim(claims, claimProvider)
-	if err != nil {
+	if id.Provider, err = stringClaim(claims, claimProvider); err != nil {
 		return nil, err
 	}
-	return &identity.Identity{
-		Subject:  sub,
-		Issuer:   issuer,
-		Claims:   claims,
-		Scopes:   scopes(claims),
-		Expiry:   exp,
-		GrantID:  gid,
-		Provider: idp,
-	}, nil
+	return id, nil
 }

@@ -232,7 +232,7 @@ func (in *Introspector) validate(claims map[string]any, now time.Time) (*identit
 	if err != nil {
 		return nil, err
 	}
-	return newIdentity(claims, iss, exp)
+	return newIdentity(claims, iss, exp, false) // only vmcp's own JWTs name a grant
 }
 
 // cached returns the unexpired cache entry of key.

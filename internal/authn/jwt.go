@@ -109,6 +109,11 @@ type JWTOptions struct {
 	// tokens. An error wrapping [ErrInvalidToken] rejects the token; any
 	// other error is reported as [ErrUnavailable].
 	Check func(ctx context.Context, claims map[string]any, raw string) error
+	// GrantClaims marks the issuer as vmcp's own authorization server,
+	// whose "gid" and "idp" claims name the user's stored upstream grant
+	// and provider (Identity.GrantID and Provider). Tokens of any other
+	// issuer never name a grant: a grant holds the user's upstream tokens.
+	GrantClaims bool
 	// Logger receives key set fetches. Default: discard.
 	Logger *slog.Logger
 }
@@ -125,6 +130,7 @@ type JWTVerifier struct {
 	skew     time.Duration
 	now      func() time.Time
 	check    func(ctx context.Context, claims map[string]any, raw string) error
+	grants   bool                            // gid and idp are honoured
 	verified *tokenCache[*identity.Identity] // tokens whose signature and claims were verified
 }
 
@@ -159,6 +165,7 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 		skew:     skewOr(o.ClockSkew),
 		now:      o.Now,
 		check:    o.Check,
+		grants:   o.GrantClaims,
 		verified: newTokenCache[*identity.Identity](DefaultVerifiedCacheEntries),
 	}
 	for _, t := range o.TokenTypes {
@@ -325,7 +332,7 @@ func (v *JWTVerifier) validate(claims map[string]any) (*identity.Identity, error
 	if err != nil {
 		return nil, err
 	}
-	return newIdentity(claims, iss, exp)
+	return newIdentity(claims, iss, exp, v.grants)
 }
 
 // tokenType normalizes a "typ" value for comparison (RFC 7515 §4.1.9).

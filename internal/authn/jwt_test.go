@@ -198,9 +198,7 @@ func TestJWTVerifierIdentity(t *testing.T) {
 		Claims:     wantClaims,
 		Scopes:     []string{"admin", "tools:call", "tools:read"},
 		Expiry:     c.Now().Add(time.Hour),
-		GrantID:    "grant-1",
-		Provider:   "github",
-		Credential: tok,
+		Credential: tok, // no GrantID or Provider: another issuer's gid and idp name nothing of vmcp's
 	}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)
@@ -451,9 +449,10 @@ func TestJWTLocalKeys(t *testing.T) {
 		keysErr error
 	)
 	v, err := authn.NewJWTVerifier(&authn.JWTOptions{
-		Issuer:   iss,
-		Audience: audience,
-		Now:      c.Now,
+		Issuer:      iss,
+		Audience:    audience,
+		Now:         c.Now,
+		GrantClaims: true,
 		Keys: func(context.Context) ([]authn.PublicKey, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -481,8 +480,8 @@ func TestJWTLocalKeys(t *testing.T) {
 		return sign(t, k, m, nil)
 	}
 	ctx := t.Context()
-	if id, err := v.Authenticate(ctx, grant("g1")); err != nil || id.GrantID != "g1" {
-		t.Fatalf("Authenticate = %+v, %v", id, err)
+	if id, err := v.Authenticate(ctx, grant("g1")); err != nil || id.GrantID != "g1" || id.Provider != "github" {
+		t.Fatalf("Authenticate = %+v, %v; want grant g1 of provider github", id, err)
 	}
 	if _, err := v.Authenticate(ctx, grant("revoked")); !errors.Is(err, authn.ErrInvalidToken) {
 		t.Errorf("revoked: %v, want ErrInvalidToken", err)

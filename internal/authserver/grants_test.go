@@ -142,17 +142,7 @@ func loginUpstream(t *testing.T, idp *fakeidp.IdP) *login {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := p.exchange(context.Background(), loc.Query().Get("code"), "verifier-0123456789-0123456789-0123456789-abc", "nonce")
+	l, err := p.exchange(context.Background(), idp.AuthorizeCode(t, u), "verifier-0123456789-0123456789-0123456789-abc", "nonce")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ory/fosite"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 )
@@ -76,9 +78,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, &registrationError{"invalid_request", "too many registrations; slow down"})
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	lim := s.opts.Limits
+	r.Body = http.MaxBytesReader(w, r.Body, int64(lim.RegistrationBytes))
 	var raw map[string]any
 	if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeJSON(w, http.StatusBadRequest, badMetadata("the registration document is larger than %d bytes", lim.RegistrationBytes))
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, badMetadata("the body is not a JSON object: %v", err))
 		return
 	}
@@ -87,7 +94,15 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, rerr)
 		return
 	}
-	if err := s.store.CreateClient(r.Context(), c); err != nil {
+	err := s.store.CreateClient(r.Context(), c, lim.Clients)
+	if errors.Is(err, ErrLimit) {
+		s.logger.Warn("registered clients at their cap, all in use; registration refused", "max", lim.Clients)
+		w.Header().Set("Retry-After", "3600")
+		writeJSON(w, http.StatusServiceUnavailable, &registrationError{"temporarily_unavailable",
+			fmt.Sprintf("this server holds the most client registrations it allows (%d), all in use; try again later", lim.Clients)})
+		return
+	}
+	if err != nil {
 		s.logger.Error("storing registered client", "error", err)
 		if errors.Is(err, ErrUnavailable) {
 			writeUnavailable(w)
@@ -134,6 +149,7 @@ func (s *Server) newClient(raw map[string]any) (*Client, string, *registrationEr
 	c := &Client{ID: rand.Text(), Name: m.Name, RedirectURIs: m.RedirectURIs, GrantTypes: m.GrantTypes,
 		ResponseTypes: m.ResponseTypes, Scopes: scopes, AuthMethod: m.AuthMethod, AppType: m.AppType,
 		CreatedAt: s.opts.Now().UTC()}
+	c.ExpiresAt = c.CreatedAt.Add(s.opts.Limits.UnusedClientExpiry)
 	for _, k := range []string{"client_secret", "client_secret_expires_at", "client_id", "client_id_issued_at", "registration_access_token"} {
 		delete(raw, k)
 	}
@@ -213,6 +229,25 @@ func checkRedirectURI(raw, appType string) *registrationError {
 		return badRedirect("%q: use https, http on a loopback address, or (native apps) a private-use scheme", raw)
 	}
 	return nil
+}
+
+// touchClient records that a token was issued to a registered client,
+// which keeps the registration for IdleClientExpiry from now. The store is
+// written when less than that is left by more than an hour (a tenth of it
+// if smaller), so that a busy client costs at most one write an hour.
+func (s *Server) touchClient(ctx context.Context, fc fosite.Client) {
+	f, ok := fc.(fositeClient)
+	if !ok || f.c.ExpiresAt.IsZero() { // static and metadata-document clients do not expire
+		return
+	}
+	now, idle := s.opts.Now().UTC(), s.opts.Limits.IdleClientExpiry
+	if !f.c.UsedAt.IsZero() && !f.c.ExpiresAt.Before(now.Add(idle)) {
+		return
+	}
+	slack := min(idle/10, time.Hour)
+	if err := s.store.TouchClient(ctx, f.c.ID, now, now.Add(idle+slack)); err != nil && !errors.Is(err, ErrNotFound) {
+		s.logger.Warn("recording a client's use failed", "client_id", f.c.ID, "error", err)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -14,6 +14,7 @@
 package authserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -43,6 +44,9 @@ import (
 type Options struct {
 	// Issuer is the server's issuer URL (no trailing slash). Required.
 	Issuer string
+	// Name is what the consent and error pages call this gateway.
+	// Default: the issuer's host.
+	Name string
 	// Resource is the MCP endpoint URL: the one resource tokens are for,
 	// and their audience. Required.
 	Resource string
@@ -69,12 +73,63 @@ type Options struct {
 	// InsecureAllowPrivateClientMetadataHosts lets client ID URLs point at
 	// private or loopback addresses. Tests only.
 	InsecureAllowPrivateClientMetadataHosts bool
+	// Limits bound what unauthenticated callers can make the server keep.
+	Limits Limits
 	// HTTPClient reaches upstream IdPs. Default: a client with a 10s timeout.
 	HTTPClient *http.Client
 	// Logger. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+}
+
+// Limits bound what the server keeps for callers it does not know yet:
+// logins waiting at the upstream IdP and registered clients. Zero fields
+// mean their default.
+type Limits struct {
+	// PendingLogins caps the logins waiting for users at upstream IdPs, of
+	// all clients together. Default: [DefaultPendingLogins].
+	PendingLogins int
+	// PendingLoginsPerClient caps them per client. Default:
+	// [DefaultPendingLoginsPerClient].
+	PendingLoginsPerClient int
+	// PendingLoginTimeout is how long a user may take to log in upstream.
+	// Default: [DefaultPendingLoginTimeout].
+	PendingLoginTimeout time.Duration
+	// Clients caps the stored clients (registered and static). Default:
+	// [DefaultClients].
+	Clients int
+	// RegistrationBytes caps a registration request's body. Default:
+	// [DefaultRegistrationBytes].
+	RegistrationBytes int
+	// UnusedClientExpiry is how long a registration is kept if no token is
+	// ever issued to it. Default: [DefaultUnusedClientExpiry].
+	UnusedClientExpiry time.Duration
+	// IdleClientExpiry is how long a registration is kept after the last
+	// token issued to it. Default: [DefaultIdleClientExpiry], and never
+	// less than the refresh token lifespan.
+	IdleClientExpiry time.Duration
+}
+
+// Defaults of [Limits].
+const (
+	DefaultPendingLogins          = 10000
+	DefaultPendingLoginsPerClient = 100
+	DefaultPendingLoginTimeout    = 10 * time.Minute
+	DefaultClients                = 10000
+	DefaultRegistrationBytes      = 4096
+	DefaultUnusedClientExpiry     = 24 * time.Hour
+	DefaultIdleClientExpiry       = 30 * 24 * time.Hour
+)
+
+func (l *Limits) applyDefaults(refreshLifespan time.Duration) {
+	l.PendingLogins = cmp.Or(max(l.PendingLogins, 0), DefaultPendingLogins)
+	l.PendingLoginsPerClient = cmp.Or(max(l.PendingLoginsPerClient, 0), DefaultPendingLoginsPerClient)
+	l.PendingLoginTimeout = cmpOrDur(l.PendingLoginTimeout, DefaultPendingLoginTimeout)
+	l.Clients = cmp.Or(max(l.Clients, 0), DefaultClients)
+	l.RegistrationBytes = cmp.Or(max(l.RegistrationBytes, 0), DefaultRegistrationBytes)
+	l.UnusedClientExpiry = cmpOrDur(l.UnusedClientExpiry, DefaultUnusedClientExpiry)
+	l.IdleClientExpiry = max(cmpOrDur(l.IdleClientExpiry, DefaultIdleClientExpiry), refreshLifespan)
 }
 
 // Paths of the server's endpoints, under the issuer.
@@ -128,6 +183,7 @@ func New(opts *Options) (*Server, error) {
 	o.AccessTokenLifespan = cmpOrDur(o.AccessTokenLifespan, 15*time.Minute)
 	o.RefreshTokenLifespan = cmpOrDur(o.RefreshTokenLifespan, 7*24*time.Hour)
 	o.CodeLifespan = cmpOrDur(o.CodeLifespan, 5*time.Minute)
+	o.Limits.applyDefaults(o.RefreshTokenLifespan)
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,15 @@ var (
 	// or temporarily_unavailable.
 	ErrUnavailable = errors.New("the store is unavailable")
 )
+
+// ErrLimit is returned by a store asked to add an entry beyond the total
+// number its caller allows ([PendingLimits.Total], the max of
+// [ClientStore.CreateClient]).
+var ErrLimit = errors.New("store limit reached")
+
+// ErrClientLimit is returned by [PendingStore.PutPending] when the client
+// already has as many pending logins as [PendingLimits.PerClient] allows.
+var ErrClientLimit = errors.New("store limit for this client reached")
 
 // Store is everything the authorization server keeps. Implementations live
 // in internal/store (memory, bolt, redis); internal/store/storetest holds
@@ -55,12 +65,29 @@ type Client struct {
 	// secrets), echoed back at registration.
 	Metadata  map[string]any `json:"metadata,omitempty"`
 	CreatedAt time.Time      `json:"created_at"`
+	// UsedAt is when a token was last issued to the client (recorded at
+	// most about hourly); zero: never. A registration never used is the
+	// first a full store forgets.
+	UsedAt time.Time `json:"used_at,omitzero"`
+	// ExpiresAt is when the registration is forgotten if it is not used
+	// again; zero: never (static clients).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// ClientStore keeps registered clients.
+// ClientStore keeps registered clients. A client past its ExpiresAt is
+// gone: GetClient reports ErrNotFound for it, it does not count towards
+// CreateClient's max, and the store forgets it on its own.
 type ClientStore interface {
-	CreateClient(ctx context.Context, c *Client) error
+	// CreateClient stores c; it fails if the ID is taken. With max > 0,
+	// the store holds at most max live clients: when it holds max already,
+	// it first forgets the never-used registration (UsedAt zero, ExpiresAt
+	// set) with the earliest CreatedAt, and fails with [ErrLimit] if there
+	// is none. The check, the eviction and the insert are one atomic step.
+	CreateClient(ctx context.Context, c *Client, max int) error
 	GetClient(ctx context.Context, id string) (*Client, error)
+	// TouchClient records a use of the client: it sets UsedAt and
+	// ExpiresAt. ErrNotFound if the client is gone.
+	TouchClient(ctx context.Context, id string, usedAt, expiresAt time.Time) error
 }
 
 // TokenKind names what a [TokenRecord] holds.
@@ -176,20 +203,63 @@ type GrantStore interface {
 	UnlockGrant(ctx context.Context, id, owner string) error
 }
 
+// AuthorizeRequest is the part of a client's authorization request that
+// vmcp keeps while the user logs in upstream: only fields that were
+// validated, each bounded (never the raw query).
+type AuthorizeRequest struct {
+	ClientID            string   `json:"client_id"`
+	RedirectURI         string   `json:"redirect_uri"`
+	State               string   `json:"state"`
+	Scopes              []string `json:"scopes,omitempty"`
+	Resource            string   `json:"resource,omitempty"`
+	CodeChallenge       string   `json:"code_challenge"`
+	CodeChallengeMethod string   `json:"code_challenge_method"`
+}
+
+// Values is the request as an authorization request query.
+func (a *AuthorizeRequest) Values() url.Values {
+	q := url.Values{"response_type": {"code"}, "client_id": {a.ClientID}, "redirect_uri": {a.RedirectURI},
+		"state": {a.State}, "code_challenge": {a.CodeChallenge}, "code_challenge_method": {a.CodeChallengeMethod}}
+	if len(a.Scopes) > 0 {
+		q.Set("scope", strings.Join(a.Scopes, " "))
+	}
+	if a.Resource != "" {
+		q.Set("resource", a.Resource)
+	}
+	return q
+}
+
 // Pending is an authorization waiting for the user to come back from the
 // upstream IdP, keyed by the state vmcp sent upstream.
 type Pending struct {
-	// Authorize is the client's original authorization request query.
-	Authorize url.Values `json:"authorize"`
-	Provider  string     `json:"provider"`
-	Nonce     string     `json:"nonce"`
-	Verifier  string     `json:"verifier"` // PKCE verifier towards the IdP
-	CreatedAt time.Time  `json:"created_at"`
+	// Request is the client's validated authorization request.
+	Request  AuthorizeRequest `json:"request"`
+	Provider string           `json:"provider"`
+	Nonce    string           `json:"nonce"`
+	Verifier string           `json:"verifier"` // PKCE verifier towards the IdP
+	// Binding ties the login to the browser that approved it: a MAC of
+	// that browser's login cookie and the state.
+	Binding   string    `json:"binding"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PendingLimits cap the pending logins a store holds; zero means no cap.
+type PendingLimits struct {
+	// Total caps the live pending logins of all clients.
+	Total int
+	// PerClient caps the live pending logins of one client
+	// (Pending.Request.ClientID).
+	PerClient int
 }
 
 // PendingStore keeps pending authorizations; each can be taken once.
+// Expired entries are gone and do not count towards the limits.
 type PendingStore interface {
-	PutPending(ctx context.Context, state string, p *Pending, ttl time.Duration) error
+	// PutPending stores p under state for ttl, unless the store holds
+	// limits.Total live entries already ([ErrLimit]) or limits.PerClient of
+	// p's client ([ErrClientLimit]). The checks and the insert are one
+	// atomic step.
+	PutPending(ctx context.Context, state string, p *Pending, ttl time.Duration, limits PendingLimits) error
 	// TakePending returns and deletes the entry, atomically.
 	TakePending(ctx context.Context, state string) (*Pending, error)
 }

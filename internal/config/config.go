@@ -94,6 +94,8 @@ type Settings struct {
 	GroupRef    string      `yaml:"groupRef"`
 	Aggregation Aggregation `yaml:"aggregation"`
 	Operational Operational `yaml:"operational"`
+	// ToolSearch configures search mode. Default: off.
+	ToolSearch ToolSearch `yaml:"toolSearch"`
 }
 
 // Conflict resolution strategies.
@@ -314,6 +316,38 @@ type AuthServerConfig struct {
 	// StaticClients are service clients configured here, typically the
 	// one vmcp's outgoing token_exchange uses when this server is its STS.
 	StaticClients []StaticClient `yaml:"staticClients"`
+	// PendingLogins bound the logins waiting for users at upstream IdPs.
+	PendingLogins PendingLogins `yaml:"pendingLogins"`
+	// ClientRegistration bounds dynamic client registration.
+	ClientRegistration ClientRegistration `yaml:"clientRegistration"`
+}
+
+// PendingLogins bound what vmcp keeps of logins sent upstream and not
+// finished yet: anyone can start one.
+type PendingLogins struct {
+	// Max caps them, all clients together. Default: 10000.
+	Max int `yaml:"max"`
+	// MaxPerClient caps them per client. Default: 100.
+	MaxPerClient int `yaml:"maxPerClient"`
+	// Timeout is how long a user may take to log in upstream. Default:
+	// 10m; 1m to 1h.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// ClientRegistration bounds dynamic client registration, which anyone
+// may use.
+type ClientRegistration struct {
+	// Max caps the stored clients. Default: 10000.
+	Max int `yaml:"max"`
+	// MaxBytes caps a registration request's body. Default: 4096.
+	MaxBytes int `yaml:"maxBytes"`
+	// UnusedExpiry is how long a registration no token was issued to is
+	// kept. Default: 24h.
+	UnusedExpiry Duration `yaml:"unusedExpiry"`
+	// IdleExpiry is how long a registration is kept after the last token
+	// issued to it. Default: 720h (30 days); at least
+	// tokenLifespans.refreshToken.
+	IdleExpiry Duration `yaml:"idleExpiry"`
 }
 
 // StaticClient is a configured confidential client of the authorization
@@ -358,6 +392,13 @@ type UpstreamProvider struct {
 	Type         string          `yaml:"type"`
 	OIDCConfig   *UpstreamOIDC   `yaml:"oidcConfig"`
 	OAuth2Config *UpstreamOAuth2 `yaml:"oauth2Config"`
+	// LoginOrigins are the origins (scheme://host[:port]) the provider's
+	// login redirects the browser through before it shows a page, besides
+	// its authorization endpoint: for example the login and consent app of
+	// Ory Hydra, or a federated IdP. The consent page's Content Security
+	// Policy (form-action) must list them or browsers block the login.
+	// Default: none.
+	LoginOrigins []string `yaml:"loginOrigins"`
 }
 
 // UpstreamOIDC is an OpenID Connect provider, found by discovery.
@@ -392,6 +433,10 @@ type UpstreamOAuth2 struct {
 	// id. Default: the authorization URL's origin.
 	Issuer       string       `yaml:"issuer"`
 	ClaimMapping ClaimMapping `yaml:"claimMapping"`
+	// EmailVerified declares that the provider's email claim holds only
+	// addresses it verified (GitHub's public email). Default false: the
+	// email is used only beside "email_verified": true.
+	EmailVerified bool `yaml:"emailVerified"`
 }
 
 // ClaimMapping names the upstream claims (dotted paths into nested
@@ -570,21 +615,28 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Defaults.
 const (
-	DefaultName                 = "vmcp"
-	DefaultListen               = "127.0.0.1:4483"
-	DefaultPrefixFormat         = "{workload}_"
-	DefaultMaxRequestBytes      = 4 << 20
-	DefaultPageSize             = 1000
-	DefaultCallTimeout          = 60 * time.Second
-	DefaultConnectTimeout       = 10 * time.Second
-	DefaultHealthCheckInterval  = 30 * time.Second
-	DefaultUnhealthyThreshold   = 3
-	DefaultSessionIdleTimeout   = 30 * time.Minute
-	DefaultShutdownTimeout      = 10 * time.Second
-	DefaultClockSkew            = 30 * time.Second
-	DefaultAccessTokenLifespan  = 15 * time.Minute
-	DefaultRefreshTokenLifespan = 7 * 24 * time.Hour
-	DefaultCodeLifespan         = 5 * time.Minute
+	DefaultName                   = "vmcp"
+	DefaultListen                 = "127.0.0.1:4483"
+	DefaultPrefixFormat           = "{workload}_"
+	DefaultMaxRequestBytes        = 4 << 20
+	DefaultPageSize               = 1000
+	DefaultCallTimeout            = 60 * time.Second
+	DefaultConnectTimeout         = 10 * time.Second
+	DefaultHealthCheckInterval    = 30 * time.Second
+	DefaultUnhealthyThreshold     = 3
+	DefaultSessionIdleTimeout     = 30 * time.Minute
+	DefaultShutdownTimeout        = 10 * time.Second
+	DefaultClockSkew              = 30 * time.Second
+	DefaultAccessTokenLifespan    = 15 * time.Minute
+	DefaultRefreshTokenLifespan   = 7 * 24 * time.Hour
+	DefaultCodeLifespan           = 5 * time.Minute
+	DefaultPendingLogins          = 10000
+	DefaultPendingLoginsPerClient = 100
+	DefaultPendingLoginTimeout    = 10 * time.Minute
+	DefaultRegisteredClients      = 10000
+	DefaultRegistrationBytes      = 4096
+	DefaultUnusedClientExpiry     = 24 * time.Hour
+	DefaultIdleClientExpiry       = 30 * 24 * time.Hour
 	// DefaultCallbackPath is where upstream IdPs send users back, under the
 	// issuer.
 	DefaultCallbackPath = "/oauth/callback"
@@ -601,6 +653,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&o.Timeouts.Connect, Duration(DefaultConnectTimeout))
 	setDefault(&o.FailureHandling.HealthCheckInterval, Duration(DefaultHealthCheckInterval))
 	setDefault(&o.FailureHandling.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	c.Config.ToolSearch.applyDefaults()
 	if c.IncomingAuth == nil {
 		c.IncomingAuth = &IncomingAuth{}
 	}
@@ -663,6 +716,14 @@ func (as *AuthServerConfig) applyDefaults() {
 	setDefault(&as.TokenLifespans.AccessToken, Duration(DefaultAccessTokenLifespan))
 	setDefault(&as.TokenLifespans.RefreshToken, Duration(DefaultRefreshTokenLifespan))
 	setDefault(&as.TokenLifespans.AuthorizationCode, Duration(DefaultCodeLifespan))
+	setDefault(&as.PendingLogins.Max, DefaultPendingLogins)
+	setDefault(&as.PendingLogins.MaxPerClient, DefaultPendingLoginsPerClient)
+	setDefault(&as.PendingLogins.Timeout, Duration(DefaultPendingLoginTimeout))
+	r := &as.ClientRegistration
+	setDefault(&r.Max, DefaultRegisteredClients)
+	setDefault(&r.MaxBytes, DefaultRegistrationBytes)
+	setDefault(&r.UnusedExpiry, Duration(DefaultUnusedClientExpiry))
+	setDefault(&r.IdleExpiry, Duration(max(DefaultIdleClientExpiry, as.TokenLifespans.RefreshToken.D())))
 	callback := as.Issuer + DefaultCallbackPath
 	for i := range as.UpstreamProviders {
 		p := &as.UpstreamProviders[i]

@@ -55,6 +55,23 @@ func TestSeedWithAuthServer(t *testing.T) {
 	if got := as.TokenLifespans.AccessToken.D(); got != DefaultAccessTokenLifespan {
 		t.Errorf("access token lifespan = %v", got)
 	}
+	limits := []struct {
+		name      string
+		got, want any
+	}{
+		{"pendingLogins.max", as.PendingLogins.Max, DefaultPendingLogins},
+		{"pendingLogins.maxPerClient", as.PendingLogins.MaxPerClient, DefaultPendingLoginsPerClient},
+		{"pendingLogins.timeout", as.PendingLogins.Timeout.D(), DefaultPendingLoginTimeout},
+		{"clientRegistration.max", as.ClientRegistration.Max, DefaultRegisteredClients},
+		{"clientRegistration.maxBytes", as.ClientRegistration.MaxBytes, DefaultRegistrationBytes},
+		{"clientRegistration.unusedExpiry", as.ClientRegistration.UnusedExpiry.D(), DefaultUnusedClientExpiry},
+		{"clientRegistration.idleExpiry", as.ClientRegistration.IdleExpiry.D(), DefaultIdleClientExpiry},
+	}
+	for _, l := range limits {
+		if l.got != l.want {
+			t.Errorf("%s = %v, want %v", l.name, l.got, l.want)
+		}
+	}
 	if cfg.IncomingAuth.OIDCConfigRef.Audience != "https://gateway.example.com/mcp" {
 		t.Errorf("oidcConfigRef = %+v", cfg.IncomingAuth.OIDCConfigRef)
 	}
@@ -155,6 +172,8 @@ func TestErrors(t *testing.T) {
 			[]string{"f.yaml:3: authServerConfig.issuer: \"https://x/as\" must have no path"}},
 		{"http issuer off loopback", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: http://gw.example.com\n  upstreamProviders: [{name: g, type: oidc, oidcConfig: {issuerUrl: https://idp, clientId: c}}]\n",
 			[]string{"authServerConfig.issuer: \"http://gw.example.com\" must be https"}},
+		{"login origin with a path", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw\n  upstreamProviders:\n  - name: g\n    type: oidc\n    oidcConfig: {issuerUrl: https://idp, clientId: c}\n    loginOrigins: [https://login.example.com, https://login.example.com/app]\n",
+			[]string{"f.yaml:8: authServerConfig.upstreamProviders[0].loginOrigins[1]: \"https://login.example.com/app\" must be an origin: scheme://host[:port]"}},
 		{"upstream oauth2 missing endpoints", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw\n  upstreamProviders:\n  - name: gh\n    type: oauth2\n    oauth2Config: {clientId: c}\n",
 			[]string{"f.yaml:7: authServerConfig.upstreamProviders[0].oauth2Config.tokenUrl: is required"}},
 		{"ref without auth server", "incomingAuth:\n  type: oidc\n  oidcConfigRef: {name: gw}\n",
@@ -182,6 +201,17 @@ func TestErrors(t *testing.T) {
 			[]string{"f.yaml:4: spec.backends[0].url: is required"}},
 		{"syntax error", "backends: [\n", []string{"f.yaml:"}},
 		{"empty file", "", []string{"f.yaml: the file is empty"}},
+		{"callback on another origin", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw.example\n  upstreamProviders:\n  - name: g\n    type: oidc\n    oidcConfig:\n      issuerUrl: https://idp\n      clientId: c\n      redirectUri: https://other.example/oauth/callback\n",
+			[]string{"f.yaml:10: authServerConfig.upstreamProviders[0].oidcConfig.redirectUri: \"https://other.example/oauth/callback\" must be on the issuer's origin https://gw.example"}},
+		{"discovery URL as issuer", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw.example\n  upstreamProviders:\n  - name: g\n    type: oidc\n    oidcConfig:\n      issuerUrl: https://idp/.well-known/openid-configuration\n      clientId: c\n",
+			[]string{"f.yaml:8: authServerConfig.upstreamProviders[0].oidcConfig.issuerUrl: \"https://idp/.well-known/openid-configuration\" is a metadata URL"}},
+		{"auth server limits", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw.example\n  upstreamProviders: [{name: g, type: oidc, oidcConfig: {issuerUrl: https://idp, clientId: c}}]\n  pendingLogins:\n    max: 10\n    maxPerClient: 20\n    timeout: 2h\n  clientRegistration:\n    max: -1\n    maxBytes: 100\n    unusedExpiry: 1m\n    idleExpiry: 24h\n",
+			[]string{"f.yaml:7: authServerConfig.pendingLogins.maxPerClient: must be between 1 and pendingLogins.max (10)",
+				"f.yaml:8: authServerConfig.pendingLogins.timeout: must be between 1m and 1h",
+				"f.yaml:10: authServerConfig.clientRegistration.max: must be at least 1",
+				"f.yaml:11: authServerConfig.clientRegistration.maxBytes: must be between 512 and 65536",
+				"f.yaml:12: authServerConfig.clientRegistration.unusedExpiry: must be at least pendingLogins.timeout",
+				"f.yaml:13: authServerConfig.clientRegistration.idleExpiry: must be at least tokenLifespans.refreshToken (168h0m0s)"}},
 		{"several errors at once", "name: \"bad name\"\nserver:\n  pageSize: -1\n",
 			[]string{"f.yaml:1: name:", "f.yaml:3: server.pageSize: must be between"}},
 	}

@@ -34,6 +34,7 @@ func (c *Config) validate() Errors {
 	c.validateAuth(v)
 	c.validateServer(v)
 	c.validateStorage(v)
+	c.Config.ToolSearch.validate(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
 		v.add("config.operational.failureHandling.unhealthyThreshold", "must be at least 1")
@@ -391,6 +392,7 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 	if l.AuthorizationCode.D() > 10*time.Minute {
 		v.add(f+".tokenLifespans.authorizationCode", "must be at most 10m")
 	}
+	validateAuthServerLimits(v, as)
 	for i, sc := range as.StaticClients {
 		sf := fmt.Sprintf("%s.staticClients[%d]", f, i)
 		requireField(v, sf+".clientId", sc.ClientID)
@@ -415,6 +417,9 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 			v.add(pf+".name", "%q is used by another provider", p.Name)
 		}
 		names = append(names, p.Name)
+		for j, o := range p.LoginOrigins {
+			validateOrigin(v, fmt.Sprintf("%s.loginOrigins[%d]", pf, j), o)
+		}
 		switch p.Type {
 		case ProviderOIDC:
 			if p.OIDCConfig == nil {
@@ -423,8 +428,12 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 			}
 			o := p.OIDCConfig
 			validateHTTPURL(v, pf+".oidcConfig.issuerUrl", o.IssuerURL)
+			if strings.Contains(o.IssuerURL, "/.well-known/") {
+				v.add(pf+".oidcConfig.issuerUrl", "%q is a metadata URL; set the issuer itself (the discovery document's \"issuer\", exactly)", o.IssuerURL)
+			}
 			requireField(v, pf+".oidcConfig.clientId", o.ClientID)
 			validateHTTPURL(v, pf+".oidcConfig.redirectUri", o.RedirectURI)
+			validateCallback(v, pf+".oidcConfig.redirectUri", o.RedirectURI, as.Issuer)
 			validateSecretRef(v, pf+".oidcConfig.clientSecretRef", o.ClientSecretRef)
 		case ProviderOAuth2:
 			if p.OAuth2Config == nil {
@@ -436,11 +445,60 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 			validateHTTPURL(v, pf+".oauth2Config.tokenUrl", o.TokenURL)
 			validateHTTPURL(v, pf+".oauth2Config.userInfoUrl", o.UserInfoURL)
 			validateHTTPURL(v, pf+".oauth2Config.redirectUri", o.RedirectURI)
+			validateCallback(v, pf+".oauth2Config.redirectUri", o.RedirectURI, as.Issuer)
 			requireField(v, pf+".oauth2Config.clientId", o.ClientID)
 			validateSecretRef(v, pf+".oauth2Config.clientSecretRef", o.ClientSecretRef)
 		default:
 			v.add(pf+".type", "%q is not one of oidc, oauth2", p.Type)
 		}
+	}
+}
+
+// validateCallback requires a provider's redirect URI to be on the
+// issuer's origin: the callback checks the login cookie vmcp set there.
+func validateCallback(v *validator, f, raw, issuer string) {
+	u, err1 := url.Parse(raw)
+	iss, err2 := url.Parse(issuer)
+	if err1 != nil || err2 != nil || u.Host == "" || iss.Host == "" {
+		return // reported as a bad URL
+	}
+	if !strings.EqualFold(u.Scheme, iss.Scheme) || !strings.EqualFold(u.Host, iss.Host) {
+		v.add(f, "%q must be on the issuer's origin %s://%s: the browser brings the login cookie vmcp sets there back to the callback", raw, iss.Scheme, iss.Host)
+	}
+}
+
+func validateAuthServerLimits(v *validator, as *AuthServerConfig) {
+	const f = "authServerConfig"
+	p := as.PendingLogins
+	if p.Max < 1 {
+		v.add(f+".pendingLogins.max", "must be at least 1")
+	}
+	if p.MaxPerClient < 1 || p.MaxPerClient > max(p.Max, 1) {
+		v.add(f+".pendingLogins.maxPerClient", "must be between 1 and pendingLogins.max (%d)", p.Max)
+	}
+	if t := p.Timeout.D(); t < time.Minute || t > time.Hour {
+		v.add(f+".pendingLogins.timeout", "must be between 1m and 1h")
+	}
+	r := as.ClientRegistration
+	if r.Max < 1 {
+		v.add(f+".clientRegistration.max", "must be at least 1")
+	}
+	if r.MaxBytes < 512 || r.MaxBytes > 64<<10 {
+		v.add(f+".clientRegistration.maxBytes", "must be between 512 and 65536")
+	}
+	if r.UnusedExpiry.D() < p.Timeout.D() {
+		v.add(f+".clientRegistration.unusedExpiry", "must be at least pendingLogins.timeout (%s): a new client needs the time of one login", p.Timeout.D())
+	}
+	if r.IdleExpiry.D() < as.TokenLifespans.RefreshToken.D() {
+		v.add(f+".clientRegistration.idleExpiry", "must be at least tokenLifespans.refreshToken (%s): a client's refresh token must not outlive its registration", as.TokenLifespans.RefreshToken.D())
+	}
+}
+
+// validateOrigin checks that o is an origin: scheme://host[:port].
+func validateOrigin(v *validator, f, o string) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		v.add(f, "%q must be an origin: scheme://host[:port]", o)
 	}
 }
 
@@ -459,10 +517,7 @@ func (c *Config) validateServer(v *validator) {
 		validateHTTPURL(v, "server.publicURL", s.PublicURL)
 	}
 	for i, o := range s.AllowedOrigins {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			v.add(fmt.Sprintf("server.allowedOrigins[%d]", i), "%q must be an origin: scheme://host[:port]", o)
-		}
+		validateOrigin(v, fmt.Sprintf("server.allowedOrigins[%d]", i), o)
 	}
 	if s.MaxRequestBytes < 1024 {
 		v.add("server.maxRequestBytes", "must be at least 1024")

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,10 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
@@ -34,20 +30,6 @@ func skipUnlessE2E(t *testing.T) {
 	if os.Getenv("VMCP_E2E") != "1" {
 		t.Skip("end-to-end test: set VMCP_E2E=1 (make test does)")
 	}
-}
-
-// fixtureBackend serves the conformance fixtures over streamable HTTP.
-func fixtureBackend(t *testing.T) string {
-	t.Helper()
-	s := conformance.New(nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 // gateway is vmcp with its authorization server federating to Hydra.
@@ -67,7 +49,7 @@ func startGateway(t *testing.T, h *hydra.Hydra, mutate func(string) string) *gat
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	t.Setenv("VMCP_SECRET_HYDRA_CLIENTSECRET", secret)
-	doc := gatewayConfig(base, h, id, fixtureBackend(t), "server:\n  listen: "+addr+"\n")
+	doc := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), "server:\n  listen: "+addr+"\n")
 	if mutate != nil {
 		doc = mutate(doc)
 	}
@@ -175,9 +157,8 @@ type tokens struct {
 
 const goRedirect = "http://127.0.0.1:7999/cb"
 
-// goLogin registers a public client and runs the flow with the Go browser.
-// beforeHop lets a test act on the way.
-func goLogin(t *testing.T, g *gateway, beforeHop func(*url.URL) error) tokens {
+// registerGoClient registers a public client redirecting to goRedirect.
+func registerGoClient(t *testing.T, g *gateway) string {
 	t.Helper()
 	body := `{"redirect_uris":["` + goRedirect + `"],"grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none","client_name":"go"}`
 	resp, err := http.Post(g.base+"/oauth/register", "application/json", strings.NewReader(body))
@@ -188,13 +169,27 @@ func goLogin(t *testing.T, g *gateway, beforeHop func(*url.URL) error) tokens {
 	_ = json.NewDecoder(resp.Body).Decode(&reg)
 	resp.Body.Close()
 	client, _ := reg["client_id"].(string)
-	verifier := "verifier-0123456789-0123456789-0123456789-0123456789"
+	return client
+}
+
+// goAuthorizeURL is the authorization request of client with the PKCE
+// challenge of verifier.
+func goAuthorizeURL(g *gateway, client, verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {goRedirect}, "state": {"state-123456"},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {g.mcpURL()}}
+	return g.base + "/oauth/authorize?" + q.Encode()
+}
+
+// goLogin registers a public client and runs the flow with the Go browser.
+// beforeHop lets a test act on the way.
+func goLogin(t *testing.T, g *gateway, beforeHop func(*url.URL) error) tokens {
+	t.Helper()
+	client := registerGoClient(t, g)
+	verifier := "verifier-0123456789-0123456789-0123456789-0123456789"
 	b := g.hydra.NewBrowser()
 	b.BeforeHop = beforeHop
-	back, err := b.Authorize(t.Context(), g.base+"/oauth/authorize?"+q.Encode(), goRedirect)
+	back, err := b.Authorize(t.Context(), goAuthorizeURL(g, client, verifier), goRedirect)
 	if err != nil {
 		return tokens{Error: err.Error(), client: client}
 	}

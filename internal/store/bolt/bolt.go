@@ -181,7 +181,8 @@ func (s *Store) sweep(tx *bbolt.Tx) error {
 		exp  func([]byte) time.Time
 	}{
 		{bGrants, func(v []byte) time.Time { g, _ := decodeGrant(v); return g.exp }},
-		{bPending, func(v []byte) time.Time { return expOf(v) }},
+		{bPending, func(v []byte) time.Time { p, _ := decodePending(v); return p.exp }},
+		{bClients, func(v []byte) time.Time { c, _ := decodeClient(v); return c.exp }},
 	} {
 		bucket := tx.Bucket(b.name)
 		dead = dead[:0]
@@ -216,14 +217,6 @@ func getTime(b []byte) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
-}
-
-// expOf reads the expiry at the start of a pending record.
-func expOf(v []byte) time.Time {
-	if len(v) < 8 {
-		return time.Time{}
-	}
-	return getTime(v)
 }
 
 // token is a stored token record: active (1 byte), expiry (8), request ID
@@ -279,38 +272,148 @@ func familyPrefix(kind authserver.TokenKind, rid string) []byte {
 
 func sealContext(kind string, key []byte) string { return kind + ":" + string(key) }
 
-// CreateClient stores c; it fails if the ID is taken.
-func (s *Store) CreateClient(ctx context.Context, c *authserver.Client) error {
+// clientRec is a stored client: created, used and expiry times (8 bytes
+// each; what eviction and expiry need, readable without the key), then the
+// sealed client.
+type clientRec struct {
+	created, used, exp time.Time
+	sealed             []byte
+}
+
+func (c clientRec) encode() []byte {
+	b := make([]byte, 24, 24+len(c.sealed))
+	putTime(b, c.created)
+	putTime(b[8:], c.used)
+	putTime(b[16:], c.exp)
+	return append(b, c.sealed...)
+}
+
+func decodeClient(v []byte) (clientRec, error) {
+	if len(v) < 24 {
+		return clientRec{}, errors.New("bolt: short client record")
+	}
+	return clientRec{created: getTime(v), used: getTime(v[8:]), exp: getTime(v[16:]), sealed: v[24:]}, nil
+}
+
+func (c clientRec) expired(now time.Time) bool { return !c.exp.IsZero() && !now.Before(c.exp) }
+
+func (s *Store) sealClient(c *authserver.Client) (clientRec, error) {
 	b, err := json.Marshal(c)
+	if err != nil {
+		return clientRec{}, err
+	}
+	return clientRec{created: c.CreatedAt, used: c.UsedAt, exp: c.ExpiresAt, sealed: s.keys.Seal(b, sealContext("client", []byte(c.ID)))}, nil
+}
+
+// CreateClient stores c; it fails if the ID is taken by a live client.
+// With max > 0 and max live clients stored, it first forgets the
+// never-used registration created first, or fails with
+// [authserver.ErrLimit]; all in one transaction.
+func (s *Store) CreateClient(ctx context.Context, c *authserver.Client, max int) error {
+	rec, err := s.sealClient(c)
 	if err != nil {
 		return err
 	}
 	k := []byte(c.ID)
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bClients)
-		if bk.Get(k) != nil {
-			return fmt.Errorf("client %q %w", c.ID, errExists)
+		now := s.now()
+		if v := bk.Get(k); v != nil {
+			if old, err := decodeClient(v); err != nil || !old.expired(now) {
+				return fmt.Errorf("client %q %w", c.ID, errExists)
+			}
 		}
-		return bk.Put(k, s.keys.Seal(b, sealContext("client", k)))
+		if max > 0 {
+			var live int
+			var victim []byte
+			var victimCreated time.Time
+			var dead [][]byte
+			err := bk.ForEach(func(id, v []byte) error {
+				r, err := decodeClient(v)
+				if err != nil {
+					return err
+				}
+				if r.expired(now) {
+					dead = append(dead, id)
+					return nil
+				}
+				live++
+				if r.used.IsZero() && !r.exp.IsZero() && (victim == nil || r.created.Before(victimCreated)) {
+					victim, victimCreated = append([]byte(nil), id...), r.created
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, id := range dead {
+				if err := bk.Delete(id); err != nil {
+					return err
+				}
+			}
+			if live >= max {
+				if victim == nil {
+					return authserver.ErrLimit
+				}
+				if err := bk.Delete(victim); err != nil {
+					return err
+				}
+			}
+		}
+		return bk.Put(k, rec.encode())
 	})
 }
 
 var errExists = errors.New("already exists")
 
-// GetClient returns the client with id.
+// liveClient reads the unexpired client record of id.
+func (s *Store) liveClient(tx *bbolt.Tx, id string) (clientRec, error) {
+	v := tx.Bucket(bClients).Get([]byte(id))
+	if v == nil {
+		return clientRec{}, authserver.ErrNotFound
+	}
+	r, err := decodeClient(v)
+	if err != nil {
+		return clientRec{}, err
+	}
+	if r.expired(s.now()) {
+		return clientRec{}, authserver.ErrNotFound
+	}
+	return r, nil
+}
+
+// GetClient returns the client with id, unless it expired.
 func (s *Store) GetClient(ctx context.Context, id string) (*authserver.Client, error) {
-	k := []byte(id)
 	var c *authserver.Client
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bClients).Get(k)
-		if v == nil {
-			return authserver.ErrNotFound
+		r, err := s.liveClient(tx, id)
+		if err != nil {
+			return err
 		}
-		var err error
-		c, err = openJSON[authserver.Client](s.keys, v, sealContext("client", k))
+		c, err = openJSON[authserver.Client](s.keys, r.sealed, sealContext("client", []byte(id)))
 		return err
 	})
 	return c, err
+}
+
+// TouchClient records a use of the client with id.
+func (s *Store) TouchClient(ctx context.Context, id string, usedAt, expiresAt time.Time) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		r, err := s.liveClient(tx, id)
+		if err != nil {
+			return err
+		}
+		c, err := openJSON[authserver.Client](s.keys, r.sealed, sealContext("client", []byte(id)))
+		if err != nil {
+			return err
+		}
+		c.UsedAt, c.ExpiresAt = usedAt, expiresAt
+		rec, err := s.sealClient(c)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bClients).Put([]byte(id), rec.encode())
+	})
 }
 
 func openJSON[T any](keys *seal.Keys, sealed []byte, context string) (*T, error) {
@@ -580,43 +683,111 @@ func (s *Store) UnlockGrant(_ context.Context, id, owner string) error {
 	return nil
 }
 
-// PutPending stores p under the hash of state for ttl.
-func (s *Store) PutPending(ctx context.Context, state string, p *authserver.Pending, ttl time.Duration) error {
+// pendingRec is a stored pending login: expiry (8 bytes), the client ID's
+// length (2) and the client ID (what the limits count), then the sealed
+// entry.
+type pendingRec struct {
+	exp    time.Time
+	client string
+	sealed []byte
+}
+
+func (p pendingRec) encode() []byte {
+	b := make([]byte, 10, 10+len(p.client)+len(p.sealed))
+	putTime(b, p.exp)
+	binary.BigEndian.PutUint16(b[8:], uint16(len(p.client)))
+	b = append(b, p.client...)
+	return append(b, p.sealed...)
+}
+
+func decodePending(v []byte) (pendingRec, error) {
+	if len(v) < 10 {
+		return pendingRec{}, errors.New("bolt: short pending record")
+	}
+	n := int(binary.BigEndian.Uint16(v[8:]))
+	if len(v) < 10+n {
+		return pendingRec{}, errors.New("bolt: short pending record")
+	}
+	return pendingRec{exp: getTime(v), client: string(v[10 : 10+n]), sealed: v[10+n:]}, nil
+}
+
+func (p pendingRec) expired(now time.Time) bool { return !now.Before(p.exp) }
+
+// PutPending stores p under the hash of state for ttl, within limits (the
+// count, the check and the insert in one transaction).
+func (s *Store) PutPending(ctx context.Context, state string, p *authserver.Pending, ttl time.Duration, limits authserver.PendingLimits) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
 	k := []byte(seal.Hash(state))
-	v := make([]byte, 8)
-	putTime(v, s.now().Add(ttl))
-	v = append(v, s.keys.Seal(b, sealContext("pending", k))...)
-	return s.update(ctx, func(tx *bbolt.Tx) error { return tx.Bucket(bPending).Put(k, v) })
+	client := p.Request.ClientID
+	if len(client) > 0xffff {
+		return errors.New("bolt: client ID too long")
+	}
+	rec := pendingRec{exp: s.now().Add(ttl), client: client, sealed: s.keys.Seal(b, sealContext("pending", k))}
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		bk := tx.Bucket(bPending)
+		if limits.Total > 0 || limits.PerClient > 0 {
+			now := s.now()
+			total, mine := 0, 0
+			var dead [][]byte
+			err := bk.ForEach(func(key, v []byte) error {
+				r, err := decodePending(v)
+				switch {
+				case err != nil || r.expired(now):
+					dead = append(dead, append([]byte(nil), key...))
+				case string(key) != string(k): // a replaced entry does not count
+					total++
+					if r.client == client {
+						mine++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, key := range dead {
+				if err := bk.Delete(key); err != nil {
+					return err
+				}
+			}
+			switch {
+			case limits.Total > 0 && total >= limits.Total:
+				return authserver.ErrLimit
+			case limits.PerClient > 0 && mine >= limits.PerClient:
+				return authserver.ErrClientLimit
+			}
+		}
+		return bk.Put(k, rec.encode())
+	})
 }
 
 // TakePending returns and forgets the entry of state.
 func (s *Store) TakePending(ctx context.Context, state string) (*authserver.Pending, error) {
 	k := []byte(seal.Hash(state))
-	var sealed []byte
+	var rec pendingRec
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(bPending)
 		v := bk.Get(k)
 		if v == nil {
 			return authserver.ErrNotFound
 		}
-		if e := expOf(v); e.IsZero() || s.now().After(e) {
-			sealed = nil
-		} else {
-			sealed = append([]byte(nil), v[8:]...)
+		r, err := decodePending(v)
+		if err == nil {
+			rec = r
+			rec.sealed = append([]byte(nil), r.sealed...)
 		}
 		return bk.Delete(k)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if sealed == nil {
+	if rec.sealed == nil || rec.expired(s.now()) {
 		return nil, authserver.ErrNotFound
 	}
-	return openJSON[authserver.Pending](s.keys, sealed, sealContext("pending", k))
+	return openJSON[authserver.Pending](s.keys, rec.sealed, sealContext("pending", k))
 }
 
 // GetSecret returns the secret stored under name.

@@ -65,7 +65,7 @@ func TestSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(time.Hour)
-	must(t, s.CreateClient(ctx, &authserver.Client{ID: "c1", RedirectURIs: []string{"http://127.0.0.1/cb"}}))
+	must(t, s.CreateClient(ctx, &authserver.Client{ID: "c1", RedirectURIs: []string{"http://127.0.0.1/cb"}}, 0))
 	must(t, s.CreateToken(ctx, authserver.KindRefresh, &authserver.TokenRecord{Signature: "sig", RequestID: "r", Active: true, ExpiresAt: exp, Request: []byte("{}")}))
 	g := &authserver.Grant{ID: "g", RefreshToken: "rt", ExpiresAt: exp}
 	must(t, s.PutGrant(ctx, g))

@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,15 +21,30 @@ type Store struct {
 
 	mu       sync.Mutex // guards the fields below
 	writes   int        // token, grant and pending writes since the last sweep
-	clients  map[string][]byte
+	clients  map[string]clientEntry
 	tokens   map[authserver.TokenKind]map[string]*authserver.TokenRecord
 	families map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
 	grants   map[string]grantEntry
-	pending  map[string]pendingEntry
-	secrets  map[string][]byte
+	pending  map[string]*pendingEntry
+	// pendingByExpiry orders pending entries by expiry, so expired ones
+	// are forgotten in O(log n) each; perClient counts live pending
+	// entries by client.
+	pendingByExpiry pendingHeap
+	perClient       map[string]int
+	secrets         map[string][]byte
 
 	locks lease.Table
 }
+
+// clientEntry is a stored client with what eviction and expiry need.
+type clientEntry struct {
+	c       []byte
+	created time.Time
+	used    bool
+	exp     time.Time // zero: never
+}
+
+func (e clientEntry) expired(now time.Time) bool { return !e.exp.IsZero() && !now.Before(e.exp) }
 
 // grantEntry is a stored grant, and whether it is revoked for the
 // per-request check that needs only that.
@@ -42,8 +58,33 @@ type grantEntry struct {
 func (e grantEntry) expired(now time.Time) bool { return !e.exp.IsZero() && !now.Before(e.exp) }
 
 type pendingEntry struct {
-	p   []byte
-	exp time.Time
+	state  string
+	client string
+	p      []byte
+	exp    time.Time
+	index  int // in pendingByExpiry
+}
+
+// pendingHeap is a min-heap of pending entries by expiry.
+type pendingHeap []*pendingEntry
+
+func (h pendingHeap) Len() int           { return len(h) }
+func (h pendingHeap) Less(i, j int) bool { return h[i].exp.Before(h[j].exp) }
+func (h pendingHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *pendingHeap) Push(x any) {
+	e := x.(*pendingEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *pendingHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 var _ authserver.Store = (*Store)(nil)
@@ -54,13 +95,14 @@ func New(now func() time.Time) *Store {
 		now = time.Now
 	}
 	return &Store{
-		now:      now,
-		clients:  map[string][]byte{},
-		tokens:   map[authserver.TokenKind]map[string]*authserver.TokenRecord{},
-		families: map[authserver.TokenKind]map[string]map[string]bool{},
-		grants:   map[string]grantEntry{},
-		pending:  map[string]pendingEntry{},
-		secrets:  map[string][]byte{},
+		now:       now,
+		clients:   map[string]clientEntry{},
+		tokens:    map[authserver.TokenKind]map[string]*authserver.TokenRecord{},
+		families:  map[authserver.TokenKind]map[string]map[string]bool{},
+		grants:    map[string]grantEntry{},
+		pending:   map[string]*pendingEntry{},
+		perClient: map[string]int{},
+		secrets:   map[string][]byte{},
 	}
 }
 
@@ -81,30 +123,92 @@ func decode[T any](b []byte) (*T, error) {
 	return v, nil
 }
 
-// CreateClient stores c; it fails if the ID is taken.
-func (s *Store) CreateClient(_ context.Context, c *authserver.Client) error {
+// CreateClient stores c; it fails if the ID is taken. With max > 0 and max
+// live clients stored, it first forgets the oldest never-used
+// registration, or fails with [authserver.ErrLimit] if there is none.
+func (s *Store) CreateClient(_ context.Context, c *authserver.Client, max int) error {
 	b, err := copyJSON(c)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.clients[c.ID]; ok {
+	now := s.now()
+	if e, ok := s.clients[c.ID]; ok && !e.expired(now) {
 		return fmt.Errorf("client %q already exists", c.ID)
 	}
-	s.clients[c.ID] = b
+	if max > 0 && len(s.clients) >= max {
+		s.sweepClientsLocked(now)
+		if len(s.clients) >= max && !s.evictUnusedClientLocked() {
+			return authserver.ErrLimit
+		}
+	}
+	s.clients[c.ID] = clientEntry{c: b, created: c.CreatedAt, used: !c.UsedAt.IsZero(), exp: c.ExpiresAt}
 	return nil
 }
 
-// GetClient returns the client with id.
+func (s *Store) sweepClientsLocked(now time.Time) {
+	for id, e := range s.clients {
+		if e.expired(now) {
+			delete(s.clients, id)
+		}
+	}
+}
+
+// evictUnusedClientLocked forgets the never-used registration created
+// first; false if there is none.
+func (s *Store) evictUnusedClientLocked() bool {
+	victim, found := "", false
+	var created time.Time
+	for id, e := range s.clients {
+		if e.used || e.exp.IsZero() {
+			continue
+		}
+		if !found || e.created.Before(created) {
+			victim, created, found = id, e.created, true
+		}
+	}
+	if found {
+		delete(s.clients, victim)
+	}
+	return found
+}
+
+// GetClient returns the client with id, unless it expired.
 func (s *Store) GetClient(_ context.Context, id string) (*authserver.Client, error) {
 	s.mu.Lock()
-	b, ok := s.clients[id]
+	e, ok := s.clients[id]
+	if ok && e.expired(s.now()) {
+		delete(s.clients, id)
+		ok = false
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, authserver.ErrNotFound
 	}
-	return decode[authserver.Client](b)
+	return decode[authserver.Client](e.c)
+}
+
+// TouchClient records a use of the client with id.
+func (s *Store) TouchClient(_ context.Context, id string, usedAt, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.clients[id]
+	if !ok || e.expired(s.now()) {
+		return authserver.ErrNotFound
+	}
+	c, err := decode[authserver.Client](e.c)
+	if err != nil {
+		return err
+	}
+	c.UsedAt, c.ExpiresAt = usedAt, expiresAt
+	b, err := copyJSON(c)
+	if err != nil {
+		return err
+	}
+	e.c, e.used, e.exp = b, !usedAt.IsZero(), expiresAt
+	s.clients[id] = e
+	return nil
 }
 
 // CreateToken stores r under its signature.
@@ -190,11 +294,8 @@ func (s *Store) wroteLocked() {
 			delete(s.grants, k)
 		}
 	}
-	for k, e := range s.pending {
-		if now.After(e.exp) {
-			delete(s.pending, k)
-		}
-	}
+	s.sweepClientsLocked(now)
+	s.sweepPendingLocked(now)
 }
 
 func (s *Store) deleteLocked(kind authserver.TokenKind, r *authserver.TokenRecord) {
@@ -347,8 +448,8 @@ func (s *Store) InitSecret(_ context.Context, name string, value []byte) ([]byte
 	return append([]byte(nil), s.secrets[name]...), nil
 }
 
-// PutPending stores p under state for ttl.
-func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pending, ttl time.Duration) error {
+// PutPending stores p under state for ttl, within limits.
+func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pending, ttl time.Duration, limits authserver.PendingLimits) error {
 	b, err := copyJSON(p)
 	if err != nil {
 		return err
@@ -356,18 +457,86 @@ func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pendin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.wroteLocked()
-	s.pending[state] = pendingEntry{p: b, exp: s.now().Add(ttl)}
+	now := s.now()
+	s.sweepPendingLocked(now)
+	client := p.Request.ClientID
+	old := s.pending[state]
+	if old != nil {
+		s.removePendingLocked(old) // replaced: it does not count against the limits
+	}
+	switch {
+	case limits.Total > 0 && len(s.pending) >= limits.Total:
+		err = authserver.ErrLimit
+	case limits.PerClient > 0 && s.perClient[client] >= limits.PerClient:
+		err = authserver.ErrClientLimit
+	}
+	if err != nil {
+		if old != nil {
+			s.addPendingLocked(old)
+		}
+		return err
+	}
+	s.addPendingLocked(&pendingEntry{state: state, client: client, p: b, exp: now.Add(ttl)})
 	return nil
+}
+
+func (s *Store) addPendingLocked(e *pendingEntry) {
+	s.pending[e.state] = e
+	s.perClient[e.client]++
+	heap.Push(&s.pendingByExpiry, e)
+}
+
+func (s *Store) removePendingLocked(e *pendingEntry) {
+	delete(s.pending, e.state)
+	if s.perClient[e.client]--; s.perClient[e.client] <= 0 {
+		delete(s.perClient, e.client)
+	}
+	heap.Remove(&s.pendingByExpiry, e.index)
+}
+
+// sweepPendingLocked forgets the pending entries expired at now.
+func (s *Store) sweepPendingLocked(now time.Time) {
+	for len(s.pendingByExpiry) > 0 && !now.Before(s.pendingByExpiry[0].exp) {
+		s.removePendingLocked(s.pendingByExpiry[0])
+	}
 }
 
 // TakePending returns and forgets the entry of state.
 func (s *Store) TakePending(_ context.Context, state string) (*authserver.Pending, error) {
 	s.mu.Lock()
 	e, ok := s.pending[state]
-	delete(s.pending, state)
+	if ok {
+		s.removePendingLocked(e)
+	}
 	s.mu.Unlock()
-	if !ok || s.now().After(e.exp) {
+	if !ok || !s.now().Before(e.exp) {
 		return nil, authserver.ErrNotFound
 	}
 	return decode[authserver.Pending](e.p)
+}
+
+// Stats are the number of entries a [Store] holds, and the bytes of the
+// entries that strangers can make it hold (registrations and pending
+// logins), for abuse tests and capacity planning.
+type Stats struct {
+	Clients, Pending, Grants, Tokens int
+	ClientBytes, PendingBytes        int
+}
+
+// Stats counts what the store holds now, expired entries not yet
+// forgotten included.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Clients: len(s.clients), Pending: len(s.pending), Grants: len(s.grants)}
+	for _, e := range s.clients {
+		st.ClientBytes += len(e.c)
+	}
+	for _, e := range s.pending {
+		st.PendingBytes += len(e.p)
+	}
+	for _, m := range s.tokens {
+		st.Tokens += len(m)
+	}
+	return st
 }

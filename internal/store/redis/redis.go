@@ -195,26 +195,73 @@ func (s *Store) ttl(exp time.Time) int64 {
 	return max(1, exp.Sub(s.now()).Milliseconds()+1)
 }
 
-// CreateClient stores c; it fails if the ID is taken.
-func (s *Store) CreateClient(ctx context.Context, c *authserver.Client) error {
+// Clients are found through two sorted sets besides their keys:
+// <prefix>clients:expiry (every client, by expiry; +inf for none) counts
+// the live ones and forgets the expired, and <prefix>clients:unused (the
+// never-used registrations that expire, by creation) names the one a full
+// store forgets first.
+
+var createClient = goredis.NewScript(`
+local now = ARGV[5]
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(dead) do
+  redis.call('DEL', ARGV[8] .. id)
+  redis.call('ZREM', KEYS[3], id)
+end
+if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+local max = tonumber(ARGV[6])
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then
+  local victim = redis.call('ZRANGE', KEYS[3], 0, 0)
+  if #victim == 0 then return 'limit' end
+  redis.call('DEL', ARGV[8] .. victim[1])
+  redis.call('ZREM', KEYS[2], victim[1])
+  redis.call('ZREM', KEYS[3], victim[1])
+end
+redis.call('SET', KEYS[1], ARGV[2])
+if tonumber(ARGV[7]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[7]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1]) end
+return 'ok'`)
+
+// expiryScore is a sorted-set score for an expiry: Unix ms, or +inf.
+func expiryScore(t time.Time) string {
+	if t.IsZero() {
+		return "+inf"
+	}
+	return strconv.FormatInt(t.UnixMilli(), 10)
+}
+
+// CreateClient stores c; it fails if the ID is taken by a live client.
+// With max > 0 and max live clients stored, it first forgets the
+// never-used registration created first, or fails with
+// [authserver.ErrLimit]; all in one script.
+func (s *Store) CreateClient(ctx context.Context, c *authserver.Client, max int) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
 	k := s.clientKey(c.ID)
+	unused := ""
+	if c.UsedAt.IsZero() && !c.ExpiresAt.IsZero() {
+		unused = strconv.FormatInt(c.CreatedAt.UnixMilli(), 10)
+	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	ok, err := s.rdb.SetNX(ctx, k, s.keys.Seal(b, k), 0).Result()
-	if err != nil {
+	res, err := createClient.Run(ctx, s.rdb, []string{k, s.p + "clients:expiry", s.p + "clients:unused"},
+		c.ID, s.keys.Seal(b, k), expiryScore(c.ExpiresAt), unused, ms(s.now()), max, s.ttl(c.ExpiresAt), s.clientKey("")).Text()
+	switch {
+	case err != nil:
 		return s.fail(err)
-	}
-	if !ok {
+	case res == "exists":
 		return fmt.Errorf("client %q already exists", c.ID)
+	case res == "limit":
+		return authserver.ErrLimit
 	}
 	return nil
 }
 
-// GetClient returns the client with id.
+// GetClient returns the client with id, unless it expired.
 func (s *Store) GetClient(ctx context.Context, id string) (*authserver.Client, error) {
 	k := s.clientKey(id)
 	ctx, cancel := s.call(ctx)
@@ -223,7 +270,47 @@ func (s *Store) GetClient(ctx context.Context, id string) (*authserver.Client, e
 	if err != nil {
 		return nil, s.fail(err)
 	}
-	return openJSON[authserver.Client](s.keys, v, k)
+	c, err := openJSON[authserver.Client](s.keys, v, k)
+	if err != nil {
+		return nil, err
+	}
+	if !c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt) {
+		return nil, authserver.ErrNotFound
+	}
+	return c, nil
+}
+
+var touchClient = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[4]) else redis.call('PERSIST', KEYS[1]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1`)
+
+// TouchClient records a use of the client with id.
+func (s *Store) TouchClient(ctx context.Context, id string, usedAt, expiresAt time.Time) error {
+	c, err := s.GetClient(ctx, id)
+	if err != nil {
+		return err
+	}
+	c.UsedAt, c.ExpiresAt = usedAt, expiresAt
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	k := s.clientKey(id)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := touchClient.Run(ctx, s.rdb, []string{k, s.p + "clients:expiry", s.p + "clients:unused"},
+		id, s.keys.Seal(b, k), expiryScore(expiresAt), s.ttl(expiresAt)).Int()
+	switch {
+	case err != nil:
+		return s.fail(err)
+	case n == 0:
+		return authserver.ErrNotFound
+	}
+	return nil
 }
 
 func openJSON[T any](keys *seal.Keys, sealed []byte, context string) (*T, error) {
@@ -604,34 +691,89 @@ func (s *Store) UnlockGrant(ctx context.Context, id, owner string) error {
 	return s.fail(unlockGrant.Run(ctx, s.rdb, []string{s.lockKey(id)}, owner).Err())
 }
 
-// PutPending stores p under the hash of state for ttl.
-func (s *Store) PutPending(ctx context.Context, state string, p *authserver.Pending, ttl time.Duration) error {
+// Pending logins are hashes (e: expiry, c: client, d: sealed entry),
+// counted through <prefix>pending:expiry (all, by expiry) and
+// <prefix>pending:client:<id> (one client's, by expiry).
+
+var putPending = goredis.NewScript(`
+local now = ARGV[5]
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local old = redis.call('HGET', KEYS[1], 'c')
+local total = redis.call('ZCARD', KEYS[2])
+local mine = redis.call('ZCARD', KEYS[3])
+if old then
+  if redis.call('ZSCORE', KEYS[2], ARGV[1]) then total = total - 1 end
+  if old == ARGV[2] and redis.call('ZSCORE', KEYS[3], ARGV[1]) then mine = mine - 1 end
+end
+local lt, lc = tonumber(ARGV[6]), tonumber(ARGV[7])
+if lt > 0 and total >= lt then return 'limit' end
+if lc > 0 and mine >= lc then return 'client' end
+if old then
+  redis.call('ZREM', ARGV[8] .. old, ARGV[1])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'e', ARGV[3], 'c', ARGV[2], 'd', ARGV[9])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end
+return 'ok'`)
+
+// PutPending stores p under the hash of state for ttl, within limits (the
+// count, the check and the insert in one script).
+func (s *Store) PutPending(ctx context.Context, state string, p *authserver.Pending, ttl time.Duration, limits authserver.PendingLimits) error {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	k := s.pendingKey(seal.Hash(state))
-	v := strconv.FormatInt(ms(s.now().Add(ttl)), 10) + ":" + string(s.keys.Seal(b, k))
+	h := seal.Hash(state)
+	k := s.pendingKey(h)
+	client := p.Request.ClientID
+	exp := s.now().Add(ttl)
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	return s.fail(s.rdb.Set(ctx, k, v, max(time.Millisecond, ttl+time.Second)).Err())
+	res, err := putPending.Run(ctx, s.rdb, []string{k, s.p + "pending:expiry", s.p + "pending:client:" + client},
+		h, client, ms(exp), max(1, (ttl+time.Second).Milliseconds()), ms(s.now()), limits.Total, limits.PerClient,
+		s.p+"pending:client:", s.keys.Seal(b, k)).Text()
+	switch {
+	case err != nil:
+		return s.fail(err)
+	case res == "limit":
+		return authserver.ErrLimit
+	case res == "client":
+		return authserver.ErrClientLimit
+	}
+	return nil
 }
+
+var takePending = goredis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'e', 'c', 'd')
+if not v[1] then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', ARGV[2] .. v[2], ARGV[1])
+return {v[1], v[3]}`)
 
 // TakePending returns and forgets the entry of state.
 func (s *Store) TakePending(ctx context.Context, state string) (*authserver.Pending, error) {
-	k := s.pendingKey(seal.Hash(state))
+	h := seal.Hash(state)
+	k := s.pendingKey(h)
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.rdb.GetDel(ctx, k).Result()
+	v, err := takePending.Run(ctx, s.rdb, []string{k, s.p + "pending:expiry"}, h, s.p+"pending:client:").StringSlice()
 	if err != nil {
 		return nil, s.fail(err)
 	}
-	exp, sealed, ok := strings.Cut(v, ":")
-	e, _ := strconv.ParseInt(exp, 10, 64)
-	if !ok || s.now().After(fromMS(e)) {
+	if len(v) != 2 {
 		return nil, authserver.ErrNotFound
 	}
-	return openJSON[authserver.Pending](s.keys, []byte(sealed), k)
+	e, _ := strconv.ParseInt(v[0], 10, 64)
+	if !s.now().Before(fromMS(e)) {
+		return nil, authserver.ErrNotFound
+	}
+	return openJSON[authserver.Pending](s.keys, []byte(v[1]), k)
 }
 
 // GetSecret returns the secret stored under name.

@@ -152,6 +152,24 @@ func New(opts Options) (*IdP, error) {
 	return p, nil
 }
 
+// AuthorizeCode opens authURL, an authorization request to this provider,
+// as a browser would, and returns the code the provider redirects back
+// with.
+func (p *IdP) AuthorizeCode(t testing.TB, authURL string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("authorization at the fake IdP: %s, redirect %v", resp.Status, loc)
+	}
+	return loc.Query().Get("code")
+}
+
 // URL is the provider's base URL (the issuer in OIDC mode).
 func (p *IdP) URL() string { return p.server.URL }
 
