@@ -53,7 +53,7 @@ type App struct {
 	ln         net.Listener
 	authServer *authserver.Server
 	authorizer *authz.Authorizer
-	store      *openedStore // nil without an authorization server
+	store      *openedStore         // nil without an authorization server
 	searcher   *toolsearch.Searcher // nil unless tool search is on
 	cancel     context.CancelFunc
 	served     chan error
