@@ -32,7 +32,7 @@ type Options struct {
 // Server is a running (or stopped) redis-server.
 type Server struct {
 	// Addr is host:port.
-	Addr string
+	Addr     string
 	t        testing.TB
 	bin      string
 	dir      string
