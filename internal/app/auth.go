@@ -146,7 +146,7 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 	}
 	a.store = st
 	opts := &authserver.Options{
-		Issuer: c.Issuer, Resource: resource, Store: st.Store, Logger: a.logger,
+		Issuer: c.Issuer, Name: a.cfg.Name, Resource: resource, Store: st.Store, Logger: a.logger,
 		AccessTokenLifespan: c.TokenLifespans.AccessToken.D(), RefreshTokenLifespan: c.TokenLifespans.RefreshToken.D(),
 		CodeLifespan:                            c.TokenLifespans.AuthorizationCode.D(),
 		DisableClientMetadataDocuments:          c.ClientMetadataDocuments.Disabled,
@@ -194,7 +194,7 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 }
 
 func providerConfig(p config.UpstreamProvider) (authserver.ProviderConfig, error) {
-	pc := authserver.ProviderConfig{Name: p.Name, Type: p.Type}
+	pc := authserver.ProviderConfig{Name: p.Name, Type: p.Type, LoginOrigins: p.LoginOrigins}
 	var ref *config.SecretRef
 	var m config.ClaimMapping
 	switch p.Type {

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,10 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
@@ -34,20 +30,6 @@ func skipUnlessE2E(t *testing.T) {
 	if os.Getenv("VMCP_E2E") != "1" {
 		t.Skip("end-to-end test: set VMCP_E2E=1 (make test does)")
 	}
-}
-
-// fixtureBackend serves the conformance fixtures over streamable HTTP.
-func fixtureBackend(t *testing.T) string {
-	t.Helper()
-	s := conformance.New(nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 // gateway is vmcp with its authorization server federating to Hydra.
@@ -67,7 +49,7 @@ func startGateway(t *testing.T, h *hydra.Hydra, mutate func(string) string) *gat
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	t.Setenv("VMCP_SECRET_HYDRA_CLIENTSECRET", secret)
-	doc := gatewayConfig(base, h, id, fixtureBackend(t), "server:\n  listen: "+addr+"\n")
+	doc := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), "server:\n  listen: "+addr+"\n")
 	if mutate != nil {
 		doc = mutate(doc)
 	}

@@ -66,7 +66,7 @@ func TestRestartKeepsClientsLoggedIn(t *testing.T) {
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	stateDir := filepath.Join(t.TempDir(), "state")
-	cfg := gatewayConfig(base, h, id, fixtureBackend(t), storageBlocks(base, "  type: embedded"))
+	cfg := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), storageBlocks(base, "  type: embedded"))
 	g := startVMCP(t, "vmcp", cfg, addr, []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret}, "--state-dir", stateDir)
 
 	state := filepath.Join(t.TempDir(), "client.json")
@@ -111,7 +111,7 @@ func TestReplicasShareLoginsThroughRedis(t *testing.T) {
 	lbAddr := vmcptest.FreeAddr(t)
 	base := "http://" + lbAddr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
-	cfg := gatewayConfig(base, h, id, fixtureBackend(t), storageBlocks(base, fmt.Sprintf(`  type: redis
+	cfg := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), storageBlocks(base, fmt.Sprintf(`  type: redis
   encryptionKeyRefs: [{name: storage, key: key}]
   redis: {addr: %s}`, rs.Addr)))
 	env := []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret, "VMCP_SECRET_STORAGE_KEY=e2e-replicas-0123456789abcdef0123456789"}

@@ -16,6 +16,10 @@
 //       a client that lives on: its registration and tokens are read from FILE (if it exists) and
 //       written back, with counts of registrations, logins and refreshes. --no-login fails instead
 //       of registering or logging in again; --invalidate-access-token makes it refresh first.
+//   node mcp-oauth-client.mjs --url URL --browser ...  a person's browser does the login: the client
+//        listens on a loopback redirect URI of its own (http://127.0.0.1:<free port>/callback), prints
+//        "OPEN <authorization URL>" on stderr for the browser to open, and takes the code (or the
+//        error) from the browser's visit to that URI, as desktop MCP clients do
 // Options: --subject S (user-123), --claims JSON (ID token claims), --access-claims JSON,
 // --reject-login, --redirect-uri URI (http://127.0.0.1:<random>/callback), --scope S,
 // --auth-method none|client_secret_basic|client_secret_post (none). Flags fall back to
@@ -26,6 +30,7 @@
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -48,6 +53,7 @@ const { values: opt, positionals } = parseArgs({
     state: { type: 'string' },
     'no-login': { type: 'boolean', default: false },
     'invalidate-access-token': { type: 'boolean', default: false },
+    browser: { type: 'boolean', default: false },
   },
 });
 
@@ -175,6 +181,36 @@ function callbackCode(cb, wantState) {
   return q.get('code');
 }
 
+// ---- a person's browser: a loopback redirect URI that receives the browser ----
+// listenForCallback binds 127.0.0.1:0, sets the redirect URI to it, and
+// returns a function that waits for the browser's visit and yields its URL.
+async function listenForCallback() {
+  let deliver;
+  const visited = new Promise((resolve) => { deliver = resolve; });
+  const server = createServer((req, res) => {
+    const u = new URL(req.url, opt['redirect-uri']);
+    if (u.pathname !== '/callback') { res.writeHead(404).end(); return; }
+    const failed = u.searchParams.get('error');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>mcp-oauth-client</title></head><body>` +
+      `<h1 id="client-done">${failed ? 'Authorization failed' : 'Signed in'}</h1><p>You can close this tab.</p></body></html>`);
+    deliver(u);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  opt['redirect-uri'] = `http://127.0.0.1:${server.address().port}/callback`;
+  return () => {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the browser did not reach the redirect URI within 180 s')), 180_000);
+    });
+    return Promise.race([visited, timeout]).finally(() => { clearTimeout(timer); server.close(); });
+  };
+}
+const waitForBrowser = opt.browser ? await listenForCallback() : undefined;
+
+// ---- OAuthClientProvider: everything in memory, one session ----
+
 // ---- OAuthClientProvider: in memory, or kept in --state FILE ----
 class Provider {
   constructor() {
@@ -222,6 +258,12 @@ class Provider {
   async redirectToAuthorization(authorizationUrl) {
     if (opt['no-login']) throw new Error('the user had to log in again (--no-login)');
     log(`authorizing at ${authorizationUrl.origin}${authorizationUrl.pathname}`);
+    if (waitForBrowser) {
+      console.error(`OPEN ${authorizationUrl.href}`);
+      this.code = callbackCode(await waitForBrowser(), this.expectedState);
+      this.counts.logins++;
+      return;
+    }
     this.code = callbackCode(await follow(authorizationUrl, this.redirect), this.expectedState);
     this.counts.logins++;
   }
