@@ -312,9 +312,16 @@ func TestRedisNotOnTheCallPath(t *testing.T) {
   encryptionKeyRefs: [{name: store, key: key}]
   redis: {addr: %s}`, srv.Addr)), nil)
 	tok := loginFull(t, base)
-	if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
-		t.Fatalf("first request: %d %s", status, body)
-	}
+	// The local copies are kept once the store listens for invalidations
+	// (a moment after it starts): wait until a request is answered
+	// locally.
+	waitFor(t, "requests kept going to Redis", func() bool {
+		before := srv.CommandsProcessed(t)
+		if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+			t.Fatalf("request: %d %s", status, body)
+		}
+		return srv.CommandsProcessed(t)-before <= 1 // the INFO itself
+	})
 	before := srv.CommandsProcessed(t)
 	const n = 50
 	for range n {
