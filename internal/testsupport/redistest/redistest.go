@@ -8,6 +8,7 @@ package redistest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -232,25 +233,7 @@ func (s *Server) Port() int {
 // The INFO command itself counts.
 func (s *Server) CommandsProcessed(t testing.TB) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("INFO stats\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(c)
-	head, err := r.ReadString('\n') // $<length>
-	if err != nil || !strings.HasPrefix(head, "$") {
-		t.Fatalf("INFO answered %q, %v", head, err)
-	}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading INFO: %v", err)
-		}
+	for line := range strings.SplitSeq(s.info(t, "stats"), "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -259,6 +242,8 @@ func (s *Server) CommandsProcessed(t testing.TB) int {
 			return n
 		}
 	}
+	t.Fatal("no total_commands_processed in INFO")
+	return 0
 }
 
 // StartSentinel runs a Redis Sentinel (redis-server in sentinel mode)
@@ -309,5 +294,42 @@ func StartReplica(t testing.TB, primary *Server) *Server {
 	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
 		t.Fatalf("REPLICAOF answered %q, %v", line, err)
 	}
+	// Wait for the first synchronisation: until then the replica
+	// acknowledges no write (WAIT) and cannot be promoted.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(s.info(t, "replication"), "master_link_status:up") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica on %s did not synchronise with %s within 60s", s.Addr, primary.Addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return s
+}
+
+// info returns the server's INFO section.
+func (s *Server) info(t testing.TB, section string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("INFO " + section + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n') // $<length>
+	if err != nil || !strings.HasPrefix(head, "$") {
+		t.Fatalf("INFO answered %q, %v", head, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }
