@@ -160,6 +160,12 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 		targets[Proxy] = Config{URL: env.proxy, Tool: "echo", CPUPids: env.pids}
 		names = append(names, Proxy)
 	}
+	return interleave(ctx, cfg, targets, names)
+}
+
+// interleave runs the targets (in the order of names, reversed every
+// other round) at every concurrency, cfg.Rounds times.
+func interleave(ctx context.Context, cfg CompareConfig, targets map[string]Config, names []string) (*Comparison, error) {
 	out := &Comparison{Config: cfg}
 	for round := 1; round <= cfg.Rounds; round++ {
 		order := slices.Clone(names)
@@ -172,13 +178,14 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 				rc.Mode, rc.Concurrency, rc.Duration, rc.Warmup, rc.Protocol = cfg.Mode, c, cfg.Duration, cfg.Warmup, cfg.Protocol
 				rc.Raw, rc.HTTP2 = cfg.Client == ClientRaw, cfg.HTTP2
 				var res *Result
+				var err error
 				pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
 					res, err = Run(ctx, rc)
 				})
 				if err != nil {
 					return nil, fmt.Errorf("round %d, %s, %d sessions: %w", round, name, c, err)
 				}
-				fmt.Fprintf(cfg.Log, "round %d  %-6s  %2d sessions  %s\n", round, name, c, res)
+				fmt.Fprintf(cfg.Log, "round %d  %-8s  %2d sessions  %s\n", round, name, c, res)
 				out.Samples = append(out.Samples, Sample{Round: round, Target: name, Concurrency: c, Result: res})
 			}
 		}

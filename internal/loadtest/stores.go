@@ -105,27 +105,7 @@ func CompareStores(ctx context.Context, cfg StoresConfig) (*Comparison, error) {
 		targets[store] = Config{URL: gw, Tool: "echo_echo", Headers: http.Header{"Authorization": {"Bearer " + token}}}
 		names = append(names, store)
 	}
-	out := &Comparison{Config: cc}
-	for round := 1; round <= cc.Rounds; round++ {
-		order := slices.Clone(names)
-		if round%2 == 0 {
-			slices.Reverse(order)
-		}
-		for _, c := range cc.Concurrency {
-			for _, name := range order {
-				rc := targets[name]
-				rc.Mode, rc.Concurrency, rc.Duration, rc.Warmup, rc.Protocol = ModeCall, c, cc.Duration, cc.Warmup, cc.Protocol
-				var res *Result
-				pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) { res, err = Run(ctx, rc) })
-				if err != nil {
-					return nil, fmt.Errorf("round %d, %s, %d sessions: %w", round, name, c, err)
-				}
-				fmt.Fprintf(cc.Log, "round %d  %-8s  %2d sessions  %s\n", round, name, c, res)
-				out.Samples = append(out.Samples, Sample{Round: round, Target: name, Concurrency: c, Result: res})
-			}
-		}
-	}
-	return out, nil
+	return interleave(ctx, cc, targets, names)
 }
 
 // storeGateway starts vmcp with the embedded authorization server on
