@@ -2,7 +2,8 @@
 # scripts/tools.sh installs the third-party parts the tests run against (Node 22,
 # the npm MCP packages, Ory Hydra), once per machine, into a cache outside the
 # checkout (default $HOME/.cache/vmcp-tools), and Debian's Chromium for the
-# browser tests (into the system: apt as root, sudo otherwise).
+# browser tests and redis-server for the Redis store's tests (into the system:
+# apt as root, sudo otherwise).
 # It is idempotent: a second run only checks what is there. Source it to get PATH.
 #
 #   scripts/tools.sh            install everything the test suite needs
@@ -97,8 +98,8 @@ install_chromium() {
   chromium --version >&2
 }
 
-# install_redis is for the Redis-backed stores (not built yet: no test needs
-# Redis today, so "all" does not install it).
+# install_redis installs redis-server from Debian (the Redis store's tests
+# start their own instances on free loopback ports).
 install_redis() {
   if command -v redis-server >/dev/null 2>&1 || [ -x "$T/bin/redis-server" ]; then
     return
@@ -119,6 +120,7 @@ case "${1:-all}" in
     install_npm_packages
     install_hydra
     install_chromium
+    install_redis
     print_env
     ;;
   node) install_node22; install_npm_packages; print_env ;;

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,21 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := runCLI(t, "validate", "--config", "testdata/missing.yaml"); err == nil {
 		t.Error("validating a missing file succeeded")
+	}
+}
+
+// TestStateDirNeedsEmbedded: --state-dir with another storage type is an
+// error naming both, not silently ignored.
+func TestStateDirNeedsEmbedded(t *testing.T) {
+	cfg := t.TempDir() + "/memory.yaml"
+	doc := "name: x\nincomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: http://127.0.0.1:4483\n" +
+		"  upstreamProviders: [{name: idp, type: oidc, oidcConfig: {issuerUrl: 'https://idp.example', clientId: c}}]\nstorage: {type: memory}\n"
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCLI(t, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--state-dir", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--state-dir is for the embedded store; storage.type is memory") {
+		t.Errorf("serve --state-dir with a memory store: %v", err)
 	}
 }
 

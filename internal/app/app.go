@@ -38,11 +38,14 @@ type Options struct {
 	MinBackoff time.Duration
 	// Listen overrides server.listen.
 	Listen string
+	// StateDir overrides storage.stateDir (the --state-dir flag).
+	StateDir string
 }
 
 // App is one gateway process.
 type App struct {
 	cfg        *config.Config
+	opts       Options
 	logger     *slog.Logger
 	backends   *backend.Set
 	gateway    *frontend.Gateway
@@ -50,6 +53,7 @@ type App struct {
 	ln         net.Listener
 	authServer *authserver.Server
 	authorizer *authz.Authorizer
+	store      *openedStore         // nil without an authorization server
 	searcher   *toolsearch.Searcher // nil unless tool search is on
 	cancel     context.CancelFunc
 	served     chan error
@@ -66,7 +70,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &App{cfg: cfg, logger: o.Logger, served: make(chan error, 1)}
+	a := &App{cfg: cfg, opts: o, logger: o.Logger, served: make(chan error, 1)}
 	ln, err := net.Listen("tcp", cmp.Or(o.Listen, cfg.Server.Listen))
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -76,11 +80,13 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	authenticate, err := a.setupAuth(mux)
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	authorizer, err := NewAuthorizer(cfg, &authz.Options{Logger: o.Logger})
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.authorizer = authorizer
@@ -99,6 +105,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	specs, err := a.backendSpecs()
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.backends = backend.NewSet(specs, &backend.Options{
@@ -126,6 +133,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		Authenticate:       authenticate,
 		Authorizer:         authorizer,
 		Claims:             claims,
+		Dependencies:       a.dependencies(),
 		ToolSearch:         search,
 	})
 	a.gateway = gw
@@ -234,6 +242,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	<-shut
 	a.cancel()
 	a.backends.Close()
+	a.closeStore()
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -106,8 +106,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		req, err = s.checkAuthorize(ar)
 	}
+	if err == nil {
+		_, err = s.ready(ctx)
+	}
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	client := ar.GetClient().(fositeClient).c
@@ -174,7 +177,7 @@ func (s *Server) redirectUpstream(w http.ResponseWriter, r *http.Request, ar fos
 		return
 	case err != nil:
 		s.logger.Error("storing pending login", "error", err)
-		s.authorizeError(w, ar, fosite.ErrServerError)
+		s.authorizeError(w, ar, s.storeErr(fosite.ErrServerError.WithWrap(err)))
 		return
 	}
 	s.setLoginCookie(w, browser)
@@ -201,6 +204,10 @@ func (s *Server) upstreamUnavailable(p *provider, err error) error {
 // consent handles the consent form: the CSRF token must match this
 // browser's cookie and the request it was issued for.
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.ready(r.Context()); err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The authorization server cannot reach its storage. Try again in a moment.")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, http.StatusBadRequest, "The sign-in form could not be read", "The form this browser sent was malformed or too large.")
@@ -225,7 +232,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ar, req, err := s.replayAuthorize(ctx, query)
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	if r.PostForm.Get("decision") != "approve" {
@@ -260,8 +267,17 @@ func (s *Server) replayAuthorize(ctx context.Context, query url.Values) (fosite.
 func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := r.URL.Query()
+	if _, err := s.ready(ctx); err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The authorization server cannot reach its storage. Go back to your application and try again in a moment.")
+		return
+	}
 	state := q.Get("state")
 	pend, err := s.store.TakePending(ctx, state)
+	if errors.Is(err, ErrUnavailable) {
+		s.logger.Error("reading the pending login", "error", err)
+		s.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable", "The authorization server cannot reach its storage. Go back to your application and try again in a moment.")
+		return
+	}
 	if err != nil {
 		s.renderError(w, http.StatusBadRequest, "This sign-in cannot be completed", "The login is unknown to this gateway, took longer than "+humanDuration(s.opts.Limits.PendingLoginTimeout)+", or was already completed.")
 		return
@@ -277,7 +293,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, _, err := s.replayAuthorize(ctx, pend.Request.Values())
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	p := s.provider(pend.Provider)
@@ -304,7 +320,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	g, err := s.grants.create(ctx, p, l)
 	if err != nil {
 		s.logger.Error("storing upstream grant", "error", err)
-		s.authorizeError(w, ar, fosite.ErrServerError)
+		s.authorizeError(w, ar, s.storeErr(fosite.ErrServerError.WithWrap(err)))
 		return
 	}
 	s.complete(w, ar, g, p)
@@ -323,7 +339,8 @@ func (s *Server) complete(w http.ResponseWriter, ar fosite.AuthorizeRequester, g
 	s.setClaims(sess.JWTClaims.Extra, g, p, ar.GetClient().GetID())
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
-		s.authorizeError(w, ar, err)
+		s.logger.Error("issuing the authorization code", "error", err)
+		s.authorizeError(w, ar, s.storeErr(err))
 		return
 	}
 	resp.AddParameter("iss", s.opts.Issuer)
@@ -370,4 +387,14 @@ func (p *provider) issuerName() string {
 		return p.issuer
 	}
 	return p.cfg.IssuerURL
+}
+
+// storeErr turns a failure of the store into temporarily_unavailable (503):
+// the client may try again; anything else is returned as it is.
+func (s *Server) storeErr(err error) error {
+	if !errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	s.logger.Error("the authorization server's store failed", "error", err)
+	return fosite.ErrTemporarilyUnavailable.WithHint("The authorization server cannot reach its storage; try again later.").WithWrap(err)
 }

@@ -39,8 +39,16 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
+// mac signs cookies and CSRF tokens with the first HMAC secret (loaded:
+// every endpoint that gets here checked [Server.ready]).
 func (s *Server) mac(parts ...string) string {
-	m := hmac.New(sha256.New, s.secret)
+	var key []byte
+	if sec := s.secrets.Load(); sec != nil {
+		key = sec.hmac[0]
+	} else {
+		key = []byte(rand.Text()) // matches nothing
+	}
+	m := hmac.New(sha256.New, key)
 	for _, p := range parts {
 		m.Write([]byte(p))
 		m.Write([]byte{0})

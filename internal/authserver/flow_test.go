@@ -229,7 +229,10 @@ func (e *env) claims(at string) map[string]any {
 	if err != nil {
 		e.t.Fatalf("access token is not a JWT: %v", err)
 	}
-	keys := e.as.PublicKeys()
+	keys, err := e.as.PublicKeys(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	var kid string
 	if len(tok.Headers) > 0 {
 		kid = tok.Headers[0].KeyID
@@ -663,6 +666,13 @@ func (f *flakyTokens) GetToken(ctx context.Context, kind authserver.TokenKind, s
 		return nil, errors.New("store: connection refused to 10.0.0.7:6379 (password=hunter2)")
 	}
 	return f.Store.GetToken(ctx, kind, sig)
+}
+
+func (f *flakyTokens) TokenActive(ctx context.Context, kind authserver.TokenKind, sig string) (bool, error) {
+	if f.down.Load() {
+		return false, errors.New("store: connection refused to 10.0.0.7:6379 (password=hunter2)")
+	}
+	return f.Store.TokenActive(ctx, kind, sig)
 }
 
 // TestTokenExchangeStoreDown: when the store cannot be asked whether the

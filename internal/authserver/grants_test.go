@@ -8,19 +8,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmcp-dev/vmcp/internal/store/lease"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
 )
 
 // memGrants is a GrantStore for white-box tests.
 type memGrants struct {
-	mu sync.Mutex
-	m  map[string]Grant
+	mu    sync.Mutex
+	m     map[string]Grant
+	locks lease.Table
 }
 
 func (s *memGrants) PutGrant(_ context.Context, g *Grant) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[g.ID].Version != g.Version {
+		return ErrConflict
+	}
+	g.Version++
 	s.m[g.ID] = *g
-	s.mu.Unlock()
+	return nil
+}
+
+func (s *memGrants) LockGrant(_ context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	return s.locks.Acquire(id, owner, ttl, time.Now()), nil
+}
+
+func (s *memGrants) UnlockGrant(_ context.Context, id, owner string) error {
+	s.locks.Release(id, owner)
 	return nil
 }
 

@@ -104,6 +104,10 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.logger.Error("storing registered client", "error", err)
+		if errors.Is(err, ErrUnavailable) {
+			writeUnavailable(w)
+			return
+		}
 		writeJSON(w, http.StatusInternalServerError, &registrationError{"server_error", "the client could not be stored"})
 		return
 	}

@@ -15,6 +15,10 @@ import (
 // token) and carries refreshed claims into the new token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if _, err := s.ready(ctx); err != nil {
+		writeUnavailable(w)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.oauth.WriteAccessError(ctx, w, fosite.NewAccessRequest(newSession()), fosite.ErrInvalidRequest.WithHint("The request body is not a form."))
@@ -27,6 +31,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, err := s.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		err = s.storeErr(err)
 		if r.PostForm.Get("grant_type") == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) {
 			// fosite revoked the whole family. Concurrent refreshes with
 			// one token by a legitimate client end here too (RFC 9700
@@ -46,9 +51,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
+	if errors.Is(err, ErrInactive) {
+		// Another request redeemed this code at the same moment: it got
+		// the tokens, this one gets none.
+		s.logger.Warn("an authorization code was redeemed twice at once; the second request got nothing", "client_id", ar.GetClient().GetID())
+		s.oauth.WriteAccessError(ctx, w, ar, fosite.ErrInvalidGrant.WithHint("The authorization code was already used."))
+		return
+	}
 	if err != nil {
 		s.logger.Error("issuing tokens", "error", err)
-		s.oauth.WriteAccessError(ctx, w, ar, err)
+		s.oauth.WriteAccessError(ctx, w, ar, s.storeErr(err))
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("authorization_code") || ar.GetGrantTypes().ExactOne("refresh_token") {

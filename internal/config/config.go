@@ -34,6 +34,10 @@ type Config struct {
 	// server. Absent: no authorization server.
 	AuthServerConfig *AuthServerConfig `yaml:"authServerConfig"`
 
+	// Storage says where the authorization server keeps its state.
+	// Default: embedded, in the state directory.
+	Storage *Storage `yaml:"storage"`
+
 	// Backends lists the backend MCP servers (standalone mode).
 	Backends []Backend `yaml:"backends"`
 
@@ -660,6 +664,7 @@ func (c *Config) applyDefaults() {
 	if as := c.AuthServerConfig; as != nil {
 		as.applyDefaults()
 	}
+	c.applyStorageDefaults()
 	if c.OutgoingAuth == nil {
 		c.OutgoingAuth = &OutgoingAuth{}
 	}

@@ -33,6 +33,7 @@ func (c *Config) validate() Errors {
 	c.validateAggregation(v, names)
 	c.validateAuth(v)
 	c.validateServer(v)
+	c.validateStorage(v)
 	c.Config.ToolSearch.validate(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
@@ -542,5 +543,5 @@ func (c *Config) Notes() []string {
 	if len(c.Backends) == 0 {
 		notes = append(notes, "no backends are configured; the gateway serves an empty catalog")
 	}
-	return notes
+	return append(notes, c.storageNotes()...)
 }

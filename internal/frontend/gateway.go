@@ -70,6 +70,19 @@ type Options struct {
 	// identity in the request context ([identity.With]). Default: none
 	// (every caller is anonymous).
 	Authenticate func(http.Handler) http.Handler
+	// Dependencies are checked by readiness besides the backends (the
+	// authorization server's storage, say): one that fails makes the
+	// gateway not ready, and readiness says why.
+	Dependencies []Dependency
+}
+
+// Dependency is something the gateway needs to serve, checked by
+// readiness.
+type Dependency struct {
+	Name string
+	// Check returns nil when the dependency can serve; its error is shown
+	// by readiness, so it must not carry secrets.
+	Check func(ctx context.Context) error
 }
 
 // Gateway serves the aggregated catalog of a backend set.

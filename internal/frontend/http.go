@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -214,16 +216,38 @@ func writeError(w http.ResponseWriter, status int, code int64, msg string) {
 
 // Health is the body of /readyz.
 type Health struct {
-	Ready    bool  `json:"ready"`
-	Backends []any `json:"backends"`
+	Ready        bool               `json:"ready"`
+	Backends     []any              `json:"backends"`
+	Dependencies []DependencyStatus `json:"dependencies,omitempty"`
 }
 
-// ServeReady answers /readyz: 200 when [Gateway.Ready], else 503, with the
-// state of every backend.
-func (g *Gateway) ServeReady(w http.ResponseWriter, _ *http.Request) {
+// DependencyStatus is one dependency in /readyz.
+type DependencyStatus struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
+}
+
+// dependencyTimeout bounds each dependency check of /readyz.
+const dependencyTimeout = 3 * time.Second
+
+// ServeReady answers /readyz: 200 when [Gateway.Ready] and every
+// dependency is, else 503, with the state of every backend and dependency.
+func (g *Gateway) ServeReady(w http.ResponseWriter, r *http.Request) {
 	h := Health{Ready: g.Ready(), Backends: []any{}}
 	for _, s := range g.backends.Statuses() {
 		h.Backends = append(h.Backends, s)
+	}
+	for _, d := range g.opts.Dependencies {
+		ctx, cancel := context.WithTimeout(r.Context(), dependencyTimeout)
+		err := d.Check(ctx)
+		cancel()
+		st := DependencyStatus{Name: d.Name, Ready: err == nil}
+		if err != nil {
+			st.Error = err.Error()
+			h.Ready = false
+		}
+		h.Dependencies = append(h.Dependencies, st)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if !h.Ready {

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -50,31 +49,7 @@ func startGateway(t *testing.T, h *hydra.Hydra, mutate func(string) string) *gat
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	t.Setenv("VMCP_SECRET_HYDRA_CLIENTSECRET", secret)
-	doc := fmt.Sprintf(`
-name: authe2e
-incomingAuth:
-  type: oidc
-  oidcConfigRef: {name: gateway-incoming, audience: %[1]s/mcp}
-authServerConfig:
-  issuer: %[1]s
-  tokenLifespans: {accessToken: 5m}
-  upstreamProviders:
-  - name: hydra
-    type: oidc
-    oidcConfig:
-      issuerUrl: %[2]s
-      clientId: %[3]s
-      clientSecretRef: {name: hydra, key: clientSecret}
-      scopes: [openid, email, profile, offline_access]
-config:
-  aggregation:
-    conflictResolution: prefix
-backends:
-- name: fixture
-  url: %[4]s
-server:
-  listen: %[5]s
-`, base, h.Issuer(), id, vmcptest.FixtureBackend(t), addr)
+	doc := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), "server:\n  listen: "+addr+"\n")
 	if mutate != nil {
 		doc = mutate(doc)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/store/lease"
 )
 
 // Store is an in-memory authorization server store.
@@ -30,6 +31,9 @@ type Store struct {
 	// entries by client.
 	pendingByExpiry pendingHeap
 	perClient       map[string]int
+	secrets         map[string][]byte
+
+	locks lease.Table
 }
 
 // clientEntry is a stored client with what eviction and expiry need.
@@ -47,6 +51,7 @@ func (e clientEntry) expired(now time.Time) bool { return !e.exp.IsZero() && !no
 type grantEntry struct {
 	g       []byte
 	revoked bool
+	version int64
 	exp     time.Time // zero: never
 }
 
@@ -97,6 +102,7 @@ func New(now func() time.Time) *Store {
 		grants:    map[string]grantEntry{},
 		pending:   map[string]*pendingEntry{},
 		perClient: map[string]int{},
+		secrets:   map[string][]byte{},
 	}
 }
 
@@ -226,21 +232,42 @@ func (s *Store) CreateToken(_ context.Context, kind authserver.TokenKind, r *aut
 	return nil
 }
 
+// liveLocked returns the record of signature unless it is missing or
+// expired (then forgotten).
+func (s *Store) liveLocked(kind authserver.TokenKind, signature string) (*authserver.TokenRecord, bool) {
+	r, ok := s.tokens[kind][signature]
+	if !ok {
+		return nil, false
+	}
+	if !r.ExpiresAt.IsZero() && s.now().After(r.ExpiresAt) {
+		s.deleteLocked(kind, r)
+		return nil, false
+	}
+	return r, true
+}
+
 // GetToken returns the record of signature, active or not, unless expired.
 func (s *Store) GetToken(_ context.Context, kind authserver.TokenKind, signature string) (*authserver.TokenRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.tokens[kind][signature]
+	r, ok := s.liveLocked(kind, signature)
 	if !ok {
-		return nil, authserver.ErrNotFound
-	}
-	if !r.ExpiresAt.IsZero() && s.now().After(r.ExpiresAt) {
-		s.deleteLocked(kind, r)
 		return nil, authserver.ErrNotFound
 	}
 	c := *r
 	c.Request = append([]byte(nil), r.Request...)
 	return &c, nil
+}
+
+// TokenActive reports whether the record of signature is active.
+func (s *Store) TokenActive(_ context.Context, kind authserver.TokenKind, signature string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.liveLocked(kind, signature)
+	if !ok {
+		return false, authserver.ErrNotFound
+	}
+	return r.Active, nil
 }
 
 // sweepEvery is how many writes pass between sweeps of expired tokens,
@@ -291,13 +318,16 @@ func (s *Store) DeleteToken(_ context.Context, kind authserver.TokenKind, signat
 	return nil
 }
 
-// DeactivateToken marks the record of signature inactive.
+// DeactivateToken marks the active record of signature inactive.
 func (s *Store) DeactivateToken(_ context.Context, kind authserver.TokenKind, signature string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.tokens[kind][signature]
-	if !ok {
+	r, ok := s.liveLocked(kind, signature)
+	switch {
+	case !ok:
 		return authserver.ErrNotFound
+	case !r.Active:
+		return authserver.ErrInactive
 	}
 	r.Active = false
 	return nil
@@ -324,16 +354,26 @@ func (s *Store) DeleteFamily(_ context.Context, kind authserver.TokenKind, reque
 	return nil
 }
 
-// PutGrant stores g, replacing any grant with its ID.
+// PutGrant stores g if the stored grant is the version g.Version.
 func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
-	b, err := copyJSON(g)
+	c := *g
+	c.Version++
+	b, err := copyJSON(&c)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.wroteLocked()
-	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked, exp: g.ExpiresAt}
+	old, ok := s.grants[g.ID]
+	if ok && old.expired(s.now()) {
+		ok = false
+	}
+	if (ok && old.version != g.Version) || (!ok && g.Version != 0) {
+		return authserver.ErrConflict
+	}
+	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked, version: c.Version, exp: g.ExpiresAt}
+	g.Version = c.Version
 	return nil
 }
 
@@ -373,6 +413,39 @@ func (s *Store) DeleteGrant(_ context.Context, id string) error {
 	delete(s.grants, id)
 	s.mu.Unlock()
 	return nil
+}
+
+// LockGrant takes the lease on id for owner.
+func (s *Store) LockGrant(_ context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	return s.locks.Acquire(id, owner, ttl, s.now()), nil
+}
+
+// UnlockGrant ends owner's lease on id.
+func (s *Store) UnlockGrant(_ context.Context, id, owner string) error {
+	s.locks.Release(id, owner)
+	return nil
+}
+
+// GetSecret returns the secret stored under name.
+func (s *Store) GetSecret(_ context.Context, name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.secrets[name]
+	if !ok {
+		return nil, authserver.ErrNotFound
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// InitSecret stores value under name unless one is stored, and returns the
+// stored one.
+func (s *Store) InitSecret(_ context.Context, name string, value []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.secrets[name]; !ok {
+		s.secrets[name] = append([]byte(nil), value...)
+	}
+	return append([]byte(nil), s.secrets[name]...), nil
 }
 
 // PutPending stores p under state for ttl, within limits.

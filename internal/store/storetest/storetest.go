@@ -19,6 +19,11 @@ import (
 // Factory returns a new, empty store whose clock is now.
 type Factory func(t *testing.T, now func() time.Time) authserver.Store
 
+// SharedFactory returns two stores over the same, new and empty state, as
+// two replicas of vmcp would have (the same store twice for stores that
+// live in one process). Their clock is now.
+type SharedFactory func(t *testing.T, now func() time.Time) (a, b authserver.Store)
+
 type clock = fakeclock.Clock
 
 // Run runs the suite against stores made by newStore.
@@ -40,12 +45,41 @@ func Run(t *testing.T, newStore Factory) {
 		{"concurrent take", testConcurrentTake},
 		{"pending limits", testPendingLimits},
 		{"pending limits under concurrency", testPendingLimitsConcurrent},
+		{"token active", testTokenActive},
+		{"deactivate is atomic", testConcurrentDeactivate},
+		{"refresh rotation and reuse", testRotationReuse},
+		{"grant versions", testGrantVersions},
+		{"concurrent grant updates", testConcurrentGrantPuts},
+		{"grant locks", testGrantLocks},
+		{"secrets", testSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 			tc.fn(t, newStore(t, c.Now), c)
+		})
+	}
+}
+
+// RunShared runs the checks that need two handles on one store: what one
+// replica changes, the other sees (at once, or within a few seconds where
+// a replica keeps local copies that changes elsewhere invalidate).
+func RunShared(t *testing.T, newStores SharedFactory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, a, b authserver.Store, c *clock)
+	}{
+		{"revocation reaches the other replica", testSharedRevocation},
+		{"grant changes reach the other replica", testSharedGrants},
+		{"locks are shared", testSharedLocks},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			a, b := newStores(t, c.Now)
+			tc.fn(t, a, b, c)
 		})
 	}
 }
@@ -365,7 +399,7 @@ func testGrants(t *testing.T, s authserver.Store, c *clock) {
 
 	// A grant past its ExpiresAt is gone; extending it keeps it.
 	g3 := *g
-	g3.ID, g3.ExpiresAt = "g3", c.Now().Add(time.Hour).UTC()
+	g3.ID, g3.ExpiresAt, g3.Version = "g3", c.Now().Add(time.Hour).UTC(), 0
 	if err := s.PutGrant(ctx, &g3); err != nil {
 		t.Fatal(err)
 	}
@@ -524,4 +558,430 @@ func testPendingLimitsConcurrent(t *testing.T, s authserver.Store, _ *clock) {
 	if total != lim.Total {
 		t.Errorf("%d pending logins stored, want exactly the cap %d (4 clients x 3 > 7)", total, lim.Total)
 	}
+}
+
+func testTokenActive(t *testing.T, s authserver.Store, c *clock) {
+	if _, err := s.TokenActive(ctx, authserver.KindAccess, "none"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("TokenActive(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := s.CreateToken(ctx, authserver.KindAccess, record("t", "r", c.Now().Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if active, err := s.TokenActive(ctx, authserver.KindAccess, "t"); err != nil || !active {
+		t.Errorf("TokenActive of a new record = %v, %v; want true", active, err)
+	}
+	if _, err := s.TokenActive(ctx, authserver.KindRefresh, "t"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("TokenActive of another kind = %v, want ErrNotFound", err)
+	}
+	if err := s.DeactivateToken(ctx, authserver.KindAccess, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if active, err := s.TokenActive(ctx, authserver.KindAccess, "t"); err != nil || active {
+		t.Errorf("TokenActive after DeactivateToken = %v, %v; want false", active, err)
+	}
+	if err := s.CreateToken(ctx, authserver.KindAccess, record("u", "r", c.Now().Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TokenActive(ctx, authserver.KindAccess, "u"); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Minute)
+	if _, err := s.TokenActive(ctx, authserver.KindAccess, "u"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("TokenActive of an expired record = %v, want ErrNotFound", err)
+	}
+	if err := s.DeactivateToken(ctx, authserver.KindAccess, "u"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("DeactivateToken of an expired record = %v, want ErrNotFound", err)
+	}
+}
+
+// testConcurrentDeactivate: of many requests using one code or refresh
+// token at once, exactly one wins.
+func testConcurrentDeactivate(t *testing.T, s authserver.Store, c *clock) {
+	for i := range 10 {
+		sig := fmt.Sprint("code", i)
+		if err := s.CreateToken(ctx, authserver.KindCode, record(sig, "r", c.Now().Add(time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, inactive := 0, 0
+		for range 8 {
+			wg.Go(func() {
+				err := s.DeactivateToken(ctx, authserver.KindCode, sig)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, authserver.ErrInactive):
+					inactive++
+				default:
+					t.Errorf("DeactivateToken: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 || inactive != 7 {
+			t.Fatalf("8 concurrent DeactivateToken: %d won, %d got ErrInactive; want 1 and 7", wins, inactive)
+		}
+	}
+	if err := s.DeactivateToken(ctx, authserver.KindCode, "unknown"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("DeactivateToken(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+// testRotationReuse plays fosite's refresh: rotation retires the used
+// refresh token and the family's access tokens; presenting the retired
+// token again (reuse) revokes the whole family, the new tokens included.
+func testRotationReuse(t *testing.T, s authserver.Store, c *clock) {
+	exp := c.Now().Add(time.Hour)
+	create := func(kind authserver.TokenKind, sig string) {
+		t.Helper()
+		if err := s.CreateToken(ctx, kind, record(sig, "fam", exp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active := func(kind authserver.TokenKind, sig string) bool {
+		t.Helper()
+		a, err := s.TokenActive(ctx, kind, sig)
+		if errors.Is(err, authserver.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	create(authserver.KindRefresh, "r1")
+	create(authserver.KindAccess, "a1")
+	// Rotation, raced by several requests with r1: one rotates.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var rotated []int
+	for i := range 6 {
+		wg.Go(func() {
+			if err := s.DeactivateToken(ctx, authserver.KindRefresh, "r1"); err != nil {
+				return
+			}
+			mu.Lock()
+			rotated = append(rotated, i)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(rotated) != 1 {
+		t.Fatalf("%d concurrent rotations of one refresh token succeeded, want 1", len(rotated))
+	}
+	if err := s.DeleteFamily(ctx, authserver.KindAccess, "fam"); err != nil {
+		t.Fatal(err)
+	}
+	create(authserver.KindRefresh, "r2")
+	create(authserver.KindAccess, "a2")
+	if active(authserver.KindAccess, "a1") || active(authserver.KindRefresh, "r1") {
+		t.Error("the rotated refresh token or the old access token is still active")
+	}
+	if !active(authserver.KindRefresh, "r2") || !active(authserver.KindAccess, "a2") {
+		t.Fatal("the new tokens are not active")
+	}
+	// Reuse of r1: it is found, inactive, and the family goes.
+	old, err := s.GetToken(ctx, authserver.KindRefresh, "r1")
+	if err != nil || old.Active {
+		t.Fatalf("the retired refresh token: %+v, %v; want it inactive and readable", old, err)
+	}
+	if err := s.DeactivateFamily(ctx, authserver.KindRefresh, old.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteFamily(ctx, authserver.KindAccess, old.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if active(authserver.KindRefresh, "r2") || active(authserver.KindAccess, "a2") {
+		t.Error("reuse of a retired refresh token left the family's new tokens active")
+	}
+}
+
+func grant(id string, c *clock) *authserver.Grant {
+	return &authserver.Grant{ID: id, Provider: "p", Subject: "s", AccessToken: "at", RefreshToken: "rt",
+		UpdatedAt: c.Now().UTC(), ExpiresAt: c.Now().Add(time.Hour).UTC()}
+}
+
+func testGrantVersions(t *testing.T, s authserver.Store, c *clock) {
+	g := grant("gv", c)
+	stale := *g
+	stale.Version = 3
+	if err := s.PutGrant(ctx, &stale); !errors.Is(err, authserver.ErrConflict) {
+		t.Errorf("PutGrant of a version that was never stored = %v, want ErrConflict", err)
+	}
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if g.Version == 0 {
+		t.Fatal("PutGrant left Version 0")
+	}
+	first := *g // as read by someone else
+	g.RefreshToken = "rt2"
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatalf("putting back the version read: %v", err)
+	}
+	first.RefreshToken = "overwrite"
+	if err := s.PutGrant(ctx, &first); !errors.Is(err, authserver.ErrConflict) {
+		t.Errorf("putting back an old version = %v, want ErrConflict", err)
+	}
+	got, err := s.GetGrant(ctx, "gv")
+	if err != nil || got.RefreshToken != "rt2" || got.Version != g.Version {
+		t.Errorf("stored grant: %+v, %v; want refresh token rt2 at version %d", got, err, g.Version)
+	}
+	again := *got
+	again.ID = "gv-new"
+	if err := s.PutGrant(ctx, &again); !errors.Is(err, authserver.ErrConflict) {
+		t.Errorf("creating a grant with a non-zero version = %v, want ErrConflict", err)
+	}
+	// An expired grant is gone: a new one under its ID starts at version 0.
+	c.Add(2 * time.Hour)
+	fresh := grant("gv", c)
+	if err := s.PutGrant(ctx, fresh); err != nil {
+		t.Errorf("creating a grant where one expired: %v", err)
+	}
+	if err := s.DeleteGrant(ctx, "gv"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutGrant(ctx, grant("gv", c)); err != nil {
+		t.Errorf("creating a grant where one was deleted: %v", err)
+	}
+}
+
+// testConcurrentGrantPuts: of writers that read the same version, exactly
+// one stores its change.
+func testConcurrentGrantPuts(t *testing.T, s authserver.Store, c *clock) {
+	g := grant("gc", c)
+	if err := s.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var won []string
+	for i := range 8 {
+		wg.Go(func() {
+			mine := *g
+			mine.RefreshToken = fmt.Sprint("rt-", i)
+			err := s.PutGrant(ctx, &mine)
+			switch {
+			case err == nil:
+				mu.Lock()
+				won = append(won, mine.RefreshToken)
+				mu.Unlock()
+			case !errors.Is(err, authserver.ErrConflict):
+				t.Errorf("PutGrant: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(won) != 1 {
+		t.Fatalf("%d of 8 concurrent updates of one version were stored (%v), want 1", len(won), won)
+	}
+	got, err := s.GetGrant(ctx, "gc")
+	if err != nil || got.RefreshToken != won[0] {
+		t.Errorf("stored refresh token %v (%v), want the winner's %s", got, err, won[0])
+	}
+}
+
+// waitFor polls cond every 10ms until it holds, for at most 10s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testGrantLocks(t *testing.T, s authserver.Store, c *clock) {
+	lock := func(owner string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := s.LockGrant(ctx, "g", owner, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !lock("a", time.Minute) {
+		t.Fatal("a free lock was refused")
+	}
+	if lock("b", time.Minute) {
+		t.Fatal("a held lock was given to another owner")
+	}
+	if ok, _ := s.LockGrant(ctx, "other", "b", time.Minute); !ok {
+		t.Error("the lock of another grant was refused")
+	}
+	if err := s.UnlockGrant(ctx, "g", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if lock("b", time.Minute) {
+		t.Fatal("unlocking by a non-owner released the lock")
+	}
+	if err := s.UnlockGrant(ctx, "g", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if !lock("b", 100*time.Millisecond) {
+		t.Fatal("the lock was not free after its owner unlocked it")
+	}
+	// A lease ends on its own (an owner that died): in the store's time.
+	c.Add(time.Second)
+	waitFor(t, "a lease of 100ms was still held", func() bool { return lock("c", time.Minute) })
+}
+
+func testSecrets(t *testing.T, s authserver.Store, _ *clock) {
+	if _, err := s.GetSecret(ctx, "k"); !errors.Is(err, authserver.ErrNotFound) {
+		t.Errorf("GetSecret(unknown) = %v, want ErrNotFound", err)
+	}
+	got, err := s.InitSecret(ctx, "k", []byte("first"))
+	if err != nil || string(got) != "first" {
+		t.Fatalf("InitSecret = %q, %v", got, err)
+	}
+	results := make([][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			v, err := s.InitSecret(ctx, "k2", fmt.Appendf(nil, "v%d", i))
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = v
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		if string(r) != string(results[0]) {
+			t.Fatalf("racing InitSecret calls got different secrets: %q", results)
+		}
+	}
+	if again, err := s.InitSecret(ctx, "k", []byte("second")); err != nil || string(again) != "first" {
+		t.Errorf("InitSecret over a stored secret = %q, %v; want the stored %q", again, err, "first")
+	}
+	if v, err := s.GetSecret(ctx, "k"); err != nil || string(v) != "first" {
+		t.Errorf("GetSecret = %q, %v", v, err)
+	}
+}
+
+func testSharedRevocation(t *testing.T, a, b authserver.Store, c *clock) {
+	exp := c.Now().Add(time.Hour)
+	for _, sig := range []string{"a1", "a2", "a3"} {
+		if err := a.CreateToken(ctx, authserver.KindAccess, record(sig, "fam-"+sig, exp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sig := range []string{"a1", "a2", "a3"} {
+		// b reads (and may keep a copy) before the change.
+		if active, err := b.TokenActive(ctx, authserver.KindAccess, sig); err != nil || !active {
+			t.Fatalf("b sees %s: %v, %v", sig, active, err)
+		}
+	}
+	if err := a.DeleteFamily(ctx, authserver.KindAccess, "fam-a1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeactivateFamily(ctx, authserver.KindAccess, "fam-a2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DeleteToken(ctx, authserver.KindAccess, "a3"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []string{"a1", "a2", "a3"} {
+		waitFor(t, "b still sees "+sig+" active after a revoked it", func() bool {
+			active, err := b.TokenActive(ctx, authserver.KindAccess, sig)
+			return !active && (err == nil || errors.Is(err, authserver.ErrNotFound))
+		})
+	}
+}
+
+func testSharedGrants(t *testing.T, a, b authserver.Store, c *clock) {
+	g := grant("g", c)
+	if err := a.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err := b.GrantRevoked(ctx, "g"); err != nil || revoked {
+		t.Fatalf("b: GrantRevoked = %v, %v", revoked, err)
+	}
+	if got, err := b.GetGrant(ctx, "g"); err != nil || got.RefreshToken != "rt" {
+		t.Fatalf("b: GetGrant = %+v, %v", got, err)
+	}
+	g.RefreshToken = "rotated"
+	if err := a.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	// After the lock, b reads what a stored last, at once.
+	if ok, err := b.LockGrant(ctx, "g", "b", time.Minute); err != nil || !ok {
+		t.Fatalf("b: LockGrant = %v, %v", ok, err)
+	}
+	if got, err := b.GetGrant(ctx, "g"); err != nil || got.RefreshToken != "rotated" || got.Version != g.Version {
+		t.Errorf("b after LockGrant: GetGrant = %+v, %v; want the rotated token at version %d", got, err, g.Version)
+	}
+	_ = b.UnlockGrant(ctx, "g", "b")
+	g.Revoked = true
+	if err := a.PutGrant(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b does not see the grant revoked by a", func() bool {
+		revoked, err := b.GrantRevoked(ctx, "g")
+		return err == nil && revoked
+	})
+	if err := a.DeleteGrant(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b still sees the grant a deleted", func() bool {
+		_, err := b.GetGrant(ctx, "g")
+		return errors.Is(err, authserver.ErrNotFound)
+	})
+}
+
+func testSharedLocks(t *testing.T, a, b authserver.Store, _ *clock) {
+	if ok, err := a.LockGrant(ctx, "g", "a", time.Minute); err != nil || !ok {
+		t.Fatalf("a: LockGrant = %v, %v", ok, err)
+	}
+	if ok, err := b.LockGrant(ctx, "g", "b", time.Minute); err != nil || ok {
+		t.Fatalf("b took a lock a holds: %v, %v", ok, err)
+	}
+	if err := a.UnlockGrant(ctx, "g", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.LockGrant(ctx, "g", "b", time.Minute); err != nil || !ok {
+		t.Fatalf("b: LockGrant after a unlocked = %v, %v", ok, err)
+	}
+}
+
+// Fill stores one of everything that grants access, through s, and
+// returns the values that must not appear in the clear wherever s keeps
+// its state (a test greps the raw database for them): token signatures
+// (a signature and its stored request could be put together into a valid
+// token), the content of stored requests, upstream tokens, the OAuth
+// state and PKCE verifier of a pending login, a generated secret, a
+// client's secret hash and identity claims.
+func Fill(t *testing.T, s authserver.Store) []string {
+	t.Helper()
+	exp := time.Now().Add(time.Hour)
+	v := []string{
+		"sig-code-Y2m8Qx", "sig-access-Lp0Zr4", "sig-refresh-Hq7Tn2", "request-session-Kw3Vb9",
+		"upstream-access-Rt6Mz1", "upstream-refresh-Xc5Ju8", "upstream-id-Fd2Wq7",
+		"state-Ny4Pk6", "verifier-Gs9Lh3", "nonce-Be1Qa5", "generated-secret-Zu8Dm0",
+		"$2a$10$secret-hash-Tq2Ov7", "alice-claims-Wm4Ye6@example.com",
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateClient(ctx, &authserver.Client{ID: "client-1", SecretHash: []byte(v[11]), RedirectURIs: []string{"http://127.0.0.1/cb"}}, 0))
+	req := []byte(`{"session":"` + v[3] + `"}`)
+	for i, kind := range []authserver.TokenKind{authserver.KindCode, authserver.KindAccess, authserver.KindRefresh} {
+		must(s.CreateToken(ctx, kind, &authserver.TokenRecord{Signature: v[i], RequestID: "rid", Active: true, ExpiresAt: exp, Request: req}))
+	}
+	must(s.PutGrant(ctx, &authserver.Grant{ID: "grant-1", Provider: "p", AccessToken: v[4], RefreshToken: v[5], IDToken: v[6],
+		IDTokenClaims: map[string]any{"email": v[12]}, ExpiresAt: exp}))
+	must(s.PutPending(ctx, v[7], &authserver.Pending{Request: authserver.AuthorizeRequest{ClientID: "client-1", RedirectURI: "http://127.0.0.1/cb"},
+		Provider: "p", Verifier: v[8], Nonce: v[9]}, time.Hour, authserver.PendingLimits{}))
+	if _, err := s.InitSecret(ctx, "server", []byte(v[10])); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
