@@ -2,6 +2,7 @@ package authn_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/authn"
 )
@@ -25,6 +26,39 @@ func BenchmarkJWTVerifierRS256(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
+		if _, err := v.Authenticate(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := p.jwksHits.Load(); n != 1 {
+		b.Errorf("JWKS fetched %d times, want 1", n)
+	}
+}
+
+// BenchmarkJWTVerifierRS256Cold verifies a token that is not in the
+// verified-token cache (its entry expired), against a warm remote key set:
+// the cost of the first request with a new token.
+func BenchmarkJWTVerifierRS256Cold(b *testing.B) {
+	k := rsaKey(0, "k1")
+	p := newIdP(b, k)
+	c := newClock()
+	v, err := authn.NewJWTVerifier(&authn.JWTOptions{
+		Issuer: p.URL(), Audience: audience, HTTPClient: p.srv.Client(), Now: c.Now,
+		KeyCacheTTL: 1 << 62,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	claims := claimsFor(p.URL(), c.Now())
+	claims["exp"] = c.Now().Add(100 * 365 * 24 * time.Hour).Unix()
+	tok := sign(b, k, claims, nil)
+	ctx := b.Context()
+	if _, err := v.Authenticate(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Advance(authn.DefaultVerifiedCacheTTL)
 		if _, err := v.Authenticate(ctx, tok); err != nil {
 			b.Fatal(err)
 		}

@@ -208,3 +208,27 @@ func TestStaticAndPassthrough(t *testing.T) {
 		t.Error("PerUser is wrong")
 	}
 }
+
+// BenchmarkTokenExchangeCached is the cost per backend request of a user
+// whose exchanged token is cached.
+func BenchmarkTokenExchangeCached(b *testing.B) {
+	st := &sts{ttl: 3600}
+	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"x","issued_token_type":"%s","token_type":"Bearer","expires_in":3600}`, backendauth.TokenTypeAccessToken)
+	}))
+	b.Cleanup(st.srv.Close)
+	x := &backendauth.TokenExchange{TokenURL: st.srv.URL, ClientID: "vmcp", ClientSecret: "s3cret", Audience: "a"}
+	id := user("alice", "tok-a")
+	h := http.Header{}
+	ctx := b.Context()
+	if err := x.Apply(ctx, id, h); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := x.Apply(ctx, id, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
