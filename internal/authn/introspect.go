@@ -51,8 +51,8 @@ type IntrospectionOptions struct {
 	// NegativeCacheTTL is how long an inactive result is reused. Default:
 	// [DefaultNegativeCacheTTL].
 	NegativeCacheTTL time.Duration
-	// MaxCacheEntries bounds the cache; when it is full, expired entries
-	// and then arbitrary ones are dropped. Default: [DefaultMaxCacheEntries].
+	// MaxCacheEntries bounds the cache; when it is full, the least
+	// recently used entry makes room. Default: [DefaultMaxCacheEntries].
 	MaxCacheEntries int
 	// ClockSkew is the tolerance applied to "exp", "nbf" and "iat".
 	// Default: [DefaultClockSkew]; a negative value means none.
@@ -97,6 +97,9 @@ func NewIntrospector(opts *IntrospectionOptions) (*Introspector, error) {
 	}
 	if err := checkHTTPURL(o.Endpoint); err != nil {
 		return nil, fmt.Errorf("authn: introspection endpoint: %w", err)
+	}
+	if o.MaxCacheEntries < 0 {
+		return nil, fmt.Errorf("authn: introspection: MaxCacheEntries is %d, want 0 (the default) or more", o.MaxCacheEntries)
 	}
 	in := &Introspector{
 		endpoint:    o.Endpoint,
@@ -242,5 +245,5 @@ func (in *Introspector) cached(key [sha256.Size]byte) (introspection, bool) {
 
 // store caches r under key until r.until.
 func (in *Introspector) store(key [sha256.Size]byte, r introspection) {
-	in.cache.put(key, r, r.until, in.now())
+	in.cache.put(key, r, r.until)
 }

@@ -216,7 +216,7 @@ func (v *JWTVerifier) Authenticate(ctx context.Context, token string) (*identity
 	if limit := now.Add(DefaultVerifiedCacheTTL); until.After(limit) {
 		until = limit
 	}
-	v.verified.put(key, id, until, now)
+	v.verified.put(key, id, until)
 	return v.checked(ctx, id, token)
 }
 

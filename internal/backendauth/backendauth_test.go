@@ -232,3 +232,48 @@ func BenchmarkTokenExchangeCached(b *testing.B) {
 		}
 	}
 }
+
+// handlerTransport serves requests with a handler, in process: for tests
+// that make thousands of exchanges.
+type handlerTransport struct{ h http.Handler }
+
+func (ht handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	ht.h.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
+// TestTokenExchangeCacheFull: when the cache is full, a new user's token
+// takes the place of the least recently used one; every other user keeps
+// theirs. (The cache used to be emptied: the 10,001st user made every user
+// exchange again at once.)
+func TestTokenExchangeCacheFull(t *testing.T) {
+	t.Parallel()
+	st := newSTS(t, 300)
+	x := &backendauth.TokenExchange{TokenURL: st.srv.URL, ClientID: "vmcp", ClientSecret: "s3cret", Audience: "a",
+		HTTPClient: &http.Client{Transport: handlerTransport{st.srv.Config.Handler}}}
+	u := func(i int) *identity.Identity { return user(fmt.Sprint("u", i), fmt.Sprint("tok-", i)) }
+	const users = backendauth.MaxCachedTokens + 10
+	for i := range users {
+		if _, err := authz(t, x, u(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.n.Load(); n != users {
+		t.Fatalf("%d exchanges for %d users, want one each", n, users)
+	}
+	for _, i := range []int{10, 11, backendauth.MaxCachedTokens / 2, users - 1} {
+		if _, err := authz(t, x, u(i)); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.n.Load(); n != users {
+			t.Fatalf("user %d, one of the %d most recent, had to exchange again", i, backendauth.MaxCachedTokens)
+		}
+	}
+	if _, err := authz(t, x, u(0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.n.Load(); n != users+1 {
+		t.Errorf("user 0, the least recently used, was still cached (%d exchanges)", n)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vmcp-dev/vmcp/internal/identity"
@@ -50,8 +51,7 @@ type TokenExchange struct {
 	Now func() time.Time
 
 	once     sync.Once
-	mu       sync.Mutex // guards cache
-	cache    map[string]cachedToken
+	cache    *lru.Cache[string, cachedToken] // safe for concurrent use
 	inflight singleflight.Group
 
 	hits, exchanges, fails atomic.Int64
@@ -71,11 +71,16 @@ type cachedToken struct {
 // expiryMargin is how long before it expires a cached token is replaced.
 const expiryMargin = 30 * time.Second
 
+// MaxCachedTokens bounds the exchanged tokens a [TokenExchange] keeps; when
+// it is full, the least recently used one makes room, so that a new user
+// never makes every other user exchange again.
+const MaxCachedTokens = 10000
+
 func (*TokenExchange) PerUser() bool { return true }
 
 func (s *TokenExchange) init() {
 	s.once.Do(func() {
-		s.cache = map[string]cachedToken{}
+		s.cache, _ = lru.New[string, cachedToken](MaxCachedTokens) // fails only for a size < 1
 		if s.HTTPClient == nil {
 			s.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 		}
@@ -100,9 +105,7 @@ func (s *TokenExchange) Apply(ctx context.Context, id *identity.Identity, h http
 	sum := sha256.Sum256([]byte(id.Key() + "\x00" + subject))
 	key := string(sum[:])
 	now := s.Now()
-	s.mu.Lock()
-	c, ok := s.cache[key]
-	s.mu.Unlock()
+	c, ok := s.cache.Get(key)
 	if ok && now.Before(c.until) {
 		s.hits.Add(1)
 		h.Set("Authorization", "Bearer "+c.token)
@@ -196,12 +199,7 @@ func (s *TokenExchange) exchange(ctx context.Context, key, subject string) (stri
 	}
 	s.exchanges.Add(1)
 	if ttl > 0 {
-		s.mu.Lock()
-		if len(s.cache) > 10000 {
-			clear(s.cache)
-		}
-		s.cache[key] = cachedToken{token: tr.AccessToken, until: s.Now().Add(ttl)}
-		s.mu.Unlock()
+		s.cache.Add(key, cachedToken{token: tr.AccessToken, until: s.Now().Add(ttl)})
 	}
 	return tr.AccessToken, nil
 }

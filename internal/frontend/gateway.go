@@ -82,7 +82,7 @@ type Gateway struct {
 	origins map[string]bool // allowed origins besides loopback, lower case
 
 	pub        atomic.Pointer[published]
-	principals principals
+	principals *principals
 	built      atomic.Bool // a catalog was built after every backend's first attempt
 	rebuild    chan struct{}
 
@@ -145,7 +145,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	}
 	g.stopCtx, g.stop = context.WithCancel(context.Background())
 	g.streamsCtx, g.closeStreams = context.WithCancel(context.Background())
-	g.principals.m = map[*identity.Identity]principalEntry{}
+	g.principals = newPrincipals()
 	g.publish(router.Build(nil, o.Aggregation))
 	sdkLogger := quiet(o.Logger)
 	g.server = g.newServer(sdkLogger)
