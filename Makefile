@@ -24,8 +24,10 @@ test: tools vet
 test-unit:
 	$(GO) test -short -count=1 ./...
 
+## vet: go vet, gofmt and staticcheck (scripts/staticcheck.sh: pinned, exceptions documented in docs/design.md)
 vet:
 	$(GO) vet ./...
+	scripts/staticcheck.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 bench:

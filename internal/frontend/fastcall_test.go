@@ -101,7 +101,6 @@ type rpc struct {
 	sid       string
 	user      string
 	stateless bool
-	n         int
 }
 
 // call sends one request with the given id (a number or a JSON string),
