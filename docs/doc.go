@@ -1,4 +1,5 @@
-// Package docs holds the tests that check vmcp's documentation against the
-// code: the package map of design.md against `go list`, and the examples of
-// the other documents. It has no code of its own.
+// Package docs holds tests that check vmcp's documentation against the
+// code: the package map of design.md against `go list`. (The documents'
+// `$ vmcp …` examples are run by TestDocExamples in cmd/vmcp.) It has no
+// code of its own.
 package docs
