@@ -15,12 +15,14 @@ var update = flag.Bool("update", false, "rewrite the outputs of the documentatio
 
 // docExample is a fenced block of a document that starts with a command
 // line "$ vmcp …" (continued with a trailing backslash) followed by its
-// output.
+// output, or a block whose info string names the file it shows
+// ("```yaml docs/examples/x.yaml").
 type docExample struct {
 	file       string
-	line       int    // of the command
+	line       int    // of the command, or of the block's first line
 	command    string // without "$ ", continuations joined
-	start, end int    // byte offsets of the output in the file
+	copyOf     string // the file the block shows, instead of a command
+	start, end int    // byte offsets of the output (or the copy) in the file
 	output     string
 }
 
@@ -41,7 +43,11 @@ func docExamples(file string, data []byte) []docExample {
 				out = append(out, *cur)
 			}
 			inFence, cur = !inFence, nil
-			if inFence && strings.HasPrefix(text[off+len(l):], "$ vmcp ") {
+			info := strings.Fields(strings.TrimPrefix(trimmed, "```"))
+			switch {
+			case inFence && len(info) == 2:
+				cur = &docExample{file: file, line: line + 1, copyOf: info[1], start: off + len(l)}
+			case inFence && strings.HasPrefix(text[off+len(l):], "$ vmcp "):
 				cur = &docExample{file: file, line: line + 1}
 			}
 		case cur != nil && cur.start == 0:
@@ -122,6 +128,20 @@ func TestDocExamples(t *testing.T) {
 		var updated bytes.Buffer
 		last := 0
 		for _, ex := range examples {
+			if ex.copyOf != "" {
+				want, err := os.ReadFile(ex.copyOf)
+				if err != nil {
+					t.Fatalf("%s:%d: the block shows %s: %v", ex.file, ex.line, ex.copyOf, err)
+				}
+				if diff := cmp.Diff(ex.output, string(want)); diff != "" && !*update {
+					t.Errorf("%s:%d: the block differs from %s (-document +file):\n%s\n"+
+						"(go test ./cmd/vmcp -run TestDocExamples -update rewrites the document)", ex.file, ex.line, ex.copyOf, diff)
+				}
+				updated.Write(data[last:ex.start])
+				updated.Write(want)
+				last = ex.end
+				continue
+			}
 			args := shellWords(t, ex.command)
 			if args[0] != "vmcp" {
 				t.Fatalf("%s:%d: not a vmcp command: %q", ex.file, ex.line, ex.command)
@@ -148,7 +168,7 @@ func TestDocExamples(t *testing.T) {
 			t.Logf("rewrote %s", rel)
 		}
 	}
-	if total < 3 {
-		t.Errorf("found %d command examples in the documents, want at least 3 (authz explain, authz test, validate)", total)
+	if total < 5 {
+		t.Errorf("found %d examples in the documents, want at least 5 (authz explain, authz test, two validate, a file)", total)
 	}
 }
