@@ -100,6 +100,7 @@ type Gateway struct {
 
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
+	peersWG sync.WaitGroup // the goroutines that watch the peers' sessions (keepPeer)
 
 	sessions   sessionTable    // initialized 2025-11-25 sessions
 	serverInfo json.RawMessage // the server's name and version, for stateless results
@@ -248,15 +249,18 @@ func (g *Gateway) BackendsChanged() {
 }
 
 // Run keeps the catalog in step with the backends, and expires idle
-// sessions, until ctx is done.
+// sessions, until ctx is done; it returns when everything it started has
+// stopped.
 func (g *Gateway) Run(ctx context.Context) {
-	go g.expireSessions(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // Run returns only when the goroutines it started have
+	wg.Go(func() { g.expireSessions(ctx) })
 	attempted := make(chan struct{})
-	go func() {
+	wg.Go(func() {
 		if g.backends.WaitAttempted(ctx) == nil {
 			close(attempted)
 		}
-	}()
+	})
 	var timer <-chan time.Time
 	for {
 		select {
