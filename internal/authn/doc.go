@@ -22,9 +22,10 @@
 //   - [Chain] sends JWT-shaped tokens to the first and opaque ones to the
 //     second.
 //
-// [ProtectedResourceHandler] serves the RFC 9728 protected resource metadata
-// that clients discover through the challenges, and [MetadataLocations]
-// derives the paths it is served at.
+// [NewProtectedResourceHandler] serves the RFC 9728 protected resource
+// metadata that clients discover through the challenges (the go-sdk's type
+// and handler, checked and cached), and [MetadataLocations] derives the
+// paths it is served at.
 //
 // # Security properties
 //
