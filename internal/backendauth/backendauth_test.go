@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
@@ -275,5 +277,57 @@ func TestTokenExchangeCacheFull(t *testing.T) {
 	}
 	if n := st.n.Load(); n != users+1 {
 		t.Errorf("user 0, the least recently used, was still cached (%d exchanges)", n)
+	}
+}
+
+// TestTokenExchangeRequest checks the request on the wire, whatever builds
+// it: one form POST with the RFC 8693 parameters, the client
+// authenticated with HTTP Basic (both parts form-encoded, RFC 6749
+// §2.3.1), and an answer's body never in an error.
+func TestTokenExchangeRequest(t *testing.T) {
+	t.Parallel()
+	var form atomic.Pointer[map[string][]string]
+	var status atomic.Int64
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
+			id != "vmcp%3Agw" || secret != "s%3Acr%2Ft+x" {
+			http.Error(w, "bad client authentication or request", http.StatusUnauthorized)
+			return
+		}
+		_ = r.ParseForm()
+		f := map[string][]string(r.PostForm)
+		form.Store(&f)
+		if s := int(status.Load()); s != http.StatusOK {
+			http.Error(w, "upstream trouble with subject_token "+r.PostForm.Get("subject_token"), s)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"new","issued_token_type":"%s","token_type":"N_A","expires_in":600}`, backendauth.TokenTypeAccessToken)
+	}))
+	t.Cleanup(srv.Close)
+	x := &backendauth.TokenExchange{TokenURL: srv.URL, ClientID: "vmcp:gw", ClientSecret: "s:cr/t x",
+		Audience: "https://backend.example", Resource: "https://backend.example/mcp", Scopes: []string{"a", "b"}}
+	if h, err := authz(t, x, user("alice", "tok-a")); err != nil || h != "Bearer new" {
+		t.Fatalf("exchange: %q, %v", h, err)
+	}
+	want := map[string][]string{
+		"grant_type":           {backendauth.GrantTypeTokenExchange},
+		"subject_token":        {"tok-a"},
+		"subject_token_type":   {backendauth.TokenTypeAccessToken},
+		"requested_token_type": {backendauth.TokenTypeAccessToken},
+		"audience":             {"https://backend.example"},
+		"resource":             {"https://backend.example/mcp"},
+		"scope":                {"a b"},
+		"code":                 {""}, // x/oauth2 sends it empty; RFC 6749 §3.2: ignored
+	}
+	if diff := cmp.Diff(want, *form.Load()); diff != "" {
+		t.Errorf("form (-want +got):\n%s", diff)
+	}
+	status.Store(http.StatusBadGateway)
+	_, err := authz(t, x, user("bob", "tok-secret-b"))
+	if err == nil || !strings.Contains(err.Error(), "502") || strings.Contains(err.Error(), "tok-secret-b") {
+		t.Errorf("a failed exchange: %v; want the status, never the answer's body (it echoes the subject token)", err)
 	}
 }
