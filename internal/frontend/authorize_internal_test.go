@@ -55,3 +55,26 @@ func TestPrincipalCacheFull(t *testing.T) {
 		t.Errorf("caller 0, the least recently used, was still cached (%d resolutions)", n)
 	}
 }
+
+// BenchmarkPrincipalCached is the principal lookup of a caller whose
+// prepared principal is cached: once per authorized request.
+func BenchmarkPrincipalCached(b *testing.B) {
+	a, err := authz.New(&authz.Options{Policies: authz.Policies{Inline: []string{`permit(principal, action, resource);`}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &Gateway{logger: slog.New(slog.DiscardHandler), principals: newPrincipals(), opts: Options{Authorizer: a,
+		Claims: func(_ context.Context, id *identity.Identity) (authz.Claims, error) {
+			return authz.Resolve(map[string]any{"sub": id.Subject}, nil), nil
+		}}}
+	ctx := identity.With(b.Context(), &identity.Identity{Subject: "u"})
+	if _, err := g.principal(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.principal(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
