@@ -20,12 +20,14 @@ tools:
 test: tools vet
 	eval "$$(scripts/tools.sh env)" && VMCP_E2E=1 $(GO) test -race -count=1 -timeout 30m ./...
 
-## test-unit: the fast tests only (no external tools)
+## test-unit: the fast tests (Go only: no Node, npm packages or Hydra; the Go-only end-to-end tests included)
 test-unit:
 	$(GO) test -short -count=1 ./...
 
+## vet: go vet, gofmt and staticcheck (scripts/staticcheck.sh: pinned, exceptions documented in docs/design.md)
 vet:
 	$(GO) vet ./...
+	scripts/staticcheck.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 
 bench:

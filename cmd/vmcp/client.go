@@ -17,7 +17,7 @@ import (
 // client is a small MCP client to try a gateway from the command line.
 func client(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: vmcp client tools|call ...")
+		return errors.New("usage: vmcp client tools|call [flags]")
 	}
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:4483/mcp", "MCP endpoint")

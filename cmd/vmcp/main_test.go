@@ -62,10 +62,10 @@ func TestStateDirNeedsEmbedded(t *testing.T) {
 	}
 }
 
-// TestDocExamples: the examples docs/authorization.md shows are valid and
+// TestExampleFiles: the examples docs/authorization.md shows are valid and
 // their policy cases pass (a Google user's "contractors" group among them:
 // docs/identity.md#threat-model).
-func TestDocExamples(t *testing.T) {
+func TestExampleFiles(t *testing.T) {
 	if out, err := runCLI(t, "validate", "--config", "../../docs/examples/authz-gateway.yaml"); err != nil {
 		t.Errorf("validate authz-gateway.yaml: %v\n%s", err, out)
 	}

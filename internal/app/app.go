@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -56,6 +57,7 @@ type App struct {
 	store      *openedStore         // nil without an authorization server
 	searcher   *toolsearch.Searcher // nil unless tool search is on
 	cancel     context.CancelFunc
+	running    sync.WaitGroup // the goroutines Start started, besides the server's
 	served     chan error
 }
 
@@ -218,9 +220,9 @@ func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.backends.Start()
-	go a.gateway.Run(ctx)
+	a.running.Go(func() { a.gateway.Run(ctx) })
 	if a.authorizer != nil {
-		go a.authorizer.Watch(ctx)
+		a.running.Go(func() { a.authorizer.Watch(ctx) })
 	}
 	if a.searcher != nil {
 		go a.searcher.Run(ctx)
@@ -229,8 +231,9 @@ func (a *App) Start() {
 }
 
 // Shutdown stops serving: no new connections, calls in flight may finish
-// until ctx is done (then they are cancelled), open streams are closed, and
-// every backend connection and stdio child is stopped.
+// until ctx is done (then they are cancelled), open streams and sessions
+// are closed, and every backend connection and stdio child is stopped. It
+// returns when every goroutine the App started has stopped.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.logger.Info("shutting down")
 	a.server.SetKeepAlivesEnabled(false)
@@ -241,6 +244,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.gateway.CloseStreams()
 	<-shut
 	a.cancel()
+	a.gateway.CloseSessions()
+	a.running.Wait()
 	a.backends.Close()
 	a.closeStore()
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {

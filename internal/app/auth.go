@@ -49,7 +49,7 @@ func (a *App) setupAuth(mux *http.ServeMux) (func(http.Handler) http.Handler, er
 		return nil, err
 	}
 	for _, p := range paths {
-		mux.Handle("GET "+p, prm)
+		mux.Handle(p, prm) // every method: the handler answers CORS preflights and refuses what is not GET
 	}
 	return authn.Middleware(verifier, &authn.MiddlewareOptions{ResourceMetadata: metadataURL, Scopes: scopes, Logger: a.logger}), nil
 }

@@ -261,7 +261,11 @@ func TestRedisDownAndBack(t *testing.T) {
 			t.Errorf("%s with Redis down: %d %v, want 503 temporarily_unavailable", u, resp.StatusCode, body)
 		}
 	}
-	status, body := mcpPing(t, base, "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJpc3MiOiJ4In0.c2ln")
+	// A token whose claims would pass (vmcp's issuer and audience, not
+	// expired): only its signature is left to check, and vmcp's signing keys
+	// are in the store. (A token with a foreign issuer is refused with 401
+	// before any key is looked up.)
+	status, body := mcpPing(t, base, claimsOnlyToken(t, base, base+"/mcp"))
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"jsonrpc":"2.0"`) || !strings.Contains(body, `"error"`) {
 		t.Errorf("MCP request with Redis down: %d %s, want 503 with a JSON-RPC error", status, body)
 	}
@@ -332,4 +336,19 @@ func TestRedisNotOnTheCallPath(t *testing.T) {
 	if got := srv.CommandsProcessed(t) - before; got > 5 {
 		t.Errorf("%d MCP requests sent %d commands to Redis; want none but the INFO calls", n, got)
 	}
+}
+
+// claimsOnlyToken returns a JWT with valid claims for issuer and audience
+// and a signature that verifies under no key.
+func claimsOnlyToken(t *testing.T, issuer, audience string) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return enc(map[string]any{"alg": "RS256", "kid": "x"}) + "." +
+		enc(map[string]any{"iss": issuer, "aud": audience, "sub": "s", "exp": time.Now().Add(time.Hour).Unix()}) + ".c2ln"
 }

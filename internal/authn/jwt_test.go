@@ -128,7 +128,14 @@ func TestJWTVerifier(t *testing.T) {
 		{name: "issuer with trailing slash", token: sign(t, rs, with(func(m map[string]any) { m["iss"] = iss + "/" }), nil)},
 		{name: "expired", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-time.Minute).Unix() }), nil)},
 		{name: "expired within skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-10 * time.Second).Unix() }), nil), ok: true},
-		{name: "expired exactly at skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-30 * time.Second).Unix() }), nil)},
+		// go-jose's rule (jwt.Claims.ValidateWithLeeway): a token is valid
+		// up to and including exp+skew, and not a second later.
+		{name: "expired exactly at skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-30 * time.Second).Unix() }), nil), ok: true},
+		{name: "expired a second past skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-31 * time.Second).Unix() }), nil)},
+		{name: "nbf a second past skew", token: sign(t, rs, with(func(m map[string]any) { m["nbf"] = now.Add(31 * time.Second).Unix() }), nil)},
+		{name: "aud null", token: sign(t, rs, with(func(m map[string]any) { m["aud"] = nil }), nil)},
+		{name: "aud holds a number", token: sign(t, rs, with(func(m map[string]any) { m["aud"] = []any{audience, 7} }), nil)},
+		{name: "iss not a string", token: sign(t, rs, with(func(m map[string]any) { m["iss"] = 7 }), nil)},
 		{name: "nbf in the future", token: sign(t, rs, with(func(m map[string]any) { m["nbf"] = now.Add(time.Minute).Unix() }), nil)},
 		{name: "nbf within skew", token: sign(t, rs, with(func(m map[string]any) { m["nbf"] = now.Add(10 * time.Second).Unix() }), nil), ok: true},
 		{name: "iat in the future", token: sign(t, rs, with(func(m map[string]any) { m["iat"] = now.Add(time.Minute).Unix() }), nil)},

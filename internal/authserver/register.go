@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/ory/fosite"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
@@ -47,11 +48,21 @@ type registration struct {
 	AppType       string   `json:"application_type"`
 }
 
-// registrationLimiter bounds registrations per client address.
+// registrationLimiter bounds registrations per client address. It keeps
+// the limiters of at most maxRegistrationLimiters addresses; when full, the
+// least recently seen address's limiter makes room, so that many new
+// addresses never reset the limits of the ones in use. The zero value is
+// ready to use.
 type registrationLimiter struct {
+	now func() time.Time // the clock; nil means time.Now
+
 	mu       sync.Mutex // guards limiters
-	limiters map[string]*rate.Limiter
+	limiters *lru.Cache[string, *rate.Limiter]
 }
+
+// maxRegistrationLimiters bounds the addresses a registrationLimiter
+// remembers.
+const maxRegistrationLimiters = 10000
 
 func (l *registrationLimiter) allow(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -60,15 +71,19 @@ func (l *registrationLimiter) allow(r *http.Request) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.limiters == nil || len(l.limiters) > 10000 {
-		l.limiters = map[string]*rate.Limiter{}
+	if l.limiters == nil {
+		l.limiters, _ = lru.New[string, *rate.Limiter](maxRegistrationLimiters) // fails only for a size < 1
 	}
-	lim := l.limiters[host]
-	if lim == nil {
+	lim, ok := l.limiters.Get(host)
+	if !ok {
 		lim = rate.NewLimiter(rate.Every(time.Second), 30) // 30 at once, then one a second
-		l.limiters[host] = lim
+		l.limiters.Add(host, lim)
 	}
-	return lim.Allow()
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	return lim.AllowN(now(), 1)
 }
 
 // register is dynamic client registration (RFC 7591).

@@ -83,8 +83,9 @@ func fastGateway(t *testing.T, url string, opts *frontend.Options) *frontend.Gat
 	gw = frontend.New(set, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	set.Start()
-	go gw.Run(ctx)
-	t.Cleanup(func() { cancel(); set.Close() })
+	ran := make(chan struct{})
+	go func() { gw.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran; gw.CloseSessions(); set.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for !gw.Ready() || len(gw.Catalog().Tools) == 0 {
 		if time.Now().After(deadline) {
@@ -101,7 +102,6 @@ type rpc struct {
 	sid       string
 	user      string
 	stateless bool
-	n         int
 }
 
 // call sends one request with the given id (a number or a JSON string),

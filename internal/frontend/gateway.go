@@ -100,7 +100,7 @@ type Gateway struct {
 	origins map[string]bool // allowed origins besides loopback, lower case
 
 	pub        atomic.Pointer[published]
-	principals principals
+	principals *principals
 	built      atomic.Bool // a catalog was built after every backend's first attempt
 	rebuild    chan struct{}
 
@@ -118,6 +118,7 @@ type Gateway struct {
 
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
+	peersWG sync.WaitGroup // the goroutines that watch the peers' sessions (keepPeer)
 
 	sessions   sessionTable    // initialized 2025-11-25 sessions
 	serverInfo json.RawMessage // the server's name and version, for stateless results
@@ -163,7 +164,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	}
 	g.stopCtx, g.stop = context.WithCancel(context.Background())
 	g.streamsCtx, g.closeStreams = context.WithCancel(context.Background())
-	g.principals.m = map[*identity.Identity]principalEntry{}
+	g.principals = newPrincipals()
 	g.publish(router.Build(nil, o.Aggregation))
 	sdkLogger := quiet(o.Logger)
 	g.server = g.newServer(sdkLogger)
@@ -271,15 +272,18 @@ func (g *Gateway) BackendsChanged() {
 }
 
 // Run keeps the catalog in step with the backends, and expires idle
-// sessions, until ctx is done.
+// sessions, until ctx is done; it returns when everything it started has
+// stopped.
 func (g *Gateway) Run(ctx context.Context) {
-	go g.expireSessions(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // Run returns only when the goroutines it started have
+	wg.Go(func() { g.expireSessions(ctx) })
 	attempted := make(chan struct{})
-	go func() {
+	wg.Go(func() {
 		if g.backends.WaitAttempted(ctx) == nil {
 			close(attempted)
 		}
-	}()
+	})
 	var timer <-chan time.Time
 	for {
 		select {

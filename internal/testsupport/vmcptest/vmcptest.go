@@ -132,6 +132,30 @@ func Connect(t testing.TB, endpoint, token string, opts *mcp.ClientOptions) *mcp
 	return s
 }
 
+// Initialize opens a 2025-11-25 session at the MCP endpoint at addr with a
+// raw initialize POST declaring the client capabilities caps (a JSON
+// object), and returns its id. The session is not closed: the test decides
+// what becomes of it.
+func Initialize(t testing.TB, addr, caps string) string {
+	t.Helper()
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":` + caps +
+		`,"clientInfo":{"name":"t","version":"1"}}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/mcp", strings.NewReader(init))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d, session %q", resp.StatusCode, sid)
+	}
+	return sid
+}
+
 // OpenStream sends a 2025-11-25 session's GET to the MCP endpoint at addr
 // over HTTP/1.1, on a connection of its own closed when the test ends, with
 // an allowed Origin and body (nil: none; a GET should have none), and
