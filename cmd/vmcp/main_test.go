@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -43,5 +45,16 @@ func TestValidate(t *testing.T) {
 	}
 	if _, err := runCLI(t, "validate", "--config", "testdata/missing.yaml"); err == nil {
 		t.Error("validating a missing file succeeded")
+	}
+}
+
+// TestClientToolsEmpty: `vmcp client tools` against an endpoint without
+// tools says so and fails, rather than printing nothing and succeeding.
+func TestClientToolsEmpty(t *testing.T) {
+	addr := vmcptest.FreeAddr(t)
+	vmcptest.Start(t, "backends: []\nserver: {listen: "+addr+"}\n", nil)
+	out, err := runCLI(t, "client", "tools", "--url", "http://"+addr+"/mcp")
+	if err == nil || !strings.Contains(err.Error(), "lists no tools") {
+		t.Errorf("vmcp client tools on an empty catalog: %v, output %q; want an error saying it lists no tools", err, out)
 	}
 }

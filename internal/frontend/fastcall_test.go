@@ -210,6 +210,7 @@ func TestFastPathMatchesSDKPath(t *testing.T) {
 					{"tools/call", `{"name":"be_fail","arguments":{}}`},
 					{"tools/call", `{"name":"be_meta","arguments":{}}`},
 					{"tools/call", `{"name":"be_chatty","arguments":{}}`},
+					{"tools/call", `{"name":"be_nosuchtool","arguments":{}}`},
 					{"tools/list", `{}`},
 					{"tools/list", `{"cursor":"` + second + `"}`},
 					{"tools/list", `{"cursor":"not base64!"}`},
