@@ -255,7 +255,9 @@ func TestStreamsOutliveTimeouts(t *testing.T) {
 			time.Sleep(1500 * time.Millisecond) // five times readTimeout and idleTimeout, with nothing sent either way
 
 			be.server.AddTool(&mcp.Tool{Name: "new", InputSchema: map[string]any{"type": "object"}},
-				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return &mcp.CallToolResult{}, nil
+				})
 			until(t, bufio.NewScanner(stream.Body), "notifications/tools/list_changed")
 			close(be.release)
 			until(t, callEvents, `"released"`)

@@ -63,8 +63,8 @@ type request struct {
 	modern bool         // a request of the stateless revision
 	sess   *liveSession // the 2025-11-25 session it belongs to; nil for initialize and modern requests
 	active bool         // a POST of sess, counted in sess.active until done
-	slot   string       // the user whose session slot this initialize holds; see sessionTable.reserve
-	held   bool         // a slot is held
+	slot   string       // the user whose session place this initialize holds; see sessionTable.reserve
+	held   bool         // a place is held
 }
 
 // done releases what the request held.

@@ -74,32 +74,30 @@ func (s *liveSession) hasCalls() bool {
 
 // sessionTable holds the initialized sessions and bounds their number:
 // in all (max) and per authenticated user (maxPerUser). An initialize
-// reserves a slot at the edge before the SDK creates its session; the
-// session takes the slot when it is added, and settle gives back a slot the
-// initialize did not use. Slots are counted per user, not per request: any
-// session of a user takes any of that user's reserved slots, which keeps
-// the counts exact whichever initialize ends first.
+// reserves a place at the edge before the SDK creates its session, and
+// gives it back when it ends (settle); the session, if one was made, holds
+// a place of its own from when it is added. For the moment between the two
+// both count, which errs on the side of refusing.
 type sessionTable struct {
 	max, maxPerUser int // fixed at creation; 0: no limit
 
 	mu      sync.RWMutex // guards the fields below
 	m       map[string]*liveSession
 	users   map[string]*userSlots // by identity.Key ("" for anonymous callers)
-	pending int                   // slots reserved and not yet taken, of all users
+	pending int                   // places reserved by initializes in flight, of all users
 
 	refusedTotal, refusedUser atomic.Int64 // initializes refused by each limit
 }
 
-// userSlots counts one user's sessions and reserved slots.
+// userSlots counts one user's sessions and reserved places.
 type userSlots struct {
-	open     int // sessions in the table
-	pending  int // slots reserved by initializes in flight
-	promoted int // reserved slots a session took before its initialize settled
+	open    int // sessions in the table
+	pending int // places reserved by initializes in flight
 }
 
 // Errors of a refused initialize.
 var (
-	errTooManySessions     = errors.New("vmcp has as many sessions open as it allows (server.maxSessions); try again later")
+	errTooManySessions     = errors.New("the gateway has as many sessions open as it allows (server.maxSessions); try again later")
 	errTooManyUserSessions = errors.New("this user has as many sessions open as vmcp allows one user (server.maxSessionsPerPrincipal): end one (DELETE) or try again later")
 )
 
@@ -133,7 +131,7 @@ func (t *sessionTable) forget(user string, u *userSlots) {
 	}
 }
 
-// reserve takes a slot for an initialize of user, or says which limit
+// reserve takes a place for an initialize of user, or says which limit
 // refuses it.
 func (t *sessionTable) reserve(user string) error {
 	t.mu.Lock()
@@ -153,22 +151,15 @@ func (t *sessionTable) reserve(user string) error {
 	return nil
 }
 
-// settle ends an initialize that reserved a slot of user: a slot no
-// session took is given back.
+// settle gives back the place an initialize of user reserved.
 func (t *sessionTable) settle(user string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	u := t.users[user]
-	switch {
-	case u == nil:
-		return
-	case u.promoted > 0:
-		u.promoted--
-	case u.pending > 0:
+	if u := t.users[user]; u != nil && u.pending > 0 {
 		u.pending--
 		t.pending--
+		t.forget(user, u)
 	}
-	t.forget(user, u)
 }
 
 func (t *sessionTable) add(ss *mcp.ServerSession, user string) {
@@ -183,13 +174,7 @@ func (t *sessionTable) add(ss *mcp.ServerSession, user string) {
 		return
 	}
 	t.m[ss.ID()] = s
-	u := t.slots(user)
-	u.open++
-	if u.pending > 0 {
-		u.pending--
-		u.promoted++
-		t.pending--
-	}
+	t.slots(user).open++
 }
 
 func (t *sessionTable) remove(id string) {

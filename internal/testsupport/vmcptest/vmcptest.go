@@ -4,10 +4,12 @@ package vmcptest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,4 +134,22 @@ func OpenStream(t testing.TB, addr, sid string, body io.Reader) (*http.Response,
 		t.Fatal(err)
 	}
 	return resp, conn
+}
+
+// LogBuffer is a log sink safe for concurrent writes.
+type LogBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
