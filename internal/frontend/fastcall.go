@@ -109,7 +109,7 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, req *request)
 // that the caller may not call, gets its answer here (the SDK path would
 // give the same), so that the two look alike on the wire.
 func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *liveSession, a *fastAnswer) bool {
-	if m.Params.Name == "" || sess != nil && !g.quiet(sess) {
+	if m.Params.Name == "" || sess != nil && !g.quiet(sess) || g.opts.ToolSearch.Handles(m.Params.Name) {
 		return false
 	}
 	ctx := r.Context()
@@ -409,6 +409,9 @@ func fastCancel(w http.ResponseWriter, req *request) bool {
 
 // fastList serves a tools/list from the tools' encoded definitions.
 func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
+	if g.opts.ToolSearch != nil {
+		return false // search mode lists a few tools: the SDK path serves it
+	}
 	ctx := r.Context()
 	var ss *mcp.ServerSession
 	if sess != nil {

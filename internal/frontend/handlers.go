@@ -35,6 +35,9 @@ func (g *Gateway) handle(ctx context.Context, method string, req mcp.Request, ne
 	ctx = identity.With(ctx, identityOf(req))
 	switch method {
 	case "tools/list":
+		if g.opts.ToolSearch != nil {
+			return g.listSearchMode(ctx, req.(*mcp.ListToolsRequest))
+		}
 		return g.listTools(ctx, req.(*mcp.ListToolsRequest))
 	case "prompts/list":
 		return g.listPrompts(ctx, req.(*mcp.ListPromptsRequest))
@@ -72,6 +75,9 @@ func (g *Gateway) handle(ctx context.Context, method string, req mcp.Request, ne
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(g.stopCtx, cancel)()
+		if r, ok := req.(*mcp.CallToolRequest); ok && g.opts.ToolSearch.Handles(r.Params.Name) {
+			return g.callSearchMode(ctx, r)
+		}
 		return next(ctx, method, req)
 	}
 	return next(ctx, method, req)
