@@ -170,17 +170,21 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 }
 
 // publicHosts are the host names, besides loopback ones, that requests to a
-// loopback listener may carry: server.publicURL's (a proxy on the same
-// machine may pass it on).
+// loopback listener may carry: those of server.publicURL and of the
+// authorization server's issuer (a proxy on the same machine may pass them
+// on).
 func publicHosts(cfg *config.Config) []string {
-	if cfg.Server.PublicURL == "" {
-		return nil
+	urls := []string{cfg.Server.PublicURL}
+	if as := cfg.AuthServerConfig; as != nil {
+		urls = append(urls, as.Issuer)
 	}
-	u, err := url.Parse(cfg.Server.PublicURL)
-	if err != nil {
-		return nil
+	var hosts []string
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
 	}
-	return []string{u.Hostname()}
+	return hosts
 }
 
 func (a *App) backendSpecs() ([]backend.Spec, error) {

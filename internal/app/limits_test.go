@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,6 +164,34 @@ func TestSlowClientsAreCut(t *testing.T) {
 		}
 	})
 
+	t.Run("idle HTTP/2 connection", func(t *testing.T) {
+		closed := make(chan struct{})
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		tr.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+			if err != nil {
+				return nil, err
+			}
+			return &notifyClose{Conn: c, closed: closed}, nil
+		}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get("http://" + addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("answered over HTTP/%d", resp.ProtoMajor)
+		}
+		select {
+		case <-closed: // the server's GOAWAY and close made the client drop it
+		case <-time.After(bound):
+			t.Fatalf("an idle HTTP/2 connection was kept for %s (idleTimeout 300ms)", bound)
+		}
+	})
+
 	t.Run("HTTP/2 body", func(t *testing.T) {
 		pr, pw := io.Pipe()
 		defer pw.Close()
@@ -197,6 +226,18 @@ func TestSlowClientsAreCut(t *testing.T) {
 			t.Errorf("HTTP/%d %d %s; want HTTP/2 408 with a JSON-RPC error", resp.ProtoMajor, resp.StatusCode, body)
 		}
 	})
+}
+
+// notifyClose closes closed when the connection is closed.
+type notifyClose struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *notifyClose) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 func h2cClient() *http.Client {
