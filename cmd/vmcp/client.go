@@ -42,11 +42,16 @@ func client(args []string, stdout io.Writer) error {
 	defer session.Close()
 	switch cmd {
 	case "tools":
+		n := 0
 		for t, err := range session.Tools(ctx, nil) {
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%-32s %s\n", t.Name, t.Description)
+			n++
+		}
+		if n == 0 {
+			return fmt.Errorf("%s lists no tools (its backends may be down or offer none, or policies hide them from this caller)", *url)
 		}
 		return nil
 	case "call":

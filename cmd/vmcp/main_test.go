@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -71,5 +73,16 @@ func TestExampleFiles(t *testing.T) {
 	}
 	if out, err := runCLI(t, "authz", "test", "../../docs/examples/authz-cases.yaml"); err != nil || !strings.Contains(out, " 0 failed") {
 		t.Errorf("authz-cases.yaml: %v\n%s", err, out)
+	}
+}
+
+// TestClientToolsEmpty: `vmcp client tools` against an endpoint without
+// tools says so and fails, rather than printing nothing and succeeding.
+func TestClientToolsEmpty(t *testing.T) {
+	addr := vmcptest.FreeAddr(t)
+	vmcptest.Start(t, "backends: []\nserver: {listen: "+addr+"}\n", nil)
+	out, err := runCLI(t, "client", "tools", "--url", "http://"+addr+"/mcp")
+	if err == nil || !strings.Contains(err.Error(), "lists no tools") {
+		t.Errorf("vmcp client tools on an empty catalog: %v, output %q; want an error saying it lists no tools", err, out)
 	}
 }

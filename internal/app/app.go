@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -78,6 +79,8 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	a.ln = ln
+	// mux serves everything but the MCP endpoint (which makes its own
+	// edge checks); every route of it gets the endpoint's Host check.
 	mux := http.NewServeMux()
 	authenticate, err := a.setupAuth(mux)
 	if err != nil {
@@ -124,29 +127,47 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		},
 	})
 	gw = frontend.New(a.backends, &frontend.Options{
-		Name:               cfg.Name,
-		Version:            Version,
-		Logger:             o.Logger,
-		Aggregation:        aggregation(cfg),
-		AllowedOrigins:     cfg.Server.AllowedOrigins,
-		MaxRequestBytes:    cfg.Server.MaxRequestBytes,
-		PageSize:           cfg.Server.PageSize,
-		SessionIdleTimeout: cfg.Server.SessionIdleTimeout.D(),
-		Authenticate:       authenticate,
-		Authorizer:         authorizer,
-		Claims:             claims,
-		Dependencies:       a.dependencies(),
-		ToolSearch:         search,
+		Name:                    cfg.Name,
+		Version:                 Version,
+		Logger:                  o.Logger,
+		Aggregation:             aggregation(cfg),
+		AllowedOrigins:          cfg.Server.AllowedOrigins,
+		MaxRequestBytes:         cfg.Server.MaxRequestBytes,
+		PageSize:                cfg.Server.PageSize,
+		SessionIdleTimeout:      cfg.Server.SessionIdleTimeout.D(),
+		MaxSessions:             cfg.Server.MaxSessions,
+		MaxSessionsPerPrincipal: cfg.Server.MaxSessionsPerPrincipal,
+		AllowedHosts:            publicHosts(cfg),
+		Authenticate:            authenticate,
+		Authorizer:              authorizer,
+		Claims:                  claims,
+		Dependencies:            a.dependencies(),
+		ToolSearch:              search,
 	})
 	a.gateway = gw
-	mux.Handle("/mcp", gw)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", gw.ServeReady)
 	mux.Handle("GET /metrics", a.metricsHandler())
-	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	root := http.NewServeMux()
+	root.Handle("/mcp", gw)
+	root.Handle("/", gw.GuardHost(mux))
+	srv := &cfg.Server
+	a.server = &http.Server{
+		Handler: root,
+		// Bounds on what a client may hold without sending anything
+		// (docs/operations.md, limits). ReadTimeout covers a request's
+		// headers and body only: net/http lifts it once the body is read,
+		// so event streams stay open. No WriteTimeout, for the same
+		// reason; a detached stream bounds its own writes (detach.go).
+		ReadHeaderTimeout: srv.ReadHeaderTimeout.D(),
+		ReadTimeout:       srv.ReadTimeout.D(),
+		IdleTimeout:       srv.IdleTimeout.D(),
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
 	if !cfg.Server.DisableH2C {
 		// Clients and proxies that speak HTTP/2 without TLS share one
 		// connection among their streams: an idle session's open GET
@@ -156,6 +177,24 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		a.server.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return a, nil
+}
+
+// publicHosts are the host names, besides loopback ones, that requests to a
+// loopback listener may carry: those of server.publicURL and of the
+// authorization server's issuer (a proxy on the same machine may pass them
+// on).
+func publicHosts(cfg *config.Config) []string {
+	urls := []string{cfg.Server.PublicURL}
+	if as := cfg.AuthServerConfig; as != nil {
+		urls = append(urls, as.Issuer)
+	}
+	var hosts []string
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
 }
 
 func (a *App) backendSpecs() ([]backend.Spec, error) {

@@ -582,6 +582,24 @@ type Server struct {
 	PageSize int `yaml:"pageSize"`
 	// SessionIdleTimeout closes sessions idle for that long. Default: 30m.
 	SessionIdleTimeout Duration `yaml:"sessionIdleTimeout"`
+	// MaxSessions bounds the 2025-11-25 sessions open at once. Default:
+	// 10000.
+	MaxSessions int `yaml:"maxSessions"`
+	// MaxSessionsPerPrincipal bounds the sessions of one authenticated
+	// user. Default: 100.
+	MaxSessionsPerPrincipal int `yaml:"maxSessionsPerPrincipal"`
+	// ReadHeaderTimeout bounds the reading of a request's headers.
+	// Default: 10s.
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	// ReadTimeout bounds the reading of a whole request, headers and body;
+	// it does not bound the response (event streams stay open). Default:
+	// 30s.
+	ReadTimeout Duration `yaml:"readTimeout"`
+	// IdleTimeout closes a keep-alive connection with no request for that
+	// long. Default: 2m.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// MaxHeaderBytes bounds a request's line and headers. Default: 64 KiB.
+	MaxHeaderBytes int `yaml:"maxHeaderBytes"`
 	// DisableH2C turns off cleartext HTTP/2 (h2c with prior knowledge),
 	// which is served beside HTTP/1.1 on the same port by default.
 	DisableH2C bool `yaml:"disableH2C"`
@@ -637,6 +655,12 @@ const (
 	DefaultRegistrationBytes      = 4096
 	DefaultUnusedClientExpiry     = 24 * time.Hour
 	DefaultIdleClientExpiry       = 30 * 24 * time.Hour
+	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerUser     = 100
+	DefaultReadHeaderTimeout      = 10 * time.Second
+	DefaultReadTimeout            = 30 * time.Second
+	DefaultIdleTimeout            = 2 * time.Minute
+	DefaultMaxHeaderBytes         = 64 << 10
 	// DefaultCallbackPath is where upstream IdPs send users back, under the
 	// issuer.
 	DefaultCallbackPath = "/oauth/callback"
@@ -699,6 +723,12 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.MaxRequestBytes, DefaultMaxRequestBytes)
 	setDefault(&s.PageSize, DefaultPageSize)
 	setDefault(&s.SessionIdleTimeout, Duration(DefaultSessionIdleTimeout))
+	setDefault(&s.MaxSessions, DefaultMaxSessions)
+	setDefault(&s.MaxSessionsPerPrincipal, DefaultMaxSessionsPerUser)
+	setDefault(&s.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	setDefault(&s.ReadTimeout, Duration(DefaultReadTimeout))
+	setDefault(&s.IdleTimeout, Duration(DefaultIdleTimeout))
+	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	setDefault(&s.LogLevel, "info")
 	setDefault(&s.LogFormat, "text")

@@ -125,6 +125,12 @@ func TestDefaults(t *testing.T) {
 		{"health", cfg.Config.Operational.FailureHandling.HealthCheckInterval.D(), 30 * time.Second},
 		{"incoming", cfg.IncomingAuth.Type, AuthAnonymous},
 		{"pageSize", cfg.Server.PageSize, DefaultPageSize},
+		{"maxSessions", cfg.Server.MaxSessions, 10000},
+		{"maxSessionsPerPrincipal", cfg.Server.MaxSessionsPerPrincipal, 100},
+		{"readHeaderTimeout", cfg.Server.ReadHeaderTimeout.D(), 10 * time.Second},
+		{"readTimeout", cfg.Server.ReadTimeout.D(), 30 * time.Second},
+		{"idleTimeout", cfg.Server.IdleTimeout.D(), 2 * time.Minute},
+		{"maxHeaderBytes", cfg.Server.MaxHeaderBytes, 64 << 10},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -212,6 +218,10 @@ func TestErrors(t *testing.T) {
 				"f.yaml:11: authServerConfig.clientRegistration.maxBytes: must be between 512 and 65536",
 				"f.yaml:12: authServerConfig.clientRegistration.unusedExpiry: must be at least pendingLogins.timeout",
 				"f.yaml:13: authServerConfig.clientRegistration.idleExpiry: must be at least tokenLifespans.refreshToken (168h0m0s)"}},
+		{"read timeout shorter than the header timeout", "server:\n  readHeaderTimeout: 20s\n  readTimeout: 5s\n",
+			[]string{"f.yaml:3: server.readTimeout: 5s is shorter than server.readHeaderTimeout (20s)"}},
+		{"header limit too small", "server:\n  maxHeaderBytes: 100\n", []string{"f.yaml:2: server.maxHeaderBytes: must be between 4096 and"}},
+		{"negative session limit", "server:\n  maxSessionsPerPrincipal: -1\n", []string{"f.yaml:2: server.maxSessionsPerPrincipal: must be positive"}},
 		{"several errors at once", "name: \"bad name\"\nserver:\n  pageSize: -1\n",
 			[]string{"f.yaml:1: name:", "f.yaml:3: server.pageSize: must be between"}},
 	}

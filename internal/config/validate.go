@@ -525,6 +525,19 @@ func (c *Config) validateServer(v *validator) {
 	if s.PageSize < 1 || s.PageSize > 10000 {
 		v.add("server.pageSize", "must be between 1 and 10000")
 	}
+	if s.MaxSessions < 0 {
+		v.add("server.maxSessions", "must be positive")
+	}
+	if s.MaxSessionsPerPrincipal < 0 {
+		v.add("server.maxSessionsPerPrincipal", "must be positive")
+	}
+	if s.MaxHeaderBytes < 4096 || s.MaxHeaderBytes > 16<<20 {
+		v.add("server.maxHeaderBytes", "must be between 4096 and 16777216")
+	}
+	if s.ReadTimeout < s.ReadHeaderTimeout {
+		v.add("server.readTimeout", "%s is shorter than server.readHeaderTimeout (%s), which it includes",
+			s.ReadTimeout.D(), s.ReadHeaderTimeout.D())
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.LogLevel) {
 		v.add("server.logLevel", "%q is not one of debug, info, warn, error", s.LogLevel)
 	}
