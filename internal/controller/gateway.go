@@ -199,7 +199,11 @@ func authSummary(vs *v1alpha1.VirtualMCPServer, res *resolution) string {
 	if as := vs.Spec.AuthServerConfig; as != nil {
 		parts = append(parts, fmt.Sprintf("authorization server %s with %d upstream providers", as.Issuer, len(as.UpstreamProviders)))
 	}
-	parts = append(parts, fmt.Sprintf("%d Secrets mounted", len(res.secrets)))
+	if res.cfg == nil {
+		parts = append(parts, "Secrets are checked once the rest of the configuration is valid")
+	} else {
+		parts = append(parts, fmt.Sprintf("%d Secrets mounted", len(res.secrets)))
+	}
 	return strings.Join(parts, "; ")
 }
 

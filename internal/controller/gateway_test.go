@@ -186,3 +186,102 @@ func TestSeedOwnedObjects(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSecretUpdateRollsPods updates a Secret the gateway reads: the pod
+// template's hash annotation changes (so the Deployment rolls its pods),
+// the configuration document does not.
+func TestSecretUpdateRollsPods(t *testing.T) {
+	ns := setup(t)
+	create(t, ns, seedObjects(t, "http://127.0.0.1:1/mcp")...)
+	vs := &v1alpha1.VirtualMCPServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gateway"}}
+	waitCondition(t, vs, v1alpha1.ConditionReady, metav1.ConditionFalse, "0 of 1 vmcp pods available")
+	before := deployment(t, ns, "vmcp-gateway")
+	hash := before.Spec.Template.Annotations[controller.AnnotationConfigHash]
+	doc := generatedText(t, ns, "gateway")
+
+	patch(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hmac-secret"}},
+		`{"stringData":{"hmac-key":"0123456789abcdef0123456789abcdef-rotated"}}`)
+	var after *appsv1.Deployment
+	eventually(t, "the pod template's hash annotation changes", func() (bool, string) {
+		after = deployment(t, ns, "vmcp-gateway")
+		got := after.Spec.Template.Annotations[controller.AnnotationConfigHash]
+		return got != hash, got
+	})
+	if after.Generation == before.Generation {
+		t.Errorf("the Deployment's generation stayed %d: its pods would not roll", after.Generation)
+	}
+	if got := generatedText(t, ns, "gateway"); got != doc {
+		t.Errorf("the configuration document changed with a Secret:\n%s\n---\n%s", doc, got)
+	}
+	eventually(t, "status.configHash follows", func() (bool, string) {
+		got := gateway(t, ns, "gateway").Status.ConfigHash
+		return got == after.Spec.Template.Annotations[controller.AnnotationConfigHash], got
+	})
+	// The annotation is a hash of versions, not of the Secret's value.
+	if strings.Contains(fmt.Sprint(after.Spec.Template.Annotations), "rotated") {
+		t.Errorf("the annotation shows the Secret: %v", after.Spec.Template.Annotations)
+	}
+}
+
+func generatedText(t *testing.T, ns, name string) string {
+	t.Helper()
+	var cm corev1.ConfigMap
+	if err := env.client.Get(context.Background(), key(ns, "vmcp-"+name), &cm); err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data[controller.ConfigKey]
+}
+
+// TestImageServer runs an MCPServer from an image: the operator makes its
+// Deployment and Service, the gateway reaches it through the Service, and
+// turning it into a remote server removes them.
+func TestImageServer(t *testing.T) {
+	ns := setup(t)
+	objs := readObjects(t, filepath.Join("..", "..", "config", "samples", "walkthrough.yaml"), nil)
+	create(t, ns, objs...)
+	s := &v1alpha1.MCPServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"}}
+	waitCondition(t, s, v1alpha1.ConditionReady, metav1.ConditionFalse, "no pod of Deployment mcp-everything is available")
+	waitCondition(t, s, v1alpha1.ConditionGroupRefValid, metav1.ConditionTrue, "in MCPGroup demo")
+	url := "http://mcp-everything." + ns + ".svc:8080/mcp"
+	if s.Status.URL != url {
+		t.Errorf("status.url = %q, want %q", s.Status.URL, url)
+	}
+	d := deployment(t, ns, "mcp-everything")
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "node:22-alpine" || c.Args[0] != "npx" || c.Env[0].Name != "PORT" || c.Ports[0].ContainerPort != 8080 {
+		t.Errorf("container %+v", c)
+	}
+	var svc corev1.Service
+	if err := env.client.Get(context.Background(), key(ns, "mcp-everything"), &svc); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{d, &svc} {
+		if refs := o.GetOwnerReferences(); len(refs) != 1 || refs[0].Kind != "MCPServer" || refs[0].UID != s.UID || !*refs[0].Controller {
+			t.Errorf("%T owner references %+v", o, refs)
+		}
+	}
+	vs := &v1alpha1.VirtualMCPServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "demo"}}
+	waitCondition(t, vs, v1alpha1.ConditionBackendsDiscovered, metav1.ConditionTrue, "1 backends from MCPGroup demo (0 remote, 1 run by the operator): everything")
+	if got := generated(t, ns, "demo").Backends[0].URL; got != url {
+		t.Errorf("the gateway reaches the server at %q, want %q", got, url)
+	}
+	var g v1alpha1.MCPGroup
+	eventually(t, "the MCPGroup lists its server and gateway", func() (bool, string) {
+		if err := env.client.Get(context.Background(), key(ns, "demo"), &g); err != nil {
+			return false, err.Error()
+		}
+		return g.Status.ServerCount == 1 && slices.Equal(g.Status.Servers, []string{"everything"}) && slices.Equal(g.Status.Gateways, []string{"demo"}),
+			fmt.Sprintf("%+v", g.Status)
+	})
+
+	patch(t, s, `{"spec":{"image":null,"args":null,"env":null,"port":null,"path":null,"url":"http://everything.example.com/mcp"}}`)
+	eventually(t, "the Deployment and Service go", func() (bool, string) {
+		errD := env.client.Get(context.Background(), key(ns, "mcp-everything"), &appsv1.Deployment{})
+		errS := env.client.Get(context.Background(), key(ns, "mcp-everything"), &corev1.Service{})
+		return apierrors.IsNotFound(errD) && apierrors.IsNotFound(errS), fmt.Sprint(errD, errS)
+	})
+	eventually(t, "the gateway follows", func() (bool, string) {
+		got := generated(t, ns, "demo").Backends[0].URL
+		return got == "http://everything.example.com/mcp", got
+	})
+}

@@ -108,6 +108,7 @@ func resolve(ctx context.Context, c client.Reader, vs *v1alpha1.VirtualMCPServer
 		}
 	}
 	rs.server()
+	rs.checkAudience()
 	rs.doc["name"] = vs.Name
 	if rs.res.doc, err = yaml.Marshal(rs.doc); err != nil {
 		return nil, err
@@ -172,10 +173,10 @@ func (rs *resolver) backends(ctx context.Context) error {
 		switch {
 		case s.Spec.GroupRef == nil || s.Spec.GroupRef.Name == "":
 			stray = append(stray, fmt.Sprintf("MCPServer %s has no spec.groupRef, so no gateway serves it", s.Name))
-		case s.Spec.GroupRef.Name == group:
-			rs.servers = append(rs.servers, s)
 		case !slices.Contains(names, s.Spec.GroupRef.Name):
 			stray = append(stray, fmt.Sprintf("MCPServer %s names MCPGroup %q, which does not exist", s.Name, s.Spec.GroupRef.Name))
+		case s.Spec.GroupRef.Name == group:
+			rs.servers = append(rs.servers, s)
 		}
 	}
 	slices.SortFunc(rs.servers, func(a, b v1alpha1.MCPServer) int { return strings.Compare(a.Name, b.Name) })
@@ -405,6 +406,20 @@ func (rs *resolver) server() {
 	}
 	srv["publicURL"] = u
 	rs.res.publicURL = u
+}
+
+// checkAudience reports an oidcConfigRef audience that is not the public
+// URL: vmcp serve refuses to start on it (app.authenticator), which
+// `vmcp validate` does not see, since standalone the URL comes from the
+// listen address.
+func (rs *resolver) checkAudience() {
+	in := rs.vs.Spec.IncomingAuth
+	if in == nil || in.OIDCConfigRef == nil || rs.oidcName != "" || rs.audience == "" || sameURL(rs.audience, rs.res.publicURL) {
+		return
+	}
+	rs.res.add(v1alpha1.ConditionAuthConfigured, v1alpha1.ReasonInvalid, true,
+		"the audience of spec.incomingAuth.oidcConfigRef (%s) is not spec.server.publicURL (%s): tokens of the gateway's authorization server are issued for its MCP endpoint, so the two must be the URL clients use; leave spec.server.publicURL unset to use the audience",
+		rs.audience, rs.res.publicURL)
 }
 
 // serviceURL is the gateway's MCP endpoint inside the cluster.
