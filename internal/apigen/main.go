@@ -7,9 +7,14 @@
 // rules) and drops what Kubernetes does not have (standalone backends, the
 // listen address, policy files, secrets read from paths or the environment).
 //
-//	go run ./internal/apigen            (make generate runs it)
+// With -docs FILE it writes instead the API reference (docs/kubernetes-api.md)
+// from the CRDs controller-gen generated.
 //
-// TestGeneratedFileIsCurrent fails when the committed file is stale.
+//	go run ./internal/apigen            (make generate runs both)
+//	go run ./internal/apigen -docs docs/kubernetes-api.md
+//
+// The tests fail when a committed file (these, the deep copies, the CRDs or
+// the RBAC role) is not what the generators make of the tree.
 package main
 
 import (
@@ -31,8 +36,17 @@ import (
 func main() {
 	src := flag.String("config", "internal/config", "directory of the config package")
 	out := flag.String("out", "api/v1alpha1/zz_generated.gateway.go", "file to write")
+	docs := flag.String("docs", "", "write the API reference to this file instead, from -crds")
+	crds := flag.String("crds", "config/crd/bases", "directory of the CRDs, for -docs")
 	flag.Parse()
-	b, err := generate(*src)
+	var b []byte
+	var err error
+	if *docs != "" {
+		b, err = reference(*crds)
+		*out = *docs
+	} else {
+		b, err = generate(*src, rules)
+	}
 	if err == nil {
 		err = os.WriteFile(*out, b, 0o644)
 	}
@@ -43,13 +57,13 @@ func main() {
 }
 
 // generate returns the formatted Go source generated from the config
-// package in dir.
-func generate(dir string) ([]byte, error) {
+// package in dir, with rules.
+func generate(dir string, rules map[string]rule) ([]byte, error) {
 	types, err := parseTypes(dir)
 	if err != nil {
 		return nil, err
 	}
-	g := &generator{types: types, done: map[string]bool{}}
+	g := &generator{types: types, rules: rules, done: map[string]bool{}}
 	g.buf.WriteString(header)
 	if err := g.emit(rootType, rootName); err != nil {
 		return nil, err
@@ -119,6 +133,7 @@ func parseTypes(dir string) (map[string]typeDecl, error) {
 
 type generator struct {
 	types map[string]typeDecl
+	rules map[string]rule
 	done  map[string]bool // generated types
 	used  []string        // rule keys used, for checkRules
 	buf   bytes.Buffer
@@ -257,7 +272,7 @@ func writeDoc(b *bytes.Buffer, doc *ast.CommentGroup, from, to string) {
 }
 
 func (g *generator) rule(key string) rule {
-	r, ok := rules[key]
+	r, ok := g.rules[key]
 	if ok && !slices.Contains(g.used, key) {
 		g.used = append(g.used, key)
 	}
@@ -268,7 +283,7 @@ func (g *generator) rule(key string) rule {
 // so that renaming a config field cannot silently drop its rule.
 func (g *generator) checkRules() error {
 	var stale []string
-	for k := range rules {
+	for k := range g.rules {
 		if !slices.Contains(g.used, k) {
 			stale = append(stale, k)
 		}
