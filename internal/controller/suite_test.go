@@ -39,6 +39,7 @@ var env struct {
 	client    client.Client
 	image     string                       // the vmcp image the operator defaults to
 	installed []*unstructured.Unstructured // the objects of config/default
+	te        *envtest.Environment
 }
 
 // operatorNamespace is where config/default installs the operator.
@@ -101,6 +102,7 @@ func runMain(m *testing.M) int {
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := te.Start()
+	env.te = te
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller: starting envtest:", err)
 		return 1
@@ -136,6 +138,11 @@ func runMain(m *testing.M) int {
 		LeaderElectionID:              "vmcp-operator.vmcp.dev",
 		LeaderElectionNamespace:       operatorNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		// Generous: a manager that cannot renew its lease in time stops,
+		// and a loaded test machine can stall it for seconds.
+		LeaseDuration: ptr(2 * time.Minute),
+		RenewDeadline: ptr(90 * time.Second),
+		RetryPeriod:   ptr(5 * time.Second),
 	}, env.image)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "controller: manager:", err)
