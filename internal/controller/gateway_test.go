@@ -127,6 +127,16 @@ func TestSeedManifest(t *testing.T) {
 			}
 		}
 	}
+	// vmcp runs as 65532, and the Secrets' files are readable by its group
+	// (they are root's, so a mode of 0400 would lock vmcp out).
+	if sc := pod.SecurityContext; sc == nil || sc.FSGroup == nil || *sc.FSGroup != 65532 || sc.RunAsUser == nil || *sc.RunAsUser != 65532 {
+		t.Errorf("pod security context %+v: want user and fsGroup 65532", sc)
+	}
+	for _, v := range pod.Volumes {
+		if s := v.Secret; s != nil && (s.DefaultMode == nil || *s.DefaultMode != 0o440) {
+			t.Errorf("Secret volume %s mode %v, want 0440", v.Name, s.DefaultMode)
+		}
+	}
 	want := map[string][]string{"hmac-secret": {"hmac-key->hmac-key"}, "google-oauth": {"clientSecret->clientSecret"}}
 	if diff := cmp.Diff(want, mounted); diff != "" {
 		t.Errorf("Secret volumes (-want +got):\n%s", diff)

@@ -34,6 +34,9 @@ const (
 	FieldOwner = client.FieldOwner("vmcp-operator")
 )
 
+// podUser is the user, group and fsGroup of vmcp's pods.
+const podUser = 65532
+
 // gatewayObjectName names the ConfigMap, Deployment and Service of a
 // gateway; serverObjectName the Deployment and Service of an image
 // MCPServer.
@@ -82,7 +85,8 @@ func gatewayConfigMap(vs *v1alpha1.VirtualMCPServer, res *resolution) *corev1ac.
 }
 
 // gatewayDeployment runs vmcp on the ConfigMap, with every Secret the
-// document reads mounted at SecretsDir/<name>/<key> (only those keys).
+// document reads mounted at SecretsDir/<name>/<key> (only those keys,
+// readable by the pod's group).
 func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, hash string, replicas int32) *appsv1ac.DeploymentApplyConfiguration {
 	name := gatewayObjectName(vs.Name)
 	port := vs.Spec.Port
@@ -105,7 +109,7 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 	}
 	slices.Sort(secretNames)
 	for i, n := range secretNames {
-		src := corev1ac.SecretVolumeSource().WithSecretName(n).WithDefaultMode(0o400)
+		src := corev1ac.SecretVolumeSource().WithSecretName(n).WithDefaultMode(0o440)
 		for _, k := range res.secrets[n] {
 			src.WithItems(corev1ac.KeyToPath().WithKey(k).WithPath(k))
 		}
@@ -139,7 +143,10 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 				WithAnnotations(map[string]string{AnnotationConfigHash: hash}).
 				WithSpec(corev1ac.PodSpec().
 					WithAutomountServiceAccountToken(false).
+					// The image's user (65532, distroless nonroot); the
+					// mounted Secrets are readable by its group only.
 					WithSecurityContext(corev1ac.PodSecurityContext().WithRunAsNonRoot(true).
+						WithRunAsUser(podUser).WithRunAsGroup(podUser).WithFSGroup(podUser).
 						WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 					WithVolumes(volumes...).
 					WithContainers(container))))

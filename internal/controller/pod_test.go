@@ -69,6 +69,7 @@ func runPod(t *testing.T, ns, name string) string {
 		dir := filepath.Join(root, mounts[v.Name])
 		var data map[string][]byte
 		var items []corev1.KeyToPath
+		mode := os.FileMode(0o644) // the kubelet's default
 		switch {
 		case v.ConfigMap != nil:
 			var cm corev1.ConfigMap
@@ -86,6 +87,9 @@ func runPod(t *testing.T, ns, name string) string {
 				t.Fatalf("volume %s: %v (the pod would not start)", v.Name, err)
 			}
 			data, items = s.Data, v.Secret.Items
+			if m := v.Secret.DefaultMode; m != nil {
+				mode = os.FileMode(*m)
+			}
 		default:
 			t.Fatalf("volume %s: the test kubelet knows ConfigMap and Secret volumes only", v.Name)
 		}
@@ -98,7 +102,7 @@ func runPod(t *testing.T, ns, name string) string {
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(p, b, 0o400); err != nil {
+			if err := os.WriteFile(p, b, mode); err != nil {
 				t.Fatal(err)
 			}
 		}
