@@ -18,7 +18,7 @@ build:
 generate:
 	$(GO) run ./internal/apigen
 	$(CONTROLLER_GEN) object paths=./api/...
-	$(CONTROLLER_GEN) crd rbac:roleName=vmcp-operator paths=./api/... paths=./internal/controller/... \
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=true rbac:roleName=vmcp-operator paths=./api/... paths=./internal/controller/... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	$(GO) run ./internal/apigen -docs docs/kubernetes-api.md
 
@@ -30,7 +30,7 @@ operator-manifests:
 run:
 	$(GO) run ./cmd/vmcp serve
 
-## tools: install the third-party parts the tests use (Node 22, npm MCP packages, Hydra) into ~/.cache/vmcp-tools
+## tools: install the third-party parts the tests use (Node 22, npm MCP packages, Hydra into ~/.cache/vmcp-tools; Debian chromium)
 tools:
 	scripts/tools.sh all >/dev/null
 

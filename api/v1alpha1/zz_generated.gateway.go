@@ -61,6 +61,10 @@ type Settings struct {
 	// Operational holds timeouts and failure handling.
 	// +optional
 	Operational *Operational `json:"operational,omitempty"`
+
+	// ToolSearch configures search mode. Default: off.
+	// +optional
+	ToolSearch *ToolSearch `json:"toolSearch,omitempty"`
 }
 
 // Aggregation says how the backends' capabilities are merged.
@@ -161,6 +165,97 @@ type FailureHandling struct {
 	UnhealthyThreshold int32 `json:"unhealthyThreshold,omitempty"`
 }
 
+// ToolSearch configures search mode (docs/toolsearch.md): clients list two
+// tools, find_tool and call_tool, instead of the whole catalog.
+type ToolSearch struct {
+	// Enabled turns search mode on. Default: false.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// AlwaysList names tools (advertised names) listed beside find_tool
+	// and call_tool, to callers who may call them.
+	// +optional
+	AlwaysList []string `json:"alwaysList,omitempty"`
+
+	// DefaultLimit is the number of tools find_tool returns when the
+	// client gives no limit. Default: 5.
+	// +optional
+	DefaultLimit int32 `json:"defaultLimit,omitempty"`
+
+	// MaxLimit bounds the limit a client may ask for. Default: 20; at
+	// most 50.
+	// +optional
+	MaxLimit int32 `json:"maxLimit,omitempty"`
+
+	// Embedding adds semantic ranking with an OpenAI-compatible
+	// embeddings endpoint. Absent: lexical ranking only.
+	// +optional
+	Embedding *Embedding `json:"embedding,omitempty"`
+}
+
+// Embedding configures an OpenAI-compatible embeddings endpoint.
+type Embedding struct {
+	// URL is the endpoint vmcp POSTs to, such as
+	// https://api.openai.com/v1/embeddings.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// Model is the model name sent with every request.
+	// +optional
+	Model string `json:"model,omitempty"`
+
+	// Headers are sent with every request, such as an API key.
+	// +optional
+	Headers []EmbeddingHeader `json:"headers,omitempty"`
+
+	// Timeout bounds each request. Default: 2s.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// SemanticWeight is the share of the semantic score in the hybrid
+	// score, in (0, 1]. Default: 0.5.
+	// +optional
+	SemanticWeight float64 `json:"semanticWeight,omitempty"`
+
+	// QueryRate bounds the query embeddings requested per second, over
+	// all clients; searches past it rank lexically. Default: 20.
+	// +optional
+	QueryRate float64 `json:"queryRate,omitempty"`
+}
+
+// EmbeddingHeader is one header sent to the embeddings endpoint: a plain
+// value, or a secret (with an optional prefix such as "Bearer ").
+type EmbeddingHeader struct {
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// +optional
+	ValueSecretRef *SecretRef `json:"valueSecretRef,omitempty"`
+
+	// +optional
+	ValuePrefix string `json:"valuePrefix,omitempty"`
+}
+
+// SecretRef points at a secret. In Kubernetes it names a Secret and key;
+// standalone, the same name/key is read from the file
+// $VMCP_SECRETS_DIR/<name>/<key> (the layout of a mounted Secret) or else
+// the environment variable VMCP_SECRET_<NAME>_<KEY> (upper case, other
+// characters as '_'). File or Env select a source explicitly.
+type SecretRef struct {
+	// Name is the Secret's name (in Kubernetes, in the same namespace).
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+
+	// Key is the key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Key string `json:"key"`
+}
+
 // IncomingAuth says how clients authenticate.
 type IncomingAuth struct {
 	// Type is anonymous (default) or oidc.
@@ -239,23 +334,6 @@ type OIDCConfig struct {
 	// ClockSkew tolerated on exp and nbf. Default: 30s.
 	// +optional
 	ClockSkew *metav1.Duration `json:"clockSkew,omitempty"`
-}
-
-// SecretRef points at a secret. In Kubernetes it names a Secret and key;
-// standalone, the same name/key is read from the file
-// $VMCP_SECRETS_DIR/<name>/<key> (the layout of a mounted Secret) or else
-// the environment variable VMCP_SECRET_<NAME>_<KEY> (upper case, other
-// characters as '_'). File or Env select a source explicitly.
-type SecretRef struct {
-	// Name is the Secret's name (in Kubernetes, in the same namespace).
-	// +kubebuilder:validation:MinLength=1
-	// +required
-	Name string `json:"name"`
-
-	// Key is the key within the Secret.
-	// +kubebuilder:validation:MinLength=1
-	// +required
-	Key string `json:"key"`
 }
 
 // AuthzConfig configures Cedar authorization.
@@ -512,6 +590,15 @@ type UpstreamProvider struct {
 	// OAuth2Config configures a provider of type oauth2.
 	// +optional
 	OAuth2Config *UpstreamOAuth2 `json:"oauth2Config,omitempty"`
+
+	// LoginOrigins are the origins (scheme://host[:port]) the provider's
+	// login redirects the browser through before it shows a page, besides
+	// its authorization endpoint: for example the login and consent app of
+	// Ory Hydra, or a federated IdP. The consent page's Content Security
+	// Policy (form-action) must list them or browsers block the login.
+	// Default: none.
+	// +optional
+	LoginOrigins []string `json:"loginOrigins,omitempty"`
 }
 
 // UpstreamOIDC is an OpenID Connect provider, found by discovery.

@@ -221,7 +221,7 @@ func (g *generator) goType(e ast.Expr, top bool) (string, []string, error) {
 	switch t := e.(type) {
 	case *ast.Ident:
 		switch t.Name {
-		case "string", "bool", "int64":
+		case "string", "bool", "int64", "float64":
 			return t.Name, nil, nil
 		case "int":
 			return "int32", nil, nil

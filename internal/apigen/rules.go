@@ -32,6 +32,9 @@ var rules = map[string]rule{
 	"AuthzConfig.File": {Drop: true}, // no policy files in the pod: use configMap
 	"SecretRef.File":   {Drop: true}, // secrets are Secrets
 	"SecretRef.Env":    {Drop: true},
+	// The pod's root filesystem is read-only and the operator mounts no volume
+	// for the cache: embeddings are recomputed when a pod starts.
+	"Embedding.CacheFile": {Drop: true},
 
 	"GroupRef.Name":      {Required: true, Markers: []string{"+kubebuilder:validation:MinLength=1"}},
 	"SecretRef.Name":     {Required: true, Markers: []string{"+kubebuilder:validation:MinLength=1"}},

@@ -511,7 +511,7 @@ func (rs *resolver) where(field string) (cond, where string) {
 		return v1alpha1.ConditionAuthConfigured, "MCPOIDCConfig " + rs.oidcName + " spec.inline" + rest
 	case strings.HasPrefix(field, "incomingAuth"), strings.HasPrefix(field, "authServerConfig"), strings.HasPrefix(field, "outgoingAuth"):
 		return v1alpha1.ConditionAuthConfigured, "spec." + field
-	case strings.HasPrefix(field, "config."):
+	case strings.HasPrefix(field, "config.aggregation"), strings.HasPrefix(field, "config.operational.timeouts.perWorkload"):
 		return v1alpha1.ConditionBackendsDiscovered, "spec." + field
 	case field == "name":
 		return v1alpha1.ConditionReady, "metadata.name"
