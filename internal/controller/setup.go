@@ -8,9 +8,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -108,7 +108,9 @@ func Setup(mgr ctrl.Manager, image string) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Watches(&v1alpha1.MCPGroup{}, handler.EnqueueRequestsFromMapFunc(m.gatewaysBy(indexGroup))).
-		Watches(&v1alpha1.MCPServer{}, handler.EnqueueRequestsFromMapFunc(m.gatewaysIn)).
+		// A server's change may add, move or remove a backend of any
+		// gateway of its namespace.
+		Watches(&v1alpha1.MCPServer{}, handler.EnqueueRequestsFromMapFunc(m.allIn(newGatewayList))).
 		Watches(&v1alpha1.MCPOIDCConfig{}, handler.EnqueueRequestsFromMapFunc(m.gatewaysBy(indexOIDCConfig))).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(m.gatewaysBy(indexConfigMap)), builder.OnlyMetadata).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(m.gatewaysBySecret), builder.OnlyMetadata).
@@ -120,22 +122,23 @@ func Setup(mgr ctrl.Manager, image string) error {
 		For(&v1alpha1.MCPServer{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
-		Watches(&v1alpha1.MCPGroup{}, handler.EnqueueRequestsFromMapFunc(m.serversIn)).
+		Watches(&v1alpha1.MCPGroup{}, handler.EnqueueRequestsFromMapFunc(m.allIn(func() client.ObjectList { return &v1alpha1.MCPServerList{} }))).
 		Complete(&ServerReconciler{Client: c})
 	if err != nil {
 		return err
 	}
+	newGroupList := func() client.ObjectList { return &v1alpha1.MCPGroupList{} }
 	err = ctrl.NewControllerManagedBy(mgr).Named("mcpgroup").
 		For(&v1alpha1.MCPGroup{}).
-		Watches(&v1alpha1.MCPServer{}, handler.EnqueueRequestsFromMapFunc(m.groupsIn)).
-		Watches(&v1alpha1.VirtualMCPServer{}, handler.EnqueueRequestsFromMapFunc(m.groupsIn)).
+		Watches(&v1alpha1.MCPServer{}, handler.EnqueueRequestsFromMapFunc(m.allIn(newGroupList))).
+		Watches(&v1alpha1.VirtualMCPServer{}, handler.EnqueueRequestsFromMapFunc(m.allIn(newGroupList))).
 		Complete(&GroupReconciler{Client: c})
 	if err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).Named("mcpoidcconfig").
 		For(&v1alpha1.MCPOIDCConfig{}).
-		Watches(&v1alpha1.VirtualMCPServer{}, handler.EnqueueRequestsFromMapFunc(m.oidcConfigsIn)).
+		Watches(&v1alpha1.VirtualMCPServer{}, handler.EnqueueRequestsFromMapFunc(m.allIn(func() client.ObjectList { return &v1alpha1.MCPOIDCConfigList{} }))).
 		Complete(&OIDCConfigReconciler{Client: c})
 }
 
@@ -187,40 +190,46 @@ func secretNames(v any) []string {
 // mapper finds the objects that depend on a changed one.
 type mapper struct{ c client.Reader }
 
-func requests[T any](items []T, key func(*T) types.NamespacedName) []reconcile.Request {
+// requests turns a list's items into reconcile requests.
+func requests(list client.ObjectList) []reconcile.Request {
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil
+	}
 	reqs := make([]reconcile.Request, 0, len(items))
-	for i := range items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: key(&items[i])})
+	for _, it := range items {
+		if o, ok := it.(client.Object); ok {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		}
 	}
 	return reqs
 }
 
-func gatewayKey(v *v1alpha1.VirtualMCPServer) types.NamespacedName {
-	return types.NamespacedName{Namespace: v.Namespace, Name: v.Name}
+// list lists the objects of newList's kind in the namespace of o that
+// match opts, as requests.
+func (m *mapper) list(ctx context.Context, o client.Object, newList func() client.ObjectList, opts ...client.ListOption) []reconcile.Request {
+	list := newList()
+	if err := m.c.List(ctx, list, append(opts, client.InNamespace(o.GetNamespace()))...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing", "kind", fmt.Sprintf("%T", list))
+		return nil
+	}
+	return requests(list)
 }
+
+// allIn returns a map function enqueueing every object of newList's kind
+// in the changed object's namespace.
+func (m *mapper) allIn(newList func() client.ObjectList) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request { return m.list(ctx, o, newList) }
+}
+
+func newGatewayList() client.ObjectList { return &v1alpha1.VirtualMCPServerList{} }
 
 // gatewaysBy returns a map function enqueueing the gateways whose spec
 // names the object in index.
 func (m *mapper) gatewaysBy(index string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list v1alpha1.VirtualMCPServerList
-		if err := m.c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "listing VirtualMCPServers", "index", index)
-			return nil
-		}
-		return requests(list.Items, gatewayKey)
+		return m.list(ctx, o, newGatewayList, client.MatchingFields{index: o.GetName()})
 	}
-}
-
-// gatewaysIn enqueues every gateway of the object's namespace: an
-// MCPServer's change may add, move or remove a backend of any of them.
-func (m *mapper) gatewaysIn(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.VirtualMCPServerList
-	if err := m.c.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing VirtualMCPServers")
-		return nil
-	}
-	return requests(list.Items, gatewayKey)
 }
 
 // gatewaysBySecret enqueues the gateways that read a Secret: named in
@@ -235,7 +244,7 @@ func (m *mapper) gatewaysBySecret(ctx context.Context, o client.Object) []reconc
 	}
 	for _, s := range servers.Items {
 		if slices.Contains(secretNames(&s.Spec), o.GetName()) {
-			return append(reqs, m.gatewaysIn(ctx, o)...)
+			return append(reqs, m.list(ctx, o, newGatewayList)...)
 		}
 	}
 	var configs v1alpha1.MCPOIDCConfigList
@@ -249,37 +258,4 @@ func (m *mapper) gatewaysBySecret(ctx context.Context, o client.Object) []reconc
 		}
 	}
 	return reqs
-}
-
-func (m *mapper) serversIn(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.MCPServerList
-	if err := m.c.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing MCPServers")
-		return nil
-	}
-	return requests(list.Items, func(s *v1alpha1.MCPServer) types.NamespacedName {
-		return types.NamespacedName{Namespace: s.Namespace, Name: s.Name}
-	})
-}
-
-func (m *mapper) groupsIn(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.MCPGroupList
-	if err := m.c.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing MCPGroups")
-		return nil
-	}
-	return requests(list.Items, func(g *v1alpha1.MCPGroup) types.NamespacedName {
-		return types.NamespacedName{Namespace: g.Namespace, Name: g.Name}
-	})
-}
-
-func (m *mapper) oidcConfigsIn(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.MCPOIDCConfigList
-	if err := m.c.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing MCPOIDCConfigs")
-		return nil
-	}
-	return requests(list.Items, func(c *v1alpha1.MCPOIDCConfig) types.NamespacedName {
-		return types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-	})
 }
