@@ -35,7 +35,7 @@ type MCPGroupStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=mcpg,categories=vmcp
+// +kubebuilder:resource:shortName=mcpg,categories=vmcp-all
 // +kubebuilder:printcolumn:name="Servers",type=integer,JSONPath=`.status.serverCount`
 // +kubebuilder:printcolumn:name="Description",type=string,JSONPath=`.spec.description`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -38,7 +38,7 @@ type MCPOIDCConfigStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=mcpoidc,categories=vmcp
+// +kubebuilder:resource:shortName=mcpoidc,categories=vmcp-all
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.inline.issuer`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

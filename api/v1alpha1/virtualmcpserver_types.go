@@ -75,6 +75,7 @@ const (
 	ReasonUnavailable         = "Unavailable"
 	ReasonConfigInvalid       = "ConfigInvalid"
 	ReasonSharedStateRequired = "SharedStateRequired"
+	ReasonApplyFailed         = "ApplyFailed"
 )
 
 // VirtualMCPServerStatus is what the operator observed and did.
@@ -125,7 +126,7 @@ type VirtualMCPServerStatus struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=vmcp,categories=vmcp
+// +kubebuilder:resource:shortName=vmcp,categories=vmcp-all
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Backends",type=integer,JSONPath=`.status.backendCount`

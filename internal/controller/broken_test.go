@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -256,4 +257,25 @@ func patch(t *testing.T, obj client.Object, p string) {
 	if err := env.client.Patch(context.Background(), obj, client.RawPatch("application/merge-patch+json", []byte(p))); err != nil {
 		t.Fatalf("patching %s: %v", obj.GetName(), err)
 	}
+}
+
+// TestApplyFailure gives a gateway policies that fit their own ConfigMap
+// but make the generated one too large for the API server: the failure is
+// a condition with the API server's reason, not only a log line.
+func TestApplyFailure(t *testing.T) {
+	ns := setup(t)
+	var policy strings.Builder
+	policy.WriteString("permit (principal, action, resource);\n")
+	for policy.Len() < 1000000 {
+		policy.WriteString("// a long comment line that pads the policy document towards a megabyte\n")
+	}
+	objs := readObjects(t, filepath.Join("..", "..", "config", "samples", "walkthrough.yaml"), nil)
+	set(t, find(t, objs, "ConfigMap", "demo-policies"), map[string]any{"policies.cedar": policy.String()}, "data")
+	create(t, ns, objs...)
+	vs := &v1alpha1.VirtualMCPServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "demo"}}
+	c := waitCondition(t, vs, v1alpha1.ConditionReady, metav1.ConditionFalse, "applying failed, retrying", "ConfigMap", "vmcp-demo")
+	if c.Reason != v1alpha1.ReasonApplyFailed {
+		t.Errorf("Ready reason %q, want %q", c.Reason, v1alpha1.ReasonApplyFailed)
+	}
+	t.Log(c.Message)
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -64,7 +65,10 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if !res.blocked() {
 		hash = configHash(res)
 		if err := r.apply(ctx, &vs, res, hash, replicas); err != nil {
-			return ctrl.Result{}, err
+			// Say why in the status too (a policy ConfigMap too large
+			// for the generated one, say), and retry with backoff.
+			res.add(v1alpha1.ConditionReady, v1alpha1.ReasonApplyFailed, true, "%v", err)
+			return ctrl.Result{}, errors.Join(err, r.updateStatus(ctx, &vs, res, "", replicas))
 		}
 		log.FromContext(ctx).V(1).Info("applied", "hash", hash, "backends", len(res.backends))
 	}
@@ -161,12 +165,17 @@ func readyCondition(vs *v1alpha1.VirtualMCPServer, res *resolution, applied bool
 	for _, p := range res.problems {
 		if p.blocking {
 			blocking = append(blocking, p.msg)
-			if p.reason == v1alpha1.ReasonSharedStateRequired {
+			if p.cond == v1alpha1.ConditionReady && reason == v1alpha1.ReasonConfigInvalid {
 				reason = p.reason
 			}
 		}
 	}
-	if !applied {
+	switch {
+	case !applied && reason == v1alpha1.ReasonApplyFailed:
+		c.Reason = reason
+		c.Message = "applying failed, retrying (the ConfigMap may be newer than the pods): " + joinMessages(blocking)
+		return c
+	case !applied:
 		c.Reason = reason
 		c.Message = "not applied (what runs, if anything, is unchanged): " + joinMessages(blocking)
 		return c
