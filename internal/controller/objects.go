@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -103,20 +104,8 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
 		corev1ac.VolumeMount().WithName("config").WithMountPath(ConfigDir).WithReadOnly(true),
 	}
-	secretNames := make([]string, 0, len(res.secrets))
-	for n := range res.secrets {
-		secretNames = append(secretNames, n)
-	}
-	slices.Sort(secretNames)
-	for i, n := range secretNames {
-		src := corev1ac.SecretVolumeSource().WithSecretName(n).WithDefaultMode(0o440)
-		for _, k := range res.secrets[n] {
-			src.WithItems(corev1ac.KeyToPath().WithKey(k).WithPath(k))
-		}
-		vol := "secret-" + strconv.Itoa(i)
-		volumes = append(volumes, corev1ac.Volume().WithName(vol).WithSecret(src))
-		mounts = append(mounts, corev1ac.VolumeMount().WithName(vol).WithMountPath(SecretsDir+"/"+n).WithReadOnly(true))
-	}
+	secretVols, secretMounts := secretVolumes(res)
+	volumes, mounts = append(volumes, secretVols...), append(mounts, secretMounts...)
 	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("mcp"))).
 			WithPeriodSeconds(period).WithTimeoutSeconds(3).WithFailureThreshold(3)
@@ -150,6 +139,24 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 						WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 					WithVolumes(volumes...).
 					WithContainers(container))))
+}
+
+// secretVolumes mounts each Secret the document reads at
+// SecretsDir/<name>, with only the keys it reads, readable by the pod's
+// group.
+func secretVolumes(res *resolution) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+	var volumes []*corev1ac.VolumeApplyConfiguration
+	var mounts []*corev1ac.VolumeMountApplyConfiguration
+	for i, n := range slices.Sorted(maps.Keys(res.secrets)) {
+		src := corev1ac.SecretVolumeSource().WithSecretName(n).WithDefaultMode(0o440)
+		for _, k := range res.secrets[n] {
+			src.WithItems(corev1ac.KeyToPath().WithKey(k).WithPath(k))
+		}
+		vol := "secret-" + strconv.Itoa(i)
+		volumes = append(volumes, corev1ac.Volume().WithName(vol).WithSecret(src))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName(vol).WithMountPath(SecretsDir+"/"+n).WithReadOnly(true))
+	}
+	return volumes, mounts
 }
 
 // gatewayService exposes the gateway's MCP port.

@@ -180,29 +180,7 @@ func (rs *resolver) backends(ctx context.Context) error {
 		}
 	}
 	slices.SortFunc(rs.servers, func(a, b v1alpha1.MCPServer) int { return strings.Compare(a.Name, b.Name) })
-	hint := ""
-	if len(stray) > 0 {
-		fix := "set its spec.groupRef.name"
-		if group != "" {
-			fix = fmt.Sprintf("set spec.groupRef.name: %s to add it here", group)
-		}
-		hint = fmt.Sprintf(". %s (%s)", strings.Join(stray, "; "), fix)
-	}
-	groupList := "none"
-	if len(names) > 0 {
-		groupList = strings.Join(names, ", ")
-	}
-	switch {
-	case group == "":
-		res.add(v1alpha1.ConditionBackendsDiscovered, v1alpha1.ReasonNoGroup, false,
-			"spec.groupRef.name is not set, so the gateway has no backends: set it to an MCPGroup (in namespace %s: %s)%s", vs.Namespace, groupList, hint)
-	case !slices.Contains(names, group):
-		res.add(v1alpha1.ConditionBackendsDiscovered, v1alpha1.ReasonNotFound, false,
-			"MCPGroup %q (spec.groupRef.name) does not exist in namespace %s: create it, or name one of: %s%s", group, vs.Namespace, groupList, hint)
-	case len(rs.servers) == 0:
-		res.add(v1alpha1.ConditionBackendsDiscovered, v1alpha1.ReasonNoBackends, false,
-			"MCPGroup %s has no MCPServers: give an MCPServer spec.groupRef.name: %s%s", group, group, hint)
-	}
+	hint := rs.reportGroup(group, names, stray)
 	inline := false
 	if o := vs.Spec.OutgoingAuth; o != nil && o.Source == "inline" {
 		inline = true
@@ -235,6 +213,35 @@ func (rs *resolver) backends(ctx context.Context) error {
 			len(rs.servers), group, remote, len(rs.servers)-remote, strings.Join(res.backends, ", "), hint)
 	}
 	return nil
+}
+
+// reportGroup reports a group that is unset, missing or empty, and
+// returns the hint about servers no gateway serves (stray).
+func (rs *resolver) reportGroup(group string, names, stray []string) (hint string) {
+	vs, res := rs.vs, rs.res
+	if len(stray) > 0 {
+		fix := "set its spec.groupRef.name"
+		if group != "" {
+			fix = fmt.Sprintf("set spec.groupRef.name: %s to add it here", group)
+		}
+		hint = fmt.Sprintf(". %s (%s)", strings.Join(stray, "; "), fix)
+	}
+	groupList := "none"
+	if len(names) > 0 {
+		groupList = strings.Join(names, ", ")
+	}
+	switch {
+	case group == "":
+		res.add(v1alpha1.ConditionBackendsDiscovered, v1alpha1.ReasonNoGroup, false,
+			"spec.groupRef.name is not set, so the gateway has no backends: set it to an MCPGroup (in namespace %s: %s)%s", vs.Namespace, groupList, hint)
+	case !slices.Contains(names, group):
+		res.add(v1alpha1.ConditionBackendsDiscovered, v1alpha1.ReasonNotFound, false,
+			"MCPGroup %q (spec.groupRef.name) does not exist in namespace %s: create it, or name one of: %s%s", group, vs.Namespace, groupList, hint)
+	case len(rs.servers) == 0:
+		res.add(v1alpha1.ConditionBackendsDiscovered, v1alpha1.ReasonNoBackends, false,
+			"MCPGroup %s has no MCPServers: give an MCPServer spec.groupRef.name: %s%s", group, group, hint)
+	}
+	return hint
 }
 
 // serverURL is the address vmcp reaches an MCPServer at.
