@@ -76,6 +76,7 @@ const (
 	ReasonConfigInvalid       = "ConfigInvalid"
 	ReasonSharedStateRequired = "SharedStateRequired"
 	ReasonApplyFailed         = "ApplyFailed"
+	ReasonNameTaken           = "NameTaken"
 )
 
 // VirtualMCPServerStatus is what the operator observed and did.

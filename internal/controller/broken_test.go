@@ -279,3 +279,42 @@ func TestApplyFailure(t *testing.T) {
 	}
 	t.Log(c.Message)
 }
+
+// TestNameTaken: a Deployment of the gateway's name that is not the
+// operator's is left alone, and the condition says so.
+func TestNameTaken(t *testing.T) {
+	ns := setup(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "mine"}
+	theirs := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vmcp-gateway"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example/app:1"}}}},
+		},
+	}
+	if err := env.client.Create(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	create(t, ns, seedObjects(t, "http://127.0.0.1:1/mcp")...)
+	vs := &v1alpha1.VirtualMCPServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gateway"}}
+	c := waitCondition(t, vs, v1alpha1.ConditionReady, metav1.ConditionFalse,
+		"Deployment vmcp-gateway already exists and is not this gateway's: delete or rename it, or give the VirtualMCPServer another name")
+	if c.Reason != v1alpha1.ReasonNameTaken {
+		t.Errorf("reason %q", c.Reason)
+	}
+	after := deployment(t, ns, "vmcp-gateway")
+	if after.ResourceVersion != theirs.ResourceVersion || len(after.OwnerReferences) != 0 {
+		t.Errorf("the operator changed someone else's Deployment: resourceVersion %s -> %s, owners %v",
+			theirs.ResourceVersion, after.ResourceVersion, after.OwnerReferences)
+	}
+	if err := env.client.Get(ctx, key(ns, "vmcp-gateway"), &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a ConfigMap was applied for a gateway whose Deployment name is taken: %v", err)
+	}
+	if err := env.client.Delete(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	patch(t, vs, `{"metadata":{"annotations":{"touched":"1"}}}`)
+	waitCondition(t, vs, v1alpha1.ConditionReady, metav1.ConditionFalse, "0 of 1 vmcp pods available")
+}

@@ -7,8 +7,10 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -25,6 +27,8 @@ import (
 // GatewayReconciler reconciles VirtualMCPServers.
 type GatewayReconciler struct {
 	Client client.Client
+	// Reader reads the API server directly (the manager's APIReader).
+	Reader client.Reader
 	// Image is the vmcp image of gateways that do not name one.
 	Image string
 }
@@ -61,6 +65,16 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 				"so a client would lose its session or tokens whenever a request reached another pod: set spec.replicas: 1 "+
 				"(shared storage for several replicas is not available in this version)", replicas)
 	}
+	if !res.blocked() {
+		o, err := foreign(ctx, r.Reader, &vs, vs.Namespace, gatewayObjectName(vs.Name), &corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.Service{})
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if o != nil {
+			res.add(v1alpha1.ConditionReady, v1alpha1.ReasonNameTaken, true,
+				"%s %s already exists and is not this gateway's: delete or rename it, or give the VirtualMCPServer another name", kindOf(o), o.GetName())
+		}
+	}
 	hash := ""
 	if !res.blocked() {
 		hash = configHash(res)
@@ -74,6 +88,12 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 	var d appsv1.Deployment
 	err = r.Client.Get(ctx, types.NamespacedName{Namespace: vs.Namespace, Name: gatewayObjectName(vs.Name)}, &d)
+	// The cache does not see objects that are not the operator's, so a
+	// name taken by one is looked at again later, not when it goes.
+	var result ctrl.Result
+	if slices.ContainsFunc(res.problems, func(p problem) bool { return p.reason == v1alpha1.ReasonNameTaken }) {
+		result.RequeueAfter = nameTakenRetry
+	}
 	switch {
 	case kerrors.IsNotFound(err):
 	case err != nil:
@@ -81,8 +101,12 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	default:
 		vs.Status.AvailableReplicas = d.Status.AvailableReplicas
 	}
-	return ctrl.Result{}, r.updateStatus(ctx, &vs, res, hash, replicas)
+	return result, r.updateStatus(ctx, &vs, res, hash, replicas)
 }
+
+// nameTakenRetry is how often a gateway or server whose object names are
+// taken by someone else's objects is looked at again.
+const nameTakenRetry = 30 * time.Second
 
 // sharedState reports whether several vmcp pods can serve the same
 // clients with cfg. Every store is in process memory today; the shared

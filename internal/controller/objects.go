@@ -1,14 +1,19 @@
 package controller
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -241,4 +246,30 @@ func applyConfig[T any](v any) *T {
 
 func resources(r *corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
 	return applyConfig[corev1ac.ResourceRequirementsApplyConfiguration](r)
+}
+
+// foreign returns the first of the objects named name in namespace ns
+// (kinds of objs) that exists and is not controlled by owner: applying
+// over it would take over someone else's object. It reads the API server
+// (r is uncached), since the cache holds only the operator's own objects.
+func foreign(ctx context.Context, r client.Reader, owner client.Object, ns, name string, objs ...client.Object) (client.Object, error) {
+	for _, o := range objs {
+		err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, o)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !metav1.IsControlledBy(o, owner) {
+			return o, nil
+		}
+	}
+	return nil, nil
+}
+
+// kindOf names an object's kind for messages.
+func kindOf(o client.Object) string {
+	t := fmt.Sprintf("%T", o)
+	return t[strings.LastIndex(t, ".")+1:]
 }

@@ -23,6 +23,8 @@ import (
 // Deployment and a Service, and reports whether each server's group exists.
 type ServerReconciler struct {
 	Client client.Client
+	// Reader reads the API server directly (the manager's APIReader).
+	Reader client.Reader
 }
 
 // Reconcile applies or removes an image server's Deployment and Service
@@ -36,7 +38,15 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, nil
 	}
 	var ready metav1.Condition
-	if s.Spec.Image != "" {
+	taken, err := foreign(ctx, r.Reader, &s, s.Namespace, serverObjectName(s.Name), &appsv1.Deployment{}, &corev1.Service{})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	switch {
+	case s.Spec.Image != "" && taken != nil:
+		ready = metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNameTaken,
+			Message: fmt.Sprintf("%s %s already exists and is not this server's: delete or rename it, or give the MCPServer another name", kindOf(taken), taken.GetName())}
+	case s.Spec.Image != "":
 		if err := r.Client.Apply(ctx, serverDeployment(&s), FieldOwner, client.ForceOwnership); err != nil {
 			return ctrl.Result{}, fmt.Errorf("applying the Deployment: %w", err)
 		}
@@ -53,7 +63,7 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			ready = metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAvailable,
 				Message: "the server's pod is available"}
 		}
-	} else {
+	default:
 		if err := r.removeWorkload(ctx, &s); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -71,10 +81,14 @@ func (r *ServerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		c.ObservedGeneration = s.Generation
 		meta.SetStatusCondition(&s.Status.Conditions, c)
 	}
-	if equality.Semantic.DeepEqual(before.Status, s.Status) {
-		return ctrl.Result{}, nil
+	var result ctrl.Result
+	if ready.Reason == v1alpha1.ReasonNameTaken {
+		result.RequeueAfter = nameTakenRetry
 	}
-	return ctrl.Result{}, r.Client.Status().Patch(ctx, &s, client.MergeFrom(before))
+	if equality.Semantic.DeepEqual(before.Status, s.Status) {
+		return result, nil
+	}
+	return result, r.Client.Status().Patch(ctx, &s, client.MergeFrom(before))
 }
 
 // removeWorkload deletes the Deployment and Service of a server that no

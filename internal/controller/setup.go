@@ -101,7 +101,7 @@ func Setup(mgr ctrl.Manager, image string) error {
 	}
 	c := mgr.GetClient()
 	m := &mapper{c: c}
-	gw := &GatewayReconciler{Client: c, Image: image}
+	gw := &GatewayReconciler{Client: c, Reader: mgr.GetAPIReader(), Image: image}
 	err := ctrl.NewControllerManagedBy(mgr).Named("virtualmcpserver").
 		For(&v1alpha1.VirtualMCPServer{}).
 		Owns(&corev1.ConfigMap{}, builder.OnlyMetadata).
@@ -123,7 +123,7 @@ func Setup(mgr ctrl.Manager, image string) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Watches(&v1alpha1.MCPGroup{}, handler.EnqueueRequestsFromMapFunc(m.allIn(func() client.ObjectList { return &v1alpha1.MCPServerList{} }))).
-		Complete(&ServerReconciler{Client: c})
+		Complete(&ServerReconciler{Client: c, Reader: mgr.GetAPIReader()})
 	if err != nil {
 		return err
 	}
