@@ -3,6 +3,8 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -146,6 +148,19 @@ func TestSeedManifest(t *testing.T) {
 	}
 	if vs.Status.URL != "http://vmcp-gateway."+ns+".svc:4483/mcp" {
 		t.Errorf("status.url = %q", vs.Status.URL)
+	}
+
+	// vmcp validate accepts the generated document, as the operator did.
+	bin, err := vmcpBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(generatedText(t, ns, "gateway")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "validate", "--config", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "valid (1 backends") {
+		t.Errorf("vmcp validate on the generated document: %v\n%s", err, out)
 	}
 
 	// The test plays the kubelet: vmcp runs on the mounted ConfigMap and
