@@ -174,7 +174,7 @@ func validate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := app.NewAuthorizer(cfg, nil); err != nil {
+	if err := app.Validate(cfg); err != nil {
 		return invalid{err}
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d backends, conflict resolution %s)\n", *file, len(cfg.Backends), cfg.Config.Aggregation.ConflictResolution)

@@ -14,6 +14,14 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
+// Validate checks what `vmcp validate` checks beyond [config.Parse]: the
+// Cedar policies. The Kubernetes operator runs the same check on the
+// configuration it generates, so both report the same problems.
+func Validate(cfg *config.Config) error {
+	_, err := NewAuthorizer(cfg, nil)
+	return err
+}
+
 // NewAuthorizer builds the Cedar authorizer of cfg (nil if it has none),
 // with policy errors located in the configuration file.
 func NewAuthorizer(cfg *config.Config, opts *authz.Options) (*authz.Authorizer, error) {

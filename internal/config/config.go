@@ -41,7 +41,9 @@ type Config struct {
 	// Backends lists the backend MCP servers (standalone mode).
 	Backends []Backend `yaml:"backends"`
 
-	// Server holds the standalone HTTP server settings.
+	// Server holds the HTTP server settings. Under the Kubernetes operator
+	// the listen address is the container's, and publicURL defaults to
+	// incomingAuth.oidcConfigRef.audience.
 	Server Server `yaml:"server"`
 
 	// File is the path the configuration was read from ("" if built in).
@@ -85,14 +87,17 @@ func (c *Config) locate(errs Errors) Errors {
 
 // GroupRef references an MCPGroup by name.
 type GroupRef struct {
+	// Name is the MCPGroup's name, in the same namespace.
 	Name string `yaml:"name"`
 }
 
 // Settings is the spec.config block.
 type Settings struct {
 	// GroupRef repeats the group name, as the seed manifest does.
-	GroupRef    string      `yaml:"groupRef"`
+	GroupRef string `yaml:"groupRef"`
+	// Aggregation says how the backends' capabilities are merged.
 	Aggregation Aggregation `yaml:"aggregation"`
+	// Operational holds timeouts and failure handling.
 	Operational Operational `yaml:"operational"`
 	// ToolSearch configures search mode. Default: off.
 	ToolSearch ToolSearch `yaml:"toolSearch"`
@@ -140,13 +145,17 @@ type WorkloadTools struct {
 
 // ToolOverride renames a tool or replaces its description.
 type ToolOverride struct {
-	Name        string `yaml:"name"`
+	// Name is the tool's name as clients see it.
+	Name string `yaml:"name"`
+	// Description replaces the backend's description of the tool.
 	Description string `yaml:"description"`
 }
 
 // Operational holds timeouts and failure handling.
 type Operational struct {
-	Timeouts        Timeouts        `yaml:"timeouts"`
+	// Timeouts bounds calls to backends.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// FailureHandling configures health checks.
 	FailureHandling FailureHandling `yaml:"failureHandling"`
 }
 
@@ -213,8 +222,10 @@ type AuthzConfig struct {
 	Inline *InlineAuthz `yaml:"inline"`
 	// File reads policies (and entities) from files, reloaded on change.
 	File *FileAuthz `yaml:"file"`
-	// ConfigMap names a Kubernetes ConfigMap (not read standalone).
-	ConfigMap *yaml.Node `yaml:"configMap"`
+	// ConfigMap names the Kubernetes ConfigMap key holding the policies
+	// (type configMap). The operator reads it and hands vmcp the policies
+	// inline; standalone vmcp refuses it.
+	ConfigMap *ConfigMapRef `yaml:"configMap"`
 	// ClaimsFrom is upstream (default with authServerConfig): policies see
 	// the upstream identity of the primary provider (ID token, userinfo,
 	// JWT access token) over the claims of the token vmcp issued; or
@@ -227,7 +238,17 @@ type AuthzConfig struct {
 	// values make the principal a member of Vmcp::Group and Vmcp::Role
 	// entities. Defaults: [groups] and [roles].
 	GroupClaims []string `yaml:"groupClaims"`
-	RoleClaims  []string `yaml:"roleClaims"`
+	// RoleClaims: see GroupClaims.
+	RoleClaims []string `yaml:"roleClaims"`
+}
+
+// ConfigMapRef names a key of a Kubernetes ConfigMap.
+type ConfigMapRef struct {
+	// Name is the ConfigMap's name, in the same namespace.
+	Name string `yaml:"name"`
+	// Key default: authz.json. Its value is Cedar policy text, or a JSON
+	// document {"cedar": {"policies": [...], "entities_json": "..."}}.
+	Key string `yaml:"key"`
 }
 
 // InlineAuthz holds policies in the configuration.
@@ -248,6 +269,7 @@ type FileAuthz struct {
 
 // OIDCConfigRef references token validation settings kept elsewhere.
 type OIDCConfigRef struct {
+	// Name is the MCPOIDCConfig's name, in the same namespace.
 	Name string `yaml:"name"`
 	// Audience is the audience tokens must carry: the MCP endpoint URL.
 	Audience string `yaml:"audience"`
@@ -265,9 +287,12 @@ type OIDCConfig struct {
 	JWKSURL string `yaml:"jwksUrl"`
 	// IntrospectionURL enables RFC 7662 introspection of opaque tokens,
 	// with ClientID and ClientSecretRef as client credentials.
-	IntrospectionURL string     `yaml:"introspectionUrl"`
-	ClientID         string     `yaml:"clientId"`
-	ClientSecretRef  *SecretRef `yaml:"clientSecretRef"`
+	IntrospectionURL string `yaml:"introspectionUrl"`
+	// ClientID is vmcp's client id at the introspection endpoint.
+	ClientID string `yaml:"clientId"`
+	// ClientSecretRef is vmcp's client secret at the introspection
+	// endpoint.
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
 	// Scopes are required of every token; they are also advertised in the
 	// protected resource metadata and in 401 challenges.
 	Scopes []string `yaml:"scopes"`
@@ -284,10 +309,14 @@ type OIDCConfig struct {
 // the environment variable VMCP_SECRET_<NAME>_<KEY> (upper case, other
 // characters as '_'). File or Env select a source explicitly.
 type SecretRef struct {
+	// Name is the Secret's name (in Kubernetes, in the same namespace).
 	Name string `yaml:"name"`
-	Key  string `yaml:"key"`
+	// Key is the key within the Secret.
+	Key string `yaml:"key"`
+	// File is a file holding the secret (standalone).
 	File string `yaml:"file"`
-	Env  string `yaml:"env"`
+	// Env is an environment variable holding the secret (standalone).
+	Env string `yaml:"env"`
 }
 
 // AuthServerConfig configures the embedded OAuth 2.1 authorization server.
@@ -353,6 +382,7 @@ type ClientRegistration struct {
 // StaticClient is a configured confidential client of the authorization
 // server, allowed the RFC 8693 token exchange grant for its audiences.
 type StaticClient struct {
+	// ClientID and ClientSecretRef are the client's credentials.
 	ClientID        string     `yaml:"clientId"`
 	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
 	// Audiences the client may obtain exchanged tokens for.
@@ -389,8 +419,10 @@ type UpstreamProvider struct {
 	// Name identifies the provider (in policies: the claims source).
 	Name string `yaml:"name"`
 	// Type is oidc or oauth2.
-	Type         string          `yaml:"type"`
-	OIDCConfig   *UpstreamOIDC   `yaml:"oidcConfig"`
+	Type string `yaml:"type"`
+	// OIDCConfig configures a provider of type oidc.
+	OIDCConfig *UpstreamOIDC `yaml:"oidcConfig"`
+	// OAuth2Config configures a provider of type oauth2.
 	OAuth2Config *UpstreamOAuth2 `yaml:"oauth2Config"`
 	// LoginOrigins are the origins (scheme://host[:port]) the provider's
 	// login redirects the browser through before it shows a page, besides
@@ -403,7 +435,9 @@ type UpstreamProvider struct {
 
 // UpstreamOIDC is an OpenID Connect provider, found by discovery.
 type UpstreamOIDC struct {
-	IssuerURL       string     `yaml:"issuerUrl"`
+	// IssuerURL is the provider's issuer; its endpoints are discovered.
+	IssuerURL string `yaml:"issuerUrl"`
+	// ClientID and ClientSecretRef are vmcp's client at the provider.
 	ClientID        string     `yaml:"clientId"`
 	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
 	// RedirectURI is vmcp's callback as registered at the IdP.
@@ -421,17 +455,25 @@ type UpstreamOIDC struct {
 // UpstreamOAuth2 is a plain OAuth 2.0 provider (GitHub's shape): no ID
 // token; the identity comes from the userinfo endpoint.
 type UpstreamOAuth2 struct {
-	AuthorizationURL              string            `yaml:"authorizationUrl"`
-	TokenURL                      string            `yaml:"tokenUrl"`
-	UserInfoURL                   string            `yaml:"userInfoUrl"`
-	ClientID                      string            `yaml:"clientId"`
-	ClientSecretRef               *SecretRef        `yaml:"clientSecretRef"`
-	RedirectURI                   string            `yaml:"redirectUri"`
-	Scopes                        []string          `yaml:"scopes"`
+	// AuthorizationURL, TokenURL and UserInfoURL are the provider's
+	// endpoints; the identity comes from userinfo.
+	AuthorizationURL string `yaml:"authorizationUrl"`
+	TokenURL         string `yaml:"tokenUrl"`
+	UserInfoURL      string `yaml:"userInfoUrl"`
+	// ClientID and ClientSecretRef are vmcp's client at the provider.
+	ClientID        string     `yaml:"clientId"`
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
+	// RedirectURI is vmcp's callback as registered at the provider.
+	// Default: <issuer>/oauth/callback.
+	RedirectURI string `yaml:"redirectUri"`
+	// Scopes asked for.
+	Scopes []string `yaml:"scopes"`
+	// AdditionalAuthorizationParams are added to the authorization request.
 	AdditionalAuthorizationParams map[string]string `yaml:"additionalAuthorizationParams"`
 	// Issuer is the string that, with the subject, makes the user's stable
 	// id. Default: the authorization URL's origin.
-	Issuer       string       `yaml:"issuer"`
+	Issuer string `yaml:"issuer"`
+	// ClaimMapping names the userinfo fields that carry the identity.
 	ClaimMapping ClaimMapping `yaml:"claimMapping"`
 	// EmailVerified declares that the provider's email claim holds only
 	// addresses it verified (GitHub's public email). Default false: the
@@ -478,17 +520,22 @@ const (
 type BackendAuth struct {
 	// Type is unauthenticated, header_injection, token_exchange,
 	// upstream_inject or pass_through_unsafe.
-	Type            string              `yaml:"type"`
-	HeaderInjection *HeaderInjection    `yaml:"headerInjection"`
-	TokenExchange   *TokenExchangeAuth  `yaml:"tokenExchange"`
-	UpstreamInject  *UpstreamInjectAuth `yaml:"upstreamInject"`
-	PassThrough     *PassThroughAuth    `yaml:"passThrough"`
+	Type string `yaml:"type"`
+	// HeaderInjection configures header_injection.
+	HeaderInjection *HeaderInjection `yaml:"headerInjection"`
+	// TokenExchange configures token_exchange.
+	TokenExchange *TokenExchangeAuth `yaml:"tokenExchange"`
+	// UpstreamInject configures upstream_inject.
+	UpstreamInject *UpstreamInjectAuth `yaml:"upstreamInject"`
+	// PassThrough configures pass_through_unsafe.
+	PassThrough *PassThroughAuth `yaml:"passThrough"`
 }
 
 // HeaderInjection sends a static header whose value is a secret.
 type HeaderInjection struct {
 	// HeaderName default: Authorization.
-	HeaderName     string     `yaml:"headerName"`
+	HeaderName string `yaml:"headerName"`
+	// ValueSecretRef is the secret sent as the header's value.
 	ValueSecretRef *SecretRef `yaml:"valueSecretRef"`
 	// ValuePrefix is put before the secret, e.g. "Bearer ".
 	ValuePrefix string `yaml:"valuePrefix"`
@@ -496,12 +543,17 @@ type HeaderInjection struct {
 
 // TokenExchangeAuth exchanges the user's token at an RFC 8693 STS.
 type TokenExchangeAuth struct {
-	TokenURL        string     `yaml:"tokenUrl"`
+	// TokenURL is the STS's token endpoint.
+	TokenURL string `yaml:"tokenUrl"`
+	// ClientID and ClientSecretRef are vmcp's client credentials at the STS.
 	ClientID        string     `yaml:"clientId"`
 	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
-	Audience        string     `yaml:"audience"`
-	Scopes          []string   `yaml:"scopes"`
-	Resource        string     `yaml:"resource"`
+	// Audience and Resource say which backend the token is for (RFC 8693
+	// audience, RFC 8707 resource); one of them is required.
+	Audience string `yaml:"audience"`
+	Resource string `yaml:"resource"`
+	// Scopes asked for.
+	Scopes []string `yaml:"scopes"`
 	// SubjectProvider, if set, exchanges the user's stored upstream token
 	// of that provider; otherwise the token the client presented to vmcp.
 	SubjectProvider string `yaml:"subjectProvider"`
@@ -509,6 +561,7 @@ type TokenExchangeAuth struct {
 
 // UpstreamInjectAuth sends the user's stored upstream access token.
 type UpstreamInjectAuth struct {
+	// Provider names the upstream provider whose access token is sent.
 	Provider string `yaml:"provider"`
 }
 

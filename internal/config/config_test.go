@@ -254,3 +254,42 @@ func TestSecretEnvNames(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretRefs(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte(`
+authServerConfig:
+  issuer: https://as.example.com
+  hmacSecretRefs: [{name: hmac, key: k1}, {name: hmac, key: k2}]
+  upstreamProviders:
+    - name: google
+      type: oidc
+      oidcConfig: {issuerUrl: https://accounts.google.com, clientId: c, clientSecretRef: {name: google, key: secret}}
+incomingAuth:
+  type: oidc
+  oidcConfigRef: {name: self}
+outgoingAuth:
+  source: inline
+  backends:
+    b: {type: header_injection, headerInjection: {valueSecretRef: {env: API_KEY}}}
+    a: {type: header_injection, headerInjection: {valueSecretRef: {name: apikey, key: a}}}
+backends:
+  - {name: a, url: http://a.example.com/mcp}
+  - {name: b, url: http://b.example.com/mcp}
+`), "refs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In field order (outgoingAuth comes before authServerConfig), map
+	// entries by key.
+	want := []FieldSecretRef{
+		{Field: "outgoingAuth.backends.a.headerInjection.valueSecretRef", Ref: SecretRef{Name: "apikey", Key: "a"}},
+		{Field: "outgoingAuth.backends.b.headerInjection.valueSecretRef", Ref: SecretRef{Env: "API_KEY"}},
+		{Field: "authServerConfig.hmacSecretRefs[0]", Ref: SecretRef{Name: "hmac", Key: "k1"}},
+		{Field: "authServerConfig.hmacSecretRefs[1]", Ref: SecretRef{Name: "hmac", Key: "k2"}},
+		{Field: "authServerConfig.upstreamProviders[0].oidcConfig.clientSecretRef", Ref: SecretRef{Name: "google", Key: "secret"}},
+	}
+	if diff := cmp.Diff(want, cfg.SecretRefs()); diff != "" {
+		t.Errorf("SecretRefs (-want +got):\n%s", diff)
+	}
+}
