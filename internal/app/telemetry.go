@@ -21,7 +21,7 @@ import (
 func (a *App) newTelemetry(reg prometheus.Registerer) (*telemetry.Telemetry, error) {
 	cfg := a.cfg
 	t := &cfg.Config.Telemetry
-	opts := &telemetry.Options{}
+	opts := &telemetry.Options{Logger: a.logger}
 	if t.MetricsOn() {
 		opts.Metrics = reg
 	}

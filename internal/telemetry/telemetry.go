@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -27,6 +30,9 @@ type Options struct {
 	Tracing *Tracing
 	// AccessLog, if set, gets one info record per HTTP request at the edge.
 	AccessLog *slog.Logger
+	// Logger receives the exporter's failures, at most one a minute.
+	// Default: discard.
+	Logger *slog.Logger
 }
 
 // Tracing configures traces. Unset fields take the standard OTEL_*
@@ -97,6 +103,11 @@ func New(ctx context.Context, opts *Options) (*Telemetry, error) {
 		t.m = m
 	}
 	if tr := opts.Tracing; tr != nil {
+		if opts.Logger != nil {
+			// The SDK reports failures (a collector down) to one handler
+			// per process.
+			otel.SetErrorHandler(&errorLog{logger: opts.Logger})
+		}
 		tp, err := newProvider(ctx, tr)
 		if err != nil {
 			return nil, err
@@ -190,7 +201,7 @@ func newExporter(ctx context.Context, tr *Tracing, getenv func(string) string) (
 		var o []otlptracehttp.Option
 		switch {
 		case url:
-			o = append(o, otlptracehttp.WithEndpointURL(tr.Endpoint))
+			o = append(o, otlptracehttp.WithEndpointURL(tracesURL(tr.Endpoint)))
 		case tr.Endpoint != "":
 			o = append(o, otlptracehttp.WithEndpoint(tr.Endpoint))
 		}
@@ -201,6 +212,17 @@ func newExporter(ctx context.Context, tr *Tracing, getenv func(string) string) (
 	default:
 		return nil, fmt.Errorf("telemetry: OTLP protocol %q is not one of http/protobuf, grpc", p)
 	}
+}
+
+// tracesURL is the URL spans are POSTed to: endpoint, or, if it has no
+// path, endpoint's /v1/traces (as for OTEL_EXPORTER_OTLP_ENDPOINT).
+func tracesURL(endpoint string) string {
+	u, err := neturl.Parse(endpoint)
+	if err != nil || strings.Trim(u.Path, "/") != "" {
+		return endpoint
+	}
+	u.Path = "/v1/traces"
+	return u.String()
 }
 
 // Outcome is how a request or a backend call ended.
@@ -231,4 +253,24 @@ func (o Outcome) String() string {
 		return outcomeNames[o]
 	}
 	return strconv.Itoa(int(o))
+}
+
+// errorLog logs the SDK's failures, at most one a minute.
+type errorLog struct {
+	logger *slog.Logger
+	mu     sync.Mutex // guards last
+	last   time.Time
+}
+
+func (l *errorLog) Handle(err error) {
+	l.mu.Lock()
+	now := time.Now()
+	quiet := now.Sub(l.last) < time.Minute
+	if !quiet {
+		l.last = now
+	}
+	l.mu.Unlock()
+	if !quiet {
+		l.logger.Warn("telemetry: exporting spans failed (logged once a minute)", "error", err)
+	}
 }
