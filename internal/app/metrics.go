@@ -63,7 +63,7 @@ var (
 	backendState = prometheus.NewDesc("vmcp_backend_state", "1 for the backend's current state.",
 		[]string{"backend", "state"}, nil)
 	backendRestarts = prometheus.NewDesc("vmcp_backend_restarts_total",
-		"Times the backend was lost and connected again (a stdio backend: its process restarted).",
+		"Times the backend went from ready to down; each is followed by reconnection (a stdio backend: its process is restarted).",
 		[]string{"backend"}, nil)
 )
 

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -399,6 +400,26 @@ server:
 		for _, name := range []string{"vmcp_http_received_bytes_total", "vmcp_http_sent_bytes_total"} {
 			if got := metricValue(mf, name, nil); got <= 0 {
 				t.Errorf("%s = %v, want > 0", name, got)
+			}
+		}
+		// docs/operations.md lists every metric vmcp serves, and names no
+		// other (in its tables, examples and alert rules).
+		doc, err := os.ReadFile("../../docs/operations.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := map[string]bool{}
+		for _, m := range regexp.MustCompile(`vmcp_[a-z_]+`).FindAllString(string(doc), -1) {
+			named[strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")] = true
+		}
+		for name := range mf {
+			if strings.HasPrefix(name, "vmcp_") && !named[name] {
+				t.Errorf("docs/operations.md does not document %s", name)
+			}
+		}
+		for name := range named {
+			if mf[name] == nil && name != "vmcp_token_exchange_total" { // no token exchange in this configuration
+				t.Errorf("docs/operations.md names %s, which vmcp does not serve", name)
 			}
 		}
 		// The decisions name the sources of alice's claims.

@@ -64,13 +64,15 @@ func (t *Telemetry) finish(rec *recorder, r *http.Request, start time.Time, span
 		session = rec.Header().Get("Mcp-Session-Id") // an initialize's new session
 	}
 	if span != nil {
-		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		var buf [3]attribute.KeyValue // one SetAttributes: each call grows the span's slice
+		attrs := append(buf[:0], attribute.Int("http.response.status_code", status))
 		if rec.method != "" {
-			span.SetAttributes(attribute.String("mcp.method.name", rec.method))
+			attrs = append(attrs, attribute.String("mcp.method.name", rec.method))
 		}
 		if session != "" {
-			span.SetAttributes(attribute.String("mcp.session.id", session))
+			attrs = append(attrs, attribute.String("mcp.session.id", session))
 		}
+		span.SetAttributes(attrs...)
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}

@@ -136,12 +136,14 @@ func (t *Telemetry) StartCall(ctx context.Context, backend, method, tool, origin
 	}
 	c := Call{t: t, start: time.Now(), backend: backend, method: Method(method), tool: tool}
 	if t.tracer != nil {
-		ctx, c.span = t.tracer.Start(ctx, c.method+" "+backend, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithTimestamp(c.start), trace.WithAttributes(attribute.String("vmcp.backend", backend),
-				attribute.String("mcp.method.name", c.method), attribute.String("vmcp.backend.item", original)))
+		attrs := make([]attribute.KeyValue, 0, 5)
+		attrs = append(attrs, attribute.String("vmcp.backend", backend), attribute.String("mcp.method.name", c.method),
+			attribute.String("vmcp.backend.item", original))
 		if tool != "" {
-			c.span.SetAttributes(attribute.String("gen_ai.tool.name", tool))
+			attrs = append(attrs, attribute.String("gen_ai.tool.name", tool))
 		}
+		ctx, c.span = t.tracer.Start(ctx, c.method+" "+backend, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithTimestamp(c.start), trace.WithAttributes(attrs...))
 	}
 	return ctx, c
 }
