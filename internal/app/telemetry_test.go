@@ -443,12 +443,8 @@ server:
 			}
 			return n >= 3 // the two echoes and the crash
 		})
-		byID := map[string]*tracepb.Span{}
-		for _, s := range spans {
-			byID[hex.EncodeToString(s.SpanId)] = s
-		}
-		parent := func(s *tracepb.Span) *tracepb.Span { return byID[hex.EncodeToString(s.ParentSpanId)] }
-		// The first be_echo: the fast path's request span.
+		// The first be_echo: the fast path's request span, the server span
+		// named after the call.
 		var req *tracepb.Span
 		for _, s := range spans {
 			if s.Name == "tools/call be_echo" && attrs(s)["vmcp.path"] == "fast" {
@@ -456,78 +452,70 @@ server:
 				break
 			}
 		}
-		if req == nil {
-			t.Fatalf("no fast-path request span for be_echo:\n%s", dumpSpans(spans))
+		if req == nil || req.Kind != tracepb.Span_SPAN_KIND_SERVER {
+			t.Fatalf("no fast-path server span for be_echo:\n%s", dumpSpans(spans))
 		}
 		traceID = hex.EncodeToString(req.TraceId)
 		if traceID != clientTrace {
 			t.Errorf("trace id %s, want the client's %s", traceID, clientTrace)
 		}
-		edge := parent(req)
-		if edge == nil || edge.Name != "POST /mcp" || edge.Kind != tracepb.Span_SPAN_KIND_SERVER {
-			t.Fatalf("the request span's parent is %v, want the server span POST /mcp:\n%s", edge, dumpSpans(spans))
-		}
-		if got := hex.EncodeToString(edge.ParentSpanId); got != clientSpan {
+		if got := hex.EncodeToString(req.ParentSpanId); got != clientSpan {
 			t.Errorf("the server span's parent is %s, want the client's span %s", got, clientSpan)
 		}
-		if a := attrs(edge); a["http.response.status_code"] != "200" || a["mcp.method.name"] != "tools/call" || a["mcp.session.id"] != s.ID() {
+		if a := attrs(req); a["http.response.status_code"] != "200" || a["mcp.method.name"] != "tools/call" || a["mcp.session.id"] != s.ID() ||
+			a["gen_ai.tool.name"] != "be_echo" || a["vmcp.outcome"] != "ok" || a["http.request.method"] != "POST" {
 			t.Errorf("server span attributes %v", a)
 		}
-		var children, edgeChildren []string
-		var backendSpan *tracepb.Span
-		for _, s := range spans {
-			switch p := hex.EncodeToString(s.ParentSpanId); p {
-			case hex.EncodeToString(req.SpanId):
-				children = append(children, s.Name)
-				switch s.Name {
-				case "authorize":
-					if a := attrs(s); a["vmcp.authz.decision"] != "allow" || a["vmcp.authz.policies"] != "echo-and-crash" ||
-						a["vmcp.authz.action"] != "call_tool" || !strings.Contains(a["vmcp.authz.claim_sources"], "id_token") {
-						t.Errorf("authorize span attributes %v", a)
-					}
-				case "tools/call be":
-					backendSpan = s
-					if a := attrs(s); a["vmcp.backend"] != "be" || a["gen_ai.tool.name"] != "be_echo" || a["vmcp.backend.item"] != "echo" || a["vmcp.outcome"] != "ok" {
-						t.Errorf("backend span attributes %v", a)
-					}
+		children := func(parent *tracepb.Span) []*tracepb.Span {
+			var out []*tracepb.Span
+			for _, s := range spans {
+				if bytes.Equal(s.ParentSpanId, parent.SpanId) {
+					out = append(out, s)
 				}
-			case hex.EncodeToString(edge.SpanId):
-				edgeChildren = append(edgeChildren, s.Name)
 			}
+			slices.SortFunc(out, func(a, b *tracepb.Span) int { return strings.Compare(a.Name, b.Name) })
+			return out
 		}
-		slices.Sort(children)
-		slices.Sort(edgeChildren)
-		if !slices.Equal(children, []string{"authorize", "tools/call be"}) {
-			t.Errorf("the request span's children are %v, want authorize and the backend call", children)
+		names := func(ss []*tracepb.Span) []string {
+			var out []string
+			for _, s := range ss {
+				out = append(out, s.Name)
+			}
+			return out
 		}
-		if !slices.Equal(edgeChildren, []string{"authenticate", "tools/call be_echo"}) {
-			t.Errorf("the server span's children are %v, want authenticate and the request", edgeChildren)
+		kids := children(req)
+		if got := names(kids); !slices.Equal(got, []string{"authenticate", "authorize", "tools/call be"}) {
+			t.Fatalf("the request span's children are %v, want authenticate, authorize and the backend call:\n%s", got, dumpSpans(spans))
+		}
+		if a := attrs(kids[1]); a["vmcp.authz.decision"] != "allow" || a["vmcp.authz.policies"] != "echo-and-crash" ||
+			a["vmcp.authz.action"] != "call_tool" || !strings.Contains(a["vmcp.authz.claim_sources"], "id_token") {
+			t.Errorf("authorize span attributes %v", a)
+		}
+		backendSpan := kids[2]
+		if a := attrs(backendSpan); backendSpan.Kind != tracepb.Span_SPAN_KIND_CLIENT || a["vmcp.backend"] != "be" || a["gen_ai.tool.name"] != "be_echo" ||
+			a["vmcp.backend.item"] != "echo" || a["vmcp.outcome"] != "ok" {
+			t.Errorf("backend span attributes %v", a)
 		}
 		// The backend got the backend call's trace context.
 		want := "00-" + traceID + "-" + hex.EncodeToString(backendSpan.SpanId) + "-01"
 		if got := be.traceparents("echo"); len(got) == 0 || got[0] != want {
 			t.Errorf("the backend saw traceparent %q, want %q", got, want)
 		}
-		// The call on the SDK's path has the same structure under its own
-		// server span.
+		// The call on the SDK's path has the same structure.
 		var sdkReq *tracepb.Span
 		for _, s := range spans {
 			if s.Name == "tools/call be_echo" && attrs(s)["vmcp.path"] == "sdk" {
 				sdkReq = s
 			}
 		}
-		if sdkReq == nil || parent(sdkReq) == nil || parent(sdkReq).Name != "POST /mcp" {
-			t.Fatalf("the SDK path's request span %v is not a child of a server span:\n%s", sdkReq, dumpSpans(spans))
+		if sdkReq == nil || sdkReq.Kind != tracepb.Span_SPAN_KIND_SERVER || hex.EncodeToString(sdkReq.ParentSpanId) != clientSpan {
+			t.Fatalf("the SDK path's request span %v is not a server span under the client's:\n%s", sdkReq, dumpSpans(spans))
 		}
-		var sdkChildren []string
-		for _, s := range spans {
-			if bytes.Equal(s.ParentSpanId, sdkReq.SpanId) {
-				sdkChildren = append(sdkChildren, s.Name)
-			}
+		if got := names(children(sdkReq)); !slices.Equal(got, []string{"authenticate", "authorize", "tools/call be"}) {
+			t.Errorf("the SDK path's request span's children are %v", got)
 		}
-		slices.Sort(sdkChildren)
-		if !slices.Equal(sdkChildren, []string{"authorize", "tools/call be"}) {
-			t.Errorf("the SDK path's request span's children are %v", sdkChildren)
+		if got := be.traceparents("echo"); len(got) != 2 || !strings.Contains(got[1], hex.EncodeToString(children(sdkReq)[2].SpanId)) {
+			t.Errorf("the backend saw traceparents %q on the SDK path", got)
 		}
 		for _, s := range spans {
 			if s.Name == "tools/call be_crash" && attrs(s)["vmcp.outcome"] != "tool_error" {
@@ -675,6 +663,9 @@ server:
 		case "tools/call fx_test_simple_text":
 			req = s
 		}
+	}
+	if req != nil && req.Kind != tracepb.Span_SPAN_KIND_SERVER {
+		t.Errorf("the request span is a %v span, want the server span", req.Kind)
 	}
 	if req == nil || !bytes.Equal(call.ParentSpanId, req.SpanId) || !bytes.Equal(call.TraceId, req.TraceId) {
 		t.Errorf("the backend call is not a child of its request:\n%s", dumpSpans(spans))

@@ -14,7 +14,6 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/backend"
@@ -66,8 +65,13 @@ func benchGateway(b *testing.B, n, tools int) *frontend.Gateway {
 func observedGateway(b *testing.B) http.Handler {
 	b.Helper()
 	rate := 1.0
+	drain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // an OTLP receiver that keeps nothing
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(drain.Close)
 	tel, err := telemetry.New(context.Background(), &telemetry.Options{Metrics: prometheus.NewRegistry(),
-		Tracing: &telemetry.Tracing{SamplingRate: &rate, Exporter: tracetest.NewNoopExporter()}})
+		Tracing: &telemetry.Tracing{SamplingRate: &rate, Endpoint: drain.URL}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -198,8 +202,8 @@ func BenchmarkToolsCall(b *testing.B) {
 		cputime.Bench(b, cpu)
 	})
 	// With request metrics, the audit log (to nowhere) and every request
-	// traced (spans made and batched; the exporter drops them), as
-	// vmcp-load compare --observe runs it with a real exporter.
+	// traced (exported over OTLP/HTTP to a receiver that drops them), as
+	// vmcp-load compare --observe runs it.
 	b.Run("handler/vmcp-observed", func(b *testing.B) {
 		s := newSession(b, observedGateway(b))
 		b.ReportAllocs()

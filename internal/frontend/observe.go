@@ -81,10 +81,14 @@ func (g *Gateway) observed() bool { return g.opts.Telemetry != nil || g.opts.Aud
 // in authorize) made since start for the caller p.
 func (g *Gateway) observeDecision(ctx context.Context, start time.Time, d authz.Decision, p *authz.Principal,
 	action authz.Action, kind, name string, args json.RawMessage) {
+	tel, log := g.opts.Telemetry, g.opts.Audit
+	if !tel.Tracing() && log == nil {
+		tel.Decide(ctx, start, &telemetry.Decision{Allowed: d.Allowed}) // a denial, for the request's count
+		return
+	}
 	resource := entityName(kind, name)
-	g.opts.Telemetry.Decide(ctx, start, &telemetry.Decision{Action: string(action), Resource: resource, Allowed: d.Allowed,
+	tel.Decide(ctx, start, &telemetry.Decision{Action: string(action), Resource: resource, Allowed: d.Allowed,
 		Policies: d.Reasons, Errors: len(d.Errors), ClaimSources: p.Sources()})
-	log := g.opts.Audit
 	if log == nil {
 		return
 	}
@@ -185,7 +189,6 @@ func (c backendCall) end(ctx context.Context, err error, toolError bool, args js
 
 // callOutcome classifies how a request to a backend ended.
 func callOutcome(ctx context.Context, err error, toolError bool) telemetry.Outcome {
-	var rpcErr *jsonrpc.Error
 	switch {
 	case err == nil && toolError:
 		return telemetry.ToolError
@@ -193,7 +196,8 @@ func callOutcome(ctx context.Context, err error, toolError bool) telemetry.Outco
 		return telemetry.OK
 	case ctx.Err() != nil:
 		return telemetry.Cancelled
-	case errors.As(err, &rpcErr):
+	}
+	if rpcErr := (*jsonrpc.Error)(nil); errors.As(err, &rpcErr) {
 		return telemetry.Error
 	}
 	return telemetry.Failed

@@ -33,9 +33,10 @@ func (t *Telemetry) Edge(next http.Handler) http.Handler {
 		if t.tracer != nil {
 			ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx, span = t.tracer.Start(ctx, r.Method+" "+r.Pattern, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start),
-				trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+				trace.WithAttributes(attribute.String("http.request.method", r.Method)))
 			r = r.WithContext(ctx)
 		}
+		rec.span = span
 		next.ServeHTTP(rec, r)
 		t.finish(rec, r, start, span)
 	})
@@ -76,6 +77,9 @@ func (t *Telemetry) finish(rec *recorder, r *http.Request, start time.Time, span
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
+		if rec.handed {
+			t.live.Delete(span.SpanContext().SpanID())
+		}
 		span.End()
 	}
 	if t.access != nil {
@@ -97,17 +101,24 @@ func (t *Telemetry) NoteMethod(w http.ResponseWriter, method string) {
 	if t == nil {
 		return
 	}
+	if rec := recorderOf(w); rec != nil {
+		rec.method = Method(method)
+	}
+}
+
+// recorderOf finds the edge's recorder under w's wrappers, or nil.
+func recorderOf(w http.ResponseWriter) *recorder {
 	for range 4 {
 		switch x := w.(type) {
 		case *recorder:
-			x.method = Method(method)
-			return
+			return x
 		case interface{ Unwrap() http.ResponseWriter }:
 			w = x.Unwrap()
 		default:
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // recorder notes a response's status and size.
@@ -115,7 +126,9 @@ type recorder struct {
 	http.ResponseWriter
 	status  int
 	written int64
-	method  string // the MCP method's label, if noted
+	method  string     // the MCP method's label, if noted
+	span    trace.Span // the request's server span, if tracing
+	handed  bool       // span is in Telemetry.live (Handoff)
 	body    countingBody
 }
 

@@ -14,7 +14,8 @@ import (
 // Request is one MCP request being served. A nil *Request does nothing.
 type Request struct {
 	t      *Telemetry
-	span   trace.Span
+	span   trace.Span // the request's server span (the edge's), or one of its own (owned)
+	owned  bool
 	method string // label value
 	denied bool
 }
@@ -31,16 +32,28 @@ func (t *Telemetry) StartRequest(ctx context.Context, method, tool, session, pat
 	r := &Request{t: t, method: Method(method)}
 	if t.tracer != nil {
 		name := r.method
-		attrs := make([]attribute.KeyValue, 0, 4)
-		attrs = append(attrs, attribute.String("mcp.method.name", r.method), attribute.String("vmcp.path", path))
+		var buf [4]attribute.KeyValue
+		attrs := append(buf[:0], attribute.String("vmcp.path", path))
 		if tool != "" {
 			name += " " + tool
 			attrs = append(attrs, attribute.String("gen_ai.tool.name", tool))
 		}
-		if session != "" {
-			attrs = append(attrs, attribute.String("mcp.session.id", session))
+		// The request is the edge's server span, renamed after the MCP
+		// request (as the MCP semantic conventions name it): one span
+		// fewer per request; the edge adds the method and session. Without
+		// one (a handler not behind Edge), a span of its own.
+		if span := t.serverSpan(ctx); span != nil {
+			r.span = span
+			span.SetName(name)
+			span.SetAttributes(attrs...)
+		} else {
+			attrs = append(attrs, attribute.String("mcp.method.name", r.method))
+			if session != "" {
+				attrs = append(attrs, attribute.String("mcp.session.id", session))
+			}
+			ctx, r.span = t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+			r.owned = true
 		}
-		ctx, r.span = t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
 	}
 	return context.WithValue(ctx, requestKey{}, r), r
 }
@@ -62,8 +75,27 @@ func (r *Request) End(o Outcome) {
 		if o == Error {
 			r.span.SetStatus(codes.Error, o.String())
 		}
-		r.span.End()
+		if r.owned {
+			r.span.End()
+		}
 	}
+}
+
+// serverSpan returns the edge's recording server span of ctx's request:
+// ctx's own span, or the one Handoff registered under the span id ctx
+// carries (Adopt), or nil.
+func (t *Telemetry) serverSpan(ctx context.Context) trace.Span {
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		if s, ok := span.(interface{ SpanKind() trace.SpanKind }); ok && s.SpanKind() != trace.SpanKindServer {
+			return nil
+		}
+		return span
+	}
+	if s, ok := t.live.Load(span.SpanContext().SpanID()); ok {
+		return s.(trace.Span)
+	}
+	return nil
 }
 
 // Abandon ends the request's span without counting it: another path
@@ -73,11 +105,11 @@ func (r *Request) Abandon() {
 		return
 	}
 	r.t = nil
-	if r.span != nil {
+	if r.span != nil && r.owned {
 		r.span.SetAttributes(attribute.String("vmcp.outcome", "handed_on"))
 		r.span.End()
-		r.span = nil
 	}
+	r.span = nil
 }
 
 // Decision describes a policy decision for its span.
@@ -208,11 +240,15 @@ func (p *propagating) RoundTrip(r *http.Request) (*http.Response, error) {
 // handler that sees the request's header but not its context (the
 // go-sdk's: a session's handlers run in the session's context). Adopt
 // reads it back.
-func (t *Telemetry) Handoff(r *http.Request) {
+func (t *Telemetry) Handoff(w http.ResponseWriter, r *http.Request) {
 	if t == nil || t.tracer == nil {
 		return
 	}
 	t.prop.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
+	if rec := recorderOf(w); rec != nil && rec.span != nil && !rec.handed {
+		rec.handed = true
+		t.live.Store(rec.span.SpanContext().SpanID(), rec.span)
+	}
 }
 
 // Adopt returns ctx with the trace context Handoff wrote into h as its

@@ -87,6 +87,9 @@ type Telemetry struct {
 	prop     propagation.TextMapPropagator
 	m        *metrics // nil: request metrics off
 	access   *slog.Logger
+	// live holds the server spans of requests handed to a handler that
+	// sees only their header (Handoff), by span id, until they end.
+	live sync.Map
 }
 
 // New returns the telemetry opts ask for, or nil if they ask for none.
