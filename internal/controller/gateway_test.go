@@ -107,7 +107,7 @@ func TestSeedManifest(t *testing.T) {
 		t.Errorf("pod annotation %s = %q, status.configHash %q", controller.AnnotationConfigHash, got, vs.Status.ConfigHash)
 	}
 	c := pod.Containers[0]
-	if c.Image != env.image || !slices.Equal(c.Args, []string{"serve", "--config", "/etc/vmcp/config.yaml"}) {
+	if c.Image != env.image || !slices.Equal(c.Args, []string{"serve", "--config", "/etc/vmcp/config.yaml", "--state-dir", "/var/lib/vmcp"}) {
 		t.Errorf("container image %q args %q", c.Image, c.Args)
 	}
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
