@@ -51,11 +51,7 @@ func generated(t *testing.T, ns, name string) *config.Config {
 
 func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 	t.Helper()
-	var d appsv1.Deployment
-	if err := env.client.Get(context.Background(), key(ns, name), &d); err != nil {
-		t.Fatal(err)
-	}
-	return &d
+	return get[appsv1.Deployment](t, ns, name)
 }
 
 // TestSeedSampleIsTheSeedManifest checks that the sample's gateway is the

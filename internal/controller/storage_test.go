@@ -84,15 +84,6 @@ func secretMounts(t *testing.T, pod corev1.PodSpec) []string {
 	return got
 }
 
-func service(t *testing.T, ns, name string) *corev1.Service {
-	t.Helper()
-	var s corev1.Service
-	if err := env.client.Get(context.Background(), key(ns, name), &s); err != nil {
-		t.Fatal(err)
-	}
-	return &s
-}
-
 // noClaim fails the test if the gateway has a state volume claim.
 func noClaim(t *testing.T, ns string) {
 	t.Helper()
@@ -148,7 +139,7 @@ func TestRedisSample(t *testing.T) {
 		t.Errorf("a Redis gateway's pods have a state volume: args %q, volumes %+v", c.Args, pod.Volumes)
 	}
 	noClaim(t, ns)
-	if got := service(t, ns, "vmcp-gateway").Spec.SessionAffinity; got != corev1.ServiceAffinityClientIP {
+	if got := get[corev1.Service](t, ns, "vmcp-gateway").Spec.SessionAffinity; got != corev1.ServiceAffinityClientIP {
 		t.Errorf("Service sessionAffinity = %q, want ClientIP (2025-11-25 sessions live on one pod)", got)
 	}
 	cfg := generated(t, ns, "gateway")
