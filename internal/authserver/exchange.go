@@ -172,17 +172,13 @@ func (s *Server) verifyOwnToken(ctx context.Context, raw string) (map[string]any
 // staticClients returns the configured clients by ID, secrets hashed.
 // They are never stored: a changed secret or list takes effect at the
 // next start, on every replica.
-func staticClients(clients []StaticClient, hash func([]byte) ([]byte, error)) (map[string]*Client, error) {
+func staticClients(clients []StaticClient) map[string]*Client {
 	m := map[string]*Client{}
 	for _, sc := range clients {
-		h, err := hash(sc.Secret)
-		if err != nil {
-			return nil, err
-		}
-		m[sc.ID] = &Client{ID: sc.ID, SecretHash: h, GrantTypes: sc.GrantTypes, AuthMethod: "client_secret_basic",
+		m[sc.ID] = &Client{ID: sc.ID, SecretHash: hashSecret(sc.Secret), GrantTypes: sc.GrantTypes, AuthMethod: "client_secret_basic",
 			Audiences: sc.Audiences}
 	}
-	return m, nil
+	return m
 }
 
 // ownTokenError is a token that is not one of this server's valid tokens

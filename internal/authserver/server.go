@@ -37,7 +37,6 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/jwt"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Options configure a [Server]. Zero fields mean their documented default.
@@ -215,11 +214,7 @@ func New(opts *Options) (*Server, error) {
 	s.cimd = newCIMDResolver(o.InsecureAllowPrivateClientMetadataHosts, o.Logger)
 	s.oauth = s.newFosite()
 	var err error
-	if s.static, err = staticClients(o.StaticClients, func(b []byte) ([]byte, error) {
-		return bcrypt.GenerateFromPassword(b, 10)
-	}); err != nil {
-		return nil, fmt.Errorf("authserver: %w", err)
-	}
+	s.static = staticClients(o.StaticClients)
 	if s.metadata, err = json.Marshal(s.Metadata()); err != nil {
 		return nil, err
 	}
@@ -372,7 +367,7 @@ func (s *Server) newFosite() fosite.OAuth2Provider {
 		ScopeStrategy:                  fosite.ExactScopeStrategy,
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		SendDebugMessagesToClients:     false,
-		ClientSecretsHasher:            &fosite.BCrypt{Config: &fosite.Config{HashCost: 10}},
+		ClientSecretsHasher:            secretHasher{},
 	}
 	fs := &fositeStore{store: s.store, clients: s.client, resource: o.Resource}
 	hmac := compose.NewOAuth2HMACStrategy(secretConfig{cfg, s})

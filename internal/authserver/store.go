@@ -50,7 +50,7 @@ type Store interface {
 // built from a client ID metadata document.
 type Client struct {
 	ID            string   `json:"client_id"`
-	SecretHash    []byte   `json:"secret_hash,omitempty"` // bcrypt; empty for public clients
+	SecretHash    []byte   `json:"secret_hash,omitempty"` // SHA-256 (secretHasher); empty for public clients
 	Name          string   `json:"client_name,omitempty"`
 	RedirectURIs  []string `json:"redirect_uris"`
 	GrantTypes    []string `json:"grant_types"`

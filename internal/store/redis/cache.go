@@ -88,9 +88,3 @@ func (c *cache) clear(live bool) {
 	clear(c.m)
 	c.mu.Unlock()
 }
-
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
