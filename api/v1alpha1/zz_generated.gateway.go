@@ -798,13 +798,9 @@ type Storage struct {
 	// Type is embedded (default: a database file in StateDir, for one
 	// process), redis (shared by several replicas) or memory (lost on
 	// restart).
+	// +kubebuilder:validation:Enum=memory;embedded;redis
 	// +optional
 	Type string `json:"type,omitempty"`
-
-	// StateDir is the embedded store's directory. Default: the --state-dir
-	// flag, else $XDG_STATE_HOME/vmcp, else ~/.local/state/vmcp.
-	// +optional
-	StateDir string `json:"stateDir,omitempty"`
 
 	// EncryptionKeyRefs are the keys that seal secrets at rest (AES-256-GCM;
 	// each at least 32 bytes): the first seals, every one opens, so a key
@@ -876,9 +872,13 @@ type RedisSentinel struct {
 
 // RedisTLS configures TLS to Redis.
 type RedisTLS struct {
-	// CAFile is a PEM bundle of the CAs to trust. Default: the system's.
+
+	// CARef is a PEM bundle of the CAs to trust, read from a secret
+	// reference: in Kubernetes a Secret's key, such as the ca.crt of a
+	// cert-manager Certificate; standalone, an alternative to caFile.
+	// Default: the system's.
 	// +optional
-	CAFile string `json:"caFile,omitempty"`
+	CARef *SecretRef `json:"caRef,omitempty"`
 
 	// ServerName overrides the name checked in the server's certificate.
 	// +optional

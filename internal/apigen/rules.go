@@ -35,6 +35,10 @@ var rules = map[string]rule{
 	// The pod's root filesystem is read-only and the operator mounts no volume
 	// for the cache: embeddings are recomputed when a pod starts.
 	"Embedding.CacheFile": {Drop: true},
+	// The operator mounts the embedded store's volume (spec.stateVolume) and
+	// points vmcp at it.
+	"Storage.StateDir": {Drop: true},
+	"RedisTLS.CAFile":  {Drop: true}, // no files in the pod: caRef, a Secret
 
 	"GroupRef.Name":      {Required: true, Markers: []string{"+kubebuilder:validation:MinLength=1"}},
 	"SecretRef.Name":     {Required: true, Markers: []string{"+kubebuilder:validation:MinLength=1"}},
@@ -56,6 +60,7 @@ var rules = map[string]rule{
 	"OutgoingAuth.Source":                enum("discovered;inline"),
 	"BackendAuth.Type": {Required: true, Markers: []string{
 		"+kubebuilder:validation:Enum=unauthenticated;header_injection;token_exchange;upstream_inject;pass_through_unsafe"}},
+	"Storage.Type":     enum("memory;embedded;redis"),
 	"Server.LogLevel":  enum("debug;info;warn;error"),
 	"Server.LogFormat": enum("text;json"),
 }
