@@ -44,13 +44,33 @@ type Options struct {
 	OnResourceUpdated func(ctx context.Context, backend string, p *mcp.ResourceUpdatedNotificationParams)
 }
 
-// NewHTTPClient returns an HTTP client sized for a gateway: many idle
-// connections per backend host, so concurrent calls do not reconnect.
+// NewHTTPClient returns an HTTP client sized for a gateway, over net/http's
+// Transport (proxies from the environment, HTTP/2 over TLS, retries of
+// requests that never reached a reused connection):
+//
+//   - up to 256 idle connections per backend host (1,024 in all), so that
+//     concurrent calls reuse connections instead of dialing; net/http's
+//     default of 2 per host would make every call beyond two in flight dial
+//     anew and leave the socket in TIME_WAIT;
+//   - no cap on connections per host: each backend connection keeps a GET
+//     stream open for its life, and a cap would make calls queue behind
+//     them;
+//   - idle connections closed after 90 s, a dial timeout of 30 s and TCP
+//     keep-alives every 30 s (net/http's defaults), and response headers
+//     bounded to 1 MiB;
+//   - read and write buffers of 16 KiB (net/http: 4 KiB), so that a
+//     result of some size takes fewer system calls.
+//
+// These replace a hand-written HTTP/1.1 pool for raw calls that saved
+// 10–37 µs per call on loopback (docs/benchmarks.md).
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1024
 	t.MaxIdleConnsPerHost = 256
 	t.IdleConnTimeout = 90 * time.Second
+	t.MaxResponseHeaderBytes = 1 << 20
+	t.ReadBufferSize = 16 << 10
+	t.WriteBufferSize = 16 << 10
 	return &http.Client{Transport: t}
 }
 
@@ -59,7 +79,6 @@ type Set struct {
 	opts     Options
 	backends []*Backend // fixed at creation, in configuration order
 	byName   map[string]*Backend
-	direct   *directPool // raw calls' connections to plain-HTTP backends; nil: none
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -78,7 +97,6 @@ func NewSet(specs []Spec, opts *Options) *Set {
 	if o.HTTPClient == nil {
 		o.HTTPClient = NewHTTPClient()
 	}
-	s.direct = newDirectPool(o.HTTPClient)
 	if o.ClientInfo == nil {
 		o.ClientInfo = &mcp.Implementation{Name: "vmcp"}
 	}
@@ -175,5 +193,4 @@ func (s *Set) Close() {
 		wg.Go(b.stop)
 	}
 	wg.Wait()
-	s.direct.close()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -26,7 +25,7 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 	switch b.spec.Transport {
 	case StreamableHTTP:
 		hc := b.httpClient(c)
-		c.raw = &rawConn{url: b.spec.URL, client: b.rawClient(c, hc)}
+		c.raw = &rawConn{url: b.spec.URL, client: hc}
 		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: hc, MaxRetries: -1}, nil
 	case SSE:
 		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c)}, nil
@@ -75,21 +74,6 @@ func (b *Backend) httpClient(c *Conn) *http.Client {
 		rt = http.DefaultTransport
 	}
 	return &http.Client{Transport: &credentialTransport{base: rt, conn: c}, Timeout: base.Timeout}
-}
-
-// rawClient is the client of a connection's raw calls: hc, or, where the
-// backend can be reached directly (see direct.go), the same with direct
-// round trips.
-func (b *Backend) rawClient(c *Conn, hc *http.Client) *http.Client {
-	u, err := url.Parse(b.spec.URL)
-	if err != nil || !b.set.direct.serves(u) {
-		return hc
-	}
-	var rt http.RoundTripper = b.set.direct
-	if _, none := b.auth().(backendauth.None); !none {
-		rt = &credentialTransport{base: rt, conn: c}
-	}
-	return &http.Client{Transport: rt, Timeout: hc.Timeout}
 }
 
 // appliedKey is the context key of the credentials do got for a call.
