@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,7 +84,9 @@ type Inventory struct {
 type Backend struct {
 	spec   Spec
 	set    *Set
-	logger *slog.Logger
+	logger *slog.Logger // redacts the URL's secrets
+	redact redactor     // takes the URL's secrets out of errors
+	origin *url.URL     // where the backend's requests may go; nil for stdio
 
 	inv      atomic.Pointer[Inventory] // nil unless ready
 	refresh  chan struct{}             // the backend said a list changed
@@ -117,10 +120,17 @@ type ownedConn struct {
 }
 
 func newBackend(spec Spec, set *Set) *Backend {
+	x := newRedactor(spec.URL)
+	var origin *url.URL
+	if spec.Transport != Stdio {
+		origin, _ = url.Parse(spec.URL)
+	}
 	return &Backend{
 		spec:     spec,
 		set:      set,
-		logger:   set.opts.Logger.With("backend", spec.Name),
+		logger:   redactLogger(set.opts.Logger, x).With("backend", spec.Name),
+		redact:   x,
+		origin:   origin,
 		refresh:  make(chan struct{}, 1),
 		suspect:  make(chan struct{}, 1),
 		attempts: make(chan struct{}),
@@ -424,6 +434,7 @@ func (b *Backend) setReady(c *Conn, inv *Inventory) {
 
 // setAuthRequired records a backend that needs callers' credentials.
 func (b *Backend) setAuthRequired(err error) {
+	err = b.redact.err(err)
 	b.mu.Lock()
 	changed := b.state != StateAuthRequired
 	b.state, b.lastErr, b.nextTry = StateAuthRequired, err, time.Time{}
@@ -446,6 +457,7 @@ func (b *Backend) NeedsUser() bool {
 
 // setDown records a failure, drops the inventory and every connection.
 func (b *Backend) setDown(err error, retryIn time.Duration) {
+	err = b.redact.err(err)
 	b.mu.Lock()
 	wasReady := b.state == StateReady
 	if wasReady {

@@ -32,6 +32,10 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts. Defaults: 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// MaxResultBytes bounds what vmcp reads of one answer from a backend
+	// (a result, a JSON answer, one event of an event stream); an answer
+	// over it fails its call. Default: [DefaultMaxResultBytes].
+	MaxResultBytes int
 	// HideEnv names environment variables stdio children must not inherit
 	// (vmcp's secrets); variables starting with VMCP_SECRET are never
 	// inherited.
@@ -43,6 +47,9 @@ type Options struct {
 	// resource changed.
 	OnResourceUpdated func(ctx context.Context, backend string, p *mcp.ResourceUpdatedNotificationParams)
 }
+
+// DefaultMaxResultBytes is the default of [Options.MaxResultBytes].
+const DefaultMaxResultBytes = 64 << 20
 
 // NewHTTPClient returns an HTTP client sized for a gateway, over net/http's
 // Transport (proxies from the environment, HTTP/2 over TLS, retries of
@@ -105,6 +112,7 @@ func NewSet(specs []Spec, opts *Options) *Set {
 	o.UnhealthyThreshold = cmp.Or(o.UnhealthyThreshold, 3)
 	o.MinBackoff = cmp.Or(o.MinBackoff, 500*time.Millisecond)
 	o.MaxBackoff = cmp.Or(o.MaxBackoff, 30*time.Second)
+	o.MaxResultBytes = cmp.Or(o.MaxResultBytes, DefaultMaxResultBytes)
 	for _, spec := range specs {
 		b := newBackend(spec, s)
 		s.backends = append(s.backends, b)

@@ -26,7 +26,15 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 	case StreamableHTTP:
 		hc := b.httpClient(c)
 		c.raw = &rawConn{url: b.spec.URL, client: hc}
-		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: hc, MaxRetries: -1}, nil
+		// The SDK's requests go through the guard (guard.go), which keeps
+		// the event streams, so the SDK never resumes one itself
+		// (MaxRetries -1); an event it reads is at most the result size
+		// limit plus the guard's framing.
+		sdk := &http.Client{Transport: &guard{next: hc.Transport, conn: c}, CheckRedirect: hc.CheckRedirect, Timeout: hc.Timeout}
+		return &mcp.StreamableClientTransport{
+			Endpoint: b.spec.URL, HTTPClient: sdk, MaxRetries: -1,
+			MaxEventSize: b.set.opts.MaxResultBytes + 1024,
+		}, nil
 	case SSE:
 		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c)}, nil
 	case Stdio:
@@ -63,17 +71,20 @@ func (b *Backend) childEnv() []string {
 }
 
 // httpClient is the client of one connection: the shared pool, with the
-// backend's credentials added to every request (none: the pool as is).
+// backend's credentials added to every request, nothing sent to another
+// origin, and redirects followed only within the origin, keeping the
+// method (backendauth.CheckRedirect).
 func (b *Backend) httpClient(c *Conn) *http.Client {
 	base := b.set.opts.HTTPClient
-	if _, none := b.auth().(backendauth.None); none {
-		return base
-	}
 	rt := base.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return &http.Client{Transport: &credentialTransport{base: rt, conn: c}, Timeout: base.Timeout}
+	if _, none := b.auth().(backendauth.None); !none {
+		rt = &credentialTransport{base: rt, conn: c}
+	}
+	rt = &backendauth.OriginCheck{Next: rt, Origin: b.origin}
+	return &http.Client{Transport: rt, CheckRedirect: backendauth.CheckRedirect, Timeout: base.Timeout}
 }
 
 // appliedKey is the context key of the credentials do got for a call.
