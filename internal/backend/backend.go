@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
@@ -320,24 +321,39 @@ func (b *Backend) list(ctx context.Context, c *Conn) (*Inventory, error) {
 	}
 	var err error
 	if caps.Tools != nil {
-		if inv.Tools, err = collect(c.session.Tools(ctx, nil)); err != nil {
+		if inv.Tools, err = listOptional(b, "tools/list", c.session.Tools(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list tools: %w", err)
 		}
 	}
 	if caps.Resources != nil {
-		if inv.Resources, err = collect(c.session.Resources(ctx, nil)); err != nil {
+		if inv.Resources, err = listOptional(b, "resources/list", c.session.Resources(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list resources: %w", err)
 		}
-		if inv.Templates, err = collect(c.session.ResourceTemplates(ctx, nil)); err != nil {
+		if inv.Templates, err = listOptional(b, "resources/templates/list", c.session.ResourceTemplates(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list resource templates: %w", err)
 		}
 	}
 	if caps.Prompts != nil {
-		if inv.Prompts, err = collect(c.session.Prompts(ctx, nil)); err != nil {
+		if inv.Prompts, err = listOptional(b, "prompts/list", c.session.Prompts(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list prompts: %w", err)
 		}
 	}
 	return inv, nil
+}
+
+// listOptional collects a list. A backend that answers a list method with
+// -32601 (method not found) does not implement it: it offers none of those
+// items (as a low-level TypeScript SDK server does for resource templates
+// it has no handler for), which is logged, not a failure to connect.
+func listOptional[T any](b *Backend, method string, seq func(func(T, error) bool)) ([]T, error) {
+	out, err := collect(seq)
+	var rpcErr *jsonrpc.Error
+	if errors.As(err, &rpcErr) && rpcErr.Code == jsonrpc.CodeMethodNotFound {
+		b.logger.Warn("the backend does not implement a list method of a capability it declared; it offers none of those items",
+			"method", method, "error", rpcErr.Message)
+		return nil, nil
+	}
+	return out, err
 }
 
 func collect[T any](seq func(func(T, error) bool)) ([]T, error) {
