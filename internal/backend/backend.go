@@ -188,7 +188,7 @@ func (b *Backend) run(ctx context.Context) {
 	}
 	defer endFirst()
 	for ctx.Err() == nil {
-		conn, inv, err := b.connectShared(ctx)
+		conn, inv, renewed, err := b.connectShared(ctx)
 		if errors.Is(err, errNeedsUser) {
 			b.setAuthRequired(err)
 			endFirst()
@@ -202,15 +202,16 @@ func (b *Backend) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			b.setDown(err, backoff)
+			wait := jitter(backoff)
+			b.setDown(err, wait)
 			endFirst()
-			if !sleep(ctx, backoff) {
+			if !sleep(ctx, wait) {
 				return
 			}
 			backoff = min(2*backoff, b.set.opts.MaxBackoff)
 			continue
 		}
-		b.setReady(conn, inv)
+		b.setReady(ctx, conn, inv, renewed)
 		endFirst()
 		readyAt := time.Now()
 		err = b.monitor(ctx, conn)
@@ -224,9 +225,10 @@ func (b *Backend) run(ctx context.Context) {
 		} else {
 			backoff = min(2*backoff, b.set.opts.MaxBackoff)
 		}
-		b.setDown(err, backoff)
+		wait := jitter(backoff)
+		b.setDown(err, wait)
 		b.closeConn(conn)
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, wait) {
 			return
 		}
 	}
@@ -243,20 +245,49 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// connectShared dials the shared connection and lists the inventory.
-func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, error) {
+// connectShared dials the shared connection, lists the inventory and
+// renews the resource subscriptions (it returns those it renewed), all
+// within the connect timeout.
+func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.set.opts.ConnectTimeout)
 	defer cancel()
 	conn, err := b.dial(ctx, nil, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	inv, err := b.list(ctx, conn)
-	if err != nil {
-		b.closeConn(conn)
-		return nil, nil, err
+	if err == nil {
+		var renewed map[string]bool
+		if renewed, err = b.renew(ctx, conn); err == nil {
+			return conn, inv, renewed, nil
+		}
 	}
-	return conn, inv, nil
+	b.closeConn(conn)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("no answer within %s: %w", b.set.opts.ConnectTimeout, err)
+	}
+	return nil, nil, nil, err
+}
+
+// renew subscribes a new shared connection to the resources clients are
+// subscribed to. A backend that refuses one (an error answer) is logged;
+// one that does not answer fails the connection: it is not ready.
+func (b *Backend) renew(ctx context.Context, c *Conn) (map[string]bool, error) {
+	b.mu.Lock()
+	renewed := make(map[string]bool, len(b.subs))
+	for uri := range b.subs {
+		renewed[uri] = true
+	}
+	b.mu.Unlock()
+	for uri := range renewed {
+		if err := b.subscribe(ctx, c, uri); err != nil {
+			var rpcErr *jsonrpc.Error
+			if !errors.As(err, &rpcErr) {
+				return nil, fmt.Errorf("renewing the subscription to %s: %w", uri, err)
+			}
+		}
+	}
+	return renewed, nil
 }
 
 // errNeedsUser is a shared connection refused with 401 by a backend whose
@@ -427,12 +458,14 @@ func (b *Backend) ping(ctx context.Context, c *Conn) error {
 	return c.session.Ping(ctx, nil)
 }
 
-func (b *Backend) setReady(c *Conn, inv *Inventory) {
+func (b *Backend) setReady(ctx context.Context, c *Conn, inv *Inventory, renewed map[string]bool) {
 	b.mu.Lock()
 	b.shared, b.state, b.lastErr, b.since, b.nextTry = c, StateReady, nil, time.Now(), time.Time{}
-	subs := make([]string, 0, len(b.subs))
+	var late []string // subscribed to while the connection was being made
 	for uri := range b.subs {
-		subs = append(subs, uri)
+		if !renewed[uri] {
+			late = append(late, uri)
+		}
 	}
 	b.mu.Unlock()
 	b.inv.Store(inv)
@@ -442,8 +475,12 @@ func (b *Backend) setReady(c *Conn, inv *Inventory) {
 	}
 	b.logger.Info("backend ready", "server", name, "tools", len(inv.Tools), "resources", len(inv.Resources),
 		"templates", len(inv.Templates), "prompts", len(inv.Prompts))
-	for _, uri := range subs {
-		b.subscribe(context.Background(), c, uri)
+	if len(late) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, b.set.opts.ConnectTimeout)
+		for _, uri := range late {
+			_ = b.subscribe(ctx, c, uri) // failures are logged; pings judge the backend
+		}
+		cancel()
 	}
 	b.set.changed()
 }

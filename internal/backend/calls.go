@@ -281,8 +281,13 @@ func (b *Backend) open(ctx context.Context, peer Peer) (_ context.Context, c *Co
 		if errors.As(err, &rpcErr) {
 			return err
 		}
-		if isConnectionError(err) && c.user == nil && c.owner == nil {
-			signal(b.suspect)
+		if isConnectionError(err) {
+			switch {
+			case c.user == nil && c.owner == nil:
+				signal(b.suspect) // the supervisor checks the shared connection
+			case errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed):
+				c.sessionLost() // an owned one is replaced by the next call
+			}
 		}
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 			err = fmt.Errorf("no answer within %s (the request was cancelled at the backend)", b.spec.CallTimeout)
