@@ -281,8 +281,7 @@ func (b *Backend) renew(ctx context.Context, c *Conn) (map[string]bool, error) {
 	b.mu.Unlock()
 	for uri := range renewed {
 		if err := b.subscribe(ctx, c, uri); err != nil {
-			var rpcErr *jsonrpc.Error
-			if !errors.As(err, &rpcErr) {
+			if !isAnswer(err) {
 				return nil, fmt.Errorf("renewing the subscription to %s: %w", uri, err)
 			}
 		}

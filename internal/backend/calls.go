@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
@@ -277,9 +276,8 @@ func (b *Backend) open(ctx context.Context, peer Peer) (_ context.Context, c *Co
 		if err == nil {
 			return nil
 		}
-		var rpcErr *jsonrpc.Error
-		if errors.As(err, &rpcErr) {
-			return err
+		if isAnswer(err) {
+			return err // the backend's own error answer
 		}
 		if isConnectionError(err) {
 			switch {
@@ -292,7 +290,7 @@ func (b *Backend) open(ctx context.Context, peer Peer) (_ context.Context, c *Co
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 			err = fmt.Errorf("no answer within %s (the request was cancelled at the backend)", b.spec.CallTimeout)
 		}
-		return &CallError{Backend: b.spec.Name, Err: b.redact.err(err)}
+		return &CallError{Backend: b.spec.Name, Err: b.redact.err(noAnswer(err))}
 	}, nil
 }
 

@@ -2,7 +2,9 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
@@ -42,16 +44,27 @@ func (x redactor) text(s string) string {
 }
 
 // err returns err, or an error that reads as err redacted (and unwraps to
-// it) if err's text holds a secret.
+// it) if err's text holds a secret: one of the backend URL's, or one in the
+// URL of a request net/http quotes (a redirect's target, say).
 func (x redactor) err(err error) error {
-	if err == nil || x.r == nil {
-		return err
+	if err == nil {
+		return nil
 	}
 	msg := err.Error()
-	if red := x.r.Replace(msg); red != msg {
-		return &redactedError{err: err, msg: red}
+	red := msg
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			red = strings.ReplaceAll(red, ue.URL, backendauth.RedactURL(u))
+		}
 	}
-	return err
+	if x.r != nil {
+		red = x.r.Replace(red)
+	}
+	if red == msg {
+		return err
+	}
+	return &redactedError{err: err, msg: red}
 }
 
 type redactedError struct {
