@@ -100,6 +100,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		HealthInterval:     cmp.Or(o.HealthInterval, fh.HealthCheckInterval.D()),
 		UnhealthyThreshold: fh.UnhealthyThreshold,
 		MinBackoff:         o.MinBackoff,
+		MaxResultBytes:     int(cfg.Server.MaxResultBytes),
 		HideEnv:            cfg.SecretEnvNames(),
 		OnChange:           func() { gw.BackendsChanged() },
 		OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {

@@ -108,6 +108,7 @@ func TestDefaults(t *testing.T) {
 		{"health", cfg.Config.Operational.FailureHandling.HealthCheckInterval.D(), 30 * time.Second},
 		{"incoming", cfg.IncomingAuth.Type, AuthAnonymous},
 		{"pageSize", cfg.Server.PageSize, DefaultPageSize},
+		{"maxResultBytes", cfg.Server.MaxResultBytes, int64(DefaultMaxResultBytes)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -177,6 +178,10 @@ func TestErrors(t *testing.T) {
 			[]string{"incomingAuth.oidcConfig.allowedAlgorithms[0]: \"none\" is not one of"}},
 		{"bad origin", "server:\n  allowedOrigins: [\"https://a.example/path\"]\n",
 			[]string{"server.allowedOrigins[0]: \"https://a.example/path\" must be an origin"}},
+		{"result size limit too small", "server:\n  maxResultBytes: 1000\n",
+			[]string{"f.yaml:2: server.maxResultBytes: must be between 65536 (64 KiB) and 1073741824 (1 GiB)"}},
+		{"a URL's secrets are not repeated", "backends:\n- name: a\n  url: ftp://u:pw-secret@x/mcp?token=tok-secret\n",
+			[]string{`f.yaml:3: backends[0].url: "ftp://REDACTED@x/mcp?REDACTED" must be an absolute http or https URL`}},
 		{"manifest of another kind", "kind: Deployment\nspec: {}\n", []string{"f.yaml:1: kind: is \"Deployment\""}},
 		{"manifest paths", "kind: VirtualMCPServer\nspec:\n  backends:\n  - name: a\n    transport: sse\n",
 			[]string{"f.yaml:4: spec.backends[0].url: is required"}},
