@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -176,7 +177,7 @@ func (g *guard) jsonAnswer(req *http.Request, resp *http.Response, id jsonrpc.ID
 	}
 	msg, err := jsonrpc.DecodeMessage(body)
 	if err != nil {
-		return g.fault(req, id, fmt.Errorf("invalid JSON-RPC message from the backend: %w", err))
+		return g.fault(req, id, invalidMessage(body))
 	}
 	if r, ok := msg.(*jsonrpc.Response); !ok || r.ID != id {
 		return g.fault(req, id, errors.New("the backend's JSON answer is not the response to the call"))
@@ -185,6 +186,16 @@ func (g *guard) jsonAnswer(req *http.Request, resp *http.Response, id jsonrpc.ID
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	return &out
+}
+
+// invalidMessage is the error of an answer that is not a JSON-RPC message.
+// The parser's own error is not used: it quotes the answer, which may echo
+// credentials.
+func invalidMessage(data []byte) error {
+	if !json.Valid(data) {
+		return errors.New("invalid JSON-RPC message from the backend: not JSON")
+	}
+	return errors.New("invalid JSON-RPC message from the backend: JSON, but not a JSON-RPC message")
 }
 
 func errTooLarge(limit int) error {
@@ -280,7 +291,7 @@ func (s *callStream) fill() error {
 		}
 		msg, err := jsonrpc.DecodeMessage(s.data.Bytes())
 		if err != nil {
-			s.faulted(fmt.Errorf("invalid JSON-RPC message from the backend: %w", err))
+			s.faulted(invalidMessage(s.data.Bytes()))
 			return nil
 		}
 		if r, ok := msg.(*jsonrpc.Response); ok && r.ID == s.id {

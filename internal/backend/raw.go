@@ -346,7 +346,7 @@ func finishBody(r *bufio.Reader, body io.ReadCloser) {
 func (c *Conn) rawAnswer(ctx context.Context, st stream, buf *bytes.Buffer, id string) (*RawResult, error) {
 	var m rawMessage
 	if _, err := sjson.Parse(buf.Bytes(), &m, parseFlags); err != nil {
-		return nil, fmt.Errorf("invalid JSON-RPC message from the backend: %w", err)
+		return nil, invalidMessage(buf.Bytes())
 	}
 	switch {
 	case m.Method == "" && isID(m.ID, id):
