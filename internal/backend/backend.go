@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -420,6 +421,10 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 				b.logger.Warn("re-listing after list_changed", "error", err)
 				continue
 			}
+			if sameLists(b.inv.Load(), inv) {
+				b.logger.Debug("backend lists listed again, unchanged")
+				continue
+			}
 			b.inv.Store(inv)
 			b.logger.Info("backend lists changed", "tools", len(inv.Tools), "resources", len(inv.Resources), "prompts", len(inv.Prompts))
 			b.set.changed()
@@ -440,6 +445,12 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 			failures = 0
 		}
 	}
+}
+
+// sameLists reports whether two inventories list the same items.
+func sameLists(a, b *Inventory) bool {
+	return a != nil && reflect.DeepEqual(a.Tools, b.Tools) && reflect.DeepEqual(a.Resources, b.Resources) &&
+		reflect.DeepEqual(a.Templates, b.Templates) && reflect.DeepEqual(a.Prompts, b.Prompts)
 }
 
 func errOrEOF(err error) error {

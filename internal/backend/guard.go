@@ -438,11 +438,12 @@ func (g *guard) standalone(req *http.Request) *http.Response {
 // Backoff of the standalone stream's reconnections, when the backend sets
 // no retry time: from streamMinWait, doubling to streamMaxWait, with
 // jitter; back to streamMinWait after a stream that lived streamStable or
-// brought events.
+// brought events (a stream a proxy's timeout ended, say), so that only a
+// backend that keeps failing or ending its streams at once waits longer.
 const (
 	streamMinWait = 500 * time.Millisecond
 	streamMaxWait = 30 * time.Second
-	streamStable  = 10 * time.Second
+	streamStable  = time.Second
 )
 
 // keep keeps the standalone stream open until ctx ends, and passes its
@@ -454,7 +455,7 @@ func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 	sr := newSSEReader(br, c.backend.set.opts.MaxResultBytes)
 	var data bytes.Buffer
 	wait := streamMinWait
-	for {
+	for opened := 0; ; {
 		resp, err := c.get(ctx, st, sr.lastID)
 		if ctx.Err() != nil {
 			if err == nil {
@@ -471,6 +472,13 @@ func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 			c.sessionLost()
 			return
 		case resp.StatusCode == http.StatusOK && mediaType(resp.Header.Get("Content-Type")) == "text/event-stream":
+			if opened > 0 && sr.lastID == "" && c.owner == nil && c.user == nil {
+				// What the backend said while the stream was closed is lost
+				// (no event IDs to resume from): a list change among it is
+				// caught by listing again (clients hear of real changes only).
+				c.backend.refreshSoon()
+			}
+			opened++
 			start, events := time.Now(), 0
 			br.Reset(resp.Body)
 			sr.skipLF, sr.skipping = false, false
