@@ -51,6 +51,7 @@ type App struct {
 	authorizer *authz.Authorizer
 	cancel     context.CancelFunc
 	served     chan error
+	release    releaser // of large answers' memory
 }
 
 // New binds the listen address (so that a busy port is reported before
@@ -101,6 +102,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		UnhealthyThreshold: fh.UnhealthyThreshold,
 		MinBackoff:         o.MinBackoff,
 		MaxResultBytes:     int(cfg.Server.MaxResultBytes),
+		OnLargeAnswer:      a.release.large,
 		HideEnv:            cfg.SecretEnvNames(),
 		OnChange:           func() { gw.BackendsChanged() },
 		OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {
@@ -223,6 +225,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	<-shut
 	a.cancel()
 	a.backends.Close()
+	a.release.stop()
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

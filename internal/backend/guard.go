@@ -175,13 +175,14 @@ func (g *guard) jsonAnswer(req *http.Request, resp *http.Response, id jsonrpc.ID
 	case len(body) > limit:
 		return g.fault(req, id, errTooLarge(limit))
 	}
-	msg, err := jsonrpc.DecodeMessage(body)
+	got, response, err := checkMessage(body)
 	if err != nil {
 		return g.fault(req, id, invalidMessage(body))
 	}
-	if r, ok := msg.(*jsonrpc.Response); !ok || r.ID != id {
+	if !response || got != id {
 		return g.fault(req, id, errors.New("the backend's JSON answer is not the response to the call"))
 	}
+	g.conn.backend.set.largeAnswer(len(body))
 	out := *resp
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
@@ -289,13 +290,14 @@ func (s *callStream) fill() error {
 		case typ != "message" || s.data.Len() == 0:
 			continue // another event type, or a priming event
 		}
-		msg, err := jsonrpc.DecodeMessage(s.data.Bytes())
+		got, response, err := checkMessage(s.data.Bytes())
 		if err != nil {
 			s.faulted(invalidMessage(s.data.Bytes()))
 			return nil
 		}
-		if r, ok := msg.(*jsonrpc.Response); ok && r.ID == s.id {
+		if response && got == s.id {
 			s.done = true
+			s.g.conn.backend.set.largeAnswer(s.data.Len())
 		}
 		// Line ends in JSON can only be white space: one line of data.
 		data := s.data.Bytes()
@@ -494,7 +496,7 @@ func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 				if typ != "message" || data.Len() == 0 {
 					continue
 				}
-				if _, err := jsonrpc.DecodeMessage(data.Bytes()); err != nil {
+				if _, _, err := checkMessage(data.Bytes()); err != nil {
 					logger.Warn("invalid message on the backend's event stream dropped", "error", err)
 					continue
 				}

@@ -105,6 +105,9 @@ func (b *Backend) CallToolRaw(ctx context.Context, peer Peer, call RawCall) (*Ra
 	end := c.begin(callCtx, peer, nil)
 	res, err := c.rawCall(callCtx, ver, call)
 	end()
+	if res != nil {
+		b.set.largeAnswer(len(res.Result))
+	}
 	if err = finish(err); err != nil {
 		return nil, err
 	}

@@ -36,6 +36,11 @@ type Options struct {
 	// (a result, a JSON answer, one event of an event stream); an answer
 	// over it fails its call. Default: [DefaultMaxResultBytes].
 	MaxResultBytes int
+	// OnLargeAnswer is called with the size of an answer of at least
+	// [LargeAnswer] bytes, once it is read, so that the process can hand
+	// the memory back when the call is over. It must not block.
+	// Default: nothing.
+	OnLargeAnswer func(size int)
 	// HideEnv names environment variables stdio children must not inherit
 	// (vmcp's secrets); variables starting with VMCP_SECRET are never
 	// inherited.
@@ -50,6 +55,17 @@ type Options struct {
 
 // DefaultMaxResultBytes is the default of [Options.MaxResultBytes].
 const DefaultMaxResultBytes = 64 << 20
+
+// LargeAnswer is the size from which an answer counts as large
+// ([Options.OnLargeAnswer]).
+const LargeAnswer = 8 << 20
+
+// largeAnswer reports an answer of n bytes.
+func (s *Set) largeAnswer(n int) {
+	if n >= LargeAnswer && s.opts.OnLargeAnswer != nil {
+		s.opts.OnLargeAnswer(n)
+	}
+}
 
 // NewHTTPClient returns an HTTP client sized for a gateway, over net/http's
 // Transport (proxies from the environment, HTTP/2 over TLS, retries of

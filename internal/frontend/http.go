@@ -23,6 +23,14 @@ const (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// putBuf returns b to bufPool, unless it grew large (a large result): a
+// pooled buffer would keep that memory for as long as it circulates.
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		bufPool.Put(b)
+	}
+}
+
 // ServeHTTP serves the MCP endpoint: the Origin check and CORS, then
 // authentication, then the era decision and the SDK handler of that era.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +83,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) servePost(w http.ResponseWriter, r *http.Request) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	defer putBuf(buf)
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.opts.MaxRequestBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
