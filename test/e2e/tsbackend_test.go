@@ -31,6 +31,7 @@ func startTSBackend(t *testing.T, tl *tools, name string, closeEvery int) (*proc
 //     (SEP-1699),
 //   - and closes its standalone GET streams every 300 ms (as a proxy's read
 //     timeout would),
+//
 // is ready, its poll tool answers on both of vmcp's paths, it stays ready
 // on its first connection, and a list change it tells on a reopened stream
 // reaches the client. The same server behind a plain Node proxy, which
