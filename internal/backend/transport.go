@@ -51,7 +51,7 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 		}
 		cmd.Stderr = &lineLogger{logger: b.logger}
 		isolate(cmd)
-		return &processTransport{CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}}, nil
+		return &processTransport{cmd: cmd, terminate: 2 * time.Second, maxLine: b.set.opts.MaxResultBytes + 1024}, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", b.spec.Transport)
 }
