@@ -104,15 +104,11 @@ func callID(req *http.Request) (jsonrpc.ID, bool) {
 	if err != nil {
 		return jsonrpc.ID{}, false
 	}
-	msg, err := jsonrpc.DecodeMessage(data)
-	if err != nil {
+	id, response, err := checkMessage(data)
+	if err != nil || response || !id.IsValid() {
 		return jsonrpc.ID{}, false
 	}
-	r, ok := msg.(*jsonrpc.Request)
-	if !ok || !r.IsCall() {
-		return jsonrpc.ID{}, false
-	}
-	return r.ID, true
+	return id, true
 }
 
 // maxErrorBody bounds what is read of an HTTP error's body, looking for a
