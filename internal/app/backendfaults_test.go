@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -49,23 +47,6 @@ func garbageBackend(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestBackendFaultsThroughTheGateway: a malformed backend answer is an
 // isError result naming the backend for the calling client, on the fast
 // path and on the SDK's (a session that set a log level), and the backend's
@@ -80,7 +61,7 @@ func TestBackendFaultsThroughTheGateway(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	_ = ln.Close()
-	var logs lockedBuffer
+	var logs syncBuffer
 	addr := vmcptest.FreeAddr(t)
 	vmcptest.Start(t, fmt.Sprintf(`backends:
 - {name: raw, url: "%s/mcp?token=tok-secret"}

@@ -2,15 +2,11 @@ package backend_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,10 +186,3 @@ func TestMalformedAnswersFailOneCall(t *testing.T) {
 		t.Errorf("the backend restarted %d times (%s); want its connection kept", st.Restarts, st.Error)
 	}
 }
-
-var (
-	_ = context.Background
-	_ = json.Marshal
-	_ = net.Listen
-	_ atomic.Int32
-)

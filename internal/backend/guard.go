@@ -295,14 +295,7 @@ func (s *callStream) fill() error {
 			s.done = true
 			s.g.conn.backend.set.largeAnswer(s.data.Len())
 		}
-		// Line ends in JSON can only be white space: one line of data.
-		data := s.data.Bytes()
-		for i, c := range data {
-			if c == '\n' || c == '\r' {
-				data[i] = ' '
-			}
-		}
-		s.out = [3][]byte{eventHead, data, eventEnd}
+		s.out = [3][]byte{eventHead, oneLine(s.data.Bytes()), eventEnd}
 		return nil
 	}
 }
@@ -447,88 +440,40 @@ const (
 // keep keeps the standalone stream open until ctx ends, and passes its
 // well-formed events to w.
 func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
-	c := g.conn
-	logger := c.backend.logger
-	br := bufio.NewReaderSize(nil, 4096)
-	sr := newSSEReader(br, c.backend.set.opts.MaxResultBytes)
-	var data bytes.Buffer
+	k := &keeper{c: g.conn, w: w, br: bufio.NewReaderSize(nil, 4096)}
+	k.sr = newSSEReader(k.br, g.conn.backend.set.opts.MaxResultBytes)
 	wait := streamMinWait
 	for opened := 0; ; {
-		resp, err := c.get(ctx, st, sr.lastID)
+		resp, err := k.c.get(ctx, st, k.sr.lastID)
 		if ctx.Err() != nil {
 			if err == nil {
 				_ = resp.Body.Close()
 			}
 			return
 		}
-		switch {
-		case err != nil:
-			logger.Debug("opening the backend's event stream", "error", err)
-		case resp.StatusCode == http.StatusNotFound:
-			_ = resp.Body.Close()
-			logger.Debug("the backend's event stream: HTTP 404 (session lost?); checking the connection")
-			c.sessionLost()
+		switch open, stop := k.check(resp, err); {
+		case stop:
 			return
-		case resp.StatusCode == http.StatusOK && mediaType(resp.Header.Get("Content-Type")) == "text/event-stream":
-			if opened > 0 && sr.lastID == "" && c.owner == nil && c.user == nil {
+		case open:
+			if opened > 0 && k.sr.lastID == "" && k.c.owner == nil && k.c.user == nil {
 				// What the backend said while the stream was closed is lost
 				// (no event IDs to resume from): a list change among it is
 				// caught by listing again (clients hear of real changes only).
-				c.backend.refreshSoon()
+				k.c.backend.refreshSoon()
 			}
 			opened++
-			start, events := time.Now(), 0
-			br.Reset(resp.Body)
-			sr.skipLF, sr.skipping = false, false
-			for {
-				typ, err := sr.next(&data)
-				if errors.Is(err, errEventTooLarge) {
-					logger.Warn("backend message over the result size limit dropped", "limit", sr.max)
-					continue
-				}
-				if err != nil {
-					break
-				}
-				if typ != "message" || data.Len() == 0 {
-					continue
-				}
-				if _, _, err := checkMessage(data.Bytes()); err != nil {
-					logger.Warn("invalid message on the backend's event stream dropped", "error", err)
-					continue
-				}
-				events++
-				b := data.Bytes()
-				for i, ch := range b {
-					if ch == '\n' || ch == '\r' {
-						b[i] = ' '
-					}
-				}
-				if _, err := w.Write(append(append(append(make([]byte, 0, len(b)+8), eventHead...), b...), eventEnd...)); err != nil {
-					_ = resp.Body.Close()
-					return // the connection is closed
-				}
-			}
-			_ = resp.Body.Close()
-			if ctx.Err() != nil {
+			lived, events, closed := k.forward(resp.Body)
+			if closed || ctx.Err() != nil {
 				return
 			}
-			if events > 0 || time.Since(start) >= streamStable {
+			if events > 0 || lived >= streamStable {
 				wait = streamMinWait
 			}
-			logger.Debug("the backend's event stream ended; resuming", "last_event_id", sr.lastID != "", "lived", time.Since(start).Round(time.Millisecond))
-		case resp.StatusCode >= 400 && resp.StatusCode < 500, resp.StatusCode < 300:
-			// 405 (or another refusal, as the SDK takes it): the backend
-			// offers no standalone stream.
-			_ = resp.Body.Close()
-			logger.Debug("the backend offers no event stream of its own", "status", resp.Status)
-			return
-		default:
-			_ = resp.Body.Close()
-			logger.Debug("opening the backend's event stream", "status", resp.Status)
+			k.c.backend.logger.Debug("the backend's event stream ended; resuming", "last_event_id", k.sr.lastID != "", "lived", lived.Round(time.Millisecond))
 		}
 		d := jitter(wait)
-		if sr.retry > 0 {
-			d = sr.retry
+		if k.sr.retry > 0 {
+			d = k.sr.retry
 		} else {
 			wait = min(2*wait, streamMaxWait)
 		}
@@ -536,6 +481,84 @@ func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 			return
 		}
 	}
+}
+
+// keeper is the state of one connection's standalone stream.
+type keeper struct {
+	c    *Conn
+	w    *io.PipeWriter // to the SDK
+	br   *bufio.Reader
+	sr   *sseReader // keeps the last event ID and retry time across streams
+	data bytes.Buffer
+}
+
+// check classifies the answer to a GET of the stream: open (an event
+// stream to read), stop (the backend has no such stream, 405 or another
+// refusal as the SDK takes it; or has lost the session, 404, which the
+// connection's check handles), or neither (try again later).
+func (k *keeper) check(resp *http.Response, err error) (open, stop bool) {
+	logger := k.c.backend.logger
+	switch {
+	case err != nil:
+		logger.Debug("opening the backend's event stream", "error", err)
+		return false, false
+	case resp.StatusCode == http.StatusOK && mediaType(resp.Header.Get("Content-Type")) == "text/event-stream":
+		return true, false
+	}
+	_ = resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		logger.Debug("the backend's event stream: HTTP 404 (session lost?); checking the connection")
+		k.c.sessionLost()
+		return false, true
+	case resp.StatusCode < 300 || resp.StatusCode >= 400 && resp.StatusCode < 500:
+		logger.Debug("the backend offers no event stream of its own", "status", resp.Status)
+		return false, true
+	}
+	logger.Debug("opening the backend's event stream", "status", resp.Status)
+	return false, false
+}
+
+// forward passes the well-formed message events of one stream to the SDK
+// until the stream ends (closed: the SDK's side is gone), and closes body.
+func (k *keeper) forward(body io.ReadCloser) (lived time.Duration, events int, closed bool) {
+	defer body.Close()
+	start := time.Now()
+	k.br.Reset(body)
+	k.sr.skipLF, k.sr.skipping = false, false
+	logger := k.c.backend.logger
+	for {
+		typ, err := k.sr.next(&k.data)
+		switch {
+		case errors.Is(err, errEventTooLarge):
+			logger.Warn("backend message over the result size limit dropped", "limit", k.sr.max)
+			continue
+		case err != nil:
+			return time.Since(start), events, false
+		case typ != "message" || k.data.Len() == 0:
+			continue
+		}
+		if _, _, err := checkMessage(k.data.Bytes()); err != nil {
+			logger.Warn("invalid message on the backend's event stream dropped", "error", err)
+			continue
+		}
+		events++
+		b := oneLine(k.data.Bytes())
+		if _, err := k.w.Write(append(append(append(make([]byte, 0, len(b)+8), eventHead...), b...), eventEnd...)); err != nil {
+			return time.Since(start), events, true
+		}
+	}
+}
+
+// oneLine makes a JSON message one line of event data, in place: line
+// ends in JSON can only be white space.
+func oneLine(b []byte) []byte {
+	for i, c := range b {
+		if c == '\n' || c == '\r' {
+			b[i] = ' '
+		}
+	}
+	return b
 }
 
 // jitter returns a duration between d/2 and d, at random, so that

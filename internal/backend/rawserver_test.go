@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,5 +185,3 @@ func mustReady(t *testing.T, b *backend.Backend) {
 		t.Fatalf("backend %s: %s", st.State, st.Error)
 	}
 }
-
-var _ = strings.Contains

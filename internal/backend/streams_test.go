@@ -84,6 +84,21 @@ func TestStreamsResumedAfterPolling(t *testing.T) {
 	mustReady(t, b)
 }
 
+// growingServer lists the tool "t", and "new" too once extra is set.
+func growingServer(extra *atomic.Bool) *rawServer {
+	s := &rawServer{caps: `{"tools":{"listChanged":true}}`}
+	s.answers = map[string]func(http.ResponseWriter, *http.Request, *rpcMessage){
+		"tools/list": func(w http.ResponseWriter, _ *http.Request, m *rpcMessage) {
+			tools := `{"name":"t","inputSchema":{"type":"object"}}`
+			if extra.Load() {
+				tools += `,{"name":"new","inputSchema":{"type":"object"}}`
+			}
+			writeJSON(w, result(m, `{"tools":[`+tools+`]}`))
+		},
+	}
+	return s
+}
+
 // TestStandaloneStreamResumed: a backend (or a proxy's read timeout, a
 // load balancer's idle timeout) that keeps closing the standalone GET
 // stream does not lose the backend: the stream is reopened with
@@ -96,16 +111,7 @@ func TestStandaloneStreamResumed(t *testing.T) {
 	var mu sync.Mutex
 	var lastIDs []string
 	var extra atomic.Bool
-	s := &rawServer{caps: `{"tools":{"listChanged":true}}`}
-	s.answers = map[string]func(http.ResponseWriter, *http.Request, *rpcMessage){
-		"tools/list": func(w http.ResponseWriter, _ *http.Request, m *rpcMessage) {
-			tools := `{"name":"t","inputSchema":{"type":"object"}}`
-			if extra.Load() {
-				tools += `,{"name":"new","inputSchema":{"type":"object"}}`
-			}
-			writeJSON(w, result(m, `{"tools":[`+tools+`]}`))
-		},
-	}
+	s := growingServer(&extra)
 	s.get = func(w http.ResponseWriter, r *http.Request) {
 		n := gets.Add(1)
 		mu.Lock()
@@ -184,16 +190,7 @@ func TestConnectBehindHeaderHoldingProxy(t *testing.T) {
 	t.Parallel()
 	var extra atomic.Bool
 	notify := make(chan struct{})
-	s := &rawServer{caps: `{"tools":{"listChanged":true}}`}
-	s.answers = map[string]func(http.ResponseWriter, *http.Request, *rpcMessage){
-		"tools/list": func(w http.ResponseWriter, _ *http.Request, m *rpcMessage) {
-			tools := `{"name":"t","inputSchema":{"type":"object"}}`
-			if extra.Load() {
-				tools += `,{"name":"new","inputSchema":{"type":"object"}}`
-			}
-			writeJSON(w, result(m, `{"tools":[`+tools+`]}`))
-		},
-	}
+	s := growingServer(&extra)
 	var stopping atomic.Bool
 	s.get = func(w http.ResponseWriter, r *http.Request) {
 		if stopping.Load() {
