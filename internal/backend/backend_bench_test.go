@@ -126,3 +126,36 @@ func BenchmarkCallTool(b *testing.B) {
 		cputime.Bench(b, cpu)
 	})
 }
+
+// BenchmarkCallToolRaw measures a raw tools/call (the fast path's backend
+// side: one POST on the backend session, the answer read by vmcp) to the
+// in-process echo backend over loopback HTTP.
+func BenchmarkCallToolRaw(b *testing.B) {
+	srv, err := echoserver.Start(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	ctx := context.Background()
+	set := NewSet([]Spec{{Name: "echo", Transport: StreamableHTTP, URL: srv.URL, CallTimeout: time.Minute}}, nil)
+	set.Start()
+	defer set.Close()
+	if err := set.WaitAttempted(ctx); err != nil {
+		b.Fatal(err)
+	}
+	be := set.Get("echo")
+	if be.Inventory() == nil {
+		b.Fatal("backend not ready:", be.Status().Error)
+	}
+	call := RawCall{Name: "echo", Arguments: json.RawMessage(`{"text":"hello"}`)}
+	b.ReportAllocs()
+	cpu := cputime.Process()
+	for b.Loop() {
+		res, err := be.CallToolRaw(ctx, benchPeer{}, call)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Release()
+	}
+	cputime.Bench(b, cpu)
+}
