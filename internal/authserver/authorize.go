@@ -133,17 +133,23 @@ func (s *Server) redirectUpstream(w http.ResponseWriter, r *http.Request, ar fos
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, "Bad consent form", err.Error())
+		s.renderError(w, http.StatusBadRequest, "The sign-in form could not be read", "The form this browser sent was malformed or too large.")
 		return
 	}
 	raw := r.PostForm.Get("request")
-	if !s.validCSRF(r, raw, r.PostForm.Get("csrf")) {
-		s.renderError(w, http.StatusForbidden, "Consent refused", "The consent form expired or was not sent from this browser. Start the authorization again.")
+	switch s.checkCSRF(r, raw, r.PostForm.Get("csrf")) {
+	case csrfExpired:
+		s.renderError(w, http.StatusForbidden, "This sign-in page has expired",
+			"The page was submitted more than "+humanDuration(consentPageTTL)+" after it was shown, so nothing was approved or denied.")
+		return
+	case csrfInvalid:
+		s.renderError(w, http.StatusForbidden, "This sign-in page cannot be used",
+			"The page was not shown to this browser, or this browser's sign-in cookie has expired or was blocked, so nothing was approved or denied.")
 		return
 	}
 	query, err := url.ParseQuery(raw)
 	if err != nil {
-		s.renderError(w, http.StatusBadRequest, "Bad consent form", err.Error())
+		s.renderError(w, http.StatusBadRequest, "The sign-in form could not be read", "The form this browser sent was malformed or too large.")
 		return
 	}
 	ctx := r.Context()
@@ -184,7 +190,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	pend, err := s.store.TakePending(ctx, q.Get("state"))
 	if err != nil {
-		s.renderError(w, http.StatusBadRequest, "Unknown login", "This login is unknown, expired or was already used. Start the authorization again from your application.")
+		s.renderError(w, http.StatusBadRequest, "This sign-in cannot be completed", "The login is unknown to this gateway, took longer than "+humanDuration(pendingTTL)+", or was already completed.")
 		return
 	}
 	ar, err := s.replayAuthorize(ctx, pend.Authorize)

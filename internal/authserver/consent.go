@@ -1,20 +1,16 @@
 package authserver
 
 import (
-	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"html/template"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
+	"strconv"
 	"strings"
-
-	"github.com/ory/fosite"
+	"time"
 )
 
 // The consent page is vmcp's confused-deputy defence: vmcp logs in to the
@@ -89,8 +85,12 @@ func (s *Server) rememberConsent(w http.ResponseWriter, r *http.Request, clientI
 	s.setCookie(w, consentCookie, payload+"."+s.mac("consent", payload), 30*24*3600)
 }
 
-// csrfToken binds the form to this browser (a random cookie) and to the
-// exact request shown.
+// consentPageTTL is how long a consent page can be submitted after it was
+// shown.
+const consentPageTTL = 10 * time.Minute
+
+// csrfToken binds the form to this browser (a random cookie), to the exact
+// request shown and to the time it was shown: "<unix time>.<mac>".
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, request string) string {
 	nonce := ""
 	if c, err := r.Cookie(s.cookieName(csrfCookie)); err == nil && len(c.Value) >= 16 {
@@ -99,86 +99,31 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request, request strin
 		nonce = rand.Text()
 		s.setCookie(w, csrfCookie, nonce, 3600)
 	}
-	return s.mac("csrf", nonce, request)
+	shown := strconv.FormatInt(s.opts.Now().Unix(), 10)
+	return shown + "." + s.mac("csrf", nonce, request, shown)
 }
 
-func (s *Server) validCSRF(r *http.Request, request, token string) bool {
+// Outcomes of checkCSRF.
+const (
+	csrfValid = iota
+	csrfInvalid
+	csrfExpired
+)
+
+// checkCSRF says whether a consent form comes from a page this browser was
+// shown for this request, and was shown less than consentPageTTL ago.
+func (s *Server) checkCSRF(r *http.Request, request, token string) int {
 	c, err := r.Cookie(s.cookieName(csrfCookie))
-	if err != nil || token == "" {
-		return false
+	shown, mac, ok := strings.Cut(token, ".")
+	if err != nil || !ok || !hmac.Equal([]byte(mac), []byte(s.mac("csrf", c.Value, request, shown))) {
+		return csrfInvalid
 	}
-	return hmac.Equal([]byte(token), []byte(s.mac("csrf", c.Value, request)))
-}
-
-// pageHeaders forbid framing, caching and anything but the form.
-func pageHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
-}
-
-type consentPage struct {
-	Client, RedirectHost, Redirect string
-	Loopback                       bool
-	Scopes                         []string
-	Providers                      []string
-	Request, CSRF, Action          string
-}
-
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client, ar fosite.AuthorizeRequester, query url.Values) {
-	request := query.Encode()
-	redirect := ar.GetRedirectURI()
-	page := consentPage{
-		Client:   cmp.Or(c.Name, c.ID),
-		Redirect: redirect.String(), RedirectHost: redirect.Host,
-		Loopback: isLoopback(redirect.Hostname()),
-		Scopes:   ar.GetRequestedScopes(),
-		Request:  request, CSRF: s.csrfToken(w, r, request),
-		Action: s.opts.Issuer + PathConsent,
+	t, err := strconv.ParseInt(shown, 10, 64)
+	if err != nil {
+		return csrfInvalid
 	}
-	for _, p := range s.providers {
-		page.Providers = append(page.Providers, p.cfg.Name)
+	if age := s.opts.Now().Sub(time.Unix(t, 0)); age > consentPageTTL || age < -time.Minute {
+		return csrfExpired
 	}
-	pageHeaders(w)
-	if err := consentTmpl.Execute(w, page); err != nil {
-		s.logger.Error("rendering consent page", "error", err)
-	}
+	return csrfValid
 }
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func (s *Server) renderError(w http.ResponseWriter, status int, title, detail string) {
-	pageHeaders(w)
-	w.WriteHeader(status)
-	_ = errorTmpl.Execute(w, struct{ Title, Detail string }{title, detail})
-}
-
-var consentTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Authorize {{.Client}}</title>
-<style>body{font-family:sans-serif;max-width:36em;margin:3em auto;padding:0 1em}.warn{color:#a40}code{word-break:break-all}</style></head>
-<body><h1>Authorize {{.Client}}?</h1>
-<p><strong>{{.Client}}</strong> asks to use your MCP tools through this gateway, acting as you.</p>
-<p>After you log in, you will be sent to <strong>{{.RedirectHost}}</strong> (<code>{{.Redirect}}</code>).</p>
-{{if .Loopback}}<p class="warn">That address is on your own computer: approve only if you just started this login from an application there.</p>{{end}}
-{{if .Scopes}}<p>Scopes requested: {{range .Scopes}}<code>{{.}}</code> {{end}}</p>{{end}}
-<form method="post" action="{{.Action}}">
-<input type="hidden" name="request" value="{{.Request}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-{{range .Providers}}<button type="submit" name="provider" value="{{.}}">Approve and log in with {{.}}</button> {{end}}
-<input type="hidden" name="decision" value="approve">
-</form>
-<form method="post" action="{{.Action}}"><input type="hidden" name="request" value="{{.Request}}"><input type="hidden" name="csrf" value="{{.CSRF}}">
-<button type="submit" name="decision" value="deny">Deny</button></form>
-</body></html>`))
-
-var errorTmpl = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title></head>
-<body><h1>{{.Title}}</h1><p>{{.Detail}}</p></body></html>`))

@@ -38,6 +38,9 @@ import (
 type Options struct {
 	// Issuer is the server's issuer URL (no trailing slash). Required.
 	Issuer string
+	// Name is what the consent and error pages call this gateway.
+	// Default: the issuer's host.
+	Name string
 	// Resource is the MCP endpoint URL: the one resource tokens are for,
 	// and their audience. Required.
 	Resource string

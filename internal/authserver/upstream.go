@@ -41,6 +41,11 @@ type ProviderConfig struct {
 	Scopes                                          []string
 	AuthParams                                      map[string]string
 	Claims                                          ClaimMapping
+	// LoginOrigins are origins (scheme://host[:port]) the provider's login
+	// redirects the browser through before it shows a page, besides its
+	// authorization endpoint: for example Ory Hydra's login and consent
+	// app. The consent page's CSP form-action lists them.
+	LoginOrigins []string
 }
 
 // ClaimMapping names the upstream claims (dotted paths) holding the

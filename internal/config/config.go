@@ -90,6 +90,8 @@ type Settings struct {
 	GroupRef    string      `yaml:"groupRef"`
 	Aggregation Aggregation `yaml:"aggregation"`
 	Operational Operational `yaml:"operational"`
+	// ToolSearch configures search mode. Default: off.
+	ToolSearch ToolSearch `yaml:"toolSearch"`
 }
 
 // Conflict resolution strategies.
@@ -354,6 +356,13 @@ type UpstreamProvider struct {
 	Type         string          `yaml:"type"`
 	OIDCConfig   *UpstreamOIDC   `yaml:"oidcConfig"`
 	OAuth2Config *UpstreamOAuth2 `yaml:"oauth2Config"`
+	// LoginOrigins are the origins (scheme://host[:port]) the provider's
+	// login redirects the browser through before it shows a page, besides
+	// its authorization endpoint: for example the login and consent app of
+	// Ory Hydra, or a federated IdP. The consent page's Content Security
+	// Policy (form-action) must list them or browsers block the login.
+	// Default: none.
+	LoginOrigins []string `yaml:"loginOrigins"`
 }
 
 // UpstreamOIDC is an OpenID Connect provider, found by discovery.
@@ -602,6 +611,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&o.Timeouts.Connect, Duration(DefaultConnectTimeout))
 	setDefault(&o.FailureHandling.HealthCheckInterval, Duration(DefaultHealthCheckInterval))
 	setDefault(&o.FailureHandling.UnhealthyThreshold, DefaultUnhealthyThreshold)
+	c.Config.ToolSearch.applyDefaults()
 	if c.IncomingAuth == nil {
 		c.IncomingAuth = &IncomingAuth{}
 	}

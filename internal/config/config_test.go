@@ -156,6 +156,8 @@ func TestErrors(t *testing.T) {
 			[]string{"f.yaml:3: authServerConfig.issuer: \"https://x/as\" must have no path"}},
 		{"http issuer off loopback", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: http://gw.example.com\n  upstreamProviders: [{name: g, type: oidc, oidcConfig: {issuerUrl: https://idp, clientId: c}}]\n",
 			[]string{"authServerConfig.issuer: \"http://gw.example.com\" must be https"}},
+		{"login origin with a path", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw\n  upstreamProviders:\n  - name: g\n    type: oidc\n    oidcConfig: {issuerUrl: https://idp, clientId: c}\n    loginOrigins: [https://login.example.com, https://login.example.com/app]\n",
+			[]string{"f.yaml:8: authServerConfig.upstreamProviders[0].loginOrigins[1]: \"https://login.example.com/app\" must be an origin: scheme://host[:port]"}},
 		{"upstream oauth2 missing endpoints", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw\n  upstreamProviders:\n  - name: gh\n    type: oauth2\n    oauth2Config: {clientId: c}\n",
 			[]string{"f.yaml:7: authServerConfig.upstreamProviders[0].oauth2Config.tokenUrl: is required"}},
 		{"ref without auth server", "incomingAuth:\n  type: oidc\n  oidcConfigRef: {name: gw}\n",

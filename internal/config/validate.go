@@ -33,6 +33,7 @@ func (c *Config) validate() Errors {
 	c.validateAggregation(v, names)
 	c.validateAuth(v)
 	c.validateServer(v)
+	c.Config.ToolSearch.validate(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
 		v.add("config.operational.failureHandling.unhealthyThreshold", "must be at least 1")
@@ -425,6 +426,9 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 			v.add(pf+".name", "%q is used by another provider", p.Name)
 		}
 		names = append(names, p.Name)
+		for j, o := range p.LoginOrigins {
+			validateOrigin(v, fmt.Sprintf("%s.loginOrigins[%d]", pf, j), o)
+		}
 		switch p.Type {
 		case ProviderOIDC:
 			if p.OIDCConfig == nil {
@@ -454,6 +458,14 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 	}
 }
 
+// validateOrigin checks that o is an origin: scheme://host[:port].
+func validateOrigin(v *validator, f, o string) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		v.add(f, "%q must be an origin: scheme://host[:port]", o)
+	}
+}
+
 func requireField(v *validator, f, val string) {
 	if val == "" {
 		v.add(f, "is required")
@@ -469,10 +481,7 @@ func (c *Config) validateServer(v *validator) {
 		validateHTTPURL(v, "server.publicURL", s.PublicURL)
 	}
 	for i, o := range s.AllowedOrigins {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			v.add(fmt.Sprintf("server.allowedOrigins[%d]", i), "%q must be an origin: scheme://host[:port]", o)
-		}
+		validateOrigin(v, fmt.Sprintf("server.allowedOrigins[%d]", i), o)
 	}
 	if s.MaxRequestBytes < 1024 {
 		v.add("server.maxRequestBytes", "must be at least 1024")

@@ -114,7 +114,7 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, 
 // fastCall serves a tools/call if its session takes nothing back during
 // calls, and reports whether it did.
 func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *liveSession, a *fastAnswer) bool {
-	if m.Params.Name == "" || sess != nil && !g.quiet(sess) {
+	if m.Params.Name == "" || sess != nil && !g.quiet(sess) || g.opts.ToolSearch.Handles(m.Params.Name) {
 		return false
 	}
 	forward, ok := forwardMeta(m.Params.Meta, meta)
@@ -423,6 +423,9 @@ func fastCancel(w http.ResponseWriter, body []byte, sess *liveSession) bool {
 
 // fastList serves a tools/list from the tools' encoded definitions.
 func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
+	if g.opts.ToolSearch != nil {
+		return false // search mode lists a few tools: the SDK path serves it
+	}
 	ctx := r.Context()
 	var ss *mcp.ServerSession
 	if sess != nil {

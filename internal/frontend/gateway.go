@@ -32,6 +32,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
+	"github.com/vmcp-dev/vmcp/internal/toolsearch"
 )
 
 // Options configure a [Gateway]. Zero fields mean their documented default.
@@ -60,6 +61,10 @@ type Options struct {
 	Authorizer *authz.Authorizer
 	// Claims resolves the claims policies see; required with Authorizer.
 	Claims ClaimsFunc
+	// ToolSearch, if set, puts the gateway in search mode: clients list
+	// find_tool and call_tool (and the always-listed tools) instead of the
+	// catalog (toolsearch.go). Default: nil, every tool is listed.
+	ToolSearch *toolsearch.Mode
 	// Authenticate is the authentication middleware of the endpoint: it
 	// answers unauthenticated requests itself and puts the caller's
 	// identity in the request context ([identity.With]). Default: none
@@ -228,12 +233,17 @@ type published struct {
 	offline map[string]string
 	// wire holds each tool's definition as encoded for tools/list.
 	wire map[*router.Tool]json.RawMessage
+	// search indexes cat.Tools in search mode (nil otherwise).
+	search *toolsearch.Index
 }
 
 func (g *Gateway) publish(c *router.Catalog) {
 	p := &published{cat: c, offline: g.offlineTools(c), wire: wireTools(c)}
 	if g.opts.Authorizer != nil {
 		p.targets = g.buildTargets(c)
+	}
+	if g.opts.ToolSearch != nil {
+		p.search = g.opts.ToolSearch.Index(c.Tools)
 	}
 	g.pub.Store(p)
 }

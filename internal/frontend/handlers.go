@@ -22,6 +22,9 @@ func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		ctx = identity.With(ctx, identityOf(req))
 		switch method {
 		case "tools/list":
+			if g.opts.ToolSearch != nil {
+				return g.listSearchMode(ctx, req.(*mcp.ListToolsRequest))
+			}
 			return g.listTools(ctx, req.(*mcp.ListToolsRequest))
 		case "prompts/list":
 			return g.listPrompts(ctx, req.(*mcp.ListPromptsRequest))
@@ -59,6 +62,9 @@ func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			defer context.AfterFunc(g.stopCtx, cancel)()
+			if r, ok := req.(*mcp.CallToolRequest); ok && g.opts.ToolSearch.Handles(r.Params.Name) {
+				return g.callSearchMode(ctx, r)
+			}
 			return next(ctx, method, req)
 		}
 		return next(ctx, method, req)

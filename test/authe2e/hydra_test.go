@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,10 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/vmcp-dev/vmcp/internal/app"
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
@@ -35,20 +31,6 @@ func skipUnlessE2E(t *testing.T) {
 	if os.Getenv("VMCP_E2E") != "1" {
 		t.Skip("end-to-end test: set VMCP_E2E=1 (make test does)")
 	}
-}
-
-// fixtureBackend serves the conformance fixtures over streamable HTTP.
-func fixtureBackend(t *testing.T) string {
-	t.Helper()
-	s := conformance.New(nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 // gateway is vmcp with its authorization server federating to Hydra.
@@ -92,7 +74,7 @@ backends:
   url: %[4]s
 server:
   listen: %[5]s
-`, base, h.Issuer(), id, fixtureBackend(t), addr)
+`, base, h.Issuer(), id, vmcptest.FixtureBackend(t), addr)
 	if mutate != nil {
 		doc = mutate(doc)
 	}

@@ -12,6 +12,10 @@
 //   node mcp-oauth-client.mjs ... --token-only          print the tokens obtained, no MCP session
 //   node mcp-oauth-client.mjs --hydra-admin URL --redirect-uri URI --authorize-url URL
 //                                                      debug: follow URL, print {url, code, state}
+//   node mcp-oauth-client.mjs --url URL --browser ...  a person's browser does the login: the client
+//        listens on a loopback redirect URI of its own (http://127.0.0.1:<free port>/callback), prints
+//        "OPEN <authorization URL>" on stderr for the browser to open, and takes the code (or the
+//        error) from the browser's visit to that URI, as desktop MCP clients do
 // Options: --subject S (user-123), --claims JSON (ID token claims), --access-claims JSON,
 // --reject-login, --redirect-uri URI (http://127.0.0.1:<random>/callback), --scope S,
 // --auth-method none|client_secret_basic|client_secret_post (none). Flags fall back to
@@ -21,6 +25,7 @@
 // does not is reported as a failure ("the server did not ask for authorization").
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -40,6 +45,7 @@ const { values: opt, positionals } = parseArgs({
     'auth-method': { type: 'string', default: 'none' },
     'token-only': { type: 'boolean', default: false },
     'authorize-url': { type: 'string' },
+    browser: { type: 'boolean', default: false },
   },
 });
 
@@ -167,6 +173,34 @@ function callbackCode(cb, wantState) {
   return q.get('code');
 }
 
+// ---- a person's browser: a loopback redirect URI that receives the browser ----
+// listenForCallback binds 127.0.0.1:0, sets the redirect URI to it, and
+// returns a function that waits for the browser's visit and yields its URL.
+async function listenForCallback() {
+  let deliver;
+  const visited = new Promise((resolve) => { deliver = resolve; });
+  const server = createServer((req, res) => {
+    const u = new URL(req.url, opt['redirect-uri']);
+    if (u.pathname !== '/callback') { res.writeHead(404).end(); return; }
+    const failed = u.searchParams.get('error');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>mcp-oauth-client</title></head><body>` +
+      `<h1 id="client-done">${failed ? 'Authorization failed' : 'Signed in'}</h1><p>You can close this tab.</p></body></html>`);
+    deliver(u);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  opt['redirect-uri'] = `http://127.0.0.1:${server.address().port}/callback`;
+  return () => {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the browser did not reach the redirect URI within 180 s')), 180_000);
+    });
+    return Promise.race([visited, timeout]).finally(() => { clearTimeout(timer); server.close(); });
+  };
+}
+const waitForBrowser = opt.browser ? await listenForCallback() : undefined;
+
 // ---- OAuthClientProvider: everything in memory, one session ----
 class Provider {
   constructor() { this.client = undefined; this.saved = undefined; this.verifier = undefined; this.code = undefined; }
@@ -190,6 +224,11 @@ class Provider {
   codeVerifier() { return this.verifier; }
   async redirectToAuthorization(authorizationUrl) {
     log(`authorizing at ${authorizationUrl.origin}${authorizationUrl.pathname}`);
+    if (waitForBrowser) {
+      console.error(`OPEN ${authorizationUrl.href}`);
+      this.code = callbackCode(await waitForBrowser(), this.expectedState);
+      return;
+    }
     this.code = callbackCode(await follow(authorizationUrl, opt['redirect-uri']), this.expectedState);
   }
 }

@@ -109,6 +109,16 @@ type Options struct {
 	Binary string
 	// Env holds extra KEY=VALUE configuration for Hydra, applied last.
 	Env []string
+	// Host is the host name in Hydra's URLs (it still listens on
+	// 127.0.0.1). Empty means 127.0.0.1; "localhost" makes Hydra another
+	// site than a gateway on 127.0.0.1 for a browser, as a real IdP is, so
+	// that SameSite cookie rules apply as they do in production.
+	Host string
+	// LoginPages serves Hydra's login and consent pages from a small HTML
+	// app (see [Hydra.LoginAppURL]) that a real browser fills in, instead of
+	// pages nobody loads because [Browser] answers them through the admin
+	// API. Browser still works: it never loads them.
+	LoginPages bool
 }
 
 // Hydra is a running Hydra instance.
@@ -119,6 +129,8 @@ type Hydra struct {
 	consent   *url.URL
 	login     Login
 	admin     *http.Client
+	app       *http.Server // the login pages, if Options.LoginPages
+	appURL    string
 
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -181,7 +193,7 @@ func start(bin string, opts *Options) (*Hydra, error) {
 		strategy = Opaque
 	}
 	h := &Hydra{
-		publicURL: "http://127.0.0.1:" + strconv.Itoa(publicPort),
+		publicURL: "http://" + cmp.Or(opts.Host, "127.0.0.1") + ":" + strconv.Itoa(publicPort),
 		adminURL:  "http://127.0.0.1:" + strconv.Itoa(adminPort),
 		// Nothing listens on port 9 (discard): the browser never loads
 		// these pages, it answers the challenges through the admin API.
@@ -191,6 +203,11 @@ func start(bin string, opts *Options) (*Hydra, error) {
 		admin:    &http.Client{Timeout: 30 * time.Second},
 		exited:   make(chan struct{}),
 		output:   &tailBuffer{max: 64 << 10},
+	}
+	if opts.LoginPages {
+		if err := h.startLoginApp(cmp.Or(opts.Host, "127.0.0.1")); err != nil {
+			return nil, err
+		}
 	}
 	env := []string{
 		"HOME=" + os.Getenv("HOME"),
@@ -219,13 +236,16 @@ func start(bin string, opts *Options) (*Hydra, error) {
 	h.cmd.Stdout = h.output
 	h.cmd.Stderr = h.output
 	if err := h.cmd.Start(); err != nil {
+		h.stopLoginApp()
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
 	go func() {
 		_ = h.cmd.Wait()
 		close(h.exited)
 	}()
-	if err := h.waitReady(30 * time.Second); err != nil {
+	// Generous: on a loaded machine Hydra takes tens of seconds to generate
+	// its keys at the first discovery and JWKS requests.
+	if err := h.waitReady(90 * time.Second); err != nil {
 		h.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, h.output.String())
 	}
@@ -268,7 +288,10 @@ func (h *Hydra) warmUp(timeout time.Duration) error {
 				resp.Body.Close()
 				break
 			}
-			if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			// A connection refused, or closed at once (io.EOF, reset), is a
+			// listener not quite up yet: try again.
+			early := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+			if !early || time.Now().After(deadline) {
 				return fmt.Errorf("hydra warm-up %s: %w", path, err)
 			}
 			select {
@@ -288,6 +311,7 @@ func (h *Hydra) Stop() {
 	h.stopOnce.Do(func() {
 		_ = h.cmd.Process.Kill()
 		<-h.exited
+		h.stopLoginApp()
 	})
 }
 

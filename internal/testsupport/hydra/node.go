@@ -1,6 +1,7 @@
 package hydra
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // NodeArgs returns the command-line flags with which
@@ -119,4 +121,101 @@ func repoRoot(t testing.TB) string {
 		t.Fatalf("cannot locate the source tree: %v", err)
 	}
 	return root
+}
+
+// NodeProcess is a Node script running in the background (see
+// [StartNodeScript]).
+type NodeProcess struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	lines  chan string // standard error, line by line, until it closes
+	stderr tailBuffer
+	done   chan struct{}
+	err    error // set before done closes
+}
+
+// StartNodeScript starts test/js/<script> like [RunNodeScript] but does not
+// wait for it: the test reads its standard error line by line with
+// [NodeProcess.WaitLine] while it runs, then collects its result with
+// [NodeProcess.Wait]. The script is killed when ctx ends; its output
+// reaches the test log if the test fails.
+func StartNodeScript(ctx context.Context, t testing.TB, script string, args ...string) *NodeProcess {
+	t.Helper()
+	skipShort(t, "runs Node")
+	node := nodeBinary(t)
+	jsDir := filepath.Join(repoRoot(t), "test", "js")
+	linkNodeModules(t, jsDir)
+	p := &NodeProcess{t: t, lines: make(chan string, 64), stderr: tailBuffer{max: 64 << 10}, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join(jsDir, script)}, args...)...)
+	p.cmd.Dir = jsDir
+	p.cmd.Stdout = &p.stdout
+	errPipe, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting node %s: %v", script, err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(errPipe)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = p.stderr.Write([]byte(line + "\n"))
+			select {
+			case p.lines <- line:
+			default: // nobody is waiting for lines any more: keep the log only
+			}
+		}
+		close(p.lines)
+		p.err = p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("node %s %s:\nstderr:\n%s\nstdout:\n%s", script, strings.Join(args, " "), p.stderr.String(), p.stdout.String())
+		}
+	})
+	return p
+}
+
+// WaitLine waits up to timeout for a line of the script's standard error
+// that starts with prefix and returns the rest of it. It fails the test if
+// the script ends first or the time is up.
+func (p *NodeProcess) WaitLine(prefix string, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				p.t.Fatalf("node ended without printing %q", prefix)
+			}
+			if rest, found := strings.CutPrefix(line, prefix); found {
+				return rest
+			}
+		case <-deadline:
+			p.t.Fatalf("node printed no %q within %v", prefix, timeout)
+		}
+	}
+}
+
+// Wait waits up to timeout for the script to end and returns its standard
+// output and its exit error (an *exec.ExitError if it exited non-zero).
+func (p *NodeProcess) Wait(timeout time.Duration) ([]byte, error) {
+	p.t.Helper()
+	go func() {
+		for range p.lines { // drain, so the reader never blocks
+		}
+	}()
+	select {
+	case <-p.done:
+		return p.stdout.Bytes(), p.err
+	case <-time.After(timeout):
+		p.t.Fatalf("node did not end within %v", timeout)
+		return nil, nil
+	}
 }

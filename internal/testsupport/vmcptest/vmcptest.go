@@ -15,6 +15,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
 )
 
 // FreeAddr returns a loopback address nothing listens on (to put in a
@@ -27,6 +28,22 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// FixtureBackend serves the conformance fixtures (internal/testfixture/
+// conformance) over streamable HTTP on loopback until the test ends, and
+// returns its MCP endpoint: a backend for gateways under test.
+func FixtureBackend(t testing.TB) string {
+	t.Helper()
+	s := conformance.New(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/mcp"
 }
 
 // New makes a gateway for the configuration document, not yet started,
