@@ -331,7 +331,7 @@ func (s *callStream) Close() error {
 		return nil
 	}
 	if s.done {
-		finishBody(s.br, s.body)
+		awaitDrain(finishBody(s.br, s.body))
 	} else {
 		_ = s.body.Close()
 		readers.Put(s.br)

@@ -49,16 +49,24 @@ type RawCall struct {
 // RawResult is a backend's result as the bytes it sent. Release returns
 // its buffer; Result must not be used after.
 type RawResult struct {
-	Result json.RawMessage
-	buf    *bytes.Buffer
+	Result  json.RawMessage
+	buf     *bytes.Buffer
+	drained <-chan struct{} // closed when the answer's stream is drained; nil: nothing to drain
 }
 
-// Release returns r's buffer to the pool.
+// Release returns r's buffer to the pool. It waits (briefly) for the rest
+// of the answer's stream to be read, so that the next call reuses its
+// connection: the caller has the answer by then, and the stream's end is
+// normally read already.
 func (r *RawResult) Release() {
 	if r.buf != nil {
 		r.Result = nil
 		putBuf(r.buf)
 		r.buf = nil
+	}
+	if r.drained != nil {
+		awaitDrain(r.drained)
+		r.drained = nil
 	}
 }
 
@@ -304,7 +312,12 @@ func (c *Conn) readStream(ctx context.Context, st stream, body io.ReadCloser, bu
 		}
 		res, err := c.rawAnswer(ctx, st, buf, id)
 		if res != nil || err != nil {
-			finishBody(r, body)
+			drained := finishBody(r, body)
+			if res != nil {
+				res.drained = drained
+			} else {
+				awaitDrain(drained)
+			}
 			return res, err
 		}
 	}
@@ -313,18 +326,19 @@ func (c *Conn) readStream(ctx context.Context, st stream, body io.ReadCloser, bu
 // Draining a stream after its answer. The backend ends a call's stream
 // right after the answer, and a body read to its end lets net/http reuse
 // the connection, where closing it early would close the connection. The
-// caller waits up to drainWait for the end (normally there, or on its way);
-// a stream not ended by then is drained in the background, up to drainMax
-// bytes and drainLong, so that a slow end does not cost a connection.
+// rest of the stream is read by a goroutine of its own, up to drainMax
+// bytes and drainLong, so that neither a slow end costs the connection nor
+// the answer waits for it; whoever needs the connection back (the next
+// call) waits up to drainWait for that (awaitDrain).
 const (
 	drainWait = 100 * time.Millisecond
 	drainLong = 10 * time.Second
 	drainMax  = 64 << 10
 )
 
-// finishBody drains and closes body, read through r, and returns r to the
-// pool.
-func finishBody(r *bufio.Reader, body io.ReadCloser) {
+// finishBody drains and closes body, read through r, in the background,
+// returns r to the pool, and returns a channel closed when that is done.
+func finishBody(r *bufio.Reader, body io.ReadCloser) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -335,6 +349,16 @@ func finishBody(r *bufio.Reader, body io.ReadCloser) {
 		r.Reset(nil)
 		readers.Put(r)
 	}()
+	return done
+}
+
+// awaitDrain waits up to drainWait for a drain to end.
+func awaitDrain(done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
 	t := time.NewTimer(drainWait)
 	defer t.Stop()
 	select {
