@@ -36,7 +36,7 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 			MaxEventSize: b.set.opts.MaxResultBytes + 1024,
 		}, nil
 	case SSE:
-		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c)}, nil
+		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c), MaxEventSize: b.set.opts.MaxResultBytes}, nil
 	case Stdio:
 		cmd := exec.Command(b.spec.Command, b.spec.Args...)
 		cmd.Dir = b.spec.Cwd
