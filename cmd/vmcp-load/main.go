@@ -4,6 +4,7 @@
 //
 //	vmcp-load run --url URL [-c N] [--duration D | --count N] [--mode call|list] [--header 'K: V']...
 //	vmcp-load compare [--mode call|list] [--auth] [--rounds 5] [--concurrency 1,32]   (also: vmcp-load --compare)
+//	vmcp-load stores [--redis ADDR] [--stores memory,embedded,redis] [--rounds 5] [--concurrency 1,32]
 //	vmcp-load idle [--sessions 1000]
 //	vmcp-load coldstart [--backends 10] [--stdio]
 //	vmcp-load all [--smoke] [--out bench-report.md]
@@ -38,6 +39,7 @@ Usage:
   vmcp-load run --url URL [flags]      drive N sessions against any MCP endpoint
   vmcp-load compare [flags]            direct backend vs vmcp in front of it, interleaved rounds
                                        (also: vmcp-load --compare)
+  vmcp-load stores [flags]             tools/call with vmcp's own tokens, per storage type (memory, embedded, redis)
   vmcp-load idle [flags]               memory per idle session (go-sdk server and vmcp)
   vmcp-load coldstart [flags]          time until /readyz answers 200
   vmcp-load all [--smoke] [--out F]    every scenario, one markdown report
@@ -147,6 +149,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCmd(ctx, rest, stdout, stderr)
 	case "compare":
 		return compareCmd(ctx, rest, stdout, stderr)
+	case "stores":
+		return storesCmd(ctx, rest, stdout, stderr)
 	case "idle":
 		return idleCmd(ctx, rest, stdout, stderr)
 	case "coldstart":
@@ -269,6 +273,37 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		where = "backend and vmcp each in a process of its own"
 	}
 	md := fmt.Sprintf("Machine: %s\n\n%s", loadtest.DescribeMachine(), c.Markdown(title+", protocol "+cfg.Protocol+", "+where))
+	return write(stdout, *out, md)
+}
+
+func storesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("stores", stderr)
+	cfg := loadtest.StoresConfig{Log: stderr}
+	conc := ints{1, 32}
+	fs.IntVar(&cfg.Rounds, "rounds", 5, "rounds per target and concurrency")
+	fs.DurationVar(&cfg.Duration, "duration", 2*time.Second, "measured duration of each run")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "warm-up of each run (default: 10% of --duration, 100ms..1s)")
+	fs.Var(&conc, "concurrency", "comma-separated session counts")
+	fs.StringVar(&cfg.Protocol, "protocol", loadtest.SessionProtocol, "protocol revision of the load clients")
+	fs.StringVar(&cfg.RedisAddr, "redis", "", "Redis `host:port` to use (default: start a redis-server from PATH)")
+	stores := fs.String("stores", "memory,embedded,redis", "storage types to measure, comma-separated")
+	out := fs.String("out", "", "write the markdown report to `file` (default: stdout)")
+	prof := addProfiling(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.Concurrency, cfg.Stores = conc, strings.Split(*stores, ",")
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	c, err := loadtest.CompareStores(ctx, cfg)
+	stop()
+	if err != nil {
+		return err
+	}
+	md := fmt.Sprintf("Machine: %s\n\n%s", loadtest.DescribeMachine(),
+		c.StoresMarkdown("tools/call with a vmcp access token, by storage type, protocol "+cfg.Protocol))
 	return write(stdout, *out, md)
 }
 

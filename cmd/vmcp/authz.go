@@ -123,7 +123,7 @@ func loadAuthz(file string) (*config.Config, *authz.Authorizer, error) {
 
 func authzCmd(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: vmcp authz explain|test ...")
+		return errors.New("usage: vmcp authz explain|test [flags]")
 	}
 	switch args[0] {
 	case "explain":

@@ -17,7 +17,7 @@ import (
 // client is a small MCP client to try a gateway from the command line.
 func client(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: vmcp client tools|call ...")
+		return errors.New("usage: vmcp client tools|call [flags]")
 	}
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	url := fs.String("url", "http://127.0.0.1:4483/mcp", "MCP endpoint")
@@ -42,11 +42,16 @@ func client(args []string, stdout io.Writer) error {
 	defer session.Close()
 	switch cmd {
 	case "tools":
+		n := 0
 		for t, err := range session.Tools(ctx, nil) {
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "%-32s %s\n", t.Name, t.Description)
+			n++
+		}
+		if n == 0 {
+			return fmt.Errorf("%s lists no tools (its backends may be down or offer none, or policies hide them from this caller)", *url)
 		}
 		return nil
 	case "call":

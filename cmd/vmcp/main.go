@@ -1,7 +1,7 @@
 // Command vmcp is a virtual MCP gateway: one MCP endpoint in front of many
 // MCP servers.
 //
-//	vmcp serve [--config FILE] [--listen ADDR]
+//	vmcp serve [--config FILE] [--listen ADDR] [--state-dir DIR]
 //	vmcp validate --config FILE
 //	vmcp client tools|call ...
 //	vmcp version
@@ -30,7 +30,8 @@ var defaultConfig []byte
 const usage = `vmcp - one MCP endpoint in front of many MCP servers
 
 Usage:
-  vmcp serve [--config FILE] [--listen ADDR]   run the gateway (no config: a built-in demo)
+  vmcp serve [--config FILE] [--listen ADDR] [--state-dir DIR]
+                                               run the gateway (no config: a built-in demo)
   vmcp validate --config FILE                  check a configuration file
   vmcp client tools [--url URL]                list the tools of an MCP endpoint
   vmcp client call TOOL [JSON] [--url URL]     call a tool with JSON arguments
@@ -124,6 +125,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	file := fs.String("config", "", "configuration file (default: the built-in demo)")
 	listen := fs.String("listen", "", "address to listen on (default: server.listen, 127.0.0.1:4483)")
+	stateDir := fs.String("state-dir", "", "directory of the embedded store (default: storage.stateDir, else $XDG_STATE_HOME/vmcp)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,7 +137,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if tuned := app.TuneGC(os.Getenv); tuned != "" {
 		logger.Debug("garbage collector tuned (GOGC and GOMEMLIMIT in the environment win)", "settings", tuned)
 	}
-	a, err := app.New(cfg, &app.Options{Logger: logger, Listen: *listen})
+	if *stateDir != "" && cfg.Storage.Type != config.StorageEmbedded {
+		return fmt.Errorf("--state-dir is for the embedded store; storage.type is %s", cfg.Storage.Type)
+	}
+	a, err := app.New(cfg, &app.Options{Logger: logger, Listen: *listen, StateDir: *stateDir})
 	if err != nil {
 		return err
 	}
@@ -169,7 +174,7 @@ func validate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := app.NewAuthorizer(cfg, nil); err != nil {
+	if err := app.Validate(cfg); err != nil {
 		return invalid{err}
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d backends, conflict resolution %s)\n", *file, len(cfg.Backends), cfg.Config.Aggregation.ConflictResolution)

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -38,11 +40,14 @@ type Options struct {
 	MinBackoff time.Duration
 	// Listen overrides server.listen.
 	Listen string
+	// StateDir overrides storage.stateDir (the --state-dir flag).
+	StateDir string
 }
 
 // App is one gateway process.
 type App struct {
 	cfg        *config.Config
+	opts       Options
 	logger     *slog.Logger
 	backends   *backend.Set
 	gateway    *frontend.Gateway
@@ -50,8 +55,10 @@ type App struct {
 	ln         net.Listener
 	authServer *authserver.Server
 	authorizer *authz.Authorizer
+	store      *openedStore         // nil without an authorization server
 	searcher   *toolsearch.Searcher // nil unless tool search is on
 	cancel     context.CancelFunc
+	running    sync.WaitGroup // the goroutines Start started, besides the server's
 	served     chan error
 	release    releaser // of large answers' memory
 }
@@ -67,21 +74,25 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &App{cfg: cfg, logger: o.Logger, served: make(chan error, 1)}
+	a := &App{cfg: cfg, opts: o, logger: o.Logger, served: make(chan error, 1)}
 	ln, err := net.Listen("tcp", cmp.Or(o.Listen, cfg.Server.Listen))
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	a.ln = ln
+	// mux serves everything but the MCP endpoint (which makes its own
+	// edge checks); every route of it gets the endpoint's Host check.
 	mux := http.NewServeMux()
 	authenticate, err := a.setupAuth(mux)
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	authorizer, err := NewAuthorizer(cfg, &authz.Options{Logger: o.Logger})
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.authorizer = authorizer
@@ -100,6 +111,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	specs, err := a.backendSpecs()
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.backends = backend.NewSet(specs, &backend.Options{
@@ -118,28 +130,47 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		},
 	})
 	gw = frontend.New(a.backends, &frontend.Options{
-		Name:               cfg.Name,
-		Version:            Version,
-		Logger:             o.Logger,
-		Aggregation:        aggregation(cfg),
-		AllowedOrigins:     cfg.Server.AllowedOrigins,
-		MaxRequestBytes:    cfg.Server.MaxRequestBytes,
-		PageSize:           cfg.Server.PageSize,
-		SessionIdleTimeout: cfg.Server.SessionIdleTimeout.D(),
-		Authenticate:       authenticate,
-		Authorizer:         authorizer,
-		Claims:             claims,
-		ToolSearch:         search,
+		Name:                    cfg.Name,
+		Version:                 Version,
+		Logger:                  o.Logger,
+		Aggregation:             aggregation(cfg),
+		AllowedOrigins:          cfg.Server.AllowedOrigins,
+		MaxRequestBytes:         cfg.Server.MaxRequestBytes,
+		PageSize:                cfg.Server.PageSize,
+		SessionIdleTimeout:      cfg.Server.SessionIdleTimeout.D(),
+		MaxSessions:             cfg.Server.MaxSessions,
+		MaxSessionsPerPrincipal: cfg.Server.MaxSessionsPerPrincipal,
+		AllowedHosts:            publicHosts(cfg),
+		Authenticate:            authenticate,
+		Authorizer:              authorizer,
+		Claims:                  claims,
+		Dependencies:            a.dependencies(),
+		ToolSearch:              search,
 	})
 	a.gateway = gw
-	mux.Handle("/mcp", gw)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", gw.ServeReady)
 	mux.Handle("GET /metrics", a.metricsHandler())
-	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+	root := http.NewServeMux()
+	root.Handle("/mcp", gw)
+	root.Handle("/", gw.GuardHost(mux))
+	srv := &cfg.Server
+	a.server = &http.Server{
+		Handler: root,
+		// Bounds on what a client may hold without sending anything
+		// (docs/operations.md, limits). ReadTimeout covers a request's
+		// headers and body only: net/http lifts it once the body is read,
+		// so event streams stay open. No WriteTimeout, for the same
+		// reason; a detached stream bounds its own writes (detach.go).
+		ReadHeaderTimeout: srv.ReadHeaderTimeout.D(),
+		ReadTimeout:       srv.ReadTimeout.D(),
+		IdleTimeout:       srv.IdleTimeout.D(),
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+	}
 	if !cfg.Server.DisableH2C {
 		// Clients and proxies that speak HTTP/2 without TLS share one
 		// connection among their streams: an idle session's open GET
@@ -149,6 +180,24 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		a.server.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return a, nil
+}
+
+// publicHosts are the host names, besides loopback ones, that requests to a
+// loopback listener may carry: those of server.publicURL and of the
+// authorization server's issuer (a proxy on the same machine may pass them
+// on).
+func publicHosts(cfg *config.Config) []string {
+	urls := []string{cfg.Server.PublicURL}
+	if as := cfg.AuthServerConfig; as != nil {
+		urls = append(urls, as.Issuer)
+	}
+	var hosts []string
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return hosts
 }
 
 func (a *App) backendSpecs() ([]backend.Spec, error) {
@@ -213,9 +262,9 @@ func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	a.backends.Start()
-	go a.gateway.Run(ctx)
+	a.running.Go(func() { a.gateway.Run(ctx) })
 	if a.authorizer != nil {
-		go a.authorizer.Watch(ctx)
+		a.running.Go(func() { a.authorizer.Watch(ctx) })
 	}
 	if a.searcher != nil {
 		go a.searcher.Run(ctx)
@@ -224,8 +273,9 @@ func (a *App) Start() {
 }
 
 // Shutdown stops serving: no new connections, calls in flight may finish
-// until ctx is done (then they are cancelled), open streams are closed, and
-// every backend connection and stdio child is stopped.
+// until ctx is done (then they are cancelled), open streams and sessions
+// are closed, and every backend connection and stdio child is stopped. It
+// returns when every goroutine the App started has stopped.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.logger.Info("shutting down")
 	a.server.SetKeepAlivesEnabled(false)
@@ -236,8 +286,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.gateway.CloseStreams()
 	<-shut
 	a.cancel()
+	a.gateway.CloseSessions()
+	a.running.Wait()
 	a.backends.Close()
 	a.release.stop()
+	a.closeStore()
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

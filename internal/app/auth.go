@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"github.com/vmcp-dev/vmcp/internal/authn"
 	"github.com/vmcp-dev/vmcp/internal/authserver"
 	"github.com/vmcp-dev/vmcp/internal/config"
-	"github.com/vmcp-dev/vmcp/internal/store/memory"
 )
 
 // setupAuth builds the embedded authorization server (if configured) and
@@ -49,7 +49,7 @@ func (a *App) setupAuth(mux *http.ServeMux) (func(http.Handler) http.Handler, er
 		return nil, err
 	}
 	for _, p := range paths {
-		mux.Handle("GET "+p, prm)
+		mux.Handle(p, prm) // every method: the handler answers CORS preflights and refuses what is not GET
 	}
 	return authn.Middleware(verifier, &authn.MiddlewareOptions{ResourceMetadata: metadataURL, Scopes: scopes, Logger: a.logger}), nil
 }
@@ -104,17 +104,31 @@ func (a *App) authenticator(in *config.IncomingAuth, resource string) (authn.Aut
 }
 
 // localVerifier validates tokens of the embedded authorization server with
-// its own keys, and rejects revoked ones.
+// its own keys, and rejects revoked ones. The keys are loaded on first use
+// (they may come from a store that is not reachable yet) and never change
+// afterwards.
 func (a *App) localVerifier(audience string) (authn.Authenticator, error) {
 	s := a.authServer
-	keys := s.PublicKeys()
-	pub := make([]authn.PublicKey, len(keys.Keys))
-	for i, k := range keys.Keys {
-		pub[i] = authn.PublicKey{KeyID: k.KeyID, Algorithm: k.Algorithm, Key: k.Key}
+	var loaded atomic.Pointer[[]authn.PublicKey]
+	keys := func(ctx context.Context) ([]authn.PublicKey, error) {
+		if p := loaded.Load(); p != nil {
+			return *p, nil
+		}
+		set, err := s.PublicKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pub := make([]authn.PublicKey, len(set.Keys))
+		for i, k := range set.Keys {
+			pub[i] = authn.PublicKey{KeyID: k.KeyID, Algorithm: k.Algorithm, Key: k.Key}
+		}
+		loaded.Store(&pub)
+		return pub, nil
 	}
 	return authn.NewJWTVerifier(&authn.JWTOptions{
 		Issuer: s.Issuer(), Audience: audience,
-		Keys: func(context.Context) ([]authn.PublicKey, error) { return pub, nil },
+		Keys:        keys,
+		GrantClaims: true, // vmcp's own tokens name their grant
 		Check: func(ctx context.Context, claims map[string]any, raw string) error {
 			err := s.CheckToken(ctx, claims, raw)
 			if errors.Is(err, authserver.ErrTokenRevoked) || errors.Is(err, authserver.ErrGrantRevoked) {
@@ -127,13 +141,24 @@ func (a *App) localVerifier(audience string) (authn.Authenticator, error) {
 }
 
 func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, required []string) (*authserver.Server, error) {
+	st, err := a.openStore(a.cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	a.store = st
 	opts := &authserver.Options{
-		Issuer: c.Issuer, Name: a.cfg.Name, Resource: resource, Store: memory.New(nil), Logger: a.logger,
+		Issuer: c.Issuer, Name: a.cfg.Name, Resource: resource, Store: st.Store, Logger: a.logger,
 		AccessTokenLifespan: c.TokenLifespans.AccessToken.D(), RefreshTokenLifespan: c.TokenLifespans.RefreshToken.D(),
 		CodeLifespan:                            c.TokenLifespans.AuthorizationCode.D(),
 		DisableClientMetadataDocuments:          c.ClientMetadataDocuments.Disabled,
 		InsecureAllowPrivateClientMetadataHosts: c.ClientMetadataDocuments.InsecureAllowPrivateHosts,
 		Scopes:                                  slices.Clone(c.ScopesSupported),
+		Limits: authserver.Limits{
+			PendingLogins: c.PendingLogins.Max, PendingLoginsPerClient: c.PendingLogins.MaxPerClient,
+			PendingLoginTimeout: c.PendingLogins.Timeout.D(),
+			Clients:             c.ClientRegistration.Max, RegistrationBytes: c.ClientRegistration.MaxBytes,
+			UnusedClientExpiry: c.ClientRegistration.UnusedExpiry.D(), IdleClientExpiry: c.ClientRegistration.IdleExpiry.D(),
+		},
 	}
 	for _, s := range required {
 		if !slices.Contains(opts.Scopes, s) {
@@ -154,8 +179,8 @@ func (a *App) newAuthServer(c *config.AuthServerConfig, resource string, require
 		}
 		opts.SigningKeys = append(opts.SigningKeys, b)
 	}
-	if len(c.SigningKeySecretRefs) == 0 {
-		a.logger.Warn("no signing keys configured: a key was generated for this process; other replicas cannot verify its tokens")
+	if len(c.SigningKeySecretRefs) == 0 && a.cfg.Storage.Type == config.StorageMemory {
+		a.logger.Warn("no signing keys configured and storage.type memory: the key generated for this process dies with it, and so do its tokens")
 	}
 	for i, sc := range c.StaticClients {
 		secret, err := sc.ClientSecretRef.Resolve()
@@ -188,6 +213,7 @@ func providerConfig(p config.UpstreamProvider) (authserver.ProviderConfig, error
 		o := p.OAuth2Config
 		pc.AuthorizationURL, pc.TokenURL, pc.UserInfoURL, pc.Issuer = o.AuthorizationURL, o.TokenURL, o.UserInfoURL, o.Issuer
 		pc.ClientID, pc.RedirectURI, pc.Scopes, pc.AuthParams = o.ClientID, o.RedirectURI, o.Scopes, o.AdditionalAuthorizationParams
+		pc.EmailVerified = o.EmailVerified
 		ref, m = o.ClientSecretRef, o.ClaimMapping
 	}
 	pc.Claims = authserver.ClaimMapping{Subject: m.Subject, Email: m.Email, Name: m.Name, Groups: m.Groups}

@@ -2,14 +2,11 @@ package app_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -17,7 +14,6 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
-	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
@@ -74,37 +70,7 @@ server:
 // PKCE through a headless browser, and returns an access token.
 func login(t *testing.T, base string) string {
 	t.Helper()
-	const redirect = "http://127.0.0.1:7777/cb"
-	body := `{"redirect_uris":["` + redirect + `"],"client_name":"app test","grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`
-	resp, err := http.Post(base+"/oauth/register", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	clientID, _ := reg["client_id"].(string)
-	verifier := "v-0123456789-0123456789-0123456789-0123456789"
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "state": {"st-12345678"},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
-	back, err := hydra.NewBrowser().Authorize(t.Context(), base+"/oauth/authorize?"+q.Encode(), redirect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err = http.PostForm(base+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
-		"redirect_uri": {redirect}, "client_id": {clientID}, "code_verifier": {verifier}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	at, _ := tok["access_token"].(string)
-	if at == "" {
-		t.Fatalf("no access token: %v", tok)
-	}
-	return at
+	return loginFull(t, base).access
 }
 
 func connect(t *testing.T, endpoint, token string) *mcp.ClientSession {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,14 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/frontend"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
+
+// Validate checks what `vmcp validate` checks beyond [config.Parse]: the
+// Cedar policies. The Kubernetes operator runs the same check on the
+// configuration it generates, so both report the same problems.
+func Validate(cfg *config.Config) error {
+	_, err := NewAuthorizer(cfg, nil)
+	return err
+}
 
 // NewAuthorizer builds the Cedar authorizer of cfg (nil if it has none),
 // with policy errors located in the configuration file.
@@ -65,12 +74,42 @@ func locatePolicyErrors(cfg *config.Config, err error) error {
 // has the claims token and who logged in upstream as up (nil if not
 // through vmcp's authorization server): the upstream identity counts only
 // when az takes claims from upstream and up is the primary provider's;
-// otherwise the token's claims alone.
+// otherwise the token's claims alone. For a user of another provider than
+// the primary one, the profile claims vmcp's token copied from that
+// provider are moved under [SecondaryProfileClaim], so that they never
+// pass for the primary provider's (an email domain, a group).
 func PolicyClaims(az *config.AuthzConfig, token map[string]any, up *authz.Upstream) authz.Claims {
-	if up == nil || az.ClaimsFrom != config.ClaimsUpstream || up.Provider != az.PrimaryUpstreamProvider {
+	if up == nil || az.ClaimsFrom != config.ClaimsUpstream {
 		return authz.Resolve(token, nil)
 	}
+	if up.Provider != az.PrimaryUpstreamProvider {
+		return authz.Resolve(secondaryProfile(token), nil)
+	}
 	return authz.Resolve(token, up)
+}
+
+// SecondaryProfileClaim holds, for a user of a provider other than the
+// primary one, the profile claims of vmcp's token: principal.idp_profile.email.
+const SecondaryProfileClaim = "idp_profile"
+
+// profileClaims are the claims vmcp's token copies from the provider's
+// profile.
+var profileClaims = []string{"email", "email_verified", "name", "groups"}
+
+func secondaryProfile(token map[string]any) map[string]any {
+	out := maps.Clone(token)
+	profile := map[string]any{}
+	for _, k := range profileClaims {
+		if v, ok := out[k]; ok {
+			profile[k] = v
+			delete(out, k)
+		}
+	}
+	delete(out, SecondaryProfileClaim)
+	if len(profile) > 0 {
+		out[SecondaryProfileClaim] = profile
+	}
+	return out
 }
 
 // claimsFunc resolves the claims policies see ([PolicyClaims]), reading

@@ -1,11 +1,9 @@
 package app_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -13,25 +11,11 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
 
 // syncBuffer is a log sink for tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = logbuf.Buffer
 
 func policies(ps ...string) string {
 	var b strings.Builder

@@ -8,12 +8,15 @@ import (
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/goleak"
 
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 
 // TestMain lets this test binary also be a stdio MCP server (for
 // TestStdioChildGetsNoSecrets), when started with VMCP_TEST_ENV_SERVER=1.
+// Otherwise it runs the tests and fails if any goroutine they started is
+// still running when they end.
 func TestMain(m *testing.M) {
 	if os.Getenv("VMCP_TEST_ENV_SERVER") == "1" {
 		s := mcp.NewServer(&mcp.Implementation{Name: "env"}, nil)
@@ -28,7 +31,7 @@ func TestMain(m *testing.M) {
 		_ = s.Run(context.Background(), &mcp.StdioTransport{})
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // TestStdioChildGetsNoSecrets: a stdio backend inherits vmcp's

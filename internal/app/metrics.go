@@ -11,11 +11,23 @@ import (
 )
 
 // metricsHandler serves Prometheus metrics: authorization decisions and
-// evaluation errors, backend states and restarts, and the Go runtime's.
+// evaluation errors, backend states and restarts, sessions and refused
+// initializes, and the Go runtime's.
 func (a *App) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(backendCollector{a.backends})
+	gw := a.gateway
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vmcp_sessions", Help: "2025-11-25 sessions open."},
+			func() float64 { return float64(gw.SessionStats().Open) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vmcp_sessions_refused_total",
+			Help: "Initializes refused by a session limit.", ConstLabels: prometheus.Labels{"limit": "total"}},
+			func() float64 { return float64(gw.SessionStats().RefusedTotal) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vmcp_sessions_refused_total",
+			Help: "Initializes refused by a session limit.", ConstLabels: prometheus.Labels{"limit": "principal"}},
+			func() float64 { return float64(gw.SessionStats().RefusedPrincipal) }),
+	)
 	if az := a.authorizer; az != nil {
 		counter := func(name, help string, labels prometheus.Labels, f func() int64) prometheus.Collector {
 			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},

@@ -2,20 +2,18 @@ package authn
 
 import (
 	"crypto/sha256"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // tokenCache remembers what was learnt about tokens (a verified identity,
 // an introspection answer) until a deadline each, keyed by the SHA-256 of
-// the token, never the token. It holds at most max entries: when full it
-// drops expired entries, then arbitrary ones (map order is random) until a
-// tenth of the room is free.
+// the token, never the token. It holds at most max entries; when full, the
+// least recently used one makes room, so a burst of new tokens never drops
+// the ones in use. It is safe for concurrent use.
 type tokenCache[V any] struct {
-	max int
-
-	mu sync.Mutex // guards m
-	m  map[[sha256.Size]byte]cacheEntry[V]
+	c *lru.Cache[[sha256.Size]byte, cacheEntry[V]]
 }
 
 type cacheEntry[V any] struct {
@@ -24,40 +22,31 @@ type cacheEntry[V any] struct {
 }
 
 func newTokenCache[V any](max int) *tokenCache[V] {
-	return &tokenCache[V]{max: max, m: map[[sha256.Size]byte]cacheEntry[V]{}}
+	c, err := lru.New[[sha256.Size]byte, cacheEntry[V]](max)
+	if err != nil {
+		panic("authn: token cache: " + err.Error()) // max < 1: a programmer error
+	}
+	return &tokenCache[V]{c: c}
 }
 
 // get returns the entry of key unless it expired by now (a deadline is
 // expired at that instant).
 func (c *tokenCache[V]) get(key [sha256.Size]byte, now time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[key]
+	e, ok := c.c.Get(key)
 	if ok && !now.Before(e.until) {
-		delete(c.m, key)
-		ok = false
+		c.c.Remove(key)
+		var zero V
+		return zero, false
 	}
 	return e.v, ok
 }
 
 // put stores v under key until the deadline.
-func (c *tokenCache[V]) put(key [sha256.Size]byte, v V, until, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		target := c.max - max(1, c.max/10)
-		for k, e := range c.m {
-			if !now.Before(e.until) || len(c.m) > target {
-				delete(c.m, k)
-			}
-		}
-	}
-	c.m[key] = cacheEntry[V]{v: v, until: until}
+func (c *tokenCache[V]) put(key [sha256.Size]byte, v V, until time.Time) {
+	c.c.Add(key, cacheEntry[V]{v: v, until: until})
 }
 
 // len is the number of entries, expired ones included.
 func (c *tokenCache[V]) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
+	return c.c.Len()
 }

@@ -1,11 +1,14 @@
 package authn
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
@@ -15,10 +18,6 @@ const (
 	claimGrantID  = "gid" // set by vmcp's authorization server
 	claimProvider = "idp" // set by vmcp's authorization server
 )
-
-// maxUnixSeconds bounds numeric dates (year ~36812), so that conversions to
-// time.Time never overflow.
-const maxUnixSeconds = 1 << 40
 
 // stringClaim returns claim name if it is a string; a claim of another type
 // is an error, an absent one is "".
@@ -32,21 +31,6 @@ func stringClaim(claims map[string]any, name string) (string, error) {
 		return "", fmt.Errorf("claim %q is not a string", name)
 	}
 	return s, nil
-}
-
-// timeClaim returns the NumericDate claim name; ok is false if it is
-// absent.
-func timeClaim(claims map[string]any, name string) (t time.Time, ok bool, err error) {
-	v, present := claims[name]
-	if !present || v == nil {
-		return time.Time{}, false, nil
-	}
-	f, isNum := v.(float64)
-	if !isNum || math.IsNaN(f) || f < 0 || f > maxUnixSeconds {
-		return time.Time{}, false, fmt.Errorf("claim %q is not a valid NumericDate", name)
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
 }
 
 // audiences returns the "aud" claim, a string or an array of strings.
@@ -94,39 +78,53 @@ func scopes(claims map[string]any) []string {
 	return slices.Compact(out)
 }
 
-// validity checks "exp" (required if requireExp), "nbf" and "iat" against
-// now with skew and returns the expiry.
-func validity(claims map[string]any, now time.Time, skew time.Duration, requireExp bool) (time.Time, error) {
-	exp, ok, err := timeClaim(claims, "exp")
-	if err != nil {
-		return time.Time{}, err
+// timeClaims are the registered claims that bound a token's validity (RFC
+// 7519 §4.1.4–6), as go-jose decodes them.
+type timeClaims struct {
+	Expiry    *jwt.NumericDate `json:"exp"`
+	NotBefore *jwt.NumericDate `json:"nbf"`
+	IssuedAt  *jwt.NumericDate `json:"iat"`
+}
+
+// validity checks "exp" (required if requireExp), "nbf" and "iat" of the
+// JSON object raw against now with leeway skew (go-jose's
+// [jwt.Claims.ValidateWithLeeway]) and returns the expiry (zero if none).
+func validity(raw []byte, now time.Time, skew time.Duration, requireExp bool) (time.Time, error) {
+	var tc timeClaims
+	if err := json.Unmarshal(raw, &tc); err != nil {
+		return time.Time{}, fmt.Errorf("exp, nbf or iat: %w", err)
 	}
-	if !ok && requireExp {
-		return time.Time{}, fmt.Errorf("claim \"exp\" is missing")
+	rc := jwt.Claims{Expiry: tc.Expiry, NotBefore: tc.NotBefore, IssuedAt: tc.IssuedAt}
+	if err := rc.ValidateWithLeeway(jwt.Expected{Time: now}, skew); err != nil {
+		return time.Time{}, timeError(&rc, err)
 	}
-	if ok && !now.Before(exp.Add(skew)) {
-		return time.Time{}, fmt.Errorf("token expired at %s", exp.UTC().Format(time.RFC3339))
+	switch {
+	case rc.Expiry != nil:
+		return rc.Expiry.Time(), nil
+	case requireExp:
+		return time.Time{}, errors.New(`claim "exp" is missing`)
 	}
-	nbf, ok, err := timeClaim(claims, "nbf")
-	if err != nil {
-		return time.Time{}, err
+	return time.Time{}, nil
+}
+
+// timeError words a failed time check of go-jose with the date at fault.
+func timeError(rc *jwt.Claims, err error) error {
+	date := func(d *jwt.NumericDate) string { return d.Time().UTC().Format(time.RFC3339) }
+	switch {
+	case errors.Is(err, jwt.ErrExpired):
+		return fmt.Errorf("token expired at %s: %w", date(rc.Expiry), err)
+	case errors.Is(err, jwt.ErrNotValidYet):
+		return fmt.Errorf("token not valid before %s: %w", date(rc.NotBefore), err)
+	case errors.Is(err, jwt.ErrIssuedInTheFuture):
+		return fmt.Errorf("token issued in the future (%s): %w", date(rc.IssuedAt), err)
 	}
-	if ok && now.Add(skew).Before(nbf) {
-		return time.Time{}, fmt.Errorf("token not valid before %s", nbf.UTC().Format(time.RFC3339))
-	}
-	iat, ok, err := timeClaim(claims, "iat")
-	if err != nil {
-		return time.Time{}, err
-	}
-	if ok && now.Add(skew).Before(iat) {
-		return time.Time{}, fmt.Errorf("token issued in the future (%s)", iat.UTC().Format(time.RFC3339))
-	}
-	return exp, nil
+	return err
 }
 
 // newIdentity builds the identity of verified claims whose issuer has been
-// checked.
-func newIdentity(claims map[string]any, issuer string, exp time.Time) (*identity.Identity, error) {
+// checked. grants says that the issuer is vmcp's own authorization server,
+// the only one whose gid and idp claims are taken.
+func newIdentity(claims map[string]any, issuer string, exp time.Time, grants bool) (*identity.Identity, error) {
 	sub, err := stringClaim(claims, "sub")
 	if err != nil {
 		return nil, err
@@ -134,21 +132,15 @@ func newIdentity(claims map[string]any, issuer string, exp time.Time) (*identity
 	if sub == "" {
 		return nil, fmt.Errorf("claim \"sub\" is missing")
 	}
-	gid, err := stringClaim(claims, claimGrantID)
-	if err != nil {
+	id := &identity.Identity{Subject: sub, Issuer: issuer, Claims: claims, Scopes: scopes(claims), Expiry: exp}
+	if !grants {
+		return id, nil
+	}
+	if id.GrantID, err = stringClaim(claims, claimGrantID); err != nil {
 		return nil, err
 	}
-	idp, err := stringClaim(claims, claimProvider)
-	if err != nil {
+	if id.Provider, err = stringClaim(claims, claimProvider); err != nil {
 		return nil, err
 	}
-	return &identity.Identity{
-		Subject:  sub,
-		Issuer:   issuer,
-		Claims:   claims,
-		Scopes:   scopes(claims),
-		Expiry:   exp,
-		GrantID:  gid,
-		Provider: idp,
-	}, nil
+	return id, nil
 }

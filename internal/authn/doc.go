@@ -13,18 +13,20 @@
 //
 // Three authenticators are provided:
 //
-//   - [JWTVerifier] checks signed JWT access tokens locally: signature
-//     (against a remote JWKS, found by OIDC or RFC 8414 discovery, or the
-//     keys of vmcp's own authorization server), issuer, audience and
-//     validity period.
+//   - [JWTVerifier] checks signed JWT access tokens locally: issuer,
+//     audience and validity period (go-jose's jwt.Claims.ValidateWithLeeway),
+//     then the signature, against a remote JWKS (go-oidc's RemoteKeySet,
+//     found by OIDC or RFC 8414 discovery, its fetches throttled) or the
+//     keys of vmcp's own authorization server.
 //   - [Introspector] asks an RFC 7662 introspection endpoint about opaque
 //     tokens, with a small cache.
 //   - [Chain] sends JWT-shaped tokens to the first and opaque ones to the
 //     second.
 //
-// [ProtectedResourceHandler] serves the RFC 9728 protected resource metadata
-// that clients discover through the challenges, and [MetadataLocations]
-// derives the paths it is served at.
+// [NewProtectedResourceHandler] serves the RFC 9728 protected resource
+// metadata that clients discover through the challenges (the go-sdk's type
+// and handler, checked and cached), and [MetadataLocations] derives the
+// paths it is served at.
 //
 // # Security properties
 //

@@ -29,6 +29,7 @@ type testKey struct {
 	kid  string
 	alg  jose.SignatureAlgorithm
 	priv crypto.Signer
+	use  string // published "use"; default "sig"
 }
 
 func (k testKey) public() authn.PublicKey {
@@ -36,7 +37,11 @@ func (k testKey) public() authn.PublicKey {
 }
 
 func (k testKey) jwk() jose.JSONWebKey {
-	return jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"}
+	use := k.use
+	if use == "" {
+		use = "sig"
+	}
+	return jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.kid, Algorithm: string(k.alg), Use: use}
 }
 
 // Generating RSA keys is slow, so each kind of key is made once per test

@@ -51,8 +51,8 @@ type IntrospectionOptions struct {
 	// NegativeCacheTTL is how long an inactive result is reused. Default:
 	// [DefaultNegativeCacheTTL].
 	NegativeCacheTTL time.Duration
-	// MaxCacheEntries bounds the cache; when it is full, expired entries
-	// and then arbitrary ones are dropped. Default: [DefaultMaxCacheEntries].
+	// MaxCacheEntries bounds the cache; when it is full, the least
+	// recently used entry makes room. Default: [DefaultMaxCacheEntries].
 	MaxCacheEntries int
 	// ClockSkew is the tolerance applied to "exp", "nbf" and "iat".
 	// Default: [DefaultClockSkew]; a negative value means none.
@@ -97,6 +97,9 @@ func NewIntrospector(opts *IntrospectionOptions) (*Introspector, error) {
 	}
 	if err := checkHTTPURL(o.Endpoint); err != nil {
 		return nil, fmt.Errorf("authn: introspection endpoint: %w", err)
+	}
+	if o.MaxCacheEntries < 0 {
+		return nil, fmt.Errorf("authn: introspection: MaxCacheEntries is %d, want 0 (the default) or more", o.MaxCacheEntries)
 	}
 	in := &Introspector{
 		endpoint:    o.Endpoint,
@@ -183,12 +186,13 @@ func (in *Introspector) introspect(ctx context.Context, token string) (introspec
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDocumentBytes))
 		return introspection{}, fmt.Errorf("%w: introspection endpoint answered %d", ErrUnavailable, resp.StatusCode)
 	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocumentBytes))
 	var claims map[string]any
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDocumentBytes)).Decode(&claims); err != nil || claims == nil {
+	if err != nil || json.Unmarshal(body, &claims) != nil || claims == nil {
 		return introspection{}, fmt.Errorf("%w: introspection response is not a JSON object", ErrUnavailable)
 	}
 	now := in.now()
-	id, err := in.validate(claims, now)
+	id, err := in.validate(body, claims, now)
 	if err != nil {
 		return introspection{err: fmt.Errorf("%w: %w", ErrInvalidToken, err), until: now.Add(in.negativeTTL)}, nil
 	}
@@ -200,8 +204,9 @@ func (in *Introspector) introspect(ctx context.Context, token string) (introspec
 	return introspection{id: id, until: until}, nil
 }
 
-// validate checks an introspection response and returns its identity.
-func (in *Introspector) validate(claims map[string]any, now time.Time) (*identity.Identity, error) {
+// validate checks an introspection response (raw, decoded as claims) and
+// returns its identity.
+func (in *Introspector) validate(raw []byte, claims map[string]any, now time.Time) (*identity.Identity, error) {
 	if active, _ := claims["active"].(bool); !active {
 		return nil, errors.New("token is not active")
 	}
@@ -228,11 +233,11 @@ func (in *Introspector) validate(claims map[string]any, now time.Time) (*identit
 	if in.audience != "" && len(aud) > 0 && !slices.Contains(aud, in.audience) {
 		return nil, fmt.Errorf("audience %q does not contain %q", aud, in.audience)
 	}
-	exp, err := validity(claims, now, in.skew, false)
+	exp, err := validity(raw, now, in.skew, false)
 	if err != nil {
 		return nil, err
 	}
-	return newIdentity(claims, iss, exp)
+	return newIdentity(claims, iss, exp, false) // only vmcp's own JWTs name a grant
 }
 
 // cached returns the unexpired cache entry of key.
@@ -242,5 +247,5 @@ func (in *Introspector) cached(key [sha256.Size]byte) (introspection, bool) {
 
 // store caches r under key until r.until.
 func (in *Introspector) store(key [sha256.Size]byte, r introspection) {
-	in.cache.put(key, r, r.until, in.now())
+	in.cache.put(key, r, r.until)
 }

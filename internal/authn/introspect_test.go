@@ -71,8 +71,7 @@ func TestIntrospectorActive(t *testing.T) {
 		},
 		Scopes:     []string{"tools:call", "tools:read"},
 		Expiry:     exp,
-		GrantID:    "grant-1",
-		Credential: "ory_at_abc.def",
+		Credential: "ory_at_abc.def", // no GrantID: only vmcp's own tokens name a grant
 	}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)

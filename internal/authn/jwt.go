@@ -16,6 +16,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
@@ -109,6 +110,11 @@ type JWTOptions struct {
 	// tokens. An error wrapping [ErrInvalidToken] rejects the token; any
 	// other error is reported as [ErrUnavailable].
 	Check func(ctx context.Context, claims map[string]any, raw string) error
+	// GrantClaims marks the issuer as vmcp's own authorization server,
+	// whose "gid" and "idp" claims name the user's stored upstream grant
+	// and provider (Identity.GrantID and Provider). Tokens of any other
+	// issuer never name a grant: a grant holds the user's upstream tokens.
+	GrantClaims bool
 	// Logger receives key set fetches. Default: discard.
 	Logger *slog.Logger
 }
@@ -125,6 +131,7 @@ type JWTVerifier struct {
 	skew     time.Duration
 	now      func() time.Time
 	check    func(ctx context.Context, claims map[string]any, raw string) error
+	grants   bool                            // gid and idp are honoured
 	verified *tokenCache[*identity.Identity] // tokens whose signature and claims were verified
 }
 
@@ -159,6 +166,7 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 		skew:     skewOr(o.ClockSkew),
 		now:      o.Now,
 		check:    o.Check,
+		grants:   o.GrantClaims,
 		verified: newTokenCache[*identity.Identity](DefaultVerifiedCacheEntries),
 	}
 	for _, t := range o.TokenTypes {
@@ -181,15 +189,16 @@ func NewJWTVerifier(opts *JWTOptions) (*JWTVerifier, error) {
 	if client == nil {
 		client = &http.Client{Timeout: DefaultHTTPTimeout}
 	}
-	v.remote = &remoteKeys{
+	src := &jwksSource{
 		client:      client,
 		issuer:      o.Issuer,
 		jwksURL:     o.JWKSURL,
+		algs:        algs,
 		minInterval: cmp.Or(o.MinRefreshInterval, DefaultMinRefreshInterval),
-		ttl:         cmp.Or(o.KeyCacheTTL, DefaultKeyCacheTTL),
 		now:         v.now,
 		logger:      ensureLogger(o.Logger),
 	}
+	v.remote = newRemoteKeys(src, cmp.Or(o.KeyCacheTTL, DefaultKeyCacheTTL), v.now)
 	return v, nil
 }
 
@@ -216,7 +225,7 @@ func (v *JWTVerifier) Authenticate(ctx context.Context, token string) (*identity
 	if limit := now.Add(DefaultVerifiedCacheTTL); until.After(limit) {
 		until = limit
 	}
-	v.verified.put(key, id, until, now)
+	v.verified.put(key, id, until)
 	return v.checked(ctx, id, token)
 }
 
@@ -233,7 +242,7 @@ func (v *JWTVerifier) checked(ctx context.Context, id *identity.Identity, token 
 	return id, nil
 }
 
-// verify checks the token's signature and claims.
+// verify checks the token's claims and signature.
 func (v *JWTVerifier) verify(ctx context.Context, token string) (*identity.Identity, error) {
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
@@ -243,89 +252,72 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (*identity.Ident
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); len(v.types) > 0 && !slices.Contains(v.types, tokenType(typ)) {
 		return nil, fmt.Errorf("%w: token type %q is not accepted", ErrInvalidToken, typ)
 	}
-	keys, err := v.keys(ctx, h.KeyID, h.Algorithm, jws.UnsafePayloadWithoutVerification())
-	if err != nil {
-		return nil, err
-	}
-	payload, err := verify(jws, keys)
-	if err != nil {
-		return nil, err
-	}
+	// The claims are checked before the signature, so that a token that
+	// would be refused anyway (another issuer or audience, expired) is
+	// refused without looking for its key: foreign and stale tokens never
+	// cause a key set fetch. Nothing of them is used unless the signature
+	// verifies below.
+	payload := jws.UnsafePayloadWithoutVerification()
 	var claims map[string]any
 	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
 		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrInvalidToken)
 	}
-	id, err := v.validate(claims)
+	id, err := v.validate(payload, claims)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if v.local == nil {
+		_, err = v.remote.verify(ctx, token)
+	} else {
+		err = v.verifyLocal(ctx, jws, h.KeyID, h.Algorithm)
+	}
+	if err != nil {
+		return nil, err
 	}
 	id.Credential = token
 	return id, nil
 }
 
-// verify checks the signature of jws with each of keys in turn and returns
-// the payload of the first that verifies it.
-func verify(jws *jose.JSONWebSignature, keys []PublicKey) ([]byte, error) {
-	err := errors.New("no key")
-	for _, k := range keys {
-		var payload []byte
-		if payload, err = jws.Verify(k.Key); err == nil {
-			return payload, nil
-		}
-	}
-	return nil, fmt.Errorf("%w: signature: %w", ErrInvalidToken, err)
-}
-
-// keys returns the keys to try for a token signed with alg under kid.
-func (v *JWTVerifier) keys(ctx context.Context, kid, alg string, unverified []byte) ([]PublicKey, error) {
-	if v.local == nil {
-		return v.remote.keys(ctx, kid, alg, func() bool { return v.worthRefetch(unverified) })
-	}
+// verifyLocal checks the signature of jws with the local keys that fit its
+// key id and algorithm.
+func (v *JWTVerifier) verifyLocal(ctx context.Context, jws *jose.JSONWebSignature, kid, alg string) error {
 	all, err := v.local(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: local keys: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: local keys: %w", ErrUnavailable, err)
 	}
-	if c := candidates(all, kid, alg); len(c) > 0 {
-		return c, nil
+	keys := candidates(all, kid, alg)
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: no key for kid %q and alg %s", ErrInvalidToken, kid, alg)
 	}
-	return nil, fmt.Errorf("%w: no key for kid %q and alg %s", ErrInvalidToken, kid, alg)
+	err = errors.New("no key")
+	for _, k := range keys {
+		if _, err = jws.Verify(k.Key); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: signature: %w", ErrInvalidToken, err)
 }
 
-// worthRefetch reports whether a token whose key is unknown would pass the
-// claim checks: only then may it cause a key set fetch. The claims are not
-// verified yet; this only keeps foreign or stale tokens from costing a
-// fetch.
-func (v *JWTVerifier) worthRefetch(unverified []byte) bool {
-	var claims map[string]any
-	if json.Unmarshal(unverified, &claims) != nil {
-		return false
+// validate checks issuer, audience and validity period of the token's
+// payload (go-jose's [jwt.Claims.ValidateWithLeeway]) and returns its
+// identity, made of claims (the payload decoded).
+func (v *JWTVerifier) validate(payload []byte, claims map[string]any) (*identity.Identity, error) {
+	var rc jwt.Claims
+	if err := json.Unmarshal(payload, &rc); err != nil {
+		return nil, fmt.Errorf("registered claims: %w", err)
 	}
-	_, err := v.validate(claims)
-	return err == nil
-}
-
-// validate checks issuer, audience and validity period of claims and
-// returns their identity.
-func (v *JWTVerifier) validate(claims map[string]any) (*identity.Identity, error) {
-	iss, err := stringClaim(claims, "iss")
-	if err != nil {
-		return nil, err
+	switch err := rc.ValidateWithLeeway(jwt.Expected{Issuer: v.issuer, AnyAudience: jwt.Audience{v.audience}, Time: v.now()}, v.skew); {
+	case errors.Is(err, jwt.ErrInvalidIssuer):
+		return nil, fmt.Errorf("issuer %q is not %q: %w", rc.Issuer, v.issuer, err)
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return nil, fmt.Errorf("audience %q does not contain %q: %w", []string(rc.Audience), v.audience, err)
+	case err != nil:
+		return nil, timeError(&rc, err)
 	}
-	if iss != v.issuer {
-		return nil, fmt.Errorf("issuer %q is not %q", iss, v.issuer)
+	if rc.Expiry == nil {
+		return nil, errors.New(`claim "exp" is missing`)
 	}
-	aud, err := audiences(claims)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.Contains(aud, v.audience) {
-		return nil, fmt.Errorf("audience %q does not contain %q", aud, v.audience)
-	}
-	exp, err := validity(claims, v.now(), v.skew, true)
-	if err != nil {
-		return nil, err
-	}
-	return newIdentity(claims, iss, exp)
+	return newIdentity(claims, rc.Issuer, rc.Expiry.Time(), v.grants)
 }
 
 // tokenType normalizes a "typ" value for comparison (RFC 7515 §4.1.9).

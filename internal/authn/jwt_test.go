@@ -128,7 +128,14 @@ func TestJWTVerifier(t *testing.T) {
 		{name: "issuer with trailing slash", token: sign(t, rs, with(func(m map[string]any) { m["iss"] = iss + "/" }), nil)},
 		{name: "expired", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-time.Minute).Unix() }), nil)},
 		{name: "expired within skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-10 * time.Second).Unix() }), nil), ok: true},
-		{name: "expired exactly at skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-30 * time.Second).Unix() }), nil)},
+		// go-jose's rule (jwt.Claims.ValidateWithLeeway): a token is valid
+		// up to and including exp+skew, and not a second later.
+		{name: "expired exactly at skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-30 * time.Second).Unix() }), nil), ok: true},
+		{name: "expired a second past skew", token: sign(t, rs, with(func(m map[string]any) { m["exp"] = now.Add(-31 * time.Second).Unix() }), nil)},
+		{name: "nbf a second past skew", token: sign(t, rs, with(func(m map[string]any) { m["nbf"] = now.Add(31 * time.Second).Unix() }), nil)},
+		{name: "aud null", token: sign(t, rs, with(func(m map[string]any) { m["aud"] = nil }), nil)},
+		{name: "aud holds a number", token: sign(t, rs, with(func(m map[string]any) { m["aud"] = []any{audience, 7} }), nil)},
+		{name: "iss not a string", token: sign(t, rs, with(func(m map[string]any) { m["iss"] = 7 }), nil)},
 		{name: "nbf in the future", token: sign(t, rs, with(func(m map[string]any) { m["nbf"] = now.Add(time.Minute).Unix() }), nil)},
 		{name: "nbf within skew", token: sign(t, rs, with(func(m map[string]any) { m["nbf"] = now.Add(10 * time.Second).Unix() }), nil), ok: true},
 		{name: "iat in the future", token: sign(t, rs, with(func(m map[string]any) { m["iat"] = now.Add(time.Minute).Unix() }), nil)},
@@ -198,9 +205,7 @@ func TestJWTVerifierIdentity(t *testing.T) {
 		Claims:     wantClaims,
 		Scopes:     []string{"admin", "tools:call", "tools:read"},
 		Expiry:     c.Now().Add(time.Hour),
-		GrantID:    "grant-1",
-		Provider:   "github",
-		Credential: tok,
+		Credential: tok, // no GrantID or Provider: another issuer's gid and idp name nothing of vmcp's
 	}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)
@@ -451,9 +456,10 @@ func TestJWTLocalKeys(t *testing.T) {
 		keysErr error
 	)
 	v, err := authn.NewJWTVerifier(&authn.JWTOptions{
-		Issuer:   iss,
-		Audience: audience,
-		Now:      c.Now,
+		Issuer:      iss,
+		Audience:    audience,
+		Now:         c.Now,
+		GrantClaims: true,
 		Keys: func(context.Context) ([]authn.PublicKey, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -481,8 +487,8 @@ func TestJWTLocalKeys(t *testing.T) {
 		return sign(t, k, m, nil)
 	}
 	ctx := t.Context()
-	if id, err := v.Authenticate(ctx, grant("g1")); err != nil || id.GrantID != "g1" {
-		t.Fatalf("Authenticate = %+v, %v", id, err)
+	if id, err := v.Authenticate(ctx, grant("g1")); err != nil || id.GrantID != "g1" || id.Provider != "github" {
+		t.Fatalf("Authenticate = %+v, %v; want grant g1 of provider github", id, err)
 	}
 	if _, err := v.Authenticate(ctx, grant("revoked")); !errors.Is(err, authn.ErrInvalidToken) {
 		t.Errorf("revoked: %v, want ErrInvalidToken", err)

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -14,13 +15,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
 )
 
 // PublicKey is a key that verifies token signatures.
@@ -88,177 +90,224 @@ func candidates(keys []PublicKey, kid, alg string) []PublicKey {
 	return out
 }
 
-// keySnapshot is an immutable view of a fetched key set.
-type keySnapshot struct {
-	keys    []PublicKey
-	fetched time.Time
-}
-
-// remoteKeys caches the key set of a remote issuer. Keys are fetched on
-// first use, refetched when stale or when a token names an unknown kid;
-// concurrent fetches collapse into one, and fetches happen at most once per
-// minInterval whatever tokens arrive.
+// remoteKeys verifies signatures with the key set of a remote issuer,
+// through go-oidc's [oidc.RemoteKeySet]: it caches the keys, collapses
+// concurrent fetches, and fetches again when no cached key verifies a
+// signature. vmcp adds, around it:
+//
+//   - jwksSource, the key sets' transport: it finds the key set by discovery,
+//     fetches it at most once per minInterval (in between it answers with
+//     the last outcome, so forged tokens cannot make vmcp hammer the issuer),
+//     bounds the document, drops keys vmcp does not accept, and reports
+//     failures as [ErrUnavailable];
+//   - a lifetime: a key set older than ttl is replaced by a fresh one (so a
+//     key the issuer withdrew stops verifying), unless the fetch fails: then
+//     the old keys keep verifying the tokens they cover.
 type remoteKeys struct {
 	// fixed at creation
-	client      *http.Client
+	ttl    time.Duration
+	now    func() time.Time
+	src    *jwksSource
+	client *http.Client // the key sets' client: its transport is src
+
+	gen atomic.Pointer[keyGen] // the key set in use
+}
+
+// keyGen is a key set and when it was made.
+type keyGen struct {
+	set  *oidc.RemoteKeySet
+	born time.Time
+}
+
+func newRemoteKeys(src *jwksSource, ttl time.Duration, now func() time.Time) *remoteKeys {
+	return &remoteKeys{ttl: ttl, now: now, src: src, client: &http.Client{Transport: src}}
+}
+
+// newGen makes an empty key set; its first use fetches the keys.
+func (r *remoteKeys) newGen() *keyGen {
+	// The URL is only what go-oidc puts in its requests: the source fetches
+	// the key set it was configured with or found by discovery.
+	ctx := oidc.ClientContext(context.Background(), r.client)
+	return &keyGen{set: oidc.NewRemoteKeySet(ctx, r.src.requestURL()), born: r.now()}
+}
+
+// verify checks the signature of token, already parsed with the accepted
+// algorithms, and returns its payload.
+func (r *remoteKeys) verify(ctx context.Context, token string) ([]byte, error) {
+	g := r.gen.Load()
+	if g == nil {
+		r.gen.CompareAndSwap(nil, r.newGen())
+		g = r.gen.Load()
+	}
+	if r.now().Sub(g.born) >= r.ttl && r.src.due() {
+		fresh := r.newGen()
+		payload, err := fresh.set.VerifySignature(ctx, token)
+		if !errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+			// The fetch worked (the token verified or not): the fresh
+			// keys replace the old ones.
+			r.gen.CompareAndSwap(g, fresh)
+			return keySetResult(ctx, payload, err)
+		}
+		// The issuer is away: the old keys still verify what they cover.
+	}
+	payload, err := g.set.VerifySignature(ctx, token)
+	return keySetResult(ctx, payload, err)
+}
+
+// keySetResult words the outcome of a key set's VerifySignature.
+func keySetResult(ctx context.Context, payload []byte, err error) ([]byte, error) {
+	switch {
+	case err == nil:
+		return payload, nil
+	case errors.Is(err, ErrUnavailable):
+		return nil, err
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%w: waiting for jwks: %w", ErrUnavailable, ctx.Err())
+	}
+	return nil, fmt.Errorf("%w: signature: no key of the issuer verifies it", ErrInvalidToken)
+}
+
+// jwksSource is the transport of the go-oidc key sets of one issuer. It
+// fetches the key set document (found by discovery unless configured) at
+// most once per minInterval; in between, and for every request whatever its
+// URL, it answers with the outcome of the last fetch. Answers are bounded
+// and carry only the keys vmcp accepts; failures are errors wrapping
+// [ErrUnavailable].
+type jwksSource struct {
+	// fixed at creation
+	client      *http.Client // the caller's, for the real fetches
 	issuer      string
+	algs        []jose.SignatureAlgorithm
 	minInterval time.Duration
-	ttl         time.Duration
 	now         func() time.Time
 	logger      *slog.Logger
 
-	snap   atomic.Pointer[keySnapshot]
-	flight singleflight.Group
-
-	mu          sync.Mutex // guards all fields below
+	mu          sync.Mutex // guards all fields below; held during a fetch
 	jwksURL     string     // configured, or found by discovery
 	lastAttempt time.Time  // start of the last fetch
-	lastErr     error      // outcome of the last fetch
+	body        []byte     // the last fetched key set, filtered
+	err         error      // or why the last fetch failed
 }
 
-// keys returns the keys that may verify a token signed with alg under kid.
-// It fetches the key set when there is none yet, when it is older than the
-// cache TTL, or when no key fits and refetch reports that the token is
-// worth it (a pre-check of its unverified claims passes).
-func (r *remoteKeys) keys(ctx context.Context, kid, alg string, refetch func() bool) ([]PublicKey, error) {
-	s := r.snap.Load()
-	if s != nil && r.now().Sub(s.fetched) < r.ttl {
-		if c := candidates(s.keys, kid, alg); len(c) > 0 {
-			return c, nil
-		}
-		if !refetch() {
-			return nil, fmt.Errorf("%w: no key for kid %q and alg %s", ErrInvalidToken, kid, alg)
-		}
+// requestURL is the URL go-oidc's key sets are made with.
+func (s *jwksSource) requestURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jwksURL != "" {
+		return s.jwksURL
 	}
-	if err := r.refresh(ctx); err != nil {
-		if s = r.snap.Load(); s == nil {
-			return nil, err
-		}
-		// A stale key set still verifies tokens while the issuer is away;
-		// only an unknown key makes the outage the caller's problem.
-		if c := candidates(s.keys, kid, alg); len(c) > 0 {
-			return c, nil
-		}
-		return nil, err
-	}
-	if c := candidates(r.snap.Load().keys, kid, alg); len(c) > 0 {
-		return c, nil
-	}
-	return nil, fmt.Errorf("%w: no key for kid %q and alg %s", ErrInvalidToken, kid, alg)
+	return s.issuer
 }
 
-// refresh fetches the key set unless a fetch started less than minInterval
-// ago; then it reports that fetch's outcome. Concurrent callers share one
-// fetch, which is not cancelled when one of them gives up.
-func (r *remoteKeys) refresh(ctx context.Context) error {
-	ch := r.flight.DoChan("jwks", func() (any, error) {
-		r.mu.Lock()
-		now := r.now()
-		if !r.lastAttempt.IsZero() && now.Sub(r.lastAttempt) < r.minInterval {
-			err := r.lastErr
-			r.mu.Unlock()
-			return nil, err
-		}
-		r.lastAttempt = now
-		r.mu.Unlock()
-
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultHTTPTimeout)
-		defer cancel()
-		keys, err := r.fetch(fctx)
-		r.mu.Lock()
-		r.lastErr = err
-		r.mu.Unlock()
-		if err != nil {
-			r.logger.Warn("jwks fetch failed", "issuer", r.issuer, "error", err)
-			return nil, err
-		}
-		r.snap.Store(&keySnapshot{keys: keys, fetched: now})
-		r.logger.Info("jwks fetched", "issuer", r.issuer, "keys", len(keys))
-		return nil, nil
-	})
-	select {
-	case res := <-ch:
-		return res.Err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: waiting for jwks: %w", ErrUnavailable, ctx.Err())
-	}
+// due reports whether a request now would fetch the key set.
+func (s *jwksSource) due() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastAttempt.IsZero() || s.now().Sub(s.lastAttempt) >= s.minInterval
 }
 
-// fetch discovers the key set URL if needed and fetches the key set.
-func (r *remoteKeys) fetch(ctx context.Context) ([]PublicKey, error) {
-	r.mu.Lock()
-	jwksURL := r.jwksURL
-	r.mu.Unlock()
-	if jwksURL == "" {
-		u, err := r.discover(ctx)
+// RoundTrip answers a key set's request for the key set document.
+func (s *jwksSource) RoundTrip(req *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now := s.now(); s.lastAttempt.IsZero() || now.Sub(s.lastAttempt) >= s.minInterval {
+		s.lastAttempt = now
+		ctx, cancel := context.WithTimeout(req.Context(), DefaultHTTPTimeout)
+		s.body, s.err = s.fetch(ctx)
+		cancel()
+		if s.err != nil {
+			s.logger.Warn("jwks fetch failed", "issuer", s.issuer, "error", s.err)
+		} else {
+			s.logger.Info("jwks fetched", "issuer", s.issuer)
+		}
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &http.Response{
+		Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(bytes.NewReader(s.body)),
+		ContentLength: int64(len(s.body)),
+		Request:       req,
+	}, nil
+}
+
+// fetch discovers the key set URL if needed, fetches the key set and
+// returns it with only the keys vmcp accepts. Called with s.mu held.
+func (s *jwksSource) fetch(ctx context.Context) ([]byte, error) {
+	if s.jwksURL == "" {
+		u, err := s.discover(ctx)
 		if err != nil {
 			return nil, err
 		}
-		r.mu.Lock()
-		r.jwksURL = u
-		r.mu.Unlock()
-		jwksURL = u
+		s.jwksURL = u
 	}
 	var raw struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := r.getJSON(ctx, jwksURL, &raw); err != nil {
+	if err := getJSON(ctx, s.client, s.jwksURL, &raw); err != nil {
 		return nil, fmt.Errorf("%w: jwks: %w", ErrUnavailable, err)
 	}
-	keys := make([]PublicKey, 0, len(raw.Keys))
+	var set jose.JSONWebKeySet
 	for _, b := range raw.Keys {
-		k, ok := parseJWK(b)
-		if !ok {
-			continue
+		if k, ok := parseJWK(b, s.algs); ok {
+			set.Keys = append(set.Keys, k)
 		}
-		keys = append(keys, k)
 	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: jwks %s holds no usable signing key", ErrUnavailable, jwksURL)
+	if len(set.Keys) == 0 {
+		return nil, fmt.Errorf("%w: jwks %s holds no usable signing key", ErrUnavailable, s.jwksURL)
 	}
-	return keys, nil
+	body, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("%w: jwks: %w", ErrUnavailable, err)
+	}
+	return body, nil
 }
 
 // parseJWK reads one key of a JWKS; keys that cannot verify signatures
-// (encryption keys, symmetric keys, unknown types, weak RSA keys) are
-// skipped.
-func parseJWK(b []byte) (PublicKey, bool) {
+// vmcp accepts (encryption keys, symmetric keys, unknown types, weak RSA
+// keys, keys for another algorithm than algs) are skipped. A private key a
+// misconfigured issuer published is reduced to its public part.
+func parseJWK(b []byte, algs []jose.SignatureAlgorithm) (jose.JSONWebKey, bool) {
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(b); err != nil {
-		return PublicKey{}, false
+		return jose.JSONWebKey{}, false
 	}
 	if jwk.Use != "" && jwk.Use != "sig" {
-		return PublicKey{}, false
+		return jose.JSONWebKey{}, false
+	}
+	if jwk.Algorithm != "" && !slices.Contains(algs, jose.SignatureAlgorithm(jwk.Algorithm)) {
+		return jose.JSONWebKey{}, false
 	}
 	if !jwk.IsPublic() {
-		jwk = jwk.Public() // a misconfigured issuer published a private key
+		jwk = jwk.Public()
 	}
-	k := PublicKey{KeyID: jwk.KeyID, Algorithm: jwk.Algorithm, Key: jwk.Key}
-	switch key := k.Key.(type) {
+	switch key := jwk.Key.(type) {
 	case *rsa.PublicKey:
-		return k, key.N.BitLen() >= minRSABits
+		return jwk, key.N.BitLen() >= minRSABits
 	case *ecdsa.PublicKey, ed25519.PublicKey:
-		return k, true
+		return jwk, true
 	}
-	return PublicKey{}, false
+	return jose.JSONWebKey{}, false
 }
 
 // discover finds the issuer's jwks_uri: OpenID Connect discovery first, then
 // RFC 8414 authorization server metadata. The document's issuer must equal
 // the configured one.
-func (r *remoteKeys) discover(ctx context.Context) (string, error) {
+func (s *jwksSource) discover(ctx context.Context) (string, error) {
 	var errs []error
-	for _, u := range discoveryURLs(r.issuer) {
+	for _, u := range discoveryURLs(s.issuer) {
 		var md struct {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
 		}
-		if err := r.getJSON(ctx, u, &md); err != nil {
+		if err := getJSON(ctx, s.client, u, &md); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if md.Issuer != r.issuer {
-			errs = append(errs, fmt.Errorf("%s: issuer %q does not match %q", u, md.Issuer, r.issuer))
+		if md.Issuer != s.issuer {
+			errs = append(errs, fmt.Errorf("%s: issuer %q does not match %q", u, md.Issuer, s.issuer))
 			continue
 		}
 		if err := checkHTTPURL(md.JWKSURI); err != nil {
@@ -283,14 +332,14 @@ func discoveryURLs(issuer string) []string {
 	return []string{oidc, oauth}
 }
 
-// getJSON fetches u and decodes its JSON body into v.
-func (r *remoteKeys) getJSON(ctx context.Context, u string, v any) error {
+// getJSON fetches u with client and decodes its JSON body into v.
+func getJSON(ctx context.Context, client *http.Client, u string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

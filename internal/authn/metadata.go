@@ -1,44 +1,33 @@
 package authn
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
 )
 
 // wellKnownPRM is the well-known URI suffix of RFC 9728 §3.
 const wellKnownPRM = "/.well-known/oauth-protected-resource"
 
 // ProtectedResource is the protected resource metadata of RFC 9728: what a
-// client needs to find the authorization server of the MCP endpoint.
-type ProtectedResource struct {
-	// Resource is the MCP endpoint URL, exactly as clients use it and as
-	// tokens name it in "aud" (lower-case scheme and host, no fragment).
-	Resource string `json:"resource"`
-	// AuthorizationServers are the issuers of acceptable tokens; at least
-	// one is needed.
-	AuthorizationServers []string `json:"authorization_servers"`
-	// ScopesSupported are the scopes a client may request. Default: not
-	// advertised.
-	ScopesSupported []string `json:"scopes_supported,omitempty"`
-	// BearerMethodsSupported is always ["header"]; any value set is
-	// replaced.
-	BearerMethodsSupported []string `json:"bearer_methods_supported"`
-	// ResourceName is a human-readable name. Default: not advertised.
-	ResourceName string `json:"resource_name,omitempty"`
-	// ResourceDocumentation is a URL of documentation for developers.
-	// Default: not advertised.
-	ResourceDocumentation string `json:"resource_documentation,omitempty"`
-}
+// client needs to find the authorization server of the MCP endpoint. It is
+// the go-sdk's type; [NewProtectedResourceHandler] requires Resource (the
+// MCP endpoint URL, exactly as clients use it and as tokens name it in
+// "aud": lower-case scheme and host, no fragment) and at least one of
+// AuthorizationServers (the issuers of acceptable tokens), and always
+// advertises BearerMethodsSupported ["header"].
+type ProtectedResource = oauthex.ProtectedResourceMetadata
 
-// NewProtectedResourceHandler returns a handler that serves md as JSON to
-// GET and HEAD requests, at whatever paths it is mounted on (see
-// [MetadataLocations]). It checks md once and serializes it once.
+// NewProtectedResourceHandler returns a handler that serves md as JSON, at
+// whatever paths it is mounted on (see [MetadataLocations]): the go-sdk's
+// handler (GET, and CORS preflights; other methods get 405), with a
+// Cache-Control header. It checks md once, and serves a copy with
+// BearerMethodsSupported ["header"].
 func NewProtectedResourceHandler(md *ProtectedResource) (http.Handler, error) {
 	if md == nil {
 		return nil, errors.New("authn: protected resource metadata is required")
@@ -56,29 +45,10 @@ func NewProtectedResourceHandler(md *ProtectedResource) (http.Handler, error) {
 	}
 	m := *md
 	m.BearerMethodsSupported = []string{"header"}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
-		return nil, fmt.Errorf("authn: protected resource metadata: %w", err)
-	}
-	body := buf.Bytes()
+	sdk := auth.ProtectedResourceMetadataHandler(&m)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		h.Set("Cache-Control", "public, max-age=300")
-		// Browser-based clients read it cross-origin; it is public.
-		h.Set("Access-Control-Allow-Origin", "*")
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(body)
-		}
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		sdk.ServeHTTP(w, r)
 	}), nil
 }
 

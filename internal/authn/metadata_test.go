@@ -74,6 +74,35 @@ func TestProtectedResourceHandler(t *testing.T) {
 	if md.BearerMethodsSupported[0] != "body" {
 		t.Errorf("the caller's metadata was modified")
 	}
+	// The go-sdk's handler: GET only, CORS preflights answered; vmcp adds
+	// caching.
+	for _, tc := range []struct {
+		method string
+		status int
+	}{
+		{http.MethodGet, http.StatusOK},
+		{http.MethodOptions, http.StatusNoContent},
+		{http.MethodHead, http.StatusMethodNotAllowed},
+		{http.MethodPut, http.StatusMethodNotAllowed},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+paths[0], nil)
+		req.Header.Set("Origin", "https://app.example")
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.method, resp.StatusCode, tc.status)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("%s: Access-Control-Allow-Origin %q, want * (the metadata is public)", tc.method, got)
+		}
+		if got := resp.Header.Get("Cache-Control"); got != "public, max-age=300" {
+			t.Errorf("%s: Cache-Control %q", tc.method, got)
+		}
+	}
 }
 
 func TestMetadataLocations(t *testing.T) {

@@ -13,9 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Client ID metadata documents: a client may use an HTTPS URL as its
@@ -37,9 +38,12 @@ type cimdResolver struct {
 	allowPrivate bool
 	logger       *slog.Logger
 
-	mu    sync.Mutex // guards cache
-	cache map[string]cimdEntry
+	cache *lru.Cache[string, cimdEntry] // safe for concurrent use
 }
+
+// maxCIMDEntries bounds the metadata documents kept; when full, the least
+// recently used one makes room.
+const maxCIMDEntries = 1000
 
 type cimdEntry struct {
 	client *Client
@@ -60,13 +64,14 @@ func newCIMDResolver(allowPrivate bool, logger *slog.Logger) *cimdResolver {
 			return nil
 		}
 	}
+	cache, _ := lru.New[string, cimdEntry](maxCIMDEntries) // fails only for a size < 1
 	transport := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: cimdTimeout, ResponseHeaderTimeout: cimdTimeout}
 	return &cimdResolver{
 		client: &http.Client{Transport: transport, Timeout: cimdTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("redirects are not followed") }},
 		allowPrivate: allowPrivate,
 		logger:       logger,
-		cache:        map[string]cimdEntry{},
+		cache:        cache,
 	}
 }
 
@@ -114,9 +119,7 @@ func (c *cimdResolver) resolve(ctx context.Context, id string) (*Client, error) 
 	if err := c.checkClientIDURL(id); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	e, ok := c.cache[id]
-	c.mu.Unlock()
+	e, ok := c.cache.Get(id)
 	if ok && time.Now().Before(e.until) {
 		return e.client, nil
 	}
@@ -126,12 +129,7 @@ func (c *cimdResolver) resolve(ctx context.Context, id string) (*Client, error) 
 		return nil, err
 	}
 	if ttl > 0 {
-		c.mu.Lock()
-		if len(c.cache) > 1000 {
-			c.cache = map[string]cimdEntry{}
-		}
-		c.cache[id] = cimdEntry{client: client, until: time.Now().Add(ttl)}
-		c.mu.Unlock()
+		c.cache.Add(id, cimdEntry{client: client, until: time.Now().Add(ttl)})
 	}
 	return client, nil
 }

@@ -127,3 +127,40 @@ func TestCIMDRefusesPrivateAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestCIMDCacheFull: when the document cache is full, a new client's
+// document takes the place of the least recently used one; the others stay
+// cached. (The cache used to be emptied when it overflowed.)
+func TestCIMDCacheFull(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	var base string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=3600")
+		fmt.Fprintf(w, `{"client_id":%q,"client_name":"x","redirect_uris":["http://127.0.0.1/cb"]}`, base+r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	base = srv.URL
+	r := newCIMDResolver(true, slog.New(slog.DiscardHandler))
+	resolve := func(i int) {
+		t.Helper()
+		if _, err := r.resolve(t.Context(), fmt.Sprintf("%s/c%d", base, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const clients = maxCIMDEntries + 10
+	for i := range clients {
+		resolve(i)
+	}
+	for _, i := range []int{10, maxCIMDEntries / 2, clients - 1} {
+		resolve(i)
+	}
+	if n := hits.Load(); n != clients {
+		t.Errorf("%d fetches, want %d: documents among the %d most recent were fetched again", n, clients, maxCIMDEntries)
+	}
+	resolve(0)
+	if n := hits.Load(); n != clients+1 {
+		t.Errorf("the least recently used document was still cached (%d fetches)", n)
+	}
+}

@@ -21,6 +21,7 @@ import (
 const (
 	consentCookie = "vmcp-consent"
 	csrfCookie    = "vmcp-csrf"
+	loginCookie   = "vmcp-login"
 	maxConsented  = 20 // client IDs remembered per browser
 )
 
@@ -38,8 +39,16 @@ func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int
 		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
+// mac signs cookies and CSRF tokens with the first HMAC secret (loaded:
+// every endpoint that gets here checked [Server.ready]).
 func (s *Server) mac(parts ...string) string {
-	m := hmac.New(sha256.New, s.secret)
+	var key []byte
+	if sec := s.secrets.Load(); sec != nil {
+		key = sec.hmac[0]
+	} else {
+		key = []byte(rand.Text()) // matches nothing
+	}
+	m := hmac.New(sha256.New, key)
 	for _, p := range parts {
 		m.Write([]byte(p))
 		m.Write([]byte{0})
@@ -83,6 +92,44 @@ func (s *Server) rememberConsent(w http.ResponseWriter, r *http.Request, clientI
 	b, _ := json.Marshal(ids)
 	payload := base64.RawURLEncoding.EncodeToString(b)
 	s.setCookie(w, consentCookie, payload+"."+s.mac("consent", payload), 30*24*3600)
+}
+
+// The login cookie binds each login sent upstream to the browser that
+// approved it. vmcp logs in at the IdP with one client ID for every MCP
+// client, so a login URL approved in one browser (the attacker's) and
+// opened in another (the victim's, logged in at the IdP) would otherwise
+// complete as the victim and send the code to the attacker's client. The
+// cookie holds a random value of this browser; each pending login keeps a
+// MAC of that value and its state, and the callback requires the cookie
+// that matches. One value serves all of a browser's logins, so logins in
+// several tabs do not undo each other.
+
+// loginCookieValue returns this browser's login cookie, or a new value.
+func (s *Server) loginCookieValue(r *http.Request) string {
+	if c, err := r.Cookie(s.cookieName(loginCookie)); err == nil && len(c.Value) >= 16 && len(c.Value) <= 64 {
+		return c.Value
+	}
+	return rand.Text()
+}
+
+// setLoginCookie (re)sets the login cookie for as long as a login may take.
+func (s *Server) setLoginCookie(w http.ResponseWriter, value string) {
+	s.setCookie(w, loginCookie, value, int(s.opts.Limits.PendingLoginTimeout.Seconds())+60)
+}
+
+// loginBinding is what a pending login keeps of the browser that approved it.
+func (s *Server) loginBinding(browser, state string) string {
+	return s.mac("login", browser, state)
+}
+
+// boundToBrowser reports whether the callback comes from the browser whose
+// binding the pending login of state keeps.
+func (s *Server) boundToBrowser(r *http.Request, state, binding string) bool {
+	c, err := r.Cookie(s.cookieName(loginCookie))
+	if err != nil || binding == "" {
+		return false
+	}
+	return hmac.Equal([]byte(binding), []byte(s.loginBinding(c.Value, state)))
 }
 
 // consentPageTTL is how long a consent page can be submitted after it was

@@ -3,7 +3,6 @@ package authserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -156,7 +155,11 @@ func splitScope(s string) []string {
 // verifyOwnToken checks that raw is a live access token this server
 // issued, and returns its claims.
 func (s *Server) verifyOwnToken(ctx context.Context, raw string) (map[string]any, error) {
-	claims, err := s.keys.verify(raw, s.opts.Issuer, s.opts.Now())
+	sec, err := s.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := sec.keys.verify(raw, s.opts.Issuer, s.opts.Now())
 	if err != nil {
 		return nil, &ownTokenError{err}
 	}
@@ -166,23 +169,16 @@ func (s *Server) verifyOwnToken(ctx context.Context, raw string) (map[string]any
 	return claims, nil
 }
 
-// withStaticClients stores the configured clients, secrets hashed.
-func withStaticClients(ctx context.Context, st ClientStore, clients []StaticClient, hash func([]byte) ([]byte, error)) error {
+// staticClients returns the configured clients by ID, secrets hashed.
+// They are never stored: a changed secret or list takes effect at the
+// next start, on every replica.
+func staticClients(clients []StaticClient) map[string]*Client {
+	m := map[string]*Client{}
 	for _, sc := range clients {
-		h, err := hash(sc.Secret)
-		if err != nil {
-			return err
-		}
-		c := &Client{ID: sc.ID, SecretHash: h, GrantTypes: sc.GrantTypes, AuthMethod: "client_secret_basic",
-			Audiences: sc.Audiences, CreatedAt: time.Now().UTC()}
-		if old, err := st.GetClient(ctx, sc.ID); err == nil && old != nil {
-			continue // already stored (a shared store, another replica)
-		}
-		if err := st.CreateClient(ctx, c); err != nil {
-			return fmt.Errorf("static client %q: %w", sc.ID, err)
-		}
+		m[sc.ID] = &Client{ID: sc.ID, SecretHash: hashSecret(sc.Secret), GrantTypes: sc.GrantTypes, AuthMethod: "client_secret_basic",
+			Audiences: sc.Audiences}
 	}
-	return nil
+	return m
 }
 
 // ownTokenError is a token that is not one of this server's valid tokens

@@ -34,6 +34,7 @@ type env struct {
 	idp     *fakeidp.IdP
 	as      *authserver.Server
 	srv     *httptest.Server
+	mux     *http.ServeMux
 	browser *http.Client
 	store   *memory.Store
 }
@@ -62,9 +63,17 @@ func newEnv(t *testing.T, idpOpts fakeidp.Options, mutate func(*authserver.Optio
 		t.Fatal(err)
 	}
 	as.Routes(mux)
+	if ms, ok := opts.Store.(*memory.Store); ok {
+		st = ms
+	}
+	return &env{t: t, idp: idp, as: as, srv: srv, mux: mux, browser: newBrowser(), store: st}
+}
+
+// newBrowser is a user agent with its own cookies that does not follow
+// redirects by itself.
+func newBrowser() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &env{t: t, idp: idp, as: as, srv: srv, browser: browser, store: st}
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 func (e *env) register(meta map[string]any) (int, map[string]any) {
@@ -220,7 +229,10 @@ func (e *env) claims(at string) map[string]any {
 	if err != nil {
 		e.t.Fatalf("access token is not a JWT: %v", err)
 	}
-	keys := e.as.PublicKeys()
+	keys, err := e.as.PublicKeys(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	var kid string
 	if len(tok.Headers) > 0 {
 		kid = tok.Headers[0].KeyID
@@ -243,7 +255,7 @@ func (e *env) claims(at string) map[string]any {
 
 func TestFullFlowOIDC(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, fakeidp.Options{Subject: "alice-123", Claims: map[string]any{"email": "alice@example.com", "name": "Alice", "groups": []string{"eng"}}}, nil)
+	e := newEnv(t, fakeidp.Options{Subject: "alice-123", Claims: map[string]any{"email": "alice@example.com", "email_verified": true, "name": "Alice", "groups": []string{"eng"}}}, nil)
 	client := e.publicClient()
 	back := e.login(client, "verifier-0123456789-0123456789-0123456789-abc")
 	q := back.Query()
@@ -470,7 +482,7 @@ func TestUpstreamRefreshRefused(t *testing.T) {
 func TestGitHubShapedProvider(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, fakeidp.Options{Mode: fakeidp.GitHub, Subject: "583231", Claims: map[string]any{"login": "octocat", "name": "The Octocat", "email": "octo@example.com"}},
-		nil)
+		func(o *authserver.Options) { o.Providers[0].EmailVerified = true }) // GitHub's public email is a verified one
 	client := e.publicClient()
 	v := "verifier-0123456789-0123456789-0123456789-abc"
 	resp := e.get(e.authorizeURL(client, v, nil))
@@ -654,6 +666,13 @@ func (f *flakyTokens) GetToken(ctx context.Context, kind authserver.TokenKind, s
 		return nil, errors.New("store: connection refused to 10.0.0.7:6379 (password=hunter2)")
 	}
 	return f.Store.GetToken(ctx, kind, sig)
+}
+
+func (f *flakyTokens) TokenActive(ctx context.Context, kind authserver.TokenKind, sig string) (bool, error) {
+	if f.down.Load() {
+		return false, errors.New("store: connection refused to 10.0.0.7:6379 (password=hunter2)")
+	}
+	return f.Store.TokenActive(ctx, kind, sig)
 }
 
 // TestTokenExchangeStoreDown: when the store cannot be asked whether the

@@ -181,8 +181,14 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string)
 
 // RotateRefreshToken retires the used refresh token (kept inactive, so its
 // reuse is detected) and the family's access tokens.
+// Of concurrent refreshes with one token, one rotates it; the others get
+// fosite's "concurrent requests" error and no tokens.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
-	if err := s.store.DeactivateToken(ctx, KindRefresh, sig); err != nil && !errors.Is(err, ErrNotFound) {
+	err := s.store.DeactivateToken(ctx, KindRefresh, sig)
+	switch {
+	case errors.Is(err, ErrInactive):
+		return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
+	case err != nil && !errors.Is(err, ErrNotFound):
 		return err
 	}
 	return s.store.DeleteFamily(ctx, KindAccess, requestID)

@@ -88,11 +88,62 @@ func (gs *grants) Fresh(ctx context.Context, id string, minValid time.Duration) 
 	if !gs.needsRefresh(g, minValid) && !gs.stale(g) {
 		return g, nil
 	}
-	v, err, _ := gs.inflight.Do(id, func() (any, error) { return gs.refresh(context.WithoutCancel(ctx), id, minValid) })
+	v, err, _ := gs.inflight.Do(id, func() (any, error) { return gs.refreshLocked(context.WithoutCancel(ctx), id, minValid) })
 	if err != nil {
 		return nil, err
 	}
 	return v.(*Grant), nil
+}
+
+// Bounds of a refresh under the grant's lock. The lease outlives the
+// refresh's own deadline, so a live holder never loses it; a holder that
+// died blocks the others for lockTTL at most.
+const (
+	refreshTimeout = 25 * time.Second // two IdP requests (10s each) and the store
+	lockTTL        = 30 * time.Second
+)
+
+// refreshLocked runs refresh under the grant's lock in the store, so that
+// servers sharing the store refresh a grant one at a time: the upstream
+// refresh token is presented once, and its rotated successor is what the
+// next one reads. A server that finds the lock held waits for the holder
+// and takes its result when that serves.
+func (gs *grants) refreshLocked(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	owner := randomID()
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 250*time.Millisecond) {
+		ok, err := gs.store.LockGrant(ctx, id, owner, lockTTL)
+		if err != nil {
+			return nil, fmt.Errorf("locking grant %s: %w", id, err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waiting for another server's refresh of grant %s", ErrUnavailable, id)
+		case <-time.After(wait):
+		}
+		g, err := gs.store.GetGrant(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if g.Revoked {
+			return nil, ErrGrantRevoked
+		}
+		if !gs.needsRefresh(g, minValid) && !gs.stale(g) {
+			return g, nil // the holder refreshed it
+		}
+	}
+	defer func() {
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer ucancel()
+		if err := gs.store.UnlockGrant(uctx, id, owner); err != nil {
+			gs.logger.Warn("unlocking a grant failed; its lease runs out on its own", "grant", id, "error", err)
+		}
+	}()
+	return gs.refresh(ctx, id, minValid)
 }
 
 // needsRefresh reports whether g's upstream tokens expire within minValid
@@ -103,7 +154,8 @@ func (gs *grants) needsRefresh(g *Grant, minValid time.Duration) bool {
 }
 
 // refresh refreshes g's upstream tokens if needed and pushes its expiry
-// back if stale; one call per grant at a time (Fresh's singleflight).
+// back if stale; one call per grant at a time (Fresh's singleflight, and
+// the grant's lock across servers).
 func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
 	g, err := gs.store.GetGrant(ctx, id) // re-read: another refresh may just have finished
 	if err != nil {
@@ -128,10 +180,18 @@ func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration
 	if p == nil {
 		return nil, fmt.Errorf("grant %s: unknown provider %q", id, g.Provider)
 	}
+	used := g.RefreshToken
 	tok, err := p.refresh(ctx, g)
 	if err != nil {
 		if !refused(err) {
 			return nil, fmt.Errorf("%w %q: refresh: %v", ErrUpstream, p.cfg.Name, err)
+		}
+		// A refresh token used by another server after all (its lease ran
+		// out mid-refresh) is refused by an IdP that rotates them: what
+		// that server stored serves, and nothing is revoked.
+		if now, rerr := gs.store.GetGrant(ctx, id); rerr == nil && now.RefreshToken != used && !now.Revoked {
+			gs.logger.Warn("upstream refused a refresh token another server had already used; using its result", "grant", id)
+			return now, nil
 		}
 		gs.logger.Warn("upstream refused a refresh; the user must authorize again", "provider", p.cfg.Name, "grant", id, "error", err)
 		return nil, gs.revoke(ctx, g)

@@ -8,19 +8,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmcp-dev/vmcp/internal/store/lease"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
 )
 
 // memGrants is a GrantStore for white-box tests.
 type memGrants struct {
-	mu sync.Mutex
-	m  map[string]Grant
+	mu    sync.Mutex
+	m     map[string]Grant
+	locks lease.Table
 }
 
 func (s *memGrants) PutGrant(_ context.Context, g *Grant) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[g.ID].Version != g.Version {
+		return ErrConflict
+	}
+	g.Version++
 	s.m[g.ID] = *g
-	s.mu.Unlock()
+	return nil
+}
+
+func (s *memGrants) LockGrant(_ context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	return s.locks.Acquire(id, owner, ttl, time.Now()), nil
+}
+
+func (s *memGrants) UnlockGrant(_ context.Context, id, owner string) error {
+	s.locks.Release(id, owner)
 	return nil
 }
 
@@ -127,17 +142,7 @@ func loginUpstream(t *testing.T, idp *fakeidp.IdP) *login {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := p.exchange(context.Background(), loc.Query().Get("code"), "verifier-0123456789-0123456789-0123456789-abc", "nonce")
+	l, err := p.exchange(context.Background(), idp.AuthorizeCode(t, u), "verifier-0123456789-0123456789-0123456789-abc", "nonce")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,8 +99,8 @@ func (s *Server) gatewayName() string {
 	return s.opts.Issuer
 }
 
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client, ar fosite.AuthorizeRequester, query url.Values) {
-	request := query.Encode()
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, c *Client, ar fosite.AuthorizeRequester, req *AuthorizeRequest) {
+	request := req.Values().Encode()
 	redirect := ar.GetRedirectURI()
 	page := consentView{
 		Gateway:  s.gatewayName(),

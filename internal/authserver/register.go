@@ -2,8 +2,10 @@ package authserver
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,7 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/ory/fosite"
 	"golang.org/x/time/rate"
 )
 
@@ -44,11 +47,21 @@ type registration struct {
 	AppType       string   `json:"application_type"`
 }
 
-// registrationLimiter bounds registrations per client address.
+// registrationLimiter bounds registrations per client address. It keeps
+// the limiters of at most maxRegistrationLimiters addresses; when full, the
+// least recently seen address's limiter makes room, so that many new
+// addresses never reset the limits of the ones in use. The zero value is
+// ready to use.
 type registrationLimiter struct {
+	now func() time.Time // the clock; nil means time.Now
+
 	mu       sync.Mutex // guards limiters
-	limiters map[string]*rate.Limiter
+	limiters *lru.Cache[string, *rate.Limiter]
 }
+
+// maxRegistrationLimiters bounds the addresses a registrationLimiter
+// remembers.
+const maxRegistrationLimiters = 10000
 
 func (l *registrationLimiter) allow(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -57,15 +70,19 @@ func (l *registrationLimiter) allow(r *http.Request) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.limiters == nil || len(l.limiters) > 10000 {
-		l.limiters = map[string]*rate.Limiter{}
+	if l.limiters == nil {
+		l.limiters, _ = lru.New[string, *rate.Limiter](maxRegistrationLimiters) // fails only for a size < 1
 	}
-	lim := l.limiters[host]
-	if lim == nil {
+	lim, ok := l.limiters.Get(host)
+	if !ok {
 		lim = rate.NewLimiter(rate.Every(time.Second), 30) // 30 at once, then one a second
-		l.limiters[host] = lim
+		l.limiters.Add(host, lim)
 	}
-	return lim.Allow()
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	return lim.AllowN(now(), 1)
 }
 
 // register is dynamic client registration (RFC 7591).
@@ -75,9 +92,14 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, &registrationError{"invalid_request", "too many registrations; slow down"})
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	lim := s.opts.Limits
+	r.Body = http.MaxBytesReader(w, r.Body, int64(lim.RegistrationBytes))
 	var raw map[string]any
 	if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeJSON(w, http.StatusBadRequest, badMetadata("the registration document is larger than %d bytes", lim.RegistrationBytes))
+			return
+		}
 		writeJSON(w, http.StatusBadRequest, badMetadata("the body is not a JSON object: %v", err))
 		return
 	}
@@ -86,8 +108,20 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, rerr)
 		return
 	}
-	if err := s.store.CreateClient(r.Context(), c); err != nil {
+	err := s.store.CreateClient(r.Context(), c, lim.Clients)
+	if errors.Is(err, ErrLimit) {
+		s.logger.Warn("registered clients at their cap, all in use; registration refused", "max", lim.Clients)
+		w.Header().Set("Retry-After", "3600")
+		writeJSON(w, http.StatusServiceUnavailable, &registrationError{"temporarily_unavailable",
+			fmt.Sprintf("this server holds the most client registrations it allows (%d), all in use; try again later", lim.Clients)})
+		return
+	}
+	if err != nil {
 		s.logger.Error("storing registered client", "error", err)
+		if errors.Is(err, ErrUnavailable) {
+			writeUnavailable(w)
+			return
+		}
 		writeJSON(w, http.StatusInternalServerError, &registrationError{"server_error", "the client could not be stored"})
 		return
 	}
@@ -129,6 +163,7 @@ func (s *Server) newClient(raw map[string]any) (*Client, string, *registrationEr
 	c := &Client{ID: rand.Text(), Name: m.Name, RedirectURIs: m.RedirectURIs, GrantTypes: m.GrantTypes,
 		ResponseTypes: m.ResponseTypes, Scopes: scopes, AuthMethod: m.AuthMethod, AppType: m.AppType,
 		CreatedAt: s.opts.Now().UTC()}
+	c.ExpiresAt = c.CreatedAt.Add(s.opts.Limits.UnusedClientExpiry)
 	for _, k := range []string{"client_secret", "client_secret_expires_at", "client_id", "client_id_issued_at", "registration_access_token"} {
 		delete(raw, k)
 	}
@@ -141,11 +176,7 @@ func (s *Server) newClient(raw map[string]any) (*Client, string, *registrationEr
 	var secret string
 	if m.AuthMethod != "none" {
 		secret = rand.Text() + rand.Text()
-		h, err := bcrypt.GenerateFromPassword([]byte(secret), 10)
-		if err != nil {
-			return nil, "", &registrationError{"server_error", "could not hash the secret"}
-		}
-		c.SecretHash = h
+		c.SecretHash = hashSecret([]byte(secret))
 	}
 	return c, secret, nil
 }
@@ -208,6 +239,25 @@ func checkRedirectURI(raw, appType string) *registrationError {
 		return badRedirect("%q: use https, http on a loopback address, or (native apps) a private-use scheme", raw)
 	}
 	return nil
+}
+
+// touchClient records that a token was issued to a registered client,
+// which keeps the registration for IdleClientExpiry from now. The store is
+// written when less than that is left by more than an hour (a tenth of it
+// if smaller), so that a busy client costs at most one write an hour.
+func (s *Server) touchClient(ctx context.Context, fc fosite.Client) {
+	f, ok := fc.(fositeClient)
+	if !ok || f.c.ExpiresAt.IsZero() { // static and metadata-document clients do not expire
+		return
+	}
+	now, idle := s.opts.Now().UTC(), s.opts.Limits.IdleClientExpiry
+	if !f.c.UsedAt.IsZero() && !f.c.ExpiresAt.Before(now.Add(idle)) {
+		return
+	}
+	slack := min(idle/10, time.Hour)
+	if err := s.store.TouchClient(ctx, f.c.ID, now, now.Add(idle+slack)); err != nil && !errors.Is(err, ErrNotFound) {
+		s.logger.Warn("recording a client's use failed", "client_id", f.c.ID, "error", err)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -3,6 +3,7 @@ package authserver
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -14,6 +15,10 @@ import (
 // token) and carries refreshed claims into the new token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if _, err := s.ready(ctx); err != nil {
+		writeUnavailable(w)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		s.oauth.WriteAccessError(ctx, w, fosite.NewAccessRequest(newSession()), fosite.ErrInvalidRequest.WithHint("The request body is not a form."))
@@ -26,6 +31,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, err := s.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		err = s.storeErr(err)
+		if r.PostForm.Get("grant_type") == "refresh_token" && errors.Is(err, fosite.ErrInactiveToken) {
+			// fosite revoked the whole family. Concurrent refreshes with
+			// one token by a legitimate client end here too (RFC 9700
+			// §4.14.2 allows it); either way the client must authorize again.
+			gid, _ := sess.JWTClaims.Extra["gid"].(string)
+			s.logger.Warn("refresh token reuse detected; every token of that authorization is revoked",
+				"client_id", clientOf(r, sess), "grant", gid)
+		}
 		s.logger.Info("token request refused", "error", fosite.ErrorToRFC6749Error(err).ErrorField, "description", fosite.ErrorToRFC6749Error(err).GetDescription())
 		s.oauth.WriteAccessError(ctx, w, ar, err)
 		return
@@ -37,12 +51,34 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
-	if err != nil {
-		s.logger.Error("issuing tokens", "error", err)
-		s.oauth.WriteAccessError(ctx, w, ar, err)
+	if errors.Is(err, ErrInactive) {
+		// Another request redeemed this code at the same moment: it got
+		// the tokens, this one gets none.
+		s.logger.Warn("an authorization code was redeemed twice at once; the second request got nothing", "client_id", ar.GetClient().GetID())
+		s.oauth.WriteAccessError(ctx, w, ar, fosite.ErrInvalidGrant.WithHint("The authorization code was already used."))
 		return
 	}
+	if err != nil {
+		s.logger.Error("issuing tokens", "error", err)
+		s.oauth.WriteAccessError(ctx, w, ar, s.storeErr(err))
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("authorization_code") || ar.GetGrantTypes().ExactOne("refresh_token") {
+		s.touchClient(ctx, ar.GetClient())
+	}
 	s.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// clientOf names the client of a refused refresh: the one the stored
+// token was issued to, else the one the request claims to be.
+func clientOf(r *http.Request, sess *oauth2.JWTSession) string {
+	if id, _ := sess.JWTClaims.Extra["client_id"].(string); id != "" {
+		return id
+	}
+	if id, _, ok := r.BasicAuth(); ok {
+		return id
+	}
+	return r.PostForm.Get("client_id")
 }
 
 // refreshUpstream keeps a refreshed vmcp token from outliving the user's
@@ -54,6 +90,9 @@ func (s *Server) refreshUpstream(r *http.Request, ar fosite.AccessRequester) err
 	if !ok {
 		return fosite.ErrServerError
 	}
+	// The new access token is issued now; fosite would keep the iat of
+	// the authorization's first token.
+	sess.JWTClaims.IssuedAt = time.Time{}
 	gid, _ := sess.JWTClaims.Extra["gid"].(string)
 	if gid == "" {
 		return nil

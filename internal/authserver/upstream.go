@@ -41,6 +41,11 @@ type ProviderConfig struct {
 	Scopes                                          []string
 	AuthParams                                      map[string]string
 	Claims                                          ClaimMapping
+	// EmailVerified declares that an OAuth 2.0 provider's email claim
+	// holds only addresses it verified. Without it, an OAuth 2.0
+	// provider's email is used only beside "email_verified": true; an OIDC
+	// provider's always needs that.
+	EmailVerified bool
 	// LoginOrigins are origins (scheme://host[:port]) the provider's login
 	// redirects the browser through before it shows a page, besides its
 	// authorization endpoint: for example Ory Hydra's login and consent
@@ -110,7 +115,7 @@ func (p *provider) ready(ctx context.Context) (*oauth2.Config, error) {
 	}
 	op, err := oidc.NewProvider(oidc.ClientContext(ctx, p.client), p.cfg.IssuerURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: discovery: %v", ErrUpstream, p.cfg.Name, err)
+		return nil, fmt.Errorf("%w %q: discovery: %w", ErrUpstream, p.cfg.Name, err)
 	}
 	var meta struct {
 		Issuer  string `json:"issuer"`
@@ -225,7 +230,52 @@ func (p *provider) identify(ctx context.Context, tok *oauth2.Token, nonce string
 	if prev != nil && (l.issuer != prev.UpstreamIssuer || l.subject != prev.UpstreamSubject) {
 		return nil, errOtherUser
 	}
+	for _, src := range []map[string]any{l.idTokenClaims, l.userinfoClaims, l.accessTokenClaims} {
+		p.dropUnverifiedEmail(src)
+	}
 	return l, nil
+}
+
+// dropUnverifiedEmail removes the email (the standard claim and the mapped
+// one) from a claims source that does not vouch for it: "email_verified"
+// true in the same source, or an OAuth 2.0 provider declared EmailVerified.
+// What is removed here is neither copied into vmcp's tokens nor shown to
+// policies.
+func (p *provider) dropUnverifiedEmail(src map[string]any) {
+	if src == nil || (p.cfg.Type == TypeOAuth2 && p.cfg.EmailVerified) {
+		return
+	}
+	switch v := src["email_verified"].(type) {
+	case bool:
+		if v {
+			return
+		}
+	case string: // some providers send "true"
+		if v == "true" {
+			return
+		}
+	}
+	for _, path := range []string{"email", p.cfg.Claims.Email} {
+		deletePath(src, path)
+	}
+}
+
+// deletePath removes a claim by its exact name, or else by a dotted path
+// into nested claims.
+func deletePath(m map[string]any, path string) {
+	if _, ok := m[path]; ok {
+		delete(m, path)
+		return
+	}
+	parts := strings.Split(path, ".")
+	for _, part := range parts[:len(parts)-1] {
+		next, ok := m[part].(map[string]any)
+		if !ok {
+			return
+		}
+		m = next
+	}
+	delete(m, parts[len(parts)-1])
 }
 
 // userinfo fetches the userinfo claims; for OIDC providers its subject must

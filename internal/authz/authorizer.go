@@ -86,7 +86,7 @@ func New(opts *Options) (*Authorizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(ps.set.Map()) == 0 {
+	if ps.empty() {
 		return nil, fmt.Errorf("authz: %w", errNoPolicies)
 	}
 	a := &Authorizer{opts: o, logger: o.Logger, server: types.NewEntityUID(TypeServer, types.String(o.Server)),
@@ -126,7 +126,7 @@ func (a *Authorizer) Watch(ctx context.Context) {
 		}
 		last = fp
 		ps, err := load(a.opts.Policies, a.opts.Server)
-		if err == nil && len(ps.set.Map()) == 0 {
+		if err == nil && ps.empty() {
 			// An empty set (a file caught half-written, say) would deny
 			// everything.
 			err = errNoPolicies

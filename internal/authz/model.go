@@ -85,19 +85,6 @@ func ParseAction(s string) (Action, error) {
 // UID returns the action's entity id.
 func (a Action) UID() types.EntityUID { return types.NewEntityUID(TypeAction, types.String(a)) }
 
-// targetType is the type of the resource an action applies to.
-func (a Action) targetType() types.EntityType {
-	switch a {
-	case CallTool:
-		return TypeTool
-	case ReadResource:
-		return TypeResource
-	case GetPrompt:
-		return TypePrompt
-	}
-	return TypeServer
-}
-
 // actionEntities are the action entities with their groups.
 func actionEntities() types.EntityMap {
 	m := types.EntityMap{}

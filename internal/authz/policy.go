@@ -36,6 +36,14 @@ type policySet struct {
 	fixed    map[cedar.PolicyID]bool // policies whose outcome depends on principal and action only (scope.go)
 }
 
+// empty reports whether the set has no policy.
+func (ps *policySet) empty() bool {
+	for range ps.set.All() {
+		return false
+	}
+	return true
+}
+
 // PolicyError locates a problem in a policy.
 type PolicyError struct {
 	Source string // inline[i] or a file name

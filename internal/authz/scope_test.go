@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestSubsetsDecideAsWholeSet(t *testing.T) {
 				want := wholeSet(ps, p, tg.action, &tg.entity, p.claims, toRecord(args), tg.annotations)
 				compareDecisions(t, fmt.Sprintf("%s %s %v", p.entity.UID, tg.entity.UID, args), got, want)
 			}
-			pruned += len(ps.set.Map()) - len(p.policies(ps, tg.action))
+			pruned += len(maps.Collect(ps.set.All())) - len(p.policies(ps, tg.action))
 		}
 		for _, act := range []Action{ListTools, ListPrompts, ListResources} {
 			got := a.DecideList(p, act, "op")

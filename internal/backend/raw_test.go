@@ -20,12 +20,23 @@ import (
 )
 
 // swappable serves the current handler; swapping it loses the sessions.
-type swappable struct{ h atomic.Pointer[http.Handler] }
+type swappable struct {
+	h   atomic.Pointer[http.Handler]
+	srv *mcp.Server // the current one; fresh is called by the test's goroutine only
+}
 
 func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
 
+// fresh replaces the backend by a new one that knows no session; the old
+// one's sessions end, as they would with its process.
 func (s *swappable) fresh() {
+	if s.srv != nil {
+		for ss := range s.srv.Sessions() {
+			_ = ss.Close()
+		}
+	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "echo"}, nil)
+	s.srv = srv
 	srv.AddTool(&mcp.Tool{Name: "echo", InputSchema: json.RawMessage(`{"type":"object"}`)},
 		func(_ context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(r.Params.Arguments)}}}, nil

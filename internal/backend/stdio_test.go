@@ -15,22 +15,23 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/backend"
 )
 
-// TestMain runs this test binary as a stdio MCP server (a go-sdk server)
-// when VMCP_TEST_STDIO_SERVER is set: its tool "big" answers with a text
-// of the number of bytes it is called with.
-func TestMain(m *testing.M) {
-	if os.Getenv("VMCP_TEST_STDIO_SERVER") != "" {
-		srv := mcp.NewServer(&mcp.Implementation{Name: "stdio-big"}, nil)
-		srv.AddTool(&mcp.Tool{Name: "big", InputSchema: json.RawMessage(`{"type":"object"}`)},
-			func(_ context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-				var args struct{ Bytes int }
-				_ = json.Unmarshal(r.Params.Arguments, &args)
-				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", args.Bytes)}}}, nil
-			})
-		_ = srv.Run(context.Background(), &mcp.StdioTransport{})
-		os.Exit(0)
+// serveStdioIfAsked runs this test binary as a stdio MCP server (a go-sdk
+// server) when VMCP_TEST_STDIO_SERVER is set, and exits: its tool "big"
+// answers with a text of the number of bytes it is called with. TestMain
+// calls it first.
+func serveStdioIfAsked() {
+	if os.Getenv("VMCP_TEST_STDIO_SERVER") == "" {
+		return
 	}
-	os.Exit(m.Run())
+	srv := mcp.NewServer(&mcp.Implementation{Name: "stdio-big"}, nil)
+	srv.AddTool(&mcp.Tool{Name: "big", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(_ context.Context, r *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var args struct{ Bytes int }
+			_ = json.Unmarshal(r.Params.Arguments, &args)
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", args.Bytes)}}}, nil
+		})
+	_ = srv.Run(context.Background(), &mcp.StdioTransport{})
+	os.Exit(0)
 }
 
 // TestStdioResultLimit: a stdio backend's messages are bounded by the

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
@@ -206,5 +208,126 @@ func TestStaticAndPassthrough(t *testing.T) {
 	}
 	if (backendauth.None{}).PerUser() || (backendauth.Header{}).PerUser() || !(backendauth.Passthrough{}).PerUser() {
 		t.Error("PerUser is wrong")
+	}
+}
+
+// BenchmarkTokenExchangeCached is the cost per backend request of a user
+// whose exchanged token is cached.
+func BenchmarkTokenExchangeCached(b *testing.B) {
+	st := &sts{ttl: 3600}
+	st.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"x","issued_token_type":"%s","token_type":"Bearer","expires_in":3600}`, backendauth.TokenTypeAccessToken)
+	}))
+	b.Cleanup(st.srv.Close)
+	x := &backendauth.TokenExchange{TokenURL: st.srv.URL, ClientID: "vmcp", ClientSecret: "s3cret", Audience: "a"}
+	id := user("alice", "tok-a")
+	h := http.Header{}
+	ctx := b.Context()
+	if err := x.Apply(ctx, id, h); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := x.Apply(ctx, id, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// handlerTransport serves requests with a handler, in process: for tests
+// that make thousands of exchanges.
+type handlerTransport struct{ h http.Handler }
+
+func (ht handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	ht.h.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
+// TestTokenExchangeCacheFull: when the cache is full, a new user's token
+// takes the place of the least recently used one; every other user keeps
+// theirs. (The cache used to be emptied: the 10,001st user made every user
+// exchange again at once.)
+func TestTokenExchangeCacheFull(t *testing.T) {
+	t.Parallel()
+	st := newSTS(t, 300)
+	x := &backendauth.TokenExchange{TokenURL: st.srv.URL, ClientID: "vmcp", ClientSecret: "s3cret", Audience: "a",
+		HTTPClient: &http.Client{Transport: handlerTransport{st.srv.Config.Handler}}}
+	u := func(i int) *identity.Identity { return user(fmt.Sprint("u", i), fmt.Sprint("tok-", i)) }
+	const users = backendauth.MaxCachedTokens + 10
+	for i := range users {
+		if _, err := authz(t, x, u(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.n.Load(); n != users {
+		t.Fatalf("%d exchanges for %d users, want one each", n, users)
+	}
+	for _, i := range []int{10, 11, backendauth.MaxCachedTokens / 2, users - 1} {
+		if _, err := authz(t, x, u(i)); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.n.Load(); n != users {
+			t.Fatalf("user %d, one of the %d most recent, had to exchange again", i, backendauth.MaxCachedTokens)
+		}
+	}
+	if _, err := authz(t, x, u(0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.n.Load(); n != users+1 {
+		t.Errorf("user 0, the least recently used, was still cached (%d exchanges)", n)
+	}
+}
+
+// TestTokenExchangeRequest checks the request on the wire, whatever builds
+// it: one form POST with the RFC 8693 parameters, the client
+// authenticated with HTTP Basic (both parts form-encoded, RFC 6749
+// §2.3.1), and an answer's body never in an error.
+func TestTokenExchangeRequest(t *testing.T) {
+	t.Parallel()
+	var form atomic.Pointer[map[string][]string]
+	var status atomic.Int64
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
+			id != "vmcp%3Agw" || secret != "s%3Acr%2Ft+x" {
+			http.Error(w, "bad client authentication or request", http.StatusUnauthorized)
+			return
+		}
+		_ = r.ParseForm()
+		f := map[string][]string(r.PostForm)
+		form.Store(&f)
+		if s := int(status.Load()); s != http.StatusOK {
+			http.Error(w, "upstream trouble with subject_token "+r.PostForm.Get("subject_token"), s)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":"new","issued_token_type":"%s","token_type":"N_A","expires_in":600}`, backendauth.TokenTypeAccessToken)
+	}))
+	t.Cleanup(srv.Close)
+	x := &backendauth.TokenExchange{TokenURL: srv.URL, ClientID: "vmcp:gw", ClientSecret: "s:cr/t x",
+		Audience: "https://backend.example", Resource: "https://backend.example/mcp", Scopes: []string{"a", "b"}}
+	if h, err := authz(t, x, user("alice", "tok-a")); err != nil || h != "Bearer new" {
+		t.Fatalf("exchange: %q, %v", h, err)
+	}
+	want := map[string][]string{
+		"grant_type":           {backendauth.GrantTypeTokenExchange},
+		"subject_token":        {"tok-a"},
+		"subject_token_type":   {backendauth.TokenTypeAccessToken},
+		"requested_token_type": {backendauth.TokenTypeAccessToken},
+		"audience":             {"https://backend.example"},
+		"resource":             {"https://backend.example/mcp"},
+		"scope":                {"a b"},
+		"code":                 {""}, // x/oauth2 sends it empty; RFC 6749 §3.2: ignored
+	}
+	if diff := cmp.Diff(want, *form.Load()); diff != "" {
+		t.Errorf("form (-want +got):\n%s", diff)
+	}
+	status.Store(http.StatusBadGateway)
+	_, err := authz(t, x, user("bob", "tok-secret-b"))
+	if err == nil || !strings.Contains(err.Error(), "502") || strings.Contains(err.Error(), "tok-secret-b") {
+		t.Errorf("a failed exchange: %v; want the status, never the answer's body (it echoes the subject token)", err)
 	}
 }

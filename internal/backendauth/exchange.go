@@ -3,10 +3,8 @@ package backendauth
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vmcp-dev/vmcp/internal/identity"
@@ -50,8 +50,7 @@ type TokenExchange struct {
 	Now func() time.Time
 
 	once     sync.Once
-	mu       sync.Mutex // guards cache
-	cache    map[string]cachedToken
+	cache    *lru.Cache[string, cachedToken] // safe for concurrent use
 	inflight singleflight.Group
 
 	hits, exchanges, fails atomic.Int64
@@ -71,11 +70,16 @@ type cachedToken struct {
 // expiryMargin is how long before it expires a cached token is replaced.
 const expiryMargin = 30 * time.Second
 
+// MaxCachedTokens bounds the exchanged tokens a [TokenExchange] keeps; when
+// it is full, the least recently used one makes room, so that a new user
+// never makes every other user exchange again.
+const MaxCachedTokens = 10000
+
 func (*TokenExchange) PerUser() bool { return true }
 
 func (s *TokenExchange) init() {
 	s.once.Do(func() {
-		s.cache = map[string]cachedToken{}
+		s.cache, _ = lru.New[string, cachedToken](MaxCachedTokens) // fails only for a size < 1
 		if s.HTTPClient == nil {
 			s.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 		}
@@ -100,9 +104,7 @@ func (s *TokenExchange) Apply(ctx context.Context, id *identity.Identity, h http
 	sum := sha256.Sum256([]byte(id.Key() + "\x00" + subject))
 	key := string(sum[:])
 	now := s.Now()
-	s.mu.Lock()
-	c, ok := s.cache[key]
-	s.mu.Unlock()
+	c, ok := s.cache.Get(key)
 	if ok && now.Before(c.until) {
 		s.hits.Add(1)
 		h.Set("Authorization", "Bearer "+c.token)
@@ -134,74 +136,60 @@ func (s *TokenExchange) subject(ctx context.Context, id *identity.Identity) (str
 	return tok.AccessToken, nil
 }
 
-// exchangeError is an STS's OAuth error answer.
-type exchangeError struct {
-	Code        string `json:"error"`
-	Description string `json:"error_description"`
-}
-
 func (s *TokenExchange) exchange(ctx context.Context, key, subject string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	form := url.Values{
-		"grant_type":           {GrantTypeTokenExchange},
-		"subject_token":        {subject},
-		"subject_token_type":   {TokenTypeAccessToken},
-		"requested_token_type": {TokenTypeAccessToken},
+	// The request and the answer are golang.org/x/oauth2's: the grant type
+	// and the RFC 8693 parameters go in as extra parameters, the client
+	// authenticates with HTTP Basic (the method every authorization server
+	// supports, and the one vmcp's own requires of its static clients).
+	cfg := oauth2.Config{ClientID: s.ClientID, ClientSecret: s.ClientSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: s.TokenURL, AuthStyle: oauth2.AuthStyleInHeader}}
+	opts := []oauth2.AuthCodeOption{
+		oauth2.SetAuthURLParam("grant_type", GrantTypeTokenExchange),
+		oauth2.SetAuthURLParam("subject_token", subject),
+		oauth2.SetAuthURLParam("subject_token_type", TokenTypeAccessToken),
+		oauth2.SetAuthURLParam("requested_token_type", TokenTypeAccessToken),
 	}
 	if s.Audience != "" {
-		form.Set("audience", s.Audience)
+		opts = append(opts, oauth2.SetAuthURLParam("audience", s.Audience))
 	}
 	if s.Resource != "" {
-		form.Set("resource", s.Resource)
+		opts = append(opts, oauth2.SetAuthURLParam("resource", s.Resource))
 	}
 	if len(s.Scopes) > 0 {
-		form.Set("scope", strings.Join(s.Scopes, " "))
+		opts = append(opts, oauth2.SetAuthURLParam("scope", strings.Join(s.Scopes, " ")))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.TokenURL, strings.NewReader(form.Encode()))
+	tok, err := cfg.Exchange(context.WithValue(ctx, oauth2.HTTPClient, s.HTTPClient), "", opts...)
 	if err != nil {
-		return "", err
+		return "", s.exchangeError(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.SetBasicAuth(url.QueryEscape(s.ClientID), url.QueryEscape(s.ClientSecret))
-	resp, err := s.HTTPClient.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL is the STS's, but keep messages short
-		}
-		return "", fmt.Errorf("token exchange: the STS at %s cannot be reached: %v", s.TokenURL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		var e exchangeError
-		if json.Unmarshal(body, &e) == nil && e.Code != "" {
-			return "", fmt.Errorf("token exchange refused by the STS: %s: %s", e.Code, e.Description)
-		}
-		return "", fmt.Errorf("token exchange: the STS answered %s", resp.Status)
-	}
-	var tr struct {
-		AccessToken     string `json:"access_token"`
-		IssuedTokenType string `json:"issued_token_type"`
-		ExpiresIn       int64  `json:"expires_in"`
-	}
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
-		return "", errors.New("token exchange: the STS answer has no access_token")
-	}
-	ttl := time.Duration(tr.ExpiresIn)*time.Second - expiryMargin
-	if tr.ExpiresIn == 0 {
+	ttl := time.Duration(tok.ExpiresIn)*time.Second - expiryMargin
+	if tok.ExpiresIn == 0 {
 		ttl = 5 * time.Minute // no lifetime given: reuse briefly
 	}
 	s.exchanges.Add(1)
 	if ttl > 0 {
-		s.mu.Lock()
-		if len(s.cache) > 10000 {
-			clear(s.cache)
-		}
-		s.cache[key] = cachedToken{token: tr.AccessToken, until: s.Now().Add(ttl)}
-		s.mu.Unlock()
+		s.cache.Add(key, cachedToken{token: tok.AccessToken, until: s.Now().Add(ttl)})
 	}
-	return tr.AccessToken, nil
+	return tok.AccessToken, nil
+}
+
+// exchangeError words a failed exchange: the STS's OAuth error code and
+// description, or its HTTP status, or why it could not be reached; never
+// the body of an answer, which is the STS's to word and could echo what
+// was sent.
+func (s *TokenExchange) exchangeError(err error) error {
+	var re *oauth2.RetrieveError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &re) && re.ErrorCode != "":
+		return fmt.Errorf("token exchange refused by the STS: %s: %s", re.ErrorCode, re.ErrorDescription)
+	case errors.As(err, &re):
+		return fmt.Errorf("token exchange: the STS answered %s", re.Response.Status)
+	case errors.As(err, &ue):
+		// The URL is the STS's, but keep messages short.
+		return fmt.Errorf("token exchange: the STS at %s cannot be reached: %w", s.TokenURL, ue.Err)
+	}
+	return fmt.Errorf("token exchange: %w", err)
 }

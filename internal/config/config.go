@@ -34,10 +34,16 @@ type Config struct {
 	// server. Absent: no authorization server.
 	AuthServerConfig *AuthServerConfig `yaml:"authServerConfig"`
 
+	// Storage says where the authorization server keeps its state.
+	// Default: embedded, in the state directory.
+	Storage *Storage `yaml:"storage"`
+
 	// Backends lists the backend MCP servers (standalone mode).
 	Backends []Backend `yaml:"backends"`
 
-	// Server holds the standalone HTTP server settings.
+	// Server holds the HTTP server settings. Under the Kubernetes operator
+	// the listen address is the container's, and publicURL defaults to
+	// incomingAuth.oidcConfigRef.audience.
 	Server Server `yaml:"server"`
 
 	// File is the path the configuration was read from ("" if built in).
@@ -81,14 +87,17 @@ func (c *Config) locate(errs Errors) Errors {
 
 // GroupRef references an MCPGroup by name.
 type GroupRef struct {
+	// Name is the MCPGroup's name, in the same namespace.
 	Name string `yaml:"name"`
 }
 
 // Settings is the spec.config block.
 type Settings struct {
 	// GroupRef repeats the group name, as the seed manifest does.
-	GroupRef    string      `yaml:"groupRef"`
+	GroupRef string `yaml:"groupRef"`
+	// Aggregation says how the backends' capabilities are merged.
 	Aggregation Aggregation `yaml:"aggregation"`
+	// Operational holds timeouts and failure handling.
 	Operational Operational `yaml:"operational"`
 	// ToolSearch configures search mode. Default: off.
 	ToolSearch ToolSearch `yaml:"toolSearch"`
@@ -136,13 +145,17 @@ type WorkloadTools struct {
 
 // ToolOverride renames a tool or replaces its description.
 type ToolOverride struct {
-	Name        string `yaml:"name"`
+	// Name is the tool's name as clients see it.
+	Name string `yaml:"name"`
+	// Description replaces the backend's description of the tool.
 	Description string `yaml:"description"`
 }
 
 // Operational holds timeouts and failure handling.
 type Operational struct {
-	Timeouts        Timeouts        `yaml:"timeouts"`
+	// Timeouts bounds calls to backends.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// FailureHandling configures health checks.
 	FailureHandling FailureHandling `yaml:"failureHandling"`
 }
 
@@ -209,8 +222,10 @@ type AuthzConfig struct {
 	Inline *InlineAuthz `yaml:"inline"`
 	// File reads policies (and entities) from files, reloaded on change.
 	File *FileAuthz `yaml:"file"`
-	// ConfigMap names a Kubernetes ConfigMap (not read standalone).
-	ConfigMap *yaml.Node `yaml:"configMap"`
+	// ConfigMap names the Kubernetes ConfigMap key holding the policies
+	// (type configMap). The operator reads it and hands vmcp the policies
+	// inline; standalone vmcp refuses it.
+	ConfigMap *ConfigMapRef `yaml:"configMap"`
 	// ClaimsFrom is upstream (default with authServerConfig): policies see
 	// the upstream identity of the primary provider (ID token, userinfo,
 	// JWT access token) over the claims of the token vmcp issued; or
@@ -223,7 +238,17 @@ type AuthzConfig struct {
 	// values make the principal a member of Vmcp::Group and Vmcp::Role
 	// entities. Defaults: [groups] and [roles].
 	GroupClaims []string `yaml:"groupClaims"`
-	RoleClaims  []string `yaml:"roleClaims"`
+	// RoleClaims: see GroupClaims.
+	RoleClaims []string `yaml:"roleClaims"`
+}
+
+// ConfigMapRef names a key of a Kubernetes ConfigMap.
+type ConfigMapRef struct {
+	// Name is the ConfigMap's name, in the same namespace.
+	Name string `yaml:"name"`
+	// Key default: authz.json. Its value is Cedar policy text, or a JSON
+	// document {"cedar": {"policies": [...], "entities_json": "..."}}.
+	Key string `yaml:"key"`
 }
 
 // InlineAuthz holds policies in the configuration.
@@ -244,6 +269,7 @@ type FileAuthz struct {
 
 // OIDCConfigRef references token validation settings kept elsewhere.
 type OIDCConfigRef struct {
+	// Name is the MCPOIDCConfig's name, in the same namespace.
 	Name string `yaml:"name"`
 	// Audience is the audience tokens must carry: the MCP endpoint URL.
 	Audience string `yaml:"audience"`
@@ -261,9 +287,12 @@ type OIDCConfig struct {
 	JWKSURL string `yaml:"jwksUrl"`
 	// IntrospectionURL enables RFC 7662 introspection of opaque tokens,
 	// with ClientID and ClientSecretRef as client credentials.
-	IntrospectionURL string     `yaml:"introspectionUrl"`
-	ClientID         string     `yaml:"clientId"`
-	ClientSecretRef  *SecretRef `yaml:"clientSecretRef"`
+	IntrospectionURL string `yaml:"introspectionUrl"`
+	// ClientID is vmcp's client id at the introspection endpoint.
+	ClientID string `yaml:"clientId"`
+	// ClientSecretRef is vmcp's client secret at the introspection
+	// endpoint.
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
 	// Scopes are required of every token; they are also advertised in the
 	// protected resource metadata and in 401 challenges.
 	Scopes []string `yaml:"scopes"`
@@ -280,10 +309,14 @@ type OIDCConfig struct {
 // the environment variable VMCP_SECRET_<NAME>_<KEY> (upper case, other
 // characters as '_'). File or Env select a source explicitly.
 type SecretRef struct {
+	// Name is the Secret's name (in Kubernetes, in the same namespace).
 	Name string `yaml:"name"`
-	Key  string `yaml:"key"`
+	// Key is the key within the Secret.
+	Key string `yaml:"key"`
+	// File is a file holding the secret (standalone).
 	File string `yaml:"file"`
-	Env  string `yaml:"env"`
+	// Env is an environment variable holding the secret (standalone).
+	Env string `yaml:"env"`
 }
 
 // AuthServerConfig configures the embedded OAuth 2.1 authorization server.
@@ -312,11 +345,44 @@ type AuthServerConfig struct {
 	// StaticClients are service clients configured here, typically the
 	// one vmcp's outgoing token_exchange uses when this server is its STS.
 	StaticClients []StaticClient `yaml:"staticClients"`
+	// PendingLogins bound the logins waiting for users at upstream IdPs.
+	PendingLogins PendingLogins `yaml:"pendingLogins"`
+	// ClientRegistration bounds dynamic client registration.
+	ClientRegistration ClientRegistration `yaml:"clientRegistration"`
+}
+
+// PendingLogins bound what vmcp keeps of logins sent upstream and not
+// finished yet: anyone can start one.
+type PendingLogins struct {
+	// Max caps them, all clients together. Default: 10000.
+	Max int `yaml:"max"`
+	// MaxPerClient caps them per client. Default: 100.
+	MaxPerClient int `yaml:"maxPerClient"`
+	// Timeout is how long a user may take to log in upstream. Default:
+	// 10m; 1m to 1h.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// ClientRegistration bounds dynamic client registration, which anyone
+// may use.
+type ClientRegistration struct {
+	// Max caps the stored clients. Default: 10000.
+	Max int `yaml:"max"`
+	// MaxBytes caps a registration request's body. Default: 4096.
+	MaxBytes int `yaml:"maxBytes"`
+	// UnusedExpiry is how long a registration no token was issued to is
+	// kept. Default: 24h.
+	UnusedExpiry Duration `yaml:"unusedExpiry"`
+	// IdleExpiry is how long a registration is kept after the last token
+	// issued to it. Default: 720h (30 days); at least
+	// tokenLifespans.refreshToken.
+	IdleExpiry Duration `yaml:"idleExpiry"`
 }
 
 // StaticClient is a configured confidential client of the authorization
 // server, allowed the RFC 8693 token exchange grant for its audiences.
 type StaticClient struct {
+	// ClientID and ClientSecretRef are the client's credentials.
 	ClientID        string     `yaml:"clientId"`
 	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
 	// Audiences the client may obtain exchanged tokens for.
@@ -353,8 +419,10 @@ type UpstreamProvider struct {
 	// Name identifies the provider (in policies: the claims source).
 	Name string `yaml:"name"`
 	// Type is oidc or oauth2.
-	Type         string          `yaml:"type"`
-	OIDCConfig   *UpstreamOIDC   `yaml:"oidcConfig"`
+	Type string `yaml:"type"`
+	// OIDCConfig configures a provider of type oidc.
+	OIDCConfig *UpstreamOIDC `yaml:"oidcConfig"`
+	// OAuth2Config configures a provider of type oauth2.
 	OAuth2Config *UpstreamOAuth2 `yaml:"oauth2Config"`
 	// LoginOrigins are the origins (scheme://host[:port]) the provider's
 	// login redirects the browser through before it shows a page, besides
@@ -367,7 +435,9 @@ type UpstreamProvider struct {
 
 // UpstreamOIDC is an OpenID Connect provider, found by discovery.
 type UpstreamOIDC struct {
-	IssuerURL       string     `yaml:"issuerUrl"`
+	// IssuerURL is the provider's issuer; its endpoints are discovered.
+	IssuerURL string `yaml:"issuerUrl"`
+	// ClientID and ClientSecretRef are vmcp's client at the provider.
 	ClientID        string     `yaml:"clientId"`
 	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
 	// RedirectURI is vmcp's callback as registered at the IdP.
@@ -385,18 +455,30 @@ type UpstreamOIDC struct {
 // UpstreamOAuth2 is a plain OAuth 2.0 provider (GitHub's shape): no ID
 // token; the identity comes from the userinfo endpoint.
 type UpstreamOAuth2 struct {
-	AuthorizationURL              string            `yaml:"authorizationUrl"`
-	TokenURL                      string            `yaml:"tokenUrl"`
-	UserInfoURL                   string            `yaml:"userInfoUrl"`
-	ClientID                      string            `yaml:"clientId"`
-	ClientSecretRef               *SecretRef        `yaml:"clientSecretRef"`
-	RedirectURI                   string            `yaml:"redirectUri"`
-	Scopes                        []string          `yaml:"scopes"`
+	// AuthorizationURL, TokenURL and UserInfoURL are the provider's
+	// endpoints; the identity comes from userinfo.
+	AuthorizationURL string `yaml:"authorizationUrl"`
+	TokenURL         string `yaml:"tokenUrl"`
+	UserInfoURL      string `yaml:"userInfoUrl"`
+	// ClientID and ClientSecretRef are vmcp's client at the provider.
+	ClientID        string     `yaml:"clientId"`
+	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
+	// RedirectURI is vmcp's callback as registered at the provider.
+	// Default: <issuer>/oauth/callback.
+	RedirectURI string `yaml:"redirectUri"`
+	// Scopes asked for.
+	Scopes []string `yaml:"scopes"`
+	// AdditionalAuthorizationParams are added to the authorization request.
 	AdditionalAuthorizationParams map[string]string `yaml:"additionalAuthorizationParams"`
 	// Issuer is the string that, with the subject, makes the user's stable
 	// id. Default: the authorization URL's origin.
-	Issuer       string       `yaml:"issuer"`
+	Issuer string `yaml:"issuer"`
+	// ClaimMapping names the userinfo fields that carry the identity.
 	ClaimMapping ClaimMapping `yaml:"claimMapping"`
+	// EmailVerified declares that the provider's email claim holds only
+	// addresses it verified (GitHub's public email). Default false: the
+	// email is used only beside "email_verified": true.
+	EmailVerified bool `yaml:"emailVerified"`
 }
 
 // ClaimMapping names the upstream claims (dotted paths into nested
@@ -438,17 +520,22 @@ const (
 type BackendAuth struct {
 	// Type is unauthenticated, header_injection, token_exchange,
 	// upstream_inject or pass_through_unsafe.
-	Type            string              `yaml:"type"`
-	HeaderInjection *HeaderInjection    `yaml:"headerInjection"`
-	TokenExchange   *TokenExchangeAuth  `yaml:"tokenExchange"`
-	UpstreamInject  *UpstreamInjectAuth `yaml:"upstreamInject"`
-	PassThrough     *PassThroughAuth    `yaml:"passThrough"`
+	Type string `yaml:"type"`
+	// HeaderInjection configures header_injection.
+	HeaderInjection *HeaderInjection `yaml:"headerInjection"`
+	// TokenExchange configures token_exchange.
+	TokenExchange *TokenExchangeAuth `yaml:"tokenExchange"`
+	// UpstreamInject configures upstream_inject.
+	UpstreamInject *UpstreamInjectAuth `yaml:"upstreamInject"`
+	// PassThrough configures pass_through_unsafe.
+	PassThrough *PassThroughAuth `yaml:"passThrough"`
 }
 
 // HeaderInjection sends a static header whose value is a secret.
 type HeaderInjection struct {
 	// HeaderName default: Authorization.
-	HeaderName     string     `yaml:"headerName"`
+	HeaderName string `yaml:"headerName"`
+	// ValueSecretRef is the secret sent as the header's value.
 	ValueSecretRef *SecretRef `yaml:"valueSecretRef"`
 	// ValuePrefix is put before the secret, e.g. "Bearer ".
 	ValuePrefix string `yaml:"valuePrefix"`
@@ -456,12 +543,17 @@ type HeaderInjection struct {
 
 // TokenExchangeAuth exchanges the user's token at an RFC 8693 STS.
 type TokenExchangeAuth struct {
-	TokenURL        string     `yaml:"tokenUrl"`
+	// TokenURL is the STS's token endpoint.
+	TokenURL string `yaml:"tokenUrl"`
+	// ClientID and ClientSecretRef are vmcp's client credentials at the STS.
 	ClientID        string     `yaml:"clientId"`
 	ClientSecretRef *SecretRef `yaml:"clientSecretRef"`
-	Audience        string     `yaml:"audience"`
-	Scopes          []string   `yaml:"scopes"`
-	Resource        string     `yaml:"resource"`
+	// Audience and Resource say which backend the token is for (RFC 8693
+	// audience, RFC 8707 resource); one of them is required.
+	Audience string `yaml:"audience"`
+	Resource string `yaml:"resource"`
+	// Scopes asked for.
+	Scopes []string `yaml:"scopes"`
 	// SubjectProvider, if set, exchanges the user's stored upstream token
 	// of that provider; otherwise the token the client presented to vmcp.
 	SubjectProvider string `yaml:"subjectProvider"`
@@ -469,6 +561,7 @@ type TokenExchangeAuth struct {
 
 // UpstreamInjectAuth sends the user's stored upstream access token.
 type UpstreamInjectAuth struct {
+	// Provider names the upstream provider whose access token is sent.
 	Provider string `yaml:"provider"`
 }
 
@@ -546,6 +639,24 @@ type Server struct {
 	PageSize int `yaml:"pageSize"`
 	// SessionIdleTimeout closes sessions idle for that long. Default: 30m.
 	SessionIdleTimeout Duration `yaml:"sessionIdleTimeout"`
+	// MaxSessions bounds the 2025-11-25 sessions open at once. Default:
+	// 10000.
+	MaxSessions int `yaml:"maxSessions"`
+	// MaxSessionsPerPrincipal bounds the sessions of one authenticated
+	// user. Default: 100.
+	MaxSessionsPerPrincipal int `yaml:"maxSessionsPerPrincipal"`
+	// ReadHeaderTimeout bounds the reading of a request's headers.
+	// Default: 10s.
+	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
+	// ReadTimeout bounds the reading of a whole request, headers and body;
+	// it does not bound the response (event streams stay open). Default:
+	// 30s.
+	ReadTimeout Duration `yaml:"readTimeout"`
+	// IdleTimeout closes a keep-alive connection with no request for that
+	// long. Default: 2m.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// MaxHeaderBytes bounds a request's line and headers. Default: 64 KiB.
+	MaxHeaderBytes int `yaml:"maxHeaderBytes"`
 	// DisableH2C turns off cleartext HTTP/2 (h2c with prior knowledge),
 	// which is served beside HTTP/1.1 on the same port by default.
 	DisableH2C bool `yaml:"disableH2C"`
@@ -579,22 +690,35 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Defaults.
 const (
-	DefaultName                 = "vmcp"
-	DefaultListen               = "127.0.0.1:4483"
-	DefaultPrefixFormat         = "{workload}_"
-	DefaultMaxRequestBytes      = 4 << 20
-	DefaultMaxResultBytes       = 64 << 20
-	DefaultPageSize             = 1000
-	DefaultCallTimeout          = 60 * time.Second
-	DefaultConnectTimeout       = 10 * time.Second
-	DefaultHealthCheckInterval  = 30 * time.Second
-	DefaultUnhealthyThreshold   = 3
-	DefaultSessionIdleTimeout   = 30 * time.Minute
-	DefaultShutdownTimeout      = 10 * time.Second
-	DefaultClockSkew            = 30 * time.Second
-	DefaultAccessTokenLifespan  = 15 * time.Minute
-	DefaultRefreshTokenLifespan = 7 * 24 * time.Hour
-	DefaultCodeLifespan         = 5 * time.Minute
+	DefaultName                   = "vmcp"
+	DefaultListen                 = "127.0.0.1:4483"
+	DefaultPrefixFormat           = "{workload}_"
+	DefaultMaxRequestBytes        = 4 << 20
+	DefaultMaxResultBytes         = 64 << 20
+	DefaultPageSize               = 1000
+	DefaultCallTimeout            = 60 * time.Second
+	DefaultConnectTimeout         = 10 * time.Second
+	DefaultHealthCheckInterval    = 30 * time.Second
+	DefaultUnhealthyThreshold     = 3
+	DefaultSessionIdleTimeout     = 30 * time.Minute
+	DefaultShutdownTimeout        = 10 * time.Second
+	DefaultClockSkew              = 30 * time.Second
+	DefaultAccessTokenLifespan    = 15 * time.Minute
+	DefaultRefreshTokenLifespan   = 7 * 24 * time.Hour
+	DefaultCodeLifespan           = 5 * time.Minute
+	DefaultPendingLogins          = 10000
+	DefaultPendingLoginsPerClient = 100
+	DefaultPendingLoginTimeout    = 10 * time.Minute
+	DefaultRegisteredClients      = 10000
+	DefaultRegistrationBytes      = 4096
+	DefaultUnusedClientExpiry     = 24 * time.Hour
+	DefaultIdleClientExpiry       = 30 * 24 * time.Hour
+	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerUser     = 100
+	DefaultReadHeaderTimeout      = 10 * time.Second
+	DefaultReadTimeout            = 30 * time.Second
+	DefaultIdleTimeout            = 2 * time.Minute
+	DefaultMaxHeaderBytes         = 64 << 10
 	// DefaultCallbackPath is where upstream IdPs send users back, under the
 	// issuer.
 	DefaultCallbackPath = "/oauth/callback"
@@ -622,6 +746,7 @@ func (c *Config) applyDefaults() {
 	if as := c.AuthServerConfig; as != nil {
 		as.applyDefaults()
 	}
+	c.applyStorageDefaults()
 	if c.OutgoingAuth == nil {
 		c.OutgoingAuth = &OutgoingAuth{}
 	}
@@ -657,6 +782,12 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.MaxResultBytes, DefaultMaxResultBytes)
 	setDefault(&s.PageSize, DefaultPageSize)
 	setDefault(&s.SessionIdleTimeout, Duration(DefaultSessionIdleTimeout))
+	setDefault(&s.MaxSessions, DefaultMaxSessions)
+	setDefault(&s.MaxSessionsPerPrincipal, DefaultMaxSessionsPerUser)
+	setDefault(&s.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	setDefault(&s.ReadTimeout, Duration(DefaultReadTimeout))
+	setDefault(&s.IdleTimeout, Duration(DefaultIdleTimeout))
+	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.ShutdownTimeout, Duration(DefaultShutdownTimeout))
 	setDefault(&s.LogLevel, "info")
 	setDefault(&s.LogFormat, "text")
@@ -674,6 +805,14 @@ func (as *AuthServerConfig) applyDefaults() {
 	setDefault(&as.TokenLifespans.AccessToken, Duration(DefaultAccessTokenLifespan))
 	setDefault(&as.TokenLifespans.RefreshToken, Duration(DefaultRefreshTokenLifespan))
 	setDefault(&as.TokenLifespans.AuthorizationCode, Duration(DefaultCodeLifespan))
+	setDefault(&as.PendingLogins.Max, DefaultPendingLogins)
+	setDefault(&as.PendingLogins.MaxPerClient, DefaultPendingLoginsPerClient)
+	setDefault(&as.PendingLogins.Timeout, Duration(DefaultPendingLoginTimeout))
+	r := &as.ClientRegistration
+	setDefault(&r.Max, DefaultRegisteredClients)
+	setDefault(&r.MaxBytes, DefaultRegistrationBytes)
+	setDefault(&r.UnusedExpiry, Duration(DefaultUnusedClientExpiry))
+	setDefault(&r.IdleExpiry, Duration(max(DefaultIdleClientExpiry, as.TokenLifespans.RefreshToken.D())))
 	callback := as.Issuer + DefaultCallbackPath
 	for i := range as.UpstreamProviders {
 		p := &as.UpstreamProviders[i]

@@ -55,6 +55,23 @@ func TestSeedWithAuthServer(t *testing.T) {
 	if got := as.TokenLifespans.AccessToken.D(); got != DefaultAccessTokenLifespan {
 		t.Errorf("access token lifespan = %v", got)
 	}
+	limits := []struct {
+		name      string
+		got, want any
+	}{
+		{"pendingLogins.max", as.PendingLogins.Max, DefaultPendingLogins},
+		{"pendingLogins.maxPerClient", as.PendingLogins.MaxPerClient, DefaultPendingLoginsPerClient},
+		{"pendingLogins.timeout", as.PendingLogins.Timeout.D(), DefaultPendingLoginTimeout},
+		{"clientRegistration.max", as.ClientRegistration.Max, DefaultRegisteredClients},
+		{"clientRegistration.maxBytes", as.ClientRegistration.MaxBytes, DefaultRegistrationBytes},
+		{"clientRegistration.unusedExpiry", as.ClientRegistration.UnusedExpiry.D(), DefaultUnusedClientExpiry},
+		{"clientRegistration.idleExpiry", as.ClientRegistration.IdleExpiry.D(), DefaultIdleClientExpiry},
+	}
+	for _, l := range limits {
+		if l.got != l.want {
+			t.Errorf("%s = %v, want %v", l.name, l.got, l.want)
+		}
+	}
 	if cfg.IncomingAuth.OIDCConfigRef.Audience != "https://gateway.example.com/mcp" {
 		t.Errorf("oidcConfigRef = %+v", cfg.IncomingAuth.OIDCConfigRef)
 	}
@@ -109,6 +126,12 @@ func TestDefaults(t *testing.T) {
 		{"incoming", cfg.IncomingAuth.Type, AuthAnonymous},
 		{"pageSize", cfg.Server.PageSize, DefaultPageSize},
 		{"maxResultBytes", cfg.Server.MaxResultBytes, int64(DefaultMaxResultBytes)},
+		{"maxSessions", cfg.Server.MaxSessions, 10000},
+		{"maxSessionsPerPrincipal", cfg.Server.MaxSessionsPerPrincipal, 100},
+		{"readHeaderTimeout", cfg.Server.ReadHeaderTimeout.D(), 10 * time.Second},
+		{"readTimeout", cfg.Server.ReadTimeout.D(), 30 * time.Second},
+		{"idleTimeout", cfg.Server.IdleTimeout.D(), 2 * time.Minute},
+		{"maxHeaderBytes", cfg.Server.MaxHeaderBytes, 64 << 10},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -189,6 +212,21 @@ func TestErrors(t *testing.T) {
 			[]string{"f.yaml:4: spec.backends[0].url: is required"}},
 		{"syntax error", "backends: [\n", []string{"f.yaml:"}},
 		{"empty file", "", []string{"f.yaml: the file is empty"}},
+		{"callback on another origin", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw.example\n  upstreamProviders:\n  - name: g\n    type: oidc\n    oidcConfig:\n      issuerUrl: https://idp\n      clientId: c\n      redirectUri: https://other.example/oauth/callback\n",
+			[]string{"f.yaml:10: authServerConfig.upstreamProviders[0].oidcConfig.redirectUri: \"https://other.example/oauth/callback\" must be on the issuer's origin https://gw.example"}},
+		{"discovery URL as issuer", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw.example\n  upstreamProviders:\n  - name: g\n    type: oidc\n    oidcConfig:\n      issuerUrl: https://idp/.well-known/openid-configuration\n      clientId: c\n",
+			[]string{"f.yaml:8: authServerConfig.upstreamProviders[0].oidcConfig.issuerUrl: \"https://idp/.well-known/openid-configuration\" is a metadata URL"}},
+		{"auth server limits", "incomingAuth: {type: oidc, oidcConfigRef: {name: x}}\nauthServerConfig:\n  issuer: https://gw.example\n  upstreamProviders: [{name: g, type: oidc, oidcConfig: {issuerUrl: https://idp, clientId: c}}]\n  pendingLogins:\n    max: 10\n    maxPerClient: 20\n    timeout: 2h\n  clientRegistration:\n    max: -1\n    maxBytes: 100\n    unusedExpiry: 1m\n    idleExpiry: 24h\n",
+			[]string{"f.yaml:7: authServerConfig.pendingLogins.maxPerClient: must be between 1 and pendingLogins.max (10)",
+				"f.yaml:8: authServerConfig.pendingLogins.timeout: must be between 1m and 1h",
+				"f.yaml:10: authServerConfig.clientRegistration.max: must be at least 1",
+				"f.yaml:11: authServerConfig.clientRegistration.maxBytes: must be between 512 and 65536",
+				"f.yaml:12: authServerConfig.clientRegistration.unusedExpiry: must be at least pendingLogins.timeout",
+				"f.yaml:13: authServerConfig.clientRegistration.idleExpiry: must be at least tokenLifespans.refreshToken (168h0m0s)"}},
+		{"read timeout shorter than the header timeout", "server:\n  readHeaderTimeout: 20s\n  readTimeout: 5s\n",
+			[]string{"f.yaml:3: server.readTimeout: 5s is shorter than server.readHeaderTimeout (20s)"}},
+		{"header limit too small", "server:\n  maxHeaderBytes: 100\n", []string{"f.yaml:2: server.maxHeaderBytes: must be between 4096 and"}},
+		{"negative session limit", "server:\n  maxSessionsPerPrincipal: -1\n", []string{"f.yaml:2: server.maxSessionsPerPrincipal: must be positive"}},
 		{"several errors at once", "name: \"bad name\"\nserver:\n  pageSize: -1\n",
 			[]string{"f.yaml:1: name:", "f.yaml:3: server.pageSize: must be between"}},
 	}
@@ -219,5 +257,44 @@ func TestSecretEnvNames(t *testing.T) {
 		if !slices.Contains(got, want) {
 			t.Errorf("SecretEnvNames() = %v, want it to contain %s", got, want)
 		}
+	}
+}
+
+func TestSecretRefs(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte(`
+authServerConfig:
+  issuer: https://as.example.com
+  hmacSecretRefs: [{name: hmac, key: k1}, {name: hmac, key: k2}]
+  upstreamProviders:
+    - name: google
+      type: oidc
+      oidcConfig: {issuerUrl: https://accounts.google.com, clientId: c, clientSecretRef: {name: google, key: secret}}
+incomingAuth:
+  type: oidc
+  oidcConfigRef: {name: self}
+outgoingAuth:
+  source: inline
+  backends:
+    b: {type: header_injection, headerInjection: {valueSecretRef: {env: API_KEY}}}
+    a: {type: header_injection, headerInjection: {valueSecretRef: {name: apikey, key: a}}}
+backends:
+  - {name: a, url: http://a.example.com/mcp}
+  - {name: b, url: http://b.example.com/mcp}
+`), "refs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In field order (outgoingAuth comes before authServerConfig), map
+	// entries by key.
+	want := []FieldSecretRef{
+		{Field: "outgoingAuth.backends.a.headerInjection.valueSecretRef", Ref: SecretRef{Name: "apikey", Key: "a"}},
+		{Field: "outgoingAuth.backends.b.headerInjection.valueSecretRef", Ref: SecretRef{Env: "API_KEY"}},
+		{Field: "authServerConfig.hmacSecretRefs[0]", Ref: SecretRef{Name: "hmac", Key: "k1"}},
+		{Field: "authServerConfig.hmacSecretRefs[1]", Ref: SecretRef{Name: "hmac", Key: "k2"}},
+		{Field: "authServerConfig.upstreamProviders[0].oidcConfig.clientSecretRef", Ref: SecretRef{Name: "google", Key: "secret"}},
+	}
+	if diff := cmp.Diff(want, cfg.SecretRefs()); diff != "" {
+		t.Errorf("SecretRefs (-want +got):\n%s", diff)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -81,37 +82,59 @@ func (r *SecretRef) String() string {
 // name/key ones), so that child processes can be started without them.
 func (c *Config) SecretEnvNames() []string {
 	var names []string
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
+	for _, r := range c.SecretRefs() {
+		if r.Ref.Env != "" {
+			names = append(names, r.Ref.Env)
+		} else if r.Ref.Name != "" {
+			names = append(names, r.Ref.EnvName())
+		}
+	}
+	return names
+}
+
+// FieldSecretRef is a secret reference and the field path it sits at, like
+// authServerConfig.hmacSecretRefs[0].
+type FieldSecretRef struct {
+	Field string
+	Ref   SecretRef
+}
+
+// SecretRefs returns every secret reference of the configuration with its
+// field path, in the order of the fields (map entries by key).
+func (c *Config) SecretRefs() []FieldSecretRef {
+	var refs []FieldSecretRef
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
 		switch v.Kind() {
 		case reflect.Pointer, reflect.Interface:
 			if !v.IsNil() {
-				walk(v.Elem())
+				walk(v.Elem(), path)
 			}
 		case reflect.Struct:
 			if r, ok := v.Interface().(SecretRef); ok {
-				if r.Env != "" {
-					names = append(names, r.Env)
-				} else if r.Name != "" {
-					names = append(names, r.EnvName())
-				}
+				refs = append(refs, FieldSecretRef{Field: path, Ref: r})
 				return
 			}
 			for i := range v.NumField() {
-				if v.Type().Field(i).IsExported() {
-					walk(v.Field(i))
+				f := v.Type().Field(i)
+				tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if !f.IsExported() || tag == "-" {
+					continue
 				}
+				walk(v.Field(i), strings.TrimPrefix(path+"."+tag, "."))
 			}
 		case reflect.Slice:
 			for i := range v.Len() {
-				walk(v.Index(i))
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
 			}
 		case reflect.Map:
-			for it := v.MapRange(); it.Next(); {
-				walk(it.Value())
+			keys := v.MapKeys()
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+			for _, k := range keys {
+				walk(v.MapIndex(k), path+"."+k.String())
 			}
 		}
 	}
-	walk(reflect.ValueOf(c).Elem())
-	return names
+	walk(reflect.ValueOf(c).Elem(), "")
+	return refs
 }

@@ -33,6 +33,7 @@ func (c *Config) validate() Errors {
 	c.validateAggregation(v, names)
 	c.validateAuth(v)
 	c.validateServer(v)
+	c.validateStorage(v)
 	c.Config.ToolSearch.validate(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
@@ -402,6 +403,7 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 	if l.AuthorizationCode.D() > 10*time.Minute {
 		v.add(f+".tokenLifespans.authorizationCode", "must be at most 10m")
 	}
+	validateAuthServerLimits(v, as)
 	for i, sc := range as.StaticClients {
 		sf := fmt.Sprintf("%s.staticClients[%d]", f, i)
 		requireField(v, sf+".clientId", sc.ClientID)
@@ -437,8 +439,12 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 			}
 			o := p.OIDCConfig
 			validateHTTPURL(v, pf+".oidcConfig.issuerUrl", o.IssuerURL)
+			if strings.Contains(o.IssuerURL, "/.well-known/") {
+				v.add(pf+".oidcConfig.issuerUrl", "%q is a metadata URL; set the issuer itself (the discovery document's \"issuer\", exactly)", o.IssuerURL)
+			}
 			requireField(v, pf+".oidcConfig.clientId", o.ClientID)
 			validateHTTPURL(v, pf+".oidcConfig.redirectUri", o.RedirectURI)
+			validateCallback(v, pf+".oidcConfig.redirectUri", o.RedirectURI, as.Issuer)
 			validateSecretRef(v, pf+".oidcConfig.clientSecretRef", o.ClientSecretRef)
 		case ProviderOAuth2:
 			if p.OAuth2Config == nil {
@@ -450,11 +456,52 @@ func validateAuthServer(v *validator, as *AuthServerConfig) {
 			validateHTTPURL(v, pf+".oauth2Config.tokenUrl", o.TokenURL)
 			validateHTTPURL(v, pf+".oauth2Config.userInfoUrl", o.UserInfoURL)
 			validateHTTPURL(v, pf+".oauth2Config.redirectUri", o.RedirectURI)
+			validateCallback(v, pf+".oauth2Config.redirectUri", o.RedirectURI, as.Issuer)
 			requireField(v, pf+".oauth2Config.clientId", o.ClientID)
 			validateSecretRef(v, pf+".oauth2Config.clientSecretRef", o.ClientSecretRef)
 		default:
 			v.add(pf+".type", "%q is not one of oidc, oauth2", p.Type)
 		}
+	}
+}
+
+// validateCallback requires a provider's redirect URI to be on the
+// issuer's origin: the callback checks the login cookie vmcp set there.
+func validateCallback(v *validator, f, raw, issuer string) {
+	u, err1 := url.Parse(raw)
+	iss, err2 := url.Parse(issuer)
+	if err1 != nil || err2 != nil || u.Host == "" || iss.Host == "" {
+		return // reported as a bad URL
+	}
+	if !strings.EqualFold(u.Scheme, iss.Scheme) || !strings.EqualFold(u.Host, iss.Host) {
+		v.add(f, "%q must be on the issuer's origin %s://%s: the browser brings the login cookie vmcp sets there back to the callback", raw, iss.Scheme, iss.Host)
+	}
+}
+
+func validateAuthServerLimits(v *validator, as *AuthServerConfig) {
+	const f = "authServerConfig"
+	p := as.PendingLogins
+	if p.Max < 1 {
+		v.add(f+".pendingLogins.max", "must be at least 1")
+	}
+	if p.MaxPerClient < 1 || p.MaxPerClient > max(p.Max, 1) {
+		v.add(f+".pendingLogins.maxPerClient", "must be between 1 and pendingLogins.max (%d)", p.Max)
+	}
+	if t := p.Timeout.D(); t < time.Minute || t > time.Hour {
+		v.add(f+".pendingLogins.timeout", "must be between 1m and 1h")
+	}
+	r := as.ClientRegistration
+	if r.Max < 1 {
+		v.add(f+".clientRegistration.max", "must be at least 1")
+	}
+	if r.MaxBytes < 512 || r.MaxBytes > 64<<10 {
+		v.add(f+".clientRegistration.maxBytes", "must be between 512 and 65536")
+	}
+	if r.UnusedExpiry.D() < p.Timeout.D() {
+		v.add(f+".clientRegistration.unusedExpiry", "must be at least pendingLogins.timeout (%s): a new client needs the time of one login", p.Timeout.D())
+	}
+	if r.IdleExpiry.D() < as.TokenLifespans.RefreshToken.D() {
+		v.add(f+".clientRegistration.idleExpiry", "must be at least tokenLifespans.refreshToken (%s): a client's refresh token must not outlive its registration", as.TokenLifespans.RefreshToken.D())
 	}
 }
 
@@ -492,6 +539,19 @@ func (c *Config) validateServer(v *validator) {
 	if s.PageSize < 1 || s.PageSize > 10000 {
 		v.add("server.pageSize", "must be between 1 and 10000")
 	}
+	if s.MaxSessions < 0 {
+		v.add("server.maxSessions", "must be positive")
+	}
+	if s.MaxSessionsPerPrincipal < 0 {
+		v.add("server.maxSessionsPerPrincipal", "must be positive")
+	}
+	if s.MaxHeaderBytes < 4096 || s.MaxHeaderBytes > 16<<20 {
+		v.add("server.maxHeaderBytes", "must be between 4096 and 16777216")
+	}
+	if s.ReadTimeout < s.ReadHeaderTimeout {
+		v.add("server.readTimeout", "%s is shorter than server.readHeaderTimeout (%s), which it includes",
+			s.ReadTimeout.D(), s.ReadHeaderTimeout.D())
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, s.LogLevel) {
 		v.add("server.logLevel", "%q is not one of debug, info, warn, error", s.LogLevel)
 	}
@@ -510,5 +570,5 @@ func (c *Config) Notes() []string {
 	if len(c.Backends) == 0 {
 		notes = append(notes, "no backends are configured; the gateway serves an empty catalog")
 	}
-	return notes
+	return append(notes, c.storageNotes()...)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -63,10 +64,18 @@ var errAuthzUnavailable = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Messag
 
 // principals caches prepared principals per identity (the authentication
 // layer hands out one *Identity per verified token) for a few seconds, so
-// that claims are resolved and converted once, not per request.
-type principals struct {
-	mu sync.Mutex // guards m
-	m  map[*identity.Identity]principalEntry
+// that claims are resolved and converted once, not per request. It holds
+// at most maxPrincipals; when full, the least recently used one makes room,
+// so that a burst of new callers never makes every caller's claims be
+// resolved again at once. It is safe for concurrent use.
+type principals = lru.Cache[*identity.Identity, principalEntry]
+
+// maxPrincipals bounds the principal cache.
+const maxPrincipals = 10000
+
+func newPrincipals() *principals {
+	c, _ := lru.New[*identity.Identity, principalEntry](maxPrincipals) // fails only for a size < 1
+	return c
 }
 
 type principalEntry struct {
@@ -100,9 +109,7 @@ func (g *Gateway) principal(ctx context.Context) (*authz.Principal, error) {
 func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 	id := identity.From(ctx)
 	now := time.Now()
-	g.principals.mu.Lock()
-	e, ok := g.principals.m[id]
-	g.principals.mu.Unlock()
+	e, ok := g.principals.Get(id)
 	if ok && now.Before(e.until) {
 		return e, nil
 	}
@@ -125,12 +132,7 @@ func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 		// again every principalTTL.
 		e.lists = prev.lists
 	}
-	g.principals.mu.Lock()
-	if len(g.principals.m) > 10000 {
-		clear(g.principals.m)
-	}
-	g.principals.m[id] = e
-	g.principals.mu.Unlock()
+	g.principals.Add(id, e)
 	return e, nil
 }
 

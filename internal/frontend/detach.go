@@ -70,7 +70,7 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 				s.abort() // as net/http does: the client sees the stream break, not end
 			}
 		}()
-		g.sdk(g.stateful, s, r.WithContext(ctx))
+		g.sdk(g.stateful, s, r.WithContext(ctx), nil)
 	}()
 	return true
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
-	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
 
@@ -63,24 +61,20 @@ const (
 )
 
 var (
-	mcpHeaderKey    = []byte(`"x-mcp-header"`)
-	emptyObject     = json.RawMessage(`{}`)
-	toolsMethods    = []byte(`"tools/`)
-	cancelledMethod = []byte(`"notifications/cancelled"`)
+	mcpHeaderKey = []byte(`"x-mcp-header"`)
+	emptyObject  = json.RawMessage(`{}`)
 )
 
-// fastPath serves r if it is a tools/call or tools/list the fast path can
-// take, and reports whether it did.
-func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, sess *liveSession) bool {
-	if !bytes.Contains(body, toolsMethods) {
+// fastPath serves req if it is a tools/call or tools/list the fast path can
+// take, and reports whether it did. The edge admitted it: its headers, its
+// session and the session's owner are checked.
+func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, req *request) bool {
+	m := &req.msg
+	if !req.msgOK || len(m.ID) == 0 || m.Method != "tools/call" && m.Method != "tools/list" {
 		return false
 	}
-	modern := sess == nil // a request without a known session: served here only in the stateless revision
-	if modern && !modernHeaders(r.Header) || !modern && !fastHeaders(r.Header, sess) {
-		return false
-	}
-	var m fastMessage
-	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil || m.JSONRPC != "2.0" || len(m.ID) == 0 {
+	sess := req.sess // nil: a request of the stateless revision
+	if req.modern && r.Header.Get("Mcp-Protocol-Version") != ModernVersion || !req.modern && !fastHeaders(r.Header, sess) {
 		return false
 	}
 	var meta map[string]json.RawMessage // nil without _meta, the usual case on a session
@@ -90,56 +84,70 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, body []byte, 
 	if _, ok := meta[progressKey]; ok {
 		return false // the SDK path relays progress
 	}
-	if modern {
-		if !modernRequest(r.Header, &m, meta) {
+	if req.modern {
+		if !modernRequest(r.Header, m, meta) {
 			return false
 		}
-	} else if _, ok := meta[metaVersionKey]; ok || // a 2026-07-28 request on a session: the SDK refuses it
-		sess.user != "" && sess.user != identity.From(r.Context()).Key() { // another user's session: the SDK refuses it
+	} else if _, ok := meta[metaVersionKey]; ok { // a 2026-07-28 request on a session: the SDK refuses it
 		return false
 	}
 	a := &fastAnswer{w: w, id: m.ID}
-	if modern {
+	if req.modern {
 		a.serverInfo = g.serverInfo
 	}
 	switch m.Method {
 	case "tools/call":
-		return g.fastCall(r, &m, meta, sess, a)
+		return g.fastCall(r, m, meta, sess, a)
 	case "tools/list":
-		return g.fastList(r, &m, sess, a)
+		return g.fastList(r, m, sess, a)
 	}
 	return false
 }
 
 // fastCall serves a tools/call if its session takes nothing back during
-// calls, and reports whether it did.
+// calls, and reports whether it did. A tool that is not in the catalog, or
+// that the caller may not call, gets its answer here (the SDK path would
+// give the same), so that the two look alike on the wire.
 func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *liveSession, a *fastAnswer) bool {
 	if m.Params.Name == "" || sess != nil && !g.quiet(sess) || g.opts.ToolSearch.Handles(m.Params.Name) {
 		return false
 	}
-	forward, ok := forwardMeta(m.Params.Meta, meta)
-	if !ok {
-		return false
-	}
+	ctx := r.Context()
 	pub := g.pub.Load()
 	t := pub.cat.Tool(m.Params.Name)
 	if t == nil {
-		return false // unknown, or its backend is down: the SDK path says which
+		res, err := g.missingTool(ctx, pub, m.Params.Name, m.Params.Arguments)
+		if err != nil {
+			a.fail(err)
+			return true
+		}
+		out, err := json.Marshal(res)
+		if err != nil {
+			return false
+		}
+		a.result(out)
+		return true
 	}
-	if a.serverInfo != nil && bytes.Contains(pub.wire[t], mcpHeaderKey) {
-		return false // the SDK checks the Mcp-Param-* headers of such a tool
-	}
-	b := g.backends.Get(t.Backend)
-	if b == nil {
-		return false
-	}
-	ctx := r.Context()
 	if g.opts.Authorizer != nil {
 		if err := g.authorize(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
 			authz.ArgumentsOf(m.Params.Arguments), "tools/call"); err != nil {
 			a.fail(err)
 			return true
 		}
+	}
+	forward, ok := forwardMeta(m.Params.Meta, meta)
+	if !ok {
+		return false
+	}
+	if a.serverInfo != nil && bytes.Contains(pub.wire[t], mcpHeaderKey) {
+		// The SDK checks the Mcp-Param-* headers of such a tool; it
+		// decides the call again, so that the checks it makes before the
+		// handler never reach a tool the caller may not call.
+		return false
+	}
+	b := g.backends.Get(t.Backend)
+	if b == nil {
+		return false
 	}
 	if !g.calls.start() {
 		a.fail(&jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"})
@@ -180,21 +188,11 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 	return true
 }
 
-// fastHeaders checks what the SDK would: a JSON body, an Accept of both
-// answer types, and the session's protocol version.
+// fastHeaders reports whether a request of a session carries the session's
+// protocol version.
 func fastHeaders(h http.Header, sess *liveSession) bool {
 	ip := sess.ss.InitializeParams()
-	if ip == nil || h.Get("Mcp-Protocol-Version") != ip.ProtocolVersion {
-		return false
-	}
-	return transportHeaders(h)
-}
-
-// modernHeaders checks the headers of a stateless request as the SDK
-// would. Only the revision this code knows is served here; later ones are
-// the SDK's to accept or refuse.
-func modernHeaders(h http.Header) bool {
-	return h.Get("Mcp-Protocol-Version") == ModernVersion && transportHeaders(h)
+	return ip != nil && h.Get("Mcp-Protocol-Version") == ip.ProtocolVersion
 }
 
 // modernRequest checks a stateless request as the SDK would: its _meta
@@ -222,18 +220,6 @@ func modernRequest(h http.Header, m *fastMessage, meta map[string]json.RawMessag
 	}
 	_, logs := meta[clientLogLevel]
 	return !logs
-}
-
-// transportHeaders checks a POST's transport headers as the SDK would.
-func transportHeaders(h http.Header) bool {
-	if ct := h.Get("Content-Type"); ct != "application/json" && !strings.HasPrefix(ct, "application/json;") {
-		return false
-	}
-	if len(h.Values("Last-Event-ID")) > 0 {
-		return false
-	}
-	accept := strings.Join(h.Values("Accept"), ",")
-	return strings.Contains(accept, "application/json") && strings.Contains(accept, "text/event-stream")
 }
 
 // quiet reports whether calls on sess need nothing relayed back: its client
@@ -400,21 +386,21 @@ func (a *fastAnswer) write(status int, member string, value json.RawMessage) {
 }
 
 // fastCancel serves a notifications/cancelled for a raw call in flight on
-// sess, and reports whether it did.
-func fastCancel(w http.ResponseWriter, body []byte, sess *liveSession) bool {
-	if sess == nil || !bytes.Contains(body, cancelledMethod) || !sess.hasCalls() {
+// the request's session (the edge checked that it is the caller's), and
+// reports whether it did.
+func fastCancel(w http.ResponseWriter, req *request) bool {
+	if req.sess == nil || req.method != "notifications/cancelled" || !req.sess.hasCalls() {
 		return false
 	}
 	var m struct {
-		Method string `json:"method"`
 		Params struct {
 			RequestID json.RawMessage `json:"requestId"`
 		} `json:"params"`
 	}
-	if _, err := sjson.Parse(body, &m, fastParseFlags); err != nil || m.Method != "notifications/cancelled" {
+	if _, err := sjson.Parse(req.body, &m, fastParseFlags); err != nil {
 		return false
 	}
-	if !sess.cancelCall(string(bytes.TrimSpace(m.Params.RequestID))) {
+	if !req.sess.cancelCall(string(bytes.TrimSpace(m.Params.RequestID))) {
 		return false
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -79,12 +79,16 @@ func fastGateway(t *testing.T, url string, opts *frontend.Options) *frontend.Gat
 	t.Helper()
 	var gw *frontend.Gateway
 	set := backend.NewSet([]backend.Spec{{Name: "be", Transport: backend.StreamableHTTP, URL: url, CallTimeout: time.Minute}},
-		&backend.Options{OnChange: func() { gw.BackendsChanged() }})
+		&backend.Options{OnChange: func() { gw.BackendsChanged() },
+			OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {
+				gw.ResourceUpdated(ctx, name, p)
+			}})
 	gw = frontend.New(set, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	set.Start()
-	go gw.Run(ctx)
-	t.Cleanup(func() { cancel(); set.Close() })
+	ran := make(chan struct{})
+	go func() { gw.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); <-ran; gw.CloseSessions(); set.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for !gw.Ready() || len(gw.Catalog().Tools) == 0 {
 		if time.Now().After(deadline) {
@@ -101,7 +105,6 @@ type rpc struct {
 	sid       string
 	user      string
 	stateless bool
-	n         int
 }
 
 // call sends one request with the given id (a number or a JSON string),
@@ -207,6 +210,7 @@ func TestFastPathMatchesSDKPath(t *testing.T) {
 					{"tools/call", `{"name":"be_fail","arguments":{}}`},
 					{"tools/call", `{"name":"be_meta","arguments":{}}`},
 					{"tools/call", `{"name":"be_chatty","arguments":{}}`},
+					{"tools/call", `{"name":"be_nosuchtool","arguments":{}}`},
 					{"tools/list", `{}`},
 					{"tools/list", `{"cursor":"` + second + `"}`},
 					{"tools/list", `{"cursor":"not base64!"}`},

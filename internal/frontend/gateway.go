@@ -47,12 +47,22 @@ type Options struct {
 	Aggregation *router.Options
 	// AllowedOrigins are browser origins allowed besides loopback ones.
 	AllowedOrigins []string
+	// AllowedHosts are host names, besides loopback ones, that a request
+	// to a loopback listener may name in its Host header (for a proxy on
+	// the same machine that passes the public name on). Default: none.
+	AllowedHosts []string
 	// MaxRequestBytes bounds request bodies. Default: 4 MiB.
 	MaxRequestBytes int64
 	// PageSize is the number of items per list page. Default: 1000.
 	PageSize int
 	// SessionIdleTimeout closes idle sessions. Default: 30m.
 	SessionIdleTimeout time.Duration
+	// MaxSessions bounds the 2025-11-25 sessions open at once; an
+	// initialize beyond it is refused. Default: 10000.
+	MaxSessions int
+	// MaxSessionsPerPrincipal bounds the sessions of one authenticated
+	// user. Default: 100.
+	MaxSessionsPerPrincipal int
 	// RebuildDelay gathers bursts of backend changes into one catalog
 	// rebuild. Default: 20ms.
 	RebuildDelay time.Duration
@@ -70,6 +80,19 @@ type Options struct {
 	// identity in the request context ([identity.With]). Default: none
 	// (every caller is anonymous).
 	Authenticate func(http.Handler) http.Handler
+	// Dependencies are checked by readiness besides the backends (the
+	// authorization server's storage, say): one that fails makes the
+	// gateway not ready, and readiness says why.
+	Dependencies []Dependency
+}
+
+// Dependency is something the gateway needs to serve, checked by
+// readiness.
+type Dependency struct {
+	Name string
+	// Check returns nil when the dependency can serve; its error is shown
+	// by readiness, so it must not carry secrets.
+	Check func(ctx context.Context) error
 }
 
 // Gateway serves the aggregated catalog of a backend set.
@@ -85,9 +108,10 @@ type Gateway struct {
 	statefulAuthed, statelessAuthed http.Handler
 
 	origins map[string]bool // allowed origins besides loopback, lower case
+	hosts   map[string]bool // allowed Host names besides loopback ones, lower case
 
 	pub        atomic.Pointer[published]
-	principals principals
+	principals *principals
 	built      atomic.Bool // a catalog was built after every backend's first attempt
 	rebuild    chan struct{}
 
@@ -105,9 +129,13 @@ type Gateway struct {
 
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
+	peersWG sync.WaitGroup // the goroutines that watch the peers' sessions (keepPeer)
 
-	sessions   sessionTable    // initialized 2025-11-25 sessions
-	serverInfo json.RawMessage // the server's name and version, for stateless results
+	subs subscriptions // resource subscriptions per session
+
+	sessions      sessionTable    // initialized 2025-11-25 sessions
+	sessionWarned atomic.Int64    // unix seconds of the last session-limit warning
+	serverInfo    json.RawMessage // the server's name and version, for stateless results
 
 	// syncMu serializes catalog rebuilds; registered is what the mcp.Server
 	// holds, and changes counts changes to it; only sync uses them.
@@ -140,6 +168,13 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	if o.SessionIdleTimeout <= 0 {
 		o.SessionIdleTimeout = 30 * time.Minute
 	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10000
+	}
+	if o.MaxSessionsPerPrincipal <= 0 {
+		o.MaxSessionsPerPrincipal = 100
+	}
+	g.sessions.max, g.sessions.maxPerUser = o.MaxSessions, o.MaxSessionsPerPrincipal
 	if o.RebuildDelay <= 0 {
 		o.RebuildDelay = 20 * time.Millisecond
 	}
@@ -148,9 +183,13 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	for _, o := range o.AllowedOrigins {
 		g.origins[strings.TrimSuffix(strings.ToLower(o), "/")] = true
 	}
+	g.hosts = map[string]bool{}
+	for _, h := range o.AllowedHosts {
+		g.hosts[strings.ToLower(hostOf(h))] = true
+	}
 	g.stopCtx, g.stop = context.WithCancel(context.Background())
 	g.streamsCtx, g.closeStreams = context.WithCancel(context.Background())
-	g.principals.m = map[*identity.Identity]principalEntry{}
+	g.principals = newPrincipals()
 	g.publish(router.Build(nil, o.Aggregation))
 	sdkLogger := quiet(o.Logger)
 	g.server = g.newServer(sdkLogger)
@@ -159,12 +198,15 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 		// (sessions.go), since the SDK does not see every call.
 		MaxRequestBodyBytes: o.MaxRequestBytes,
 		Logger:              sdkLogger,
+		// The edge makes the Host check for every request (edge.go).
+		DisableLocalhostProtection: true,
 	})
 	g.stateless = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
 		Stateless:                    true,
 		MaxRequestBodyBytes:          o.MaxRequestBytes,
 		PropagateRequestCancellation: true,
 		Logger:                       sdkLogger,
+		DisableLocalhostProtection:   true,
 	})
 	g.wrapTokenInfo()
 	g.endpoint = http.HandlerFunc(g.serveEndpoint)
@@ -175,27 +217,44 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 }
 
 // quiet returns the logger for the SDK: it logs per-session events at info
-// level, which is noise on the request path unless debugging.
+// level, which is noise on the request path unless debugging, and logs some
+// clients' mistakes, which it answers itself, at error level, which is
+// wrong for a server (sdkClientFaults: logged at debug).
 func quiet(l *slog.Logger) *slog.Logger {
+	min := slog.LevelWarn
 	if l.Enabled(context.Background(), slog.LevelDebug) {
-		return l
+		min = slog.LevelDebug
 	}
-	return slog.New(minLevel{l.Handler(), slog.LevelWarn})
+	return slog.New(sdkLog{l.Handler(), min})
 }
 
-type minLevel struct {
+// sdkClientFaults are the messages of the SDK's error records about a
+// client's request, which it answers with an error of its own.
+var sdkClientFaults = map[string]bool{
+	"method removed in the new protocol": true, // a 2026-07-28 ping, logging/setLevel, resources/subscribe…
+}
+
+type sdkLog struct {
 	slog.Handler
 	min slog.Level
 }
 
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.min && m.Handler.Enabled(ctx, l)
+func (h sdkLog) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
 }
 
-func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(a), m.min}
+func (h sdkLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && sdkClientFaults[r.Message] {
+		r.Level = slog.LevelDebug
+		if !h.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
 }
-func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
+
+func (h sdkLog) WithAttrs(a []slog.Attr) slog.Handler { return sdkLog{h.Handler.WithAttrs(a), h.min} }
+func (h sdkLog) WithGroup(n string) slog.Handler      { return sdkLog{h.Handler.WithGroup(n), h.min} }
 
 func (g *Gateway) getServer(*http.Request) *mcp.Server { return g.server }
 
@@ -258,15 +317,18 @@ func (g *Gateway) BackendsChanged() {
 }
 
 // Run keeps the catalog in step with the backends, and expires idle
-// sessions, until ctx is done.
+// sessions, until ctx is done; it returns when everything it started has
+// stopped.
 func (g *Gateway) Run(ctx context.Context) {
-	go g.expireSessions(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // Run returns only when the goroutines it started have
+	wg.Go(func() { g.expireSessions(ctx) })
 	attempted := make(chan struct{})
-	go func() {
+	wg.Go(func() {
 		if g.backends.WaitAttempted(ctx) == nil {
 			close(attempted)
 		}
-	}()
+	})
 	var timer <-chan time.Time
 	for {
 		select {

@@ -2,10 +2,12 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -16,59 +18,69 @@ import (
 )
 
 // middleware answers the list methods from the catalog, tracks calls in
-// flight for a graceful shutdown, and records log levels.
+// flight for a graceful shutdown, records log levels, and gives errors the
+// codes of the session's revision.
 func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		ctx = identity.With(ctx, identityOf(req))
-		switch method {
-		case "tools/list":
-			if g.opts.ToolSearch != nil {
-				return g.listSearchMode(ctx, req.(*mcp.ListToolsRequest))
-			}
-			return g.listTools(ctx, req.(*mcp.ListToolsRequest))
-		case "prompts/list":
-			return g.listPrompts(ctx, req.(*mcp.ListPromptsRequest))
-		case "resources/list":
-			return g.listResources(ctx, req.(*mcp.ListResourcesRequest))
-		case "resources/templates/list":
-			return g.listTemplates(ctx, req.(*mcp.ListResourceTemplatesRequest))
-		case "initialize":
-			res, err := next(ctx, method, req)
-			if ss := req.GetSession().(*mcp.ServerSession); err == nil && ss.ID() != "" {
-				g.sessions.add(ss, identity.From(ctx).Key())
-			}
-			return res, err
-		case "logging/setLevel":
-			r := req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams])
-			res, err := next(ctx, method, req)
-			if err == nil && r.Session.ID() != "" {
-				g.keepPeer(r.Session, func(p *peer) { p.logLevel = r.Params.Level })
-			}
-			return res, err
-		case "tools/call", "resources/read", "prompts/get", "completion/complete":
-			if r, ok := req.(*mcp.CallToolRequest); ok {
-				// A tool of a backend that is down is no longer registered;
-				// say which backend is down rather than "unknown tool".
-				if pub := g.pub.Load(); pub.cat.Tool(r.Params.Name) == nil {
-					if _, offline := pub.offline[r.Params.Name]; offline {
-						return g.callOffline(ctx, pub, r)
-					}
+		res, err := g.handle(ctx, method, req, next)
+		if err != nil {
+			ss, _ := req.GetSession().(*mcp.ServerSession)
+			err = inRevision(ss, err)
+		}
+		return res, err
+	}
+}
+
+func (g *Gateway) handle(ctx context.Context, method string, req mcp.Request, next mcp.MethodHandler) (mcp.Result, error) {
+	ctx = identity.With(ctx, identityOf(req))
+	switch method {
+	case "tools/list":
+		if g.opts.ToolSearch != nil {
+			return g.listSearchMode(ctx, req.(*mcp.ListToolsRequest))
+		}
+		return g.listTools(ctx, req.(*mcp.ListToolsRequest))
+	case "prompts/list":
+		return g.listPrompts(ctx, req.(*mcp.ListPromptsRequest))
+	case "resources/list":
+		return g.listResources(ctx, req.(*mcp.ListResourcesRequest))
+	case "resources/templates/list":
+		return g.listTemplates(ctx, req.(*mcp.ListResourceTemplatesRequest))
+	case "initialize":
+		res, err := next(ctx, method, req)
+		if ss := req.GetSession().(*mcp.ServerSession); err == nil && ss.ID() != "" {
+			g.sessions.add(ss, identity.From(ctx).Key())
+		}
+		return res, err
+	case "logging/setLevel":
+		r := req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams])
+		res, err := next(ctx, method, req)
+		if err == nil && r.Session.ID() != "" {
+			g.keepPeer(r.Session, func(p *peer) { p.logLevel = r.Params.Level })
+		}
+		return res, err
+	case "tools/call", "resources/read", "prompts/get", "completion/complete":
+		if r, ok := req.(*mcp.CallToolRequest); ok {
+			// A tool of a backend that is down is no longer registered;
+			// say which backend is down rather than "unknown tool".
+			if pub := g.pub.Load(); pub.cat.Tool(r.Params.Name) == nil {
+				if _, offline := pub.offline[r.Params.Name]; offline {
+					return g.callOffline(ctx, pub, r)
 				}
 			}
-			if !g.calls.start() {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"}
-			}
-			defer g.calls.end()
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			defer context.AfterFunc(g.stopCtx, cancel)()
-			if r, ok := req.(*mcp.CallToolRequest); ok && g.opts.ToolSearch.Handles(r.Params.Name) {
-				return g.callSearchMode(ctx, r)
-			}
-			return next(ctx, method, req)
+		}
+		if !g.calls.start() {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "vmcp is shutting down"}
+		}
+		defer g.calls.end()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(g.stopCtx, cancel)()
+		if r, ok := req.(*mcp.CallToolRequest); ok && g.opts.ToolSearch.Handles(r.Params.Name) {
+			return g.callSearchMode(ctx, r)
 		}
 		return next(ctx, method, req)
 	}
+	return next(ctx, method, req)
 }
 
 // callTracker counts calls in flight; once draining, it refuses new ones.
@@ -113,6 +125,30 @@ func (t *callTracker) drain() <-chan struct{} {
 	return t.idle
 }
 
+// notFoundMessage is the go-sdk's message for a resource that is not there.
+var notFoundMessage = mcp.ResourceNotFoundError("").(*jsonrpc.Error).Message
+
+// codeResourceNotFound is the error code of a resource that is not there in
+// the 2025-11-25 revision and earlier; the 2026-07-28 revision uses -32602
+// (SEP-2164), as the go-sdk does.
+const codeResourceNotFound = -32002
+
+// inRevision gives a resource-not-found error the code of the revision of
+// the session it answers: a session of the 2025-11-25 revision (one with an
+// id) gets -32002, a stateless request -32602.
+func inRevision(ss *mcp.ServerSession, err error) error {
+	var e *jsonrpc.Error
+	if !errors.As(err, &e) || e.Message != notFoundMessage || e.Code != jsonrpc.CodeInvalidParams && e.Code != codeResourceNotFound {
+		return err
+	}
+	c := *e
+	c.Code = jsonrpc.CodeInvalidParams
+	if ss != nil && ss.ID() != "" {
+		c.Code = codeResourceNotFound
+	}
+	return &c
+}
+
 func unknown(kind, name string) error {
 	return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown %s %q", kind, name)}
 }
@@ -151,18 +187,22 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	return res, nil
 }
 
-// callOffline answers a call to a tool whose backend is down with an
-// error naming the backend (to callers who may call it; to others the tool
-// is unknown).
+// callOffline answers a call to a tool that is not in the catalog.
 func (g *Gateway) callOffline(ctx context.Context, pub *published, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-	name := req.Params.Name
+	return g.missingTool(ctx, pub, req.Params.Name, req.Params.Arguments)
+}
+
+// missingTool answers a call to a tool that is not in the catalog: if its
+// backend is down, an error result naming the backend (to callers who may
+// call it); otherwise, and to others, the unknown-tool error, which is also
+// what a caller gets for a tool it may not call.
+func (g *Gateway) missingTool(ctx context.Context, pub *published, name string, args json.RawMessage) (*mcp.CallToolResult, error) {
 	backendName, ok := pub.offline[name]
 	if !ok {
 		return nil, unknown("tool", name)
 	}
 	if a := g.opts.Authorizer; a != nil {
-		if err := g.authorize(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name,
-			authz.ArgumentsOf(req.Params.Arguments), "tools/call"); err != nil {
+		if err := g.authorize(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name, authz.ArgumentsOf(args), "tools/call"); err != nil {
 			return nil, err
 		}
 	}
@@ -291,7 +331,10 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 			return nil, unknown("resource template", ref.URI)
 		}
 		if err := g.mayRead(ctx, ref.URI, t.Backend, "completion/complete"); err != nil {
-			return nil, err
+			if errors.Is(err, errAuthzUnavailable) {
+				return nil, err
+			}
+			return nil, unknown("resource template", ref.URI) // as for a template that is not there
 		}
 		backendName = t.Backend
 	default:
@@ -318,29 +361,135 @@ func findTemplate(c *router.Catalog, uriTemplate string) *router.Template {
 }
 
 func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
-	name, uri, ok := g.resourceOwner(req.Params.URI)
+	uri := req.Params.URI
+	name, original, ok := g.resourceOwner(uri)
 	if !ok {
-		return mcp.ResourceNotFoundError(req.Params.URI)
+		return mcp.ResourceNotFoundError(uri)
 	}
-	if err := g.mayRead(ctx, req.Params.URI, name, "resources/subscribe"); err != nil {
+	if err := g.mayRead(ctx, uri, name, "resources/subscribe"); err != nil {
 		return err
 	}
-	if err := g.backends.Get(name).Subscribe(ctx, uri); err != nil {
+	first, release := g.subs.add(req.Session, uri, subscription{backend: name, original: original})
+	if !first {
+		return nil // the session is subscribed already
+	}
+	if err := g.backends.Get(name).Subscribe(ctx, original); err != nil {
+		release()
 		return g.backendError("resources/subscribe", name, err)
+	}
+	g.watchSubscriptions(req.Session)
+	return nil
+}
+
+// unsubscribe ends a subscription of the calling session: only the session
+// that subscribed can end it, and only if it may still read the resource
+// (to others an unknown resource and a forbidden one look alike).
+func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
+	uri := req.Params.URI
+	sub, subscribed := g.subs.get(req.Session, uri)
+	name, _, known := g.resourceOwner(uri)
+	switch {
+	case known:
+		if err := g.mayRead(ctx, uri, name, "resources/unsubscribe"); err != nil {
+			return err
+		}
+	case !subscribed:
+		return mcp.ResourceNotFoundError(uri)
+	}
+	if !subscribed || !g.subs.remove(req.Session, uri) {
+		return nil // nothing of this session's to end
+	}
+	if err := g.backends.Get(sub.backend).Unsubscribe(ctx, sub.original); err != nil {
+		return g.backendError("resources/unsubscribe", sub.backend, err)
 	}
 	return nil
 }
 
-func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
-	name, uri, ok := g.resourceOwner(req.Params.URI)
-	if !ok {
-		return mcp.ResourceNotFoundError(req.Params.URI)
-	}
-	if err := g.backends.Get(name).Unsubscribe(ctx, uri); err != nil {
-		return g.backendError("resources/unsubscribe", name, err)
-	}
-	return nil
+// subscription is a session's subscription to a resource: its backend and
+// the backend's URI.
+type subscription struct{ backend, original string }
+
+// subscriptions are the resource subscriptions of each session, by the
+// URI the session knows. The backends count subscribers per resource; each
+// session counts once per resource, and its subscriptions end with it.
+type subscriptions struct {
+	mu      sync.Mutex // guards the fields below
+	m       map[*mcp.ServerSession]map[string]subscription
+	watched map[*mcp.ServerSession]bool // sessions with a watcher (watchSubscriptions)
 }
+
+// add records a subscription; first is false if the session had it
+// already. release forgets a first one again.
+func (s *subscriptions) add(ss *mcp.ServerSession, uri string, sub subscription) (first bool, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[*mcp.ServerSession]map[string]subscription{}
+	}
+	own := s.m[ss]
+	if _, ok := own[uri]; ok {
+		return false, nil
+	}
+	if own == nil {
+		own = map[string]subscription{}
+		s.m[ss] = own
+	}
+	own[uri] = sub
+	return true, func() { s.remove(ss, uri) }
+}
+
+func (s *subscriptions) get(ss *mcp.ServerSession, uri string) (subscription, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, ok := s.m[ss][uri]
+	return sub, ok
+}
+
+// remove forgets a subscription, reporting whether there was one.
+func (s *subscriptions) remove(ss *mcp.ServerSession, uri string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[ss][uri]; !ok {
+		return false
+	}
+	delete(s.m[ss], uri)
+	return true
+}
+
+// watchSubscriptions ends the subscriptions of ss at the backends when ss
+// ends; one watcher per session that has subscriptions.
+func (g *Gateway) watchSubscriptions(ss *mcp.ServerSession) {
+	g.subs.mu.Lock()
+	if g.subs.watched == nil {
+		g.subs.watched = map[*mcp.ServerSession]bool{}
+	}
+	watched := g.subs.watched[ss]
+	g.subs.watched[ss] = true
+	g.subs.mu.Unlock()
+	if watched {
+		return
+	}
+	go func() {
+		_ = ss.Wait()
+		g.subs.mu.Lock()
+		own := g.subs.m[ss]
+		delete(g.subs.m, ss)
+		delete(g.subs.watched, ss)
+		g.subs.mu.Unlock()
+		for _, sub := range own {
+			ctx, cancel := context.WithTimeout(context.Background(), unsubscribeTimeout)
+			if b := g.backends.Get(sub.backend); b != nil {
+				if err := b.Unsubscribe(ctx, sub.original); err != nil {
+					g.logger.Debug("ending a closed session's subscription", "backend", sub.backend, "error", err)
+				}
+			}
+			cancel()
+		}
+	}()
+}
+
+// unsubscribeTimeout bounds ending one subscription of a closed session.
+const unsubscribeTimeout = 5 * time.Second
 
 // ResourceUpdated relays a backend's resource update to subscribed clients,
 // under the URI they know. Pass it as [backend.Options.OnResourceUpdated].

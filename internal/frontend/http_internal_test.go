@@ -48,7 +48,10 @@ func TestIsModern(t *testing.T) {
 		{"modern header", "2026-07-28", `{}`, true},
 		{"modern _meta without header", "", meta, true},
 		{"key only inside arguments", "", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"io.modelcontextprotocol/protocolVersion":"x"}}}`, false},
-		{"future version", "2099-01-01", `{}`, true},
+		// Unknown versions are refused at the edge; as strings, both sort
+		// after 2026-07-28.
+		{"unknown future version", "2099-01-01", `{}`, false},
+		{"garbage version", "garbage", `{}`, false},
 	}
 	for _, tc := range tests {
 		h := http.Header{}

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -19,14 +20,18 @@ import (
 const identityKey = "vmcp.identity"
 
 // sdk serves r with h, handing it the caller's identity if there is one.
-func (g *Gateway) sdk(h *mcp.StreamableHTTPHandler, w http.ResponseWriter, r *http.Request) {
+// id is the request's JSON-RPC id, if known, for the errors the SDK
+// answers in plain text (sdkWriter).
+func (g *Gateway) sdk(h *mcp.StreamableHTTPHandler, w http.ResponseWriter, r *http.Request, id json.RawMessage) {
+	sw := &sdkWriter{ResponseWriter: w, id: id}
+	defer sw.finish()
 	switch {
 	case identity.From(r.Context()).IsAnonymous():
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(sw, r)
 	case h == g.stateful:
-		g.statefulAuthed.ServeHTTP(w, r)
+		g.statefulAuthed.ServeHTTP(sw, r)
 	default:
-		g.statelessAuthed.ServeHTTP(w, r)
+		g.statelessAuthed.ServeHTTP(sw, r)
 	}
 }
 

@@ -111,15 +111,25 @@ func (g *Gateway) keepPeer(ss *mcp.ServerSession, set func(*peer)) *peer {
 	set(p)
 	p.mu.Unlock()
 	if !ok {
-		go func() {
+		g.peersWG.Go(func() {
 			_ = ss.Wait()
 			g.peersMu.Lock()
 			delete(g.peers, ss)
 			g.peersMu.Unlock()
 			close(p.done)
-		}()
+		})
 	}
 	return p
+}
+
+// CloseSessions ends every session of the gateway's MCP server and waits
+// until the goroutines that served and watched them have stopped. Call it
+// at shutdown, once no request is served any more.
+func (g *Gateway) CloseSessions() {
+	for ss := range g.server.Sessions() {
+		_ = ss.Close()
+	}
+	g.peersWG.Wait()
 }
 
 // noRelay is the peer of a stateless call: it takes nothing back, so what

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -71,10 +72,34 @@ func (s *liveSession) hasCalls() bool {
 	return len(s.calls) > 0
 }
 
+// sessionTable holds the initialized sessions and bounds their number:
+// in all (max) and per authenticated user (maxPerUser). An initialize
+// reserves a place at the edge before the SDK creates its session, and
+// gives it back when it ends (settle); the session, if one was made, holds
+// a place of its own from when it is added. For the moment between the two
+// both count, which errs on the side of refusing.
 type sessionTable struct {
-	mu sync.RWMutex // guards m
-	m  map[string]*liveSession
+	max, maxPerUser int // fixed at creation; 0: no limit
+
+	mu      sync.RWMutex // guards the fields below
+	m       map[string]*liveSession
+	users   map[string]*userSlots // by identity.Key ("" for anonymous callers)
+	pending int                   // places reserved by initializes in flight, of all users
+
+	refusedTotal, refusedUser atomic.Int64 // initializes refused by each limit
 }
+
+// userSlots counts one user's sessions and reserved places.
+type userSlots struct {
+	open    int // sessions in the table
+	pending int // places reserved by initializes in flight
+}
+
+// Errors of a refused initialize.
+var (
+	errTooManySessions     = errors.New("the gateway has as many sessions open as it allows (server.maxSessions); try again later")
+	errTooManyUserSessions = errors.New("this user has as many sessions open as vmcp allows one user (server.maxSessionsPerPrincipal): end one (DELETE) or try again later")
+)
 
 func (t *sessionTable) get(id string) *liveSession {
 	if id == "" {
@@ -86,22 +111,126 @@ func (t *sessionTable) get(id string) *liveSession {
 	return s
 }
 
+// slots returns user's counts, creating them; t.mu is held.
+func (t *sessionTable) slots(user string) *userSlots {
+	u := t.users[user]
+	if u == nil {
+		if t.users == nil {
+			t.users = map[string]*userSlots{}
+		}
+		u = &userSlots{}
+		t.users[user] = u
+	}
+	return u
+}
+
+// forget drops user's counts once they are all zero; t.mu is held.
+func (t *sessionTable) forget(user string, u *userSlots) {
+	if *u == (userSlots{}) {
+		delete(t.users, user)
+	}
+}
+
+// reserve takes a place for an initialize of user, or says which limit
+// refuses it.
+func (t *sessionTable) reserve(user string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.max > 0 && len(t.m)+t.pending >= t.max {
+		t.refusedTotal.Add(1)
+		return errTooManySessions
+	}
+	u := t.slots(user)
+	if user != "" && t.maxPerUser > 0 && u.open+u.pending >= t.maxPerUser {
+		t.forget(user, u)
+		t.refusedUser.Add(1)
+		return errTooManyUserSessions
+	}
+	u.pending++
+	t.pending++
+	return nil
+}
+
+// settle gives back the place an initialize of user reserved.
+func (t *sessionTable) settle(user string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if u := t.users[user]; u != nil && u.pending > 0 {
+		u.pending--
+		t.pending--
+		t.forget(user, u)
+	}
+}
+
 func (t *sessionTable) add(ss *mcp.ServerSession, user string) {
 	s := &liveSession{ss: ss, user: user, created: time.Now().UnixNano()}
 	s.lastUsed.Store(s.created)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.m == nil {
 		t.m = map[string]*liveSession{}
 	}
+	if _, ok := t.m[ss.ID()]; ok {
+		return
+	}
 	t.m[ss.ID()] = s
-	t.mu.Unlock()
+	t.slots(user).open++
 }
 
 func (t *sessionTable) remove(id string) {
 	t.mu.Lock()
-	delete(t.m, id)
+	t.drop(id)
 	t.mu.Unlock()
 }
+
+// drop removes a session; t.mu is held.
+func (t *sessionTable) drop(id string) {
+	s, ok := t.m[id]
+	if !ok {
+		return
+	}
+	delete(t.m, id)
+	if u := t.users[s.user]; u != nil {
+		u.open--
+		t.forget(s.user, u)
+	}
+}
+
+// SessionStats are the numbers the session limits act on.
+type SessionStats struct {
+	// Open is the number of 2025-11-25 sessions open.
+	Open int
+	// RefusedTotal and RefusedPrincipal count the initializes refused by
+	// server.maxSessions and by server.maxSessionsPerPrincipal.
+	RefusedTotal, RefusedPrincipal int64
+}
+
+// SessionStats returns the session counts, for metrics.
+func (g *Gateway) SessionStats() SessionStats {
+	t := &g.sessions
+	t.mu.RLock()
+	open := len(t.m)
+	t.mu.RUnlock()
+	return SessionStats{Open: open, RefusedTotal: t.refusedTotal.Load(), RefusedPrincipal: t.refusedUser.Load()}
+}
+
+// refuseSession answers an initialize refused by a session limit.
+func (g *Gateway) refuseSession(w http.ResponseWriter, req *request, err error) {
+	status := http.StatusServiceUnavailable
+	if errors.Is(err, errTooManyUserSessions) {
+		status = http.StatusTooManyRequests
+	}
+	if now := time.Now().Unix(); g.sessionWarned.Load() <= now-60 {
+		g.sessionWarned.Store(now)
+		g.logger.Warn("session limit reached: initialize refused (logged once a minute; counted in vmcp_sessions_refused_total)", "error", err)
+	}
+	w.Header().Set("Retry-After", "60")
+	writeError(w, status, codeServerError, req.id, "vmcp: "+err.Error())
+}
+
+// codeServerError is JSON-RPC's generic implementation-defined server
+// error, for refusals that are no fault of the request.
+const codeServerError = -32000
 
 // sweep closes the sessions idle since before cutoff and forgets those the
 // SDK no longer has (closed by the server's shutdown, say).
@@ -113,9 +242,9 @@ func (t *sessionTable) sweep(cutoff time.Time, live func() map[*mcp.ServerSessio
 	for id, s := range t.m {
 		switch {
 		case !alive[s.ss] && s.created < asked:
-			delete(t.m, id)
+			t.drop(id)
 		case s.active.Load() == 0 && s.lastUsed.Load() < cutoff.UnixNano():
-			delete(t.m, id)
+			t.drop(id)
 			idle = append(idle, s)
 		}
 	}

@@ -160,6 +160,12 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 		targets[Proxy] = Config{URL: env.proxy, Tool: "echo", CPUPids: env.pids}
 		names = append(names, Proxy)
 	}
+	return interleave(ctx, cfg, targets, names)
+}
+
+// interleave runs the targets (in the order of names, reversed every
+// other round) at every concurrency, cfg.Rounds times.
+func interleave(ctx context.Context, cfg CompareConfig, targets map[string]Config, names []string) (*Comparison, error) {
 	out := &Comparison{Config: cfg}
 	for round := 1; round <= cfg.Rounds; round++ {
 		order := slices.Clone(names)
@@ -172,13 +178,14 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 				rc.Mode, rc.Concurrency, rc.Duration, rc.Warmup, rc.Protocol = cfg.Mode, c, cfg.Duration, cfg.Warmup, cfg.Protocol
 				rc.Raw, rc.HTTP2 = cfg.Client == ClientRaw, cfg.HTTP2
 				var res *Result
+				var err error
 				pprof.Do(ctx, pprof.Labels("role", "client"), func(ctx context.Context) {
 					res, err = Run(ctx, rc)
 				})
 				if err != nil {
 					return nil, fmt.Errorf("round %d, %s, %d sessions: %w", round, name, c, err)
 				}
-				fmt.Fprintf(cfg.Log, "round %d  %-6s  %2d sessions  %s\n", round, name, c, res)
+				fmt.Fprintf(cfg.Log, "round %d  %-8s  %2d sessions  %s\n", round, name, c, res)
 				out.Samples = append(out.Samples, Sample{Round: round, Target: name, Concurrency: c, Result: res})
 			}
 		}
@@ -315,21 +322,26 @@ func (c *Comparison) Summaries() []Summary {
 			if target == Proxy && !c.hasProxy() {
 				continue
 			}
-			s := Summary{Target: target, Concurrency: conc}
-			var tp []float64
-			var p50, p90, p99, cpu []time.Duration
-			for _, x := range c.Samples {
-				if x.Target == target && x.Concurrency == conc {
-					tp, p50, p90, p99 = append(tp, x.Throughput), append(p50, x.P50), append(p90, x.P90), append(p99, x.P99)
-					cpu = append(cpu, x.CPU)
-					s.Errors += x.Errors
-				}
-			}
-			s.Throughput, s.P50, s.P90, s.P99, s.CPU = median(tp), median(p50), median(p90), median(p99), median(cpu)
-			out = append(out, s)
+			out = append(out, c.SummaryOf(target, conc))
 		}
 	}
 	return out
+}
+
+// SummaryOf is the medians over rounds of target at concurrency conc.
+func (c *Comparison) SummaryOf(target string, conc int) Summary {
+	s := Summary{Target: target, Concurrency: conc}
+	var tp []float64
+	var p50, p90, p99, cpu []time.Duration
+	for _, x := range c.Samples {
+		if x.Target == target && x.Concurrency == conc {
+			tp, p50, p90, p99 = append(tp, x.Throughput), append(p50, x.P50), append(p90, x.P90), append(p99, x.P99)
+			cpu = append(cpu, x.CPU)
+			s.Errors += x.Errors
+		}
+	}
+	s.Throughput, s.P50, s.P90, s.P99, s.CPU = median(tp), median(p50), median(p90), median(p99), median(cpu)
+	return s
 }
 
 // AddedP50 is the median over rounds of the gateway's p50 minus the direct
@@ -369,6 +381,12 @@ func (c *Comparison) ThroughputRatioOf(target string, conc int) float64 {
 // paired applies f to the direct run and the run of target of every round
 // at concurrency conc.
 func paired[T any](c *Comparison, target string, conc int, f func(direct, other *Result) T) []T {
+	return pairedWith(c, Direct, target, conc, f)
+}
+
+// pairedWith applies f to the runs of base and target of every round at
+// concurrency conc.
+func pairedWith[T any](c *Comparison, base, target string, conc int, f func(base, other *Result) T) []T {
 	var out []T
 	for round := 1; round <= c.Config.Rounds; round++ {
 		var d, g *Result
@@ -377,7 +395,7 @@ func paired[T any](c *Comparison, target string, conc int, f func(direct, other 
 				continue
 			}
 			switch x.Target {
-			case Direct:
+			case base:
 				d = x.Result
 			case target:
 				g = x.Result

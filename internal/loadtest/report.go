@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -98,6 +99,7 @@ type Suite struct {
 	List      *Comparison   // tools/list of Backends×Tools tools
 	AuthCalls *Comparison   // tools/call with JWT + Cedar (20 policies)
 	AuthList  *Comparison   // tools/list of Backends×Tools tools, JWT + Cedar, filtered per user
+	Stores    *Comparison   // tools/call with vmcp's own tokens, per storage type (CompareStores)
 	Decision  time.Duration // one Cedar decision of the authenticated scenarios (DecisionCost)
 	Idle      []*IdleResult
 	IdleStack []*IdleResult // with IdleStackEnv
@@ -121,6 +123,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	list := CompareConfig{Log: cfg.Log, Mode: ModeList, Rounds: 3, Concurrency: []int{1, 4}}
 	authCalls := CompareConfig{Log: cfg.Log, Auth: true, Floor: true}
 	authList := CompareConfig{Log: cfg.Log, Mode: ModeList, Auth: true, Rounds: 3, Concurrency: []int{1, 4}}
+	stores := StoresConfig{Log: cfg.Log}
 	idle := IdleConfig{Log: cfg.Log}
 	cold := ColdStartConfig{Log: cfg.Log}
 	coldStdio := ColdStartConfig{Log: cfg.Log, Stdio: true, Runs: 3}
@@ -128,6 +131,7 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 		for _, c := range []*CompareConfig{&calls, &isolated, &stateless, &list, &authCalls, &authList} {
 			c.Rounds, c.Duration, c.Warmup, c.Concurrency = 1, 200*time.Millisecond, 50*time.Millisecond, []int{1, 4}
 		}
+		stores.Rounds, stores.Duration, stores.Warmup, stores.Concurrency = 1, 200*time.Millisecond, 50*time.Millisecond, []int{1, 4}
 		list.Backends, list.Tools = 3, 5
 		authList.Backends, authList.Tools = 4, 5 // b00 and b03 visible, b01 and b02 not
 		idle.Sessions = 20
@@ -150,6 +154,14 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) (*Suite, error) {
 	step("tools/list", func() (e error) { s.List, e = Compare(ctx, list); return })
 	step("tools/call, JWT + Cedar", func() (e error) { s.AuthCalls, e = Compare(ctx, authCalls); return })
 	step("tools/list, JWT + Cedar, filtered per user", func() (e error) { s.AuthList, e = Compare(ctx, authList); return })
+	step("tools/call per storage type", func() (e error) {
+		if _, lerr := exec.LookPath("redis-server"); lerr != nil {
+			fmt.Fprintf(cfg.Log, "%v: the Redis store is left out\n", ErrNoRedis)
+			stores.Stores = []string{StoreMemory, StoreEmbedded}
+		}
+		s.Stores, e = CompareStores(ctx, stores)
+		return
+	})
 	step("one Cedar decision", func() (e error) {
 		n := 20000
 		if cfg.Smoke {
@@ -252,6 +264,10 @@ func (s *Suite) Markdown() string {
 	if s.AuthCalls != nil {
 		s.AuthCalls.markdown(&b, "tools/call, JWT + Cedar (20 policies), session protocol, one process: "+
 			"vmcp validates an RS256 JWT on every request and decides every call; the direct backend has no authentication")
+	}
+	if c := s.Stores; c != nil {
+		b.WriteString(c.StoresMarkdown("tools/call with a vmcp access token (embedded authorization server), by storage type; one process"))
+		b.WriteString("\n")
 	}
 	if c := s.AuthList; c != nil {
 		c.markdown(&b, fmt.Sprintf("tools/list, JWT + Cedar (20 policies), filtered per user: vmcp over %d backends × %d tools, of which "+

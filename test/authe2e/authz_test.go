@@ -73,6 +73,8 @@ func TestPoliciesOnUpstreamClaims(t *testing.T) {
 		{"opaque/group denies", hydra.Opaque, []string{`permit(principal in Vmcp::Group::"engineering", action, resource);`}, bob, false},
 		{"opaque/forbid upstream subject", hydra.Opaque, []string{`permit(principal, action, resource);`,
 			`forbid(principal, action, resource) when { principal.sub == "alice-123" };`}, alice, false},
+		{"opaque/unverified email denies", hydra.Opaque, []string{`permit(principal, action, resource) when { principal.email like "*@corp.example" };`},
+			hydra.Login{Subject: "mallory", IDTokenClaims: map[string]any{"email": "ceo@corp.example", "email_verified": false}}, false},
 		{"jwt without email/email from ID token", hydra.JWT, []string{`permit(principal, action, resource) when { principal.email like "*@corp.example" };`}, alice, true},
 	}
 	for _, tc := range tests {

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -50,31 +49,7 @@ func startGateway(t *testing.T, h *hydra.Hydra, mutate func(string) string) *gat
 	base := "http://" + addr
 	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
 	t.Setenv("VMCP_SECRET_HYDRA_CLIENTSECRET", secret)
-	doc := fmt.Sprintf(`
-name: authe2e
-incomingAuth:
-  type: oidc
-  oidcConfigRef: {name: gateway-incoming, audience: %[1]s/mcp}
-authServerConfig:
-  issuer: %[1]s
-  tokenLifespans: {accessToken: 5m}
-  upstreamProviders:
-  - name: hydra
-    type: oidc
-    oidcConfig:
-      issuerUrl: %[2]s
-      clientId: %[3]s
-      clientSecretRef: {name: hydra, key: clientSecret}
-      scopes: [openid, email, profile, offline_access]
-config:
-  aggregation:
-    conflictResolution: prefix
-backends:
-- name: fixture
-  url: %[4]s
-server:
-  listen: %[5]s
-`, base, h.Issuer(), id, vmcptest.FixtureBackend(t), addr)
+	doc := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), "server:\n  listen: "+addr+"\n")
 	if mutate != nil {
 		doc = mutate(doc)
 	}
@@ -182,9 +157,8 @@ type tokens struct {
 
 const goRedirect = "http://127.0.0.1:7999/cb"
 
-// goLogin registers a public client and runs the flow with the Go browser.
-// beforeHop lets a test act on the way.
-func goLogin(t *testing.T, g *gateway, beforeHop func(*url.URL) error) tokens {
+// registerGoClient registers a public client redirecting to goRedirect.
+func registerGoClient(t *testing.T, g *gateway) string {
 	t.Helper()
 	body := `{"redirect_uris":["` + goRedirect + `"],"grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none","client_name":"go"}`
 	resp, err := http.Post(g.base+"/oauth/register", "application/json", strings.NewReader(body))
@@ -195,13 +169,27 @@ func goLogin(t *testing.T, g *gateway, beforeHop func(*url.URL) error) tokens {
 	_ = json.NewDecoder(resp.Body).Decode(&reg)
 	resp.Body.Close()
 	client, _ := reg["client_id"].(string)
-	verifier := "verifier-0123456789-0123456789-0123456789-0123456789"
+	return client
+}
+
+// goAuthorizeURL is the authorization request of client with the PKCE
+// challenge of verifier.
+func goAuthorizeURL(g *gateway, client, verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {goRedirect}, "state": {"state-123456"},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {g.mcpURL()}}
+	return g.base + "/oauth/authorize?" + q.Encode()
+}
+
+// goLogin registers a public client and runs the flow with the Go browser.
+// beforeHop lets a test act on the way.
+func goLogin(t *testing.T, g *gateway, beforeHop func(*url.URL) error) tokens {
+	t.Helper()
+	client := registerGoClient(t, g)
+	verifier := "verifier-0123456789-0123456789-0123456789-0123456789"
 	b := g.hydra.NewBrowser()
 	b.BeforeHop = beforeHop
-	back, err := b.Authorize(t.Context(), g.base+"/oauth/authorize?"+q.Encode(), goRedirect)
+	back, err := b.Authorize(t.Context(), goAuthorizeURL(g, client, verifier), goRedirect)
 	if err != nil {
 		return tokens{Error: err.Error(), client: client}
 	}

@@ -31,7 +31,7 @@ func startFixtureHTTP(t *testing.T) string {
 // fronting the conformance fixture: every scenario must pass through the
 // gateway.
 func TestConformance(t *testing.T) {
-	setup(t)
+	setupTools(t)
 	t.Parallel()
 	tl := needTools(t)
 	fixture := startFixtureHTTP(t)

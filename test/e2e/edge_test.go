@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"strings"
@@ -48,6 +49,9 @@ server:
 		wantStatus int
 		// wantCode is the JSON-RPC error code the body must carry.
 		wantCode int64
+		// wantID is the id the error must carry: the request's once its
+		// body is read, else null.
+		wantID string
 	}{
 		{name: "malformed JSON", method: "POST", body: `{"jsonrpc":"2.0","id":1,"method":`, session: "live",
 			wantStatus: 400, wantCode: -32700},
@@ -79,7 +83,11 @@ server:
 		{name: "loopback Origin POST", method: "POST", body: ping, headers: []string{"Origin: http://localhost:5173"}, session: "live",
 			wantStatus: 200},
 		{name: "request without a session", method: "POST", body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
-			wantStatus: 400, wantCode: -32600},
+			wantStatus: 400, wantCode: -32600, wantID: "1"},
+		{name: "unknown protocol revision", method: "POST", body: ping, headers: []string{"Mcp-Protocol-Version: 2099-01-01"}, session: "live",
+			wantStatus: 400, wantCode: -32022, wantID: "7"},
+		{name: "foreign Host", method: "POST", body: ping, headers: []string{"Host: evil.example"}, session: "live",
+			wantStatus: 403, wantCode: -32600},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,8 +109,8 @@ server:
 					t.Errorf("the body is not a JSON-RPC message: %v", r)
 				case ok && (m.Error == nil || m.Error.Code != tc.wantCode):
 					t.Errorf("the body is %s, want a JSON-RPC error with code %d", r.body, tc.wantCode)
-				case ok && string(m.ID) != "null":
-					t.Errorf("the error has id %s, want null", m.ID)
+				case ok && string(m.ID) != cmp.Or(tc.wantID, "null"):
+					t.Errorf("the error has id %s, want %s", m.ID, cmp.Or(tc.wantID, "null"))
 				}
 			}
 			if tc.wantStatus == 200 {

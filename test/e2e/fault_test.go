@@ -17,7 +17,7 @@ import (
 // the other backends keep serving during the outage, and the backend is
 // restarted and usable again.
 func TestStdioBackendKilledMidCall(t *testing.T) {
-	setup(t)
+	setupTools(t)
 	t.Parallel()
 	tl := needTools(t)
 	// While the gate file exists, js/gate.mjs refuses to start

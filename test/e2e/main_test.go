@@ -13,35 +13,40 @@ import (
 	"testing"
 )
 
-// enabled is true when VMCP_E2E=1 (as in test/authe2e); every test calls
-// setup, which skips otherwise.
+// enabled is true when VMCP_E2E=1 (as in test/authe2e). The tests that need
+// third-party tools (Node 22, the npm packages) call setupTools, which skips
+// otherwise; the tests that need only Go call setup and always run (on
+// Linux), in `make test-unit` too.
 var enabled bool
 
-// bins holds the binaries TestMain builds once for the whole package.
-var bins struct {
-	vmcp, fixture string
-}
+// bins holds the binaries built once for the whole package, on first use
+// (buildOnce), into binDir.
+var (
+	binDir string
+	bins   struct {
+		vmcp, fixture string
+	}
+	buildOnce = sync.OnceValue(func() error { return build(binDir) })
+)
 
 func TestMain(m *testing.M) {
-	if os.Getenv("VMCP_E2E") != "1" {
-		fmt.Println("e2e: VMCP_E2E is not 1: skipping the end-to-end tests (make test sets it)")
-		os.Exit(m.Run())
+	enabled = os.Getenv("VMCP_E2E") == "1"
+	if !enabled {
+		fmt.Println("e2e: VMCP_E2E is not 1: the tests that need Node and the npm packages are skipped (make test sets it); the Go-only ones run")
 	}
-	enabled = true
 	if runtime.GOOS != "linux" {
-		fmt.Fprintln(os.Stderr, "e2e: the end-to-end tests need Linux (they read /proc)")
-		os.Exit(1)
+		if enabled {
+			fmt.Fprintln(os.Stderr, "e2e: the end-to-end tests need Linux (they read /proc)")
+			os.Exit(1)
+		}
+		os.Exit(m.Run()) // every test skips itself
 	}
 	dir, err := os.MkdirTemp("", "vmcp-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
-	if err := build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -68,12 +73,27 @@ func build(dir string) error {
 	return nil
 }
 
-// setup skips the test unless the end-to-end tests are enabled.
+// setup prepares a test that needs only Go: it skips off Linux and builds
+// the binaries on first use. These tests run without VMCP_E2E.
 func setup(t *testing.T) {
 	t.Helper()
-	if !enabled {
-		t.Skip("end-to-end test: set VMCP_E2E=1 to run it")
+	if binDir == "" {
+		t.Skip("end-to-end test: needs Linux (it reads /proc)")
 	}
+	if err := buildOnce(); err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+}
+
+// setupTools prepares a test that needs the third-party tools of
+// scripts/tools.sh: it skips unless VMCP_E2E=1 (and then needTools fails,
+// never skips, when one is missing).
+func setupTools(t *testing.T) {
+	t.Helper()
+	if !enabled {
+		t.Skip("end-to-end test with Node and npm packages: set VMCP_E2E=1 to run it")
+	}
+	setup(t)
 }
 
 // tools locates the third-party parts scripts/tools.sh installs.
@@ -114,6 +134,9 @@ var findToolsOnce = sync.OnceValues(findTools)
 // missing: with VMCP_E2E=1, CI must not pass by running nothing.
 func needTools(t *testing.T) *tools {
 	t.Helper()
+	if !enabled { // a test that needs the tools but called setup, not setupTools
+		t.Skip("end-to-end test with Node and npm packages: set VMCP_E2E=1 to run it")
+	}
 	tl, err := findToolsOnce()
 	if err != nil {
 		t.Fatalf("e2e: %v\ninstall the tools with scripts/tools.sh, then run: eval \"$(scripts/tools.sh env)\" && VMCP_E2E=1 go test ./test/e2e/", err)

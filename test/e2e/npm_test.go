@@ -92,7 +92,7 @@ func runTSClient(t *testing.T, tl *tools, url string, calls []tsCall) tsOutput {
 // server-everything over stdio and over streamable HTTP, server-memory over
 // stdio — and drives them with the TypeScript SDK client.
 func TestNPMServers(t *testing.T) {
-	setup(t)
+	setupTools(t)
 	t.Parallel()
 	tl := needTools(t)
 	// E2E_INSTANCE tells the two server-everything processes apart: its

@@ -19,7 +19,7 @@ const stopGrace = 10 * time.Second
 // through npx, so that it has grandchildren — and checks that it exits with
 // status 0 within its shutdown timeout and leaves no process behind.
 func TestShutdown(t *testing.T) {
-	setup(t)
+	setupTools(t)
 	t.Parallel()
 	tl := needTools(t)
 	tests := []struct {

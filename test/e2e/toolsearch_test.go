@@ -43,7 +43,7 @@ type searchOutput struct {
 // them with call_tool; a tool its policies deny is neither found nor
 // callable, and answers as a tool that does not exist.
 func TestToolSearchTypeScript(t *testing.T) {
-	setup(t)
+	setupTools(t)
 	t.Parallel()
 	tl := needTools(t)
 	v := startVMCP(t, fmt.Sprintf(`name: search

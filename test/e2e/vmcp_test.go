@@ -342,9 +342,12 @@ func do(t *testing.T, method, url string, body []byte, headers ...string) rawRes
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
-		if v = strings.TrimSpace(v); v == "" {
+		switch v = strings.TrimSpace(v); {
+		case k == "Host":
+			req.Host = v
+		case v == "":
 			req.Header.Del(k)
-		} else {
+		default:
 			req.Header.Set(k, v)
 		}
 	}

@@ -12,6 +12,10 @@
 //   node mcp-oauth-client.mjs ... --token-only          print the tokens obtained, no MCP session
 //   node mcp-oauth-client.mjs --hydra-admin URL --redirect-uri URI --authorize-url URL
 //                                                      debug: follow URL, print {url, code, state}
+//   node mcp-oauth-client.mjs ... --state FILE [--no-login] [--invalidate-access-token] script '[...]'
+//       a client that lives on: its registration and tokens are read from FILE (if it exists) and
+//       written back, with counts of registrations, logins and refreshes. --no-login fails instead
+//       of registering or logging in again; --invalidate-access-token makes it refresh first.
 //   node mcp-oauth-client.mjs --url URL --browser ...  a person's browser does the login: the client
 //        listens on a loopback redirect URI of its own (http://127.0.0.1:<free port>/callback), prints
 //        "OPEN <authorization URL>" on stderr for the browser to open, and takes the code (or the
@@ -25,6 +29,7 @@
 // does not is reported as a failure ("the server did not ask for authorization").
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -45,6 +50,9 @@ const { values: opt, positionals } = parseArgs({
     'auth-method': { type: 'string', default: 'none' },
     'token-only': { type: 'boolean', default: false },
     'authorize-url': { type: 'string' },
+    state: { type: 'string' },
+    'no-login': { type: 'boolean', default: false },
+    'invalidate-access-token': { type: 'boolean', default: false },
     browser: { type: 'boolean', default: false },
   },
 });
@@ -202,13 +210,32 @@ async function listenForCallback() {
 const waitForBrowser = opt.browser ? await listenForCallback() : undefined;
 
 // ---- OAuthClientProvider: everything in memory, one session ----
+
+// ---- OAuthClientProvider: in memory, or kept in --state FILE ----
 class Provider {
-  constructor() { this.client = undefined; this.saved = undefined; this.verifier = undefined; this.code = undefined; }
-  get redirectUrl() { return opt['redirect-uri']; }
+  constructor() {
+    this.client = undefined; this.saved = undefined; this.verifier = undefined; this.code = undefined;
+    this.counts = { registrations: 0, logins: 0, refreshes: 0 };
+    this.redirect = opt['redirect-uri'];
+    if (opt.state && existsSync(opt.state)) {
+      const st = JSON.parse(readFileSync(opt.state, 'utf8'));
+      Object.assign(this, { client: st.client, saved: st.tokens, counts: st.counts, redirect: st.redirect });
+      if (opt['invalidate-access-token'] && this.saved) this.saved = { ...this.saved, access_token: 'invalidated-by-the-test' };
+      this.resumed = true;
+      log(`resumed client ${this.client?.client_id} from ${opt.state}`);
+    }
+  }
+  persist() {
+    if (!opt.state) return;
+    const tmp = `${opt.state}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ client: this.client, tokens: this.saved, counts: this.counts, redirect: this.redirect }, null, 2));
+    renameSync(tmp, opt.state);
+  }
+  get redirectUrl() { return this.redirect; }
   get clientMetadata() {
     return {
       client_name: 'vmcp e2e mcp-oauth-client.mjs',
-      redirect_uris: [opt['redirect-uri']],
+      redirect_uris: [this.redirect],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: opt['auth-method'],
@@ -217,19 +244,28 @@ class Provider {
   }
   state() { this.expectedState = randomBytes(16).toString('hex'); return this.expectedState; }
   clientInformation() { return this.client; }
-  saveClientInformation(info) { log(`registered client ${info.client_id}`); this.client = info; }
+  saveClientInformation(info) {
+    if (opt['no-login']) throw new Error('the client had to register again (--no-login)');
+    log(`registered client ${info.client_id}`); this.client = info; this.counts.registrations++; this.persist();
+  }
   tokens() { return this.saved; }
-  saveTokens(tokens) { log('received tokens'); this.saved = tokens; }
+  saveTokens(tokens) {
+    if (this.code === undefined) this.counts.refreshes++; // no code in hand: a refresh
+    log('received tokens'); this.saved = tokens; this.persist();
+  }
   saveCodeVerifier(v) { this.verifier = v; }
   codeVerifier() { return this.verifier; }
   async redirectToAuthorization(authorizationUrl) {
+    if (opt['no-login']) throw new Error('the user had to log in again (--no-login)');
     log(`authorizing at ${authorizationUrl.origin}${authorizationUrl.pathname}`);
     if (waitForBrowser) {
       console.error(`OPEN ${authorizationUrl.href}`);
       this.code = callbackCode(await waitForBrowser(), this.expectedState);
+      this.counts.logins++;
       return;
     }
-    this.code = callbackCode(await follow(authorizationUrl, opt['redirect-uri']), this.expectedState);
+    this.code = callbackCode(await follow(authorizationUrl, this.redirect), this.expectedState);
+    this.counts.logins++;
   }
 }
 
@@ -277,8 +313,11 @@ async function main() {
     }
   };
   let { client, transport } = await connect();
-  if (transport) {
+  if (client && provider.resumed) {
+    // A client that kept its tokens: it may be let in at once.
+  } else if (transport) {
     await transport.finishAuth(provider.code); // code -> tokens, at the token endpoint
+    provider.code = undefined; // tokens saved from now on come from refreshes
     log('authorized; reconnecting');
     if (opt['token-only']) return { ...provider.saved, client_id: provider.client?.client_id };
     ({ client } = await connect());

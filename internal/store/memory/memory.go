@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/store/lease"
 )
 
 // Store is an in-memory authorization server store.
@@ -19,26 +21,70 @@ type Store struct {
 
 	mu       sync.Mutex // guards the fields below
 	writes   int        // token, grant and pending writes since the last sweep
-	clients  map[string][]byte
+	clients  map[string]clientEntry
 	tokens   map[authserver.TokenKind]map[string]*authserver.TokenRecord
 	families map[authserver.TokenKind]map[string]map[string]bool // request ID -> signatures
 	grants   map[string]grantEntry
-	pending  map[string]pendingEntry
+	pending  map[string]*pendingEntry
+	// pendingByExpiry orders pending entries by expiry, so expired ones
+	// are forgotten in O(log n) each; perClient counts live pending
+	// entries by client.
+	pendingByExpiry pendingHeap
+	perClient       map[string]int
+	secrets         map[string][]byte
+
+	locks lease.Table
 }
+
+// clientEntry is a stored client with what eviction and expiry need.
+type clientEntry struct {
+	c       []byte
+	created time.Time
+	used    bool
+	exp     time.Time // zero: never
+}
+
+func (e clientEntry) expired(now time.Time) bool { return !e.exp.IsZero() && !now.Before(e.exp) }
 
 // grantEntry is a stored grant, and whether it is revoked for the
 // per-request check that needs only that.
 type grantEntry struct {
 	g       []byte
 	revoked bool
+	version int64
 	exp     time.Time // zero: never
 }
 
 func (e grantEntry) expired(now time.Time) bool { return !e.exp.IsZero() && !now.Before(e.exp) }
 
 type pendingEntry struct {
-	p   []byte
-	exp time.Time
+	state  string
+	client string
+	p      []byte
+	exp    time.Time
+	index  int // in pendingByExpiry
+}
+
+// pendingHeap is a min-heap of pending entries by expiry.
+type pendingHeap []*pendingEntry
+
+func (h pendingHeap) Len() int           { return len(h) }
+func (h pendingHeap) Less(i, j int) bool { return h[i].exp.Before(h[j].exp) }
+func (h pendingHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *pendingHeap) Push(x any) {
+	e := x.(*pendingEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *pendingHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
 }
 
 var _ authserver.Store = (*Store)(nil)
@@ -49,12 +95,14 @@ func New(now func() time.Time) *Store {
 		now = time.Now
 	}
 	return &Store{
-		now:      now,
-		clients:  map[string][]byte{},
-		tokens:   map[authserver.TokenKind]map[string]*authserver.TokenRecord{},
-		families: map[authserver.TokenKind]map[string]map[string]bool{},
-		grants:   map[string]grantEntry{},
-		pending:  map[string]pendingEntry{},
+		now:       now,
+		clients:   map[string]clientEntry{},
+		tokens:    map[authserver.TokenKind]map[string]*authserver.TokenRecord{},
+		families:  map[authserver.TokenKind]map[string]map[string]bool{},
+		grants:    map[string]grantEntry{},
+		pending:   map[string]*pendingEntry{},
+		perClient: map[string]int{},
+		secrets:   map[string][]byte{},
 	}
 }
 
@@ -75,30 +123,92 @@ func decode[T any](b []byte) (*T, error) {
 	return v, nil
 }
 
-// CreateClient stores c; it fails if the ID is taken.
-func (s *Store) CreateClient(_ context.Context, c *authserver.Client) error {
+// CreateClient stores c; it fails if the ID is taken. With max > 0 and max
+// live clients stored, it first forgets the oldest never-used
+// registration, or fails with [authserver.ErrLimit] if there is none.
+func (s *Store) CreateClient(_ context.Context, c *authserver.Client, max int) error {
 	b, err := copyJSON(c)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.clients[c.ID]; ok {
+	now := s.now()
+	if e, ok := s.clients[c.ID]; ok && !e.expired(now) {
 		return fmt.Errorf("client %q already exists", c.ID)
 	}
-	s.clients[c.ID] = b
+	if max > 0 && len(s.clients) >= max {
+		s.sweepClientsLocked(now)
+		if len(s.clients) >= max && !s.evictUnusedClientLocked() {
+			return authserver.ErrLimit
+		}
+	}
+	s.clients[c.ID] = clientEntry{c: b, created: c.CreatedAt, used: !c.UsedAt.IsZero(), exp: c.ExpiresAt}
 	return nil
 }
 
-// GetClient returns the client with id.
+func (s *Store) sweepClientsLocked(now time.Time) {
+	for id, e := range s.clients {
+		if e.expired(now) {
+			delete(s.clients, id)
+		}
+	}
+}
+
+// evictUnusedClientLocked forgets the never-used registration created
+// first; false if there is none.
+func (s *Store) evictUnusedClientLocked() bool {
+	victim, found := "", false
+	var created time.Time
+	for id, e := range s.clients {
+		if e.used || e.exp.IsZero() {
+			continue
+		}
+		if !found || e.created.Before(created) {
+			victim, created, found = id, e.created, true
+		}
+	}
+	if found {
+		delete(s.clients, victim)
+	}
+	return found
+}
+
+// GetClient returns the client with id, unless it expired.
 func (s *Store) GetClient(_ context.Context, id string) (*authserver.Client, error) {
 	s.mu.Lock()
-	b, ok := s.clients[id]
+	e, ok := s.clients[id]
+	if ok && e.expired(s.now()) {
+		delete(s.clients, id)
+		ok = false
+	}
 	s.mu.Unlock()
 	if !ok {
 		return nil, authserver.ErrNotFound
 	}
-	return decode[authserver.Client](b)
+	return decode[authserver.Client](e.c)
+}
+
+// TouchClient records a use of the client with id.
+func (s *Store) TouchClient(_ context.Context, id string, usedAt, expiresAt time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.clients[id]
+	if !ok || e.expired(s.now()) {
+		return authserver.ErrNotFound
+	}
+	c, err := decode[authserver.Client](e.c)
+	if err != nil {
+		return err
+	}
+	c.UsedAt, c.ExpiresAt = usedAt, expiresAt
+	b, err := copyJSON(c)
+	if err != nil {
+		return err
+	}
+	e.c, e.used, e.exp = b, !usedAt.IsZero(), expiresAt
+	s.clients[id] = e
+	return nil
 }
 
 // CreateToken stores r under its signature.
@@ -122,21 +232,42 @@ func (s *Store) CreateToken(_ context.Context, kind authserver.TokenKind, r *aut
 	return nil
 }
 
+// liveLocked returns the record of signature unless it is missing or
+// expired (then forgotten).
+func (s *Store) liveLocked(kind authserver.TokenKind, signature string) (*authserver.TokenRecord, bool) {
+	r, ok := s.tokens[kind][signature]
+	if !ok {
+		return nil, false
+	}
+	if !r.ExpiresAt.IsZero() && s.now().After(r.ExpiresAt) {
+		s.deleteLocked(kind, r)
+		return nil, false
+	}
+	return r, true
+}
+
 // GetToken returns the record of signature, active or not, unless expired.
 func (s *Store) GetToken(_ context.Context, kind authserver.TokenKind, signature string) (*authserver.TokenRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.tokens[kind][signature]
+	r, ok := s.liveLocked(kind, signature)
 	if !ok {
-		return nil, authserver.ErrNotFound
-	}
-	if !r.ExpiresAt.IsZero() && s.now().After(r.ExpiresAt) {
-		s.deleteLocked(kind, r)
 		return nil, authserver.ErrNotFound
 	}
 	c := *r
 	c.Request = append([]byte(nil), r.Request...)
 	return &c, nil
+}
+
+// TokenActive reports whether the record of signature is active.
+func (s *Store) TokenActive(_ context.Context, kind authserver.TokenKind, signature string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.liveLocked(kind, signature)
+	if !ok {
+		return false, authserver.ErrNotFound
+	}
+	return r.Active, nil
 }
 
 // sweepEvery is how many writes pass between sweeps of expired tokens,
@@ -163,11 +294,8 @@ func (s *Store) wroteLocked() {
 			delete(s.grants, k)
 		}
 	}
-	for k, e := range s.pending {
-		if now.After(e.exp) {
-			delete(s.pending, k)
-		}
-	}
+	s.sweepClientsLocked(now)
+	s.sweepPendingLocked(now)
 }
 
 func (s *Store) deleteLocked(kind authserver.TokenKind, r *authserver.TokenRecord) {
@@ -190,13 +318,16 @@ func (s *Store) DeleteToken(_ context.Context, kind authserver.TokenKind, signat
 	return nil
 }
 
-// DeactivateToken marks the record of signature inactive.
+// DeactivateToken marks the active record of signature inactive.
 func (s *Store) DeactivateToken(_ context.Context, kind authserver.TokenKind, signature string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.tokens[kind][signature]
-	if !ok {
+	r, ok := s.liveLocked(kind, signature)
+	switch {
+	case !ok:
 		return authserver.ErrNotFound
+	case !r.Active:
+		return authserver.ErrInactive
 	}
 	r.Active = false
 	return nil
@@ -223,16 +354,26 @@ func (s *Store) DeleteFamily(_ context.Context, kind authserver.TokenKind, reque
 	return nil
 }
 
-// PutGrant stores g, replacing any grant with its ID.
+// PutGrant stores g if the stored grant is the version g.Version.
 func (s *Store) PutGrant(_ context.Context, g *authserver.Grant) error {
-	b, err := copyJSON(g)
+	c := *g
+	c.Version++
+	b, err := copyJSON(&c)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.wroteLocked()
-	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked, exp: g.ExpiresAt}
+	old, ok := s.grants[g.ID]
+	if ok && old.expired(s.now()) {
+		ok = false
+	}
+	if (ok && old.version != g.Version) || (!ok && g.Version != 0) {
+		return authserver.ErrConflict
+	}
+	s.grants[g.ID] = grantEntry{g: b, revoked: g.Revoked, version: c.Version, exp: g.ExpiresAt}
+	g.Version = c.Version
 	return nil
 }
 
@@ -274,8 +415,41 @@ func (s *Store) DeleteGrant(_ context.Context, id string) error {
 	return nil
 }
 
-// PutPending stores p under state for ttl.
-func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pending, ttl time.Duration) error {
+// LockGrant takes the lease on id for owner.
+func (s *Store) LockGrant(_ context.Context, id, owner string, ttl time.Duration) (bool, error) {
+	return s.locks.Acquire(id, owner, ttl, s.now()), nil
+}
+
+// UnlockGrant ends owner's lease on id.
+func (s *Store) UnlockGrant(_ context.Context, id, owner string) error {
+	s.locks.Release(id, owner)
+	return nil
+}
+
+// GetSecret returns the secret stored under name.
+func (s *Store) GetSecret(_ context.Context, name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.secrets[name]
+	if !ok {
+		return nil, authserver.ErrNotFound
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// InitSecret stores value under name unless one is stored, and returns the
+// stored one.
+func (s *Store) InitSecret(_ context.Context, name string, value []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.secrets[name]; !ok {
+		s.secrets[name] = append([]byte(nil), value...)
+	}
+	return append([]byte(nil), s.secrets[name]...), nil
+}
+
+// PutPending stores p under state for ttl, within limits.
+func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pending, ttl time.Duration, limits authserver.PendingLimits) error {
 	b, err := copyJSON(p)
 	if err != nil {
 		return err
@@ -283,18 +457,86 @@ func (s *Store) PutPending(_ context.Context, state string, p *authserver.Pendin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.wroteLocked()
-	s.pending[state] = pendingEntry{p: b, exp: s.now().Add(ttl)}
+	now := s.now()
+	s.sweepPendingLocked(now)
+	client := p.Request.ClientID
+	old := s.pending[state]
+	if old != nil {
+		s.removePendingLocked(old) // replaced: it does not count against the limits
+	}
+	switch {
+	case limits.Total > 0 && len(s.pending) >= limits.Total:
+		err = authserver.ErrLimit
+	case limits.PerClient > 0 && s.perClient[client] >= limits.PerClient:
+		err = authserver.ErrClientLimit
+	}
+	if err != nil {
+		if old != nil {
+			s.addPendingLocked(old)
+		}
+		return err
+	}
+	s.addPendingLocked(&pendingEntry{state: state, client: client, p: b, exp: now.Add(ttl)})
 	return nil
+}
+
+func (s *Store) addPendingLocked(e *pendingEntry) {
+	s.pending[e.state] = e
+	s.perClient[e.client]++
+	heap.Push(&s.pendingByExpiry, e)
+}
+
+func (s *Store) removePendingLocked(e *pendingEntry) {
+	delete(s.pending, e.state)
+	if s.perClient[e.client]--; s.perClient[e.client] <= 0 {
+		delete(s.perClient, e.client)
+	}
+	heap.Remove(&s.pendingByExpiry, e.index)
+}
+
+// sweepPendingLocked forgets the pending entries expired at now.
+func (s *Store) sweepPendingLocked(now time.Time) {
+	for len(s.pendingByExpiry) > 0 && !now.Before(s.pendingByExpiry[0].exp) {
+		s.removePendingLocked(s.pendingByExpiry[0])
+	}
 }
 
 // TakePending returns and forgets the entry of state.
 func (s *Store) TakePending(_ context.Context, state string) (*authserver.Pending, error) {
 	s.mu.Lock()
 	e, ok := s.pending[state]
-	delete(s.pending, state)
+	if ok {
+		s.removePendingLocked(e)
+	}
 	s.mu.Unlock()
-	if !ok || s.now().After(e.exp) {
+	if !ok || !s.now().Before(e.exp) {
 		return nil, authserver.ErrNotFound
 	}
 	return decode[authserver.Pending](e.p)
+}
+
+// Stats are the number of entries a [Store] holds, and the bytes of the
+// entries that strangers can make it hold (registrations and pending
+// logins), for abuse tests and capacity planning.
+type Stats struct {
+	Clients, Pending, Grants, Tokens int
+	ClientBytes, PendingBytes        int
+}
+
+// Stats counts what the store holds now, expired entries not yet
+// forgotten included.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Clients: len(s.clients), Pending: len(s.pending), Grants: len(s.grants)}
+	for _, e := range s.clients {
+		st.ClientBytes += len(e.c)
+	}
+	for _, e := range s.pending {
+		st.PendingBytes += len(e.p)
+	}
+	for _, m := range s.tokens {
+		st.Tokens += len(m)
+	}
+	return st
 }

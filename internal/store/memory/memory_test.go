@@ -12,3 +12,12 @@ import (
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, now func() time.Time) authserver.Store { return memory.New(now) })
 }
+
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T, now func() time.Time) (authserver.Store, authserver.Store) {
+		s := memory.New(now)
+		return s, s
+	})
+}
+
+func BenchmarkStore(b *testing.B) { storetest.Bench(b, memory.New(nil)) }

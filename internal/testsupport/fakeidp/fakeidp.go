@@ -54,6 +54,10 @@ type Options struct {
 	Claims  map[string]any
 	// RotateRefreshTokens issues a new refresh token on each refresh.
 	RotateRefreshTokens bool
+	// RevokeOnReuse (with RotateRefreshTokens) treats a refresh token
+	// presented again as stolen, as strict IdPs do: the whole chain of
+	// tokens rotated from the same login is revoked.
+	RevokeOnReuse bool
 }
 
 // IdP is a running fake provider.
@@ -68,9 +72,14 @@ type IdP struct {
 	// Refreshes counts refresh grants served.
 	Refreshes atomic.Int64
 
+	// Reuses counts refresh tokens presented after they were rotated.
+	Reuses atomic.Int64
+
 	mu      sync.Mutex // guards the fields below
 	codes   map[string]codeInfo
 	refresh map[string]bool
+	family  map[string]string // refresh token -> the login it descends from
+	used    map[string]bool   // rotated refresh tokens
 	subject string
 	claims  map[string]any
 }
@@ -95,6 +104,16 @@ type codeInfo struct {
 // Start runs an IdP until the test ends.
 func Start(t testing.TB, opts Options) *IdP {
 	t.Helper()
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.server.Close)
+	return p
+}
+
+// New runs an IdP until [IdP.Close] (for harnesses outside tests).
+func New(opts Options) (*IdP, error) {
 	if opts.ClientID == "" {
 		opts.ClientID = "vmcp"
 	}
@@ -109,14 +128,14 @@ func Start(t testing.TB, opts Options) *IdP {
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &IdP{opts: opts, key: key, signer: signer, codes: map[string]codeInfo{}, refresh: map[string]bool{},
-		subject: opts.Subject, claims: opts.Claims}
+		family: map[string]string{}, used: map[string]bool{}, subject: opts.Subject, claims: opts.Claims}
 	mux := http.NewServeMux()
 	if opts.Mode == OIDC {
 		mux.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
@@ -130,8 +149,25 @@ func Start(t testing.TB, opts Options) *IdP {
 		mux.HandleFunc("GET /user", p.userinfo)
 	}
 	p.server = httptest.NewServer(mux)
-	t.Cleanup(p.server.Close)
-	return p
+	return p, nil
+}
+
+// AuthorizeCode opens authURL, an authorization request to this provider,
+// as a browser would, and returns the code the provider redirects back
+// with.
+func (p *IdP) AuthorizeCode(t testing.TB, authURL string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("authorization at the fake IdP: %s, redirect %v", resp.Status, loc)
+	}
+	return loc.Query().Get("code")
 }
 
 // URL is the provider's base URL (the issuer in OIDC mode).
@@ -212,13 +248,24 @@ func (p *IdP) token(w http.ResponseWriter, r *http.Request) {
 			oauthError(w, "invalid_grant")
 			return
 		}
-		p.issue(w, ci.nonce, "")
+		p.issue(w, ci.nonce, "", rand.Text())
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
 		p.mu.Lock()
 		valid := p.refresh[rt]
+		fam := p.family[rt]
 		if valid && p.opts.RotateRefreshTokens {
 			delete(p.refresh, rt)
+			p.used[rt] = true
+		} else if p.used[rt] {
+			p.Reuses.Add(1)
+			if p.opts.RevokeOnReuse {
+				for t, f := range p.family {
+					if f == fam {
+						delete(p.refresh, t)
+					}
+				}
+			}
 		}
 		p.mu.Unlock()
 		if !valid || p.RefuseRefresh.Load() {
@@ -230,14 +277,15 @@ func (p *IdP) token(w http.ResponseWriter, r *http.Request) {
 		if p.opts.RotateRefreshTokens {
 			keep = ""
 		}
-		p.issue(w, "", keep)
+		p.issue(w, "", keep, fam)
 	default:
 		oauthError(w, "unsupported_grant_type")
 	}
 }
 
-// issue writes a token response; keepRefresh, if set, is not replaced.
-func (p *IdP) issue(w http.ResponseWriter, nonce, keepRefresh string) {
+// issue writes a token response; keepRefresh, if set, is not replaced;
+// a new refresh token belongs to family.
+func (p *IdP) issue(w http.ResponseWriter, nonce, keepRefresh, family string) {
 	now := time.Now()
 	subject, userClaims := p.user()
 	resp := map[string]any{"token_type": "Bearer", "expires_in": int(p.opts.AccessTokenTTL.Seconds())}
@@ -255,6 +303,7 @@ func (p *IdP) issue(w http.ResponseWriter, nonce, keepRefresh string) {
 		rt := "rt_" + rand.Text()
 		p.mu.Lock()
 		p.refresh[rt] = true
+		p.family[rt] = family
 		p.mu.Unlock()
 		resp["refresh_token"] = rt
 	}

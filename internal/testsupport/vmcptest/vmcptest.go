@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,14 @@ func New(t testing.TB, doc string, opts *app.Options) (*app.App, *config.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, opts)
+	var o app.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.StateDir == "" && cfg.Storage.Type == config.StorageEmbedded && cfg.Storage.StateDir == "" {
+		o.StateDir = t.TempDir() // never the user's own state directory
+	}
+	a, err := app.New(cfg, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +132,30 @@ func Connect(t testing.TB, endpoint, token string, opts *mcp.ClientOptions) *mcp
 	return s
 }
 
+// Initialize opens a 2025-11-25 session at the MCP endpoint at addr with a
+// raw initialize POST declaring the client capabilities caps (a JSON
+// object), and returns its id. The session is not closed: the test decides
+// what becomes of it.
+func Initialize(t testing.TB, addr, caps string) string {
+	t.Helper()
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":` + caps +
+		`,"clientInfo":{"name":"t","version":"1"}}}`
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/mcp", strings.NewReader(init))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d, session %q", resp.StatusCode, sid)
+	}
+	return sid
+}
+
 // OpenStream sends a 2025-11-25 session's GET to the MCP endpoint at addr
 // over HTTP/1.1, on a connection of its own closed when the test ends, with
 // an allowed Origin and body (nil: none; a GET should have none), and
@@ -149,4 +181,35 @@ func OpenStream(t testing.TB, addr, sid string, body io.Reader) (*http.Response,
 		t.Fatal(err)
 	}
 	return resp, conn
+}
+
+// Stateless sends one 2026-07-28 request (no session) to the MCP endpoint
+// with a bearer token (if not empty): method, and params as a JSON object
+// without its braces ("" for none; _meta is added). It returns the status
+// and body.
+func Stateless(t testing.TB, endpoint, token, method, name, params string) (int, string) {
+	t.Helper()
+	if params != "" {
+		params += ","
+	}
+	body := `{"jsonrpc":"2.0","id":1,"method":"` + method + `","params":{` + params +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"vmcptest","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}`
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+	req.Header.Set("Mcp-Method", method)
+	if name != "" {
+		req.Header.Set("Mcp-Name", name)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
