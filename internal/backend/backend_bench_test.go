@@ -106,16 +106,7 @@ func BenchmarkCallTool(b *testing.B) {
 		cputime.Bench(b, cpu)
 	})
 	b.Run("backend", func(b *testing.B) {
-		set := NewSet([]Spec{{Name: "echo", Transport: StreamableHTTP, URL: srv.URL, CallTimeout: time.Minute}}, nil)
-		set.Start()
-		defer set.Close()
-		if err := set.WaitAttempted(ctx); err != nil {
-			b.Fatal(err)
-		}
-		be := set.Get("echo")
-		if be.Inventory() == nil {
-			b.Fatal("backend not ready:", be.Status().Error)
-		}
+		be := benchBackend(b, srv.URL)
 		b.ReportAllocs()
 		cpu := cputime.Process()
 		for b.Loop() {
@@ -137,16 +128,7 @@ func BenchmarkCallToolRaw(b *testing.B) {
 	}
 	b.Cleanup(srv.Close)
 	ctx := context.Background()
-	set := NewSet([]Spec{{Name: "echo", Transport: StreamableHTTP, URL: srv.URL, CallTimeout: time.Minute}}, nil)
-	set.Start()
-	defer set.Close()
-	if err := set.WaitAttempted(ctx); err != nil {
-		b.Fatal(err)
-	}
-	be := set.Get("echo")
-	if be.Inventory() == nil {
-		b.Fatal("backend not ready:", be.Status().Error)
-	}
+	be := benchBackend(b, srv.URL)
 	call := RawCall{Name: "echo", Arguments: json.RawMessage(`{"text":"hello"}`)}
 	b.ReportAllocs()
 	cpu := cputime.Process()
@@ -158,4 +140,20 @@ func BenchmarkCallToolRaw(b *testing.B) {
 		res.Release()
 	}
 	cputime.Bench(b, cpu)
+}
+
+// benchBackend is the echo backend at url, connected, until b ends.
+func benchBackend(b *testing.B, url string) *Backend {
+	b.Helper()
+	set := NewSet([]Spec{{Name: "echo", Transport: StreamableHTTP, URL: url, CallTimeout: time.Minute}}, nil)
+	set.Start()
+	b.Cleanup(set.Close)
+	if err := set.WaitAttempted(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	be := set.Get("echo")
+	if be.Inventory() == nil {
+		b.Fatal("backend not ready:", be.Status().Error)
+	}
+	return be
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
 
 // recorder is a server that records the requests it gets.
@@ -129,7 +130,7 @@ func TestURLSecretsRedacted(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		_ = ln.Close()
-		var logs syncBuffer
+		var logs logbuf.Buffer
 		b := startSet(t, &backend.Options{Logger: testLogger(&logs)}, backend.Spec{
 			Name: "down", Transport: backend.StreamableHTTP,
 			URL: "http://alice-secret:pw-secret@" + addr + "/mcp?token=tok-secret&region=eu",
@@ -156,7 +157,7 @@ func TestURLSecretsRedacted(t *testing.T) {
 				http.Redirect(w, r, "http://elsewhere.invalid/mcp?token=tok-secret", http.StatusTemporaryRedirect)
 			},
 		}}
-		var logs syncBuffer
+		var logs logbuf.Buffer
 		b, _ := startRaw(t, s, &backend.Options{Logger: testLogger(&logs)}, backend.Spec{URL: "/mcp?token=tok-secret"})
 		mustReady(t, b)
 		for _, tool := range []string{"fail", "away"} {

@@ -1,12 +1,10 @@
 package backend_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,27 +12,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
 
-// syncBuffer is a log destination safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger(buf *syncBuffer) *slog.Logger {
+func testLogger(buf *logbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -52,7 +33,7 @@ func TestOptionalListMethods(t *testing.T) {
 			},
 		},
 	}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	b, _ := startRaw(t, s, &backend.Options{Logger: testLogger(&logs)}, backend.Spec{})
 	mustReady(t, b)
 	inv := b.Inventory()
