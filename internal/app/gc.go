@@ -65,11 +65,13 @@ func cgroupMemoryLimit() (int64, bool) {
 }
 
 // releaseDelay is how long after a large answer its memory is handed back
-// (time for the call to finish writing it to the client), and between
-// further tries while it is still in use; releaseTries bounds those.
+// (time for the call to finish writing it to the client); further tries,
+// while it is still in use, come after twice as long each time, up to
+// releaseMaxDelay, at most releaseTries times (about three minutes).
 const (
-	releaseDelay = time.Second
-	releaseTries = 30
+	releaseDelay    = time.Second
+	releaseMaxDelay = 5 * time.Second
+	releaseTries    = 40
 )
 
 // releaser hands the memory of large answers back to the operating system
@@ -78,10 +80,9 @@ const (
 // heap grows fivefold or the runtime's two-minute collection, and the
 // process's resident size with it. A release is a forced collection (a few
 // milliseconds for a gateway's small live heap) that returns freed memory:
-// releaseDelay after the answer, and again after each releaseDelay while
-// the answer seems in use (its call is still writing it), at most
-// releaseTries times; one at a time, only after answers of
-// backend.LargeAnswer bytes or more.
+// releaseDelay after the answer, and again, less and less often, while the
+// answer seems in use (its call is still writing it); one at a time, only
+// after answers of backend.LargeAnswer bytes or more.
 type releaser struct {
 	mu      sync.Mutex // guards the fields below
 	pending *time.Timer
@@ -99,6 +100,7 @@ func (r *releaser) large(n int) {
 	defer r.mu.Unlock()
 	r.size = max(r.size, n)
 	if r.pending != nil || r.stopped {
+		r.tries = 0 // a new answer: as many tries for it
 		return
 	}
 	// The live heap as of the last collection, which may have run while
@@ -124,7 +126,7 @@ func (r *releaser) release() {
 	again := live > r.floor+uint64(r.size/2) || r.last > live+uint64(r.size/4) || r.tries < 2
 	r.last = live
 	if again && r.tries < releaseTries && !r.stopped {
-		r.pending.Reset(releaseDelay)
+		r.pending.Reset(min(releaseDelay<<min(r.tries, 8), releaseMaxDelay))
 		return
 	}
 	r.pending, r.size, r.quiet = nil, 0, live

@@ -163,14 +163,16 @@ func TestLargeResultMemory(t *testing.T) {
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	// The bounds: the fast path holds the result about twice (read, and
 	// written to the client) and its garbage; the go-sdk decodes and
-	// encodes the result several times over on its path.
+	// encodes the result several times over on its path, and how much of
+	// that garbage is still there at the peak depends on when the collector
+	// runs (GOGC=400): 8–18× measured.
 	for _, tc := range []struct {
 		name, session, body string
 		bound               int64
 	}{
 		{"tools/call, fast path", fast.ID(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"big_big"}}`, 8},
-		{"tools/call, SDK path", relaying.ID(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"big_big"}}`, 16},
-		{"resources/read", fast.ID(), `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///big"}}`, 16},
+		{"tools/call, SDK path", relaying.ID(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"big_big"}}`, 24},
+		{"resources/read", fast.ID(), `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///big"}}`, 24},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -185,8 +187,8 @@ func TestLargeResultMemory(t *testing.T) {
 			}
 			during, peak := memory(t, pid)
 			var after int64
-			released := "not within 10 s"
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			released := "not within 15 s"
+			for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 				if after, _ = memory(t, pid); after < before+int64(size)/2 {
 					released = "yes"
 					break
