@@ -908,6 +908,12 @@ type Server struct {
 	// +optional
 	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
 
+	// MaxResultBytes bounds what vmcp reads of one answer from a backend
+	// (a result, or one message of an event stream); a larger answer
+	// fails its call. Default: 64 MiB.
+	// +optional
+	MaxResultBytes int64 `json:"maxResultBytes,omitempty"`
+
 	// PageSize is the number of items per page of list results.
 	// Default: 1000.
 	// +optional
