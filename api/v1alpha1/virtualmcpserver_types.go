@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -14,14 +15,22 @@ import (
 type VirtualMCPServerSpec struct {
 	GatewaySpec `json:",inline"`
 
-	// Replicas is the number of vmcp pods. Default: 1. Several replicas
-	// need state shared between them (sessions, the authorization server's
-	// clients and grants); until vmcp has a shared store, the operator
-	// refuses more than one with Ready=False (reason SharedStateRequired)
-	// and leaves the running gateway as it is.
+	// Replicas is the number of vmcp pods. Default: 1. With an
+	// authorization server (authServerConfig), several replicas need its
+	// state shared between them: storage.type redis. With embedded storage
+	// (the default) or memory, the operator refuses more than one with
+	// Ready=False (reason SharedStateRequired) and leaves the running
+	// gateway as it is.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
+
+	// StateVolume is the PersistentVolumeClaim the operator creates for
+	// the embedded store (storage.type embedded, the default, with an
+	// authServerConfig), named vmcp-<name>-state, owned by the gateway
+	// and mounted at /var/lib/vmcp. Not used with other storage types.
+	// +optional
+	StateVolume *StateVolume `json:"stateVolume,omitempty"`
 
 	// Image is the vmcp container image. Default: the operator's
 	// --vmcp-image (the image the operator itself was released with).
@@ -43,6 +52,19 @@ type VirtualMCPServerSpec struct {
 	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
 	// +optional
 	ServiceType corev1.ServiceType `json:"serviceType,omitempty"`
+}
+
+// StateVolume sizes and places the embedded store's PersistentVolumeClaim.
+type StateVolume struct {
+	// Size is the claim's storage request. Default: 1Gi. It can grow (if
+	// the StorageClass allows expansion), never shrink.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName is the claim's StorageClass. Default: the cluster's
+	// default StorageClass. A claim's class cannot change once created.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
 }
 
 // Condition types of a VirtualMCPServer.

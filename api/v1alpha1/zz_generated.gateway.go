@@ -877,13 +877,9 @@ type Storage struct {
 	// Type is embedded (default: a database file in StateDir, for one
 	// process), redis (shared by several replicas) or memory (lost on
 	// restart).
+	// +kubebuilder:validation:Enum=memory;embedded;redis
 	// +optional
 	Type string `json:"type,omitempty"`
-
-	// StateDir is the embedded store's directory. Default: the --state-dir
-	// flag, else $XDG_STATE_HOME/vmcp, else ~/.local/state/vmcp.
-	// +optional
-	StateDir string `json:"stateDir,omitempty"`
 
 	// EncryptionKeyRefs are the keys that seal secrets at rest (AES-256-GCM;
 	// each at least 32 bytes): the first seals, every one opens, so a key
@@ -955,9 +951,13 @@ type RedisSentinel struct {
 
 // RedisTLS configures TLS to Redis.
 type RedisTLS struct {
-	// CAFile is a PEM bundle of the CAs to trust. Default: the system's.
+
+	// CARef is a PEM bundle of the CAs to trust, read from a secret
+	// reference: in Kubernetes a Secret's key, such as the ca.crt of a
+	// cert-manager Certificate; standalone, an alternative to caFile.
+	// Default: the system's.
 	// +optional
-	CAFile string `json:"caFile,omitempty"`
+	CARef *SecretRef `json:"caRef,omitempty"`
 
 	// ServerName overrides the name checked in the server's certificate.
 	// +optional
@@ -986,6 +986,12 @@ type Server struct {
 	// MaxRequestBytes bounds a request body. Default: 4 MiB.
 	// +optional
 	MaxRequestBytes int64 `json:"maxRequestBytes,omitempty"`
+
+	// MaxResultBytes bounds what vmcp reads of one answer from a backend
+	// (a result, or one message of an event stream); a larger answer
+	// fails its call. Default: 64 MiB.
+	// +optional
+	MaxResultBytes int64 `json:"maxResultBytes,omitempty"`
 
 	// PageSize is the number of items per page of list results.
 	// Default: 1000.

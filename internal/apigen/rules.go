@@ -41,6 +41,10 @@ var rules = map[string]rule{
 	"Audit.LogFile":        {Drop: true},
 	"Server.MetricsListen": {Drop: true},
 	"Telemetry.Protocol":   enum("http/protobuf;grpc"),
+	// The operator mounts the embedded store's volume (spec.stateVolume) and
+	// points vmcp at it.
+	"Storage.StateDir": {Drop: true},
+	"RedisTLS.CAFile":  {Drop: true}, // no files in the pod: caRef, a Secret
 
 	"GroupRef.Name":      {Required: true, Markers: []string{"+kubebuilder:validation:MinLength=1"}},
 	"SecretRef.Name":     {Required: true, Markers: []string{"+kubebuilder:validation:MinLength=1"}},
@@ -62,6 +66,7 @@ var rules = map[string]rule{
 	"OutgoingAuth.Source":                enum("discovered;inline"),
 	"BackendAuth.Type": {Required: true, Markers: []string{
 		"+kubebuilder:validation:Enum=unauthenticated;header_injection;token_exchange;upstream_inject;pass_through_unsafe"}},
+	"Storage.Type":     enum("memory;embedded;redis"),
 	"Server.LogLevel":  enum("debug;info;warn;error"),
 	"Server.LogFormat": enum("text;json"),
 }

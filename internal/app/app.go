@@ -71,6 +71,7 @@ type App struct {
 	cancel     context.CancelFunc
 	running    sync.WaitGroup // the goroutines Start started, besides the server's
 	served     chan error
+	release    releaser // of large answers' memory
 }
 
 // New binds the listen address (so that a busy port is reported before
@@ -151,6 +152,8 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		HealthInterval:     cmp.Or(o.HealthInterval, fh.HealthCheckInterval.D()),
 		UnhealthyThreshold: fh.UnhealthyThreshold,
 		MinBackoff:         o.MinBackoff,
+		MaxResultBytes:     int(cfg.Server.MaxResultBytes),
+		OnLargeAnswer:      a.release.large,
 		HideEnv:            cfg.SecretEnvNames(),
 		OnChange:           func() { gw.BackendsChanged() },
 		OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {
@@ -339,6 +342,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.gateway.CloseSessions()
 	a.running.Wait()
 	a.backends.Close()
+	a.release.stop()
 	a.closeStore()
 	if a.metrics != nil {
 		_ = a.metrics.Close()

@@ -70,7 +70,7 @@ server:
 // PKCE through a headless browser, and returns an access token.
 func login(t *testing.T, base string) string {
 	t.Helper()
-	return loginFull(t, base).access
+	return vmcptest.Login(t, base).Access
 }
 
 func connect(t *testing.T, endpoint, token string) *mcp.ClientSession {

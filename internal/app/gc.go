@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // GCPercent is the garbage collection target vmcp runs with unless GOGC is
@@ -59,4 +62,92 @@ func cgroupMemoryLimit() (int64, bool) {
 		return v, true
 	}
 	return 0, false
+}
+
+// releaseDelay is how long after a large answer its memory is handed back
+// (time for the call to finish writing it to the client); further tries,
+// while it is still in use, come after twice as long each time, up to
+// releaseMaxDelay, at most releaseTries times (about three minutes).
+const (
+	releaseDelay    = time.Second
+	releaseMaxDelay = 5 * time.Second
+	releaseTries    = 40
+)
+
+// releaser hands the memory of large answers back to the operating system
+// once their calls are over (backend.Options.OnLargeAnswer): with GOGC=400
+// the garbage of a result of many megabytes would otherwise stay until the
+// heap grows fivefold or the runtime's two-minute collection, and the
+// process's resident size with it. A release is a forced collection (a few
+// milliseconds for a gateway's small live heap) that returns freed memory:
+// releaseDelay after the answer, and again, less and less often, while the
+// answer seems in use (its call is still writing it); one at a time, only
+// after answers of backend.LargeAnswer bytes or more.
+type releaser struct {
+	mu      sync.Mutex // guards the fields below
+	pending *time.Timer
+	quiet   uint64 // the live heap after the last release that found the answers gone; 0: none yet
+	floor   uint64 // the live heap without the answers being released
+	last    uint64 // the live heap after the previous try
+	size    int    // the largest of them
+	tries   int
+	stopped bool
+}
+
+// large schedules a release after an answer of n bytes.
+func (r *releaser) large(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.size = max(r.size, n)
+	if r.pending != nil || r.stopped {
+		r.tries = 0 // a new answer: as many tries for it
+		return
+	}
+	// The live heap as of the last collection, which may have run while
+	// the answer was being read: the quiet heap of the last release is a
+	// better floor, when it is lower.
+	r.floor, r.tries, r.last = liveHeap(), 0, 0
+	if r.quiet > 0 {
+		r.floor = min(r.floor, r.quiet)
+	}
+	r.pending = time.AfterFunc(releaseDelay, r.release)
+}
+
+func (r *releaser) release() {
+	debug.FreeOSMemory()
+	live := liveHeap()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tries++
+	// Once more, later, while the answers seem in use (the live heap holds
+	// about one of them), or the last release still freed some (its call
+	// was finishing), and at least twice: buffers kept in a sync.Pool live
+	// through one collection.
+	again := live > r.floor+uint64(r.size/2) || r.last > live+uint64(r.size/4) || r.tries < 2
+	r.last = live
+	if again && r.tries < releaseTries && !r.stopped {
+		r.pending.Reset(min(releaseDelay<<min(r.tries, 8), releaseMaxDelay))
+		return
+	}
+	r.pending, r.size, r.quiet = nil, 0, live
+}
+
+// liveHeap is the heap the last collection found live.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// stop cancels a pending release.
+func (r *releaser) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped = true
+	if r.pending != nil {
+		r.pending.Stop()
+	}
 }

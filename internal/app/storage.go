@@ -191,19 +191,38 @@ func redisConfig(s *config.Storage) (redis.Config, error) {
 	}
 	if t := r.TLS; t != nil {
 		rc.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // tests only, documented
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return rc, fmt.Errorf("storage.redis.tls.caFile: %w", err)
-			}
+		pem, src, err := caBundle(t)
+		if err != nil {
+			return rc, err
+		}
+		if pem != nil {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return rc, fmt.Errorf("storage.redis.tls.caFile: %s holds no PEM certificate", t.CAFile)
+				return rc, fmt.Errorf("%s holds no PEM certificate", src)
 			}
 			rc.TLS.RootCAs = pool
 		}
 	}
 	return rc, nil
+}
+
+// caBundle reads the CAs storage.redis.tls trusts (caFile or caRef), and
+// names where they came from; nil without either (the system's roots).
+func caBundle(t *config.RedisTLS) (pem []byte, src string, err error) {
+	switch {
+	case t.CARef != nil:
+		src = "storage.redis.tls.caRef (" + t.CARef.String() + ")"
+		pem, err = t.CARef.Resolve()
+	case t.CAFile != "":
+		src = "storage.redis.tls.caFile " + t.CAFile
+		pem, err = os.ReadFile(t.CAFile)
+	default:
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", src, err)
+	}
+	return pem, src, nil
 }
 
 // closeStore closes the store, if one is open.

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
-	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/redistest"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
@@ -51,60 +49,6 @@ server:
 `, addr, idp.URL(), whoamiBackend(t), storage)
 }
 
-type loginTokens struct {
-	client, access, refresh string
-}
-
-// loginFull runs dynamic registration and the authorization code flow
-// with PKCE through a headless browser, and returns the client and both
-// tokens.
-func loginFull(t *testing.T, base string) loginTokens {
-	t.Helper()
-	const redirect = "http://127.0.0.1:7777/cb"
-	body := `{"redirect_uris":["` + redirect + `"],"client_name":"app test","grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`
-	resp, err := http.Post(base+"/oauth/register", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	clientID, _ := reg["client_id"].(string)
-	verifier := "v-0123456789-0123456789-0123456789-0123456789"
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "state": {"st-12345678"},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
-	back, err := hydra.NewBrowser().Authorize(t.Context(), base+"/oauth/authorize?"+q.Encode(), redirect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := postForm(t, base+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
-		"redirect_uri": {redirect}, "client_id": {clientID}, "code_verifier": {verifier}})
-	if tok.status != http.StatusOK {
-		t.Fatalf("token: %d %v", tok.status, tok.body)
-	}
-	return loginTokens{client: clientID, access: tok.str("access_token"), refresh: tok.str("refresh_token")}
-}
-
-type formAnswer struct {
-	status int
-	body   map[string]any
-}
-
-func (f formAnswer) str(k string) string { s, _ := f.body[k].(string); return s }
-
-func postForm(t *testing.T, u string, form url.Values) formAnswer {
-	t.Helper()
-	resp, err := http.PostForm(u, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return formAnswer{resp.StatusCode, body}
-}
-
 // mcpPing sends a 2026-07-28 tools/list (no session) with the token and
 // returns the status and body.
 func mcpPing(t *testing.T, base, token string) (int, string) {
@@ -134,8 +78,8 @@ func TestRestartKeepsLogins(t *testing.T) {
 	first, _ := vmcptest.New(t, doc, &app.Options{StateDir: dir})
 	first.Start()
 	vmcptest.WaitReady(t, base)
-	tok := loginFull(t, base)
-	if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+	tok := vmcptest.Login(t, base)
+	if status, body := mcpPing(t, base, tok.Access); status != http.StatusOK {
 		t.Fatalf("before the restart: %d %s", status, body)
 	}
 	shutdown(t, first)
@@ -145,14 +89,14 @@ func TestRestartKeepsLogins(t *testing.T) {
 
 	second := vmcptest.Start(t, doc, &app.Options{StateDir: dir})
 	_ = second
-	if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+	if status, body := mcpPing(t, base, tok.Access); status != http.StatusOK {
 		t.Errorf("the access token after the restart: %d %s", status, body)
 	}
-	refreshed := postForm(t, base+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.refresh}, "client_id": {tok.client}})
-	if refreshed.status != http.StatusOK || refreshed.str("access_token") == "" {
-		t.Fatalf("refresh after the restart: %d %v", refreshed.status, refreshed.body)
+	refreshed := vmcptest.PostForm(t, base+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.Refresh}, "client_id": {tok.Client}})
+	if refreshed.Status != http.StatusOK || refreshed.Str("access_token") == "" {
+		t.Fatalf("refresh after the restart: %d %v", refreshed.Status, refreshed.Body)
 	}
-	if status, body := mcpPing(t, base, refreshed.str("access_token")); status != http.StatusOK {
+	if status, body := mcpPing(t, base, refreshed.Str("access_token")); status != http.StatusOK {
 		t.Errorf("the refreshed access token: %d %s", status, body)
 	}
 }
@@ -272,14 +216,14 @@ func TestRedisDownAndBack(t *testing.T) {
 
 	srv.Restart()
 	vmcptest.WaitReady(t, base) // on its own, once Redis answers
-	tok := loginFull(t, base)
-	if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+	tok := vmcptest.Login(t, base)
+	if status, body := mcpPing(t, base, tok.Access); status != http.StatusOK {
 		t.Fatalf("with Redis back: %d %s", status, body)
 	}
 
 	srv.Kill()
 	waitFor(t, "MCP requests kept being served with Redis down", func() bool {
-		status, body := mcpPing(t, base, tok.access)
+		status, body := mcpPing(t, base, tok.Access)
 		if status == http.StatusOK {
 			return false // answered from the local copy until the store notices
 		}
@@ -288,9 +232,9 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 		return true
 	})
-	refused := postForm(t, base+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.refresh}, "client_id": {tok.client}})
-	if refused.status != http.StatusServiceUnavailable || refused.str("error") != "temporarily_unavailable" || refused.str("access_token") != "" {
-		t.Errorf("refresh with Redis gone: %d %v, want 503 temporarily_unavailable and no token", refused.status, refused.body)
+	refused := vmcptest.PostForm(t, base+"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.Refresh}, "client_id": {tok.Client}})
+	if refused.Status != http.StatusServiceUnavailable || refused.Str("error") != "temporarily_unavailable" || refused.Str("access_token") != "" {
+		t.Errorf("refresh with Redis gone: %d %v, want 503 temporarily_unavailable and no token", refused.Status, refused.Body)
 	}
 }
 
@@ -315,13 +259,13 @@ func TestRedisNotOnTheCallPath(t *testing.T) {
 	vmcptest.Start(t, storageDoc(t, idp, addr, fmt.Sprintf(`  type: redis
   encryptionKeyRefs: [{name: store, key: key}]
   redis: {addr: %s}`, srv.Addr)), nil)
-	tok := loginFull(t, base)
+	tok := vmcptest.Login(t, base)
 	// The local copies are kept once the store listens for invalidations
 	// (a moment after it starts): wait until a request is answered
 	// locally.
 	waitFor(t, "requests kept going to Redis", func() bool {
 		before := srv.CommandsProcessed(t)
-		if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+		if status, body := mcpPing(t, base, tok.Access); status != http.StatusOK {
 			t.Fatalf("request: %d %s", status, body)
 		}
 		return srv.CommandsProcessed(t)-before <= 1 // the INFO itself
@@ -329,7 +273,7 @@ func TestRedisNotOnTheCallPath(t *testing.T) {
 	before := srv.CommandsProcessed(t)
 	const n = 50
 	for range n {
-		if status, body := mcpPing(t, base, tok.access); status != http.StatusOK {
+		if status, body := mcpPing(t, base, tok.Access); status != http.StatusOK {
 			t.Fatalf("request: %d %s", status, body)
 		}
 	}

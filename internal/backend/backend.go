@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
@@ -83,7 +86,9 @@ type Inventory struct {
 type Backend struct {
 	spec   Spec
 	set    *Set
-	logger *slog.Logger
+	logger *slog.Logger // redacts the URL's secrets
+	redact redactor     // takes the URL's secrets out of errors
+	origin *url.URL     // where the backend's requests may go; nil for stdio
 
 	inv      atomic.Pointer[Inventory] // nil unless ready
 	refresh  chan struct{}             // the backend said a list changed
@@ -117,10 +122,17 @@ type ownedConn struct {
 }
 
 func newBackend(spec Spec, set *Set) *Backend {
+	x := newRedactor(spec.URL)
+	var origin *url.URL
+	if spec.Transport != Stdio {
+		origin, _ = url.Parse(spec.URL)
+	}
 	return &Backend{
 		spec:     spec,
 		set:      set,
-		logger:   set.opts.Logger.With("backend", spec.Name),
+		logger:   redactLogger(set.opts.Logger, x).With("backend", spec.Name),
+		redact:   x,
+		origin:   origin,
 		refresh:  make(chan struct{}, 1),
 		suspect:  make(chan struct{}, 1),
 		attempts: make(chan struct{}),
@@ -177,7 +189,7 @@ func (b *Backend) run(ctx context.Context) {
 	}
 	defer endFirst()
 	for ctx.Err() == nil {
-		conn, inv, err := b.connectShared(ctx)
+		conn, inv, renewed, err := b.connectShared(ctx)
 		if errors.Is(err, errNeedsUser) {
 			b.setAuthRequired(err)
 			endFirst()
@@ -191,15 +203,16 @@ func (b *Backend) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			b.setDown(err, backoff)
+			wait := jitter(backoff)
+			b.setDown(err, wait)
 			endFirst()
-			if !sleep(ctx, backoff) {
+			if !sleep(ctx, wait) {
 				return
 			}
 			backoff = min(2*backoff, b.set.opts.MaxBackoff)
 			continue
 		}
-		b.setReady(conn, inv)
+		b.setReady(ctx, conn, inv, renewed)
 		endFirst()
 		readyAt := time.Now()
 		err = b.monitor(ctx, conn)
@@ -213,9 +226,10 @@ func (b *Backend) run(ctx context.Context) {
 		} else {
 			backoff = min(2*backoff, b.set.opts.MaxBackoff)
 		}
-		b.setDown(err, backoff)
+		wait := jitter(backoff)
+		b.setDown(err, wait)
 		b.closeConn(conn)
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, wait) {
 			return
 		}
 	}
@@ -232,20 +246,48 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// connectShared dials the shared connection and lists the inventory.
-func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, error) {
+// connectShared dials the shared connection, lists the inventory and
+// renews the resource subscriptions (it returns those it renewed), all
+// within the connect timeout.
+func (b *Backend) connectShared(ctx context.Context) (*Conn, *Inventory, map[string]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.set.opts.ConnectTimeout)
 	defer cancel()
 	conn, err := b.dial(ctx, nil, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	inv, err := b.list(ctx, conn)
-	if err != nil {
-		b.closeConn(conn)
-		return nil, nil, err
+	if err == nil {
+		var renewed map[string]bool
+		if renewed, err = b.renew(ctx, conn); err == nil {
+			return conn, inv, renewed, nil
+		}
 	}
-	return conn, inv, nil
+	b.closeConn(conn)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("no answer within %s: %w", b.set.opts.ConnectTimeout, err)
+	}
+	return nil, nil, nil, err
+}
+
+// renew subscribes a new shared connection to the resources clients are
+// subscribed to. A backend that refuses one (an error answer) is logged;
+// one that does not answer fails the connection: it is not ready.
+func (b *Backend) renew(ctx context.Context, c *Conn) (map[string]bool, error) {
+	b.mu.Lock()
+	renewed := make(map[string]bool, len(b.subs))
+	for uri := range b.subs {
+		renewed[uri] = true
+	}
+	b.mu.Unlock()
+	for uri := range renewed {
+		if err := b.subscribe(ctx, c, uri); err != nil {
+			if !isAnswer(err) {
+				return nil, fmt.Errorf("renewing the subscription to %s: %w", uri, err)
+			}
+		}
+	}
+	return renewed, nil
 }
 
 // errNeedsUser is a shared connection refused with 401 by a backend whose
@@ -310,24 +352,39 @@ func (b *Backend) list(ctx context.Context, c *Conn) (*Inventory, error) {
 	}
 	var err error
 	if caps.Tools != nil {
-		if inv.Tools, err = collect(c.session.Tools(ctx, nil)); err != nil {
+		if inv.Tools, err = listOptional(b, "tools/list", c.session.Tools(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list tools: %w", err)
 		}
 	}
 	if caps.Resources != nil {
-		if inv.Resources, err = collect(c.session.Resources(ctx, nil)); err != nil {
+		if inv.Resources, err = listOptional(b, "resources/list", c.session.Resources(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list resources: %w", err)
 		}
-		if inv.Templates, err = collect(c.session.ResourceTemplates(ctx, nil)); err != nil {
+		if inv.Templates, err = listOptional(b, "resources/templates/list", c.session.ResourceTemplates(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list resource templates: %w", err)
 		}
 	}
 	if caps.Prompts != nil {
-		if inv.Prompts, err = collect(c.session.Prompts(ctx, nil)); err != nil {
+		if inv.Prompts, err = listOptional(b, "prompts/list", c.session.Prompts(ctx, nil)); err != nil {
 			return nil, fmt.Errorf("list prompts: %w", err)
 		}
 	}
 	return inv, nil
+}
+
+// listOptional collects a list. A backend that answers a list method with
+// -32601 (method not found) does not implement it: it offers none of those
+// items (as a low-level TypeScript SDK server does for resource templates
+// it has no handler for), which is logged, not a failure to connect.
+func listOptional[T any](b *Backend, method string, seq func(func(T, error) bool)) ([]T, error) {
+	out, err := collect(seq)
+	var rpcErr *jsonrpc.Error
+	if errors.As(err, &rpcErr) && rpcErr.Code == jsonrpc.CodeMethodNotFound {
+		b.logger.Warn("the backend does not implement a list method of a capability it declared; it offers none of those items",
+			"method", method, "error", rpcErr.Message)
+		return nil, nil
+	}
+	return out, err
 }
 
 func collect[T any](seq func(func(T, error) bool)) ([]T, error) {
@@ -364,6 +421,10 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 				b.logger.Warn("re-listing after list_changed", "error", err)
 				continue
 			}
+			if sameLists(b.inv.Load(), inv) {
+				b.logger.Debug("backend lists listed again, unchanged")
+				continue
+			}
 			b.inv.Store(inv)
 			b.logger.Info("backend lists changed", "tools", len(inv.Tools), "resources", len(inv.Resources), "prompts", len(inv.Prompts))
 			b.set.changed()
@@ -386,6 +447,12 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 	}
 }
 
+// sameLists reports whether two inventories list the same items.
+func sameLists(a, b *Inventory) bool {
+	return a != nil && reflect.DeepEqual(a.Tools, b.Tools) && reflect.DeepEqual(a.Resources, b.Resources) &&
+		reflect.DeepEqual(a.Templates, b.Templates) && reflect.DeepEqual(a.Prompts, b.Prompts)
+}
+
 func errOrEOF(err error) error {
 	if err == nil {
 		return errors.New("EOF")
@@ -401,12 +468,14 @@ func (b *Backend) ping(ctx context.Context, c *Conn) error {
 	return c.session.Ping(ctx, nil)
 }
 
-func (b *Backend) setReady(c *Conn, inv *Inventory) {
+func (b *Backend) setReady(ctx context.Context, c *Conn, inv *Inventory, renewed map[string]bool) {
 	b.mu.Lock()
 	b.shared, b.state, b.lastErr, b.since, b.nextTry = c, StateReady, nil, time.Now(), time.Time{}
-	subs := make([]string, 0, len(b.subs))
+	var late []string // subscribed to while the connection was being made
 	for uri := range b.subs {
-		subs = append(subs, uri)
+		if !renewed[uri] {
+			late = append(late, uri)
+		}
 	}
 	b.mu.Unlock()
 	b.inv.Store(inv)
@@ -416,14 +485,19 @@ func (b *Backend) setReady(c *Conn, inv *Inventory) {
 	}
 	b.logger.Info("backend ready", "server", name, "tools", len(inv.Tools), "resources", len(inv.Resources),
 		"templates", len(inv.Templates), "prompts", len(inv.Prompts))
-	for _, uri := range subs {
-		b.subscribe(context.Background(), c, uri)
+	if len(late) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, b.set.opts.ConnectTimeout)
+		for _, uri := range late {
+			_ = b.subscribe(ctx, c, uri) // failures are logged; pings judge the backend
+		}
+		cancel()
 	}
 	b.set.changed()
 }
 
 // setAuthRequired records a backend that needs callers' credentials.
 func (b *Backend) setAuthRequired(err error) {
+	err = b.redact.err(err)
 	b.mu.Lock()
 	changed := b.state != StateAuthRequired
 	b.state, b.lastErr, b.nextTry = StateAuthRequired, err, time.Time{}
@@ -446,6 +520,7 @@ func (b *Backend) NeedsUser() bool {
 
 // setDown records a failure, drops the inventory and every connection.
 func (b *Backend) setDown(err error, retryIn time.Duration) {
+	err = b.redact.err(err)
 	b.mu.Lock()
 	wasReady := b.state == StateReady
 	if wasReady {

@@ -106,16 +106,7 @@ func BenchmarkCallTool(b *testing.B) {
 		cputime.Bench(b, cpu)
 	})
 	b.Run("backend", func(b *testing.B) {
-		set := NewSet([]Spec{{Name: "echo", Transport: StreamableHTTP, URL: srv.URL, CallTimeout: time.Minute}}, nil)
-		set.Start()
-		defer set.Close()
-		if err := set.WaitAttempted(ctx); err != nil {
-			b.Fatal(err)
-		}
-		be := set.Get("echo")
-		if be.Inventory() == nil {
-			b.Fatal("backend not ready:", be.Status().Error)
-		}
+		be := benchBackend(b, srv.URL)
 		b.ReportAllocs()
 		cpu := cputime.Process()
 		for b.Loop() {
@@ -125,4 +116,44 @@ func BenchmarkCallTool(b *testing.B) {
 		}
 		cputime.Bench(b, cpu)
 	})
+}
+
+// BenchmarkCallToolRaw measures a raw tools/call (the fast path's backend
+// side: one POST on the backend session, the answer read by vmcp) to the
+// in-process echo backend over loopback HTTP.
+func BenchmarkCallToolRaw(b *testing.B) {
+	srv, err := echoserver.Start(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	ctx := context.Background()
+	be := benchBackend(b, srv.URL)
+	call := RawCall{Name: "echo", Arguments: json.RawMessage(`{"text":"hello"}`)}
+	b.ReportAllocs()
+	cpu := cputime.Process()
+	for b.Loop() {
+		res, err := be.CallToolRaw(ctx, benchPeer{}, call)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Release()
+	}
+	cputime.Bench(b, cpu)
+}
+
+// benchBackend is the echo backend at url, connected, until b ends.
+func benchBackend(b *testing.B, url string) *Backend {
+	b.Helper()
+	set := NewSet([]Spec{{Name: "echo", Transport: StreamableHTTP, URL: url, CallTimeout: time.Minute}}, nil)
+	set.Start()
+	b.Cleanup(set.Close)
+	if err := set.WaitAttempted(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	be := set.Get("echo")
+	if be.Inventory() == nil {
+		b.Fatal("backend not ready:", be.Status().Error)
+	}
+	return be
 }

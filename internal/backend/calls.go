@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
@@ -139,7 +138,7 @@ func (b *Backend) dialOwned(key ownedKey, owner Peer, user *identity.Identity, o
 		}
 	}
 	if oc.err != nil {
-		oc.err = &UnavailableError{Backend: b.spec.Name, State: b.Status().State, Cause: oc.err}
+		oc.err = &UnavailableError{Backend: b.spec.Name, State: b.Status().State, Cause: b.redact.err(oc.err)}
 		b.forgetOwned(key, oc)
 		close(oc.ready)
 		return
@@ -184,6 +183,37 @@ func (b *Backend) closeIdle(idle time.Duration) {
 	}
 }
 
+// sessionLost handles a backend that no longer knows c's session (HTTP
+// 404): the shared connection is checked by its supervisor at once (and
+// replaced); an owned one is closed, so that the next call of its user or
+// client session dials a new one, as the shared connection is replaced.
+func (c *Conn) sessionLost() {
+	b := c.backend
+	if c.owner == nil && c.user == nil {
+		signal(b.suspect)
+		return
+	}
+	b.mu.Lock()
+	found := false
+	for key, oc := range b.owned {
+		select {
+		case <-oc.ready:
+		default:
+			continue // still dialing: not c
+		}
+		if oc.conn == c {
+			delete(b.owned, key)
+			found = true
+			break
+		}
+	}
+	b.mu.Unlock()
+	if found {
+		b.logger.Info("the backend lost a connection's session; the next call makes a new one")
+		go b.closeConn(c) // its DELETE is bounded by the SDK
+	}
+}
+
 func (b *Backend) forgetOwned(key ownedKey, oc *ownedConn) {
 	b.mu.Lock()
 	if b.owned[key] == oc {
@@ -201,9 +231,13 @@ func do[P mcp.Params, R any](ctx context.Context, b *Backend, peer Peer, p P, se
 		return zero, err
 	}
 	c.syncLogLevel(ctx)
+	ctx, fault := withFault(ctx)
 	end := c.begin(ctx, peer, p)
 	r, err := send(c.session, ctx, p)
 	end()
+	if f := fault.get(); f != nil {
+		err = f // the guard refused the answer (guard.go): the SDK got a stand-in error
+	}
 	if err = finish(err); err != nil {
 		return zero, err
 	}
@@ -242,17 +276,21 @@ func (b *Backend) open(ctx context.Context, peer Peer) (_ context.Context, c *Co
 		if err == nil {
 			return nil
 		}
-		var rpcErr *jsonrpc.Error
-		if errors.As(err, &rpcErr) {
-			return err
+		if isAnswer(err) {
+			return err // the backend's own error answer
 		}
-		if isConnectionError(err) && c.user == nil && c.owner == nil {
-			signal(b.suspect)
+		if isConnectionError(err) {
+			switch {
+			case c.user == nil && c.owner == nil:
+				signal(b.suspect) // the supervisor checks the shared connection
+			case errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed):
+				c.sessionLost() // an owned one is replaced by the next call
+			}
 		}
 		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 			err = fmt.Errorf("no answer within %s (the request was cancelled at the backend)", b.spec.CallTimeout)
 		}
-		return &CallError{Backend: b.spec.Name, Err: err}
+		return &CallError{Backend: b.spec.Name, Err: b.redact.err(noAnswer(err))}
 	}, nil
 }
 
@@ -304,7 +342,7 @@ func (b *Backend) Unsubscribe(ctx context.Context, uri string) error {
 		return nil
 	}
 	if err := c.session.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: uri}); err != nil {
-		return &CallError{Backend: b.spec.Name, Err: err}
+		return &CallError{Backend: b.spec.Name, Err: b.redact.err(err)}
 	}
 	return nil
 }
@@ -316,7 +354,7 @@ func (b *Backend) subscribe(ctx context.Context, c *Conn, uri string) error {
 	}
 	if err := c.session.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
 		b.logger.Warn("subscribing to resource updates", "uri", uri, "error", err)
-		return &CallError{Backend: b.spec.Name, Err: err}
+		return &CallError{Backend: b.spec.Name, Err: b.redact.err(err)}
 	}
 	return nil
 }

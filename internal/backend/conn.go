@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -302,12 +303,32 @@ func (c *Conn) syncLogLevel(ctx context.Context) {
 // isConnectionError reports whether err means the connection is gone (as
 // opposed to an error answer from a live backend).
 func isConnectionError(err error) bool {
-	if err == nil {
-		return false
-	}
-	var rpcErr *jsonrpc.Error
-	if errors.As(err, &rpcErr) {
+	if err == nil || isAnswer(err) {
 		return false
 	}
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// isAnswer reports whether err is an error answer of the backend (a
+// JSON-RPC error it sent). The go-sdk's client marks a request that did
+// not get through (a network error, an HTTP error) with a JSON-RPC error
+// of its own, -32005 "rejected by transport": that is no answer.
+func isAnswer(err error) bool {
+	var rpcErr *jsonrpc.Error
+	return errors.As(err, &rpcErr) && !sdkRejected(rpcErr)
+}
+
+func sdkRejected(e *jsonrpc.Error) bool {
+	return e.Code == -32005 && e.Message == "rejected by transport"
+}
+
+// noAnswer returns err without the go-sdk's JSON-RPC marker of a request
+// that did not get through (see isAnswer), so that no one takes it for
+// the backend's answer.
+func noAnswer(err error) error {
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) || !sdkRejected(rpcErr) {
+		return err
+	}
+	return errors.New(strings.Replace(err.Error(), " rejected by transport:", "", 1))
 }

@@ -17,6 +17,14 @@
 // the [Peer] the call carries; progress tokens are rewritten per connection
 // so that many clients can share one backend session.
 //
+// A fault of one answer fails one call: raw calls read answers themselves
+// (raw.go), and the go-sdk's client reads them through a guard (guard.go)
+// that turns a malformed answer into that call's error, resumes event
+// streams that end early, and keeps each connection's standalone GET stream
+// open; answers are bounded by [Options.MaxResultBytes]. A backend's
+// requests never leave its URL's origin, and secrets in that URL never
+// appear in its errors or logs.
+//
 // This package knows nothing about HTTP serving, names as clients see them,
 // or authorization: it speaks the backend's own names.
 package backend

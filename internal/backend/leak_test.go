@@ -7,7 +7,9 @@ import (
 )
 
 // TestMain fails the package's tests if any goroutine they started is
-// still running when they end.
+// still running when they end. (Started as a stdio server by
+// TestStdioResultLimit, the binary serves instead.)
 func TestMain(m *testing.M) {
+	serveStdioIfAsked()
 	goleak.VerifyTestMain(m)
 }

@@ -2,14 +2,8 @@
 
 package backend
 
-import (
-	"os/exec"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
+import "os/exec"
 
 func isolate(*exec.Cmd) {}
 
-type processTransport struct {
-	mcp.CommandTransport
-}
+func killGroup(*exec.Cmd) {}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,16 +49,24 @@ type RawCall struct {
 // RawResult is a backend's result as the bytes it sent. Release returns
 // its buffer; Result must not be used after.
 type RawResult struct {
-	Result json.RawMessage
-	buf    *bytes.Buffer
+	Result  json.RawMessage
+	buf     *bytes.Buffer
+	drained <-chan struct{} // closed when the answer's stream is drained; nil: nothing to drain
 }
 
-// Release returns r's buffer to the pool.
+// Release returns r's buffer to the pool. It waits (briefly) for the rest
+// of the answer's stream to be read, so that the next call reuses its
+// connection: the caller has the answer by then, and the stream's end is
+// normally read already.
 func (r *RawResult) Release() {
 	if r.buf != nil {
 		r.Result = nil
 		putBuf(r.buf)
 		r.buf = nil
+	}
+	if r.drained != nil {
+		awaitDrain(r.drained)
+		r.drained = nil
 	}
 }
 
@@ -71,9 +78,6 @@ type rawConn struct {
 	client *http.Client
 	ids    atomic.Uint64
 }
-
-// maxRawAnswer bounds what one raw call reads from a backend.
-const maxRawAnswer = 64 << 20
 
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
@@ -109,6 +113,9 @@ func (b *Backend) CallToolRaw(ctx context.Context, peer Peer, call RawCall) (*Ra
 	end := c.begin(callCtx, peer, nil)
 	res, err := c.rawCall(callCtx, ver, call)
 	end()
+	if res != nil {
+		b.set.largeAnswer(len(res.Result))
+	}
 	if err = finish(err); err != nil {
 		return nil, err
 	}
@@ -168,20 +175,20 @@ func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawR
 		body = append(append(body, `,"_meta":`...), call.Meta...)
 	}
 	body = append(body, "}}"...)
-	resp, err := c.post(ctx, version, body)
+	st := stream{version: version, session: c.session.ID()}
+	resp, err := c.post(ctx, st, body)
 	if err != nil {
-		return nil, c.rawFailed(ctx, version, id, err)
+		return nil, c.rawFailed(ctx, st, id, err)
 	}
-	defer resp.Body.Close()
-	res, err := c.readAnswer(ctx, version, resp, id)
+	res, err := c.readAnswer(ctx, st, resp, id)
 	if err != nil {
-		return nil, c.rawFailed(ctx, version, id, err)
+		return nil, c.rawFailed(ctx, st, id, err)
 	}
 	return res, nil
 }
 
 // post sends one JSON-RPC message on c's session.
-func (c *Conn) post(ctx context.Context, version string, body []byte) (*http.Response, error) {
+func (c *Conn) post(ctx context.Context, st stream, body []byte) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.raw.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -189,10 +196,10 @@ func (c *Conn) post(ctx context.Context, version string, body []byte) (*http.Res
 	req.Header = http.Header{
 		"Content-Type":         {"application/json"},
 		"Accept":               {"application/json, text/event-stream"},
-		"Mcp-Protocol-Version": {version},
+		"Mcp-Protocol-Version": {st.version},
 	}
-	if sid := c.session.ID(); sid != "" {
-		req.Header["Mcp-Session-Id"] = []string{sid}
+	if st.session != "" {
+		req.Header["Mcp-Session-Id"] = []string{st.session}
 	}
 	return c.raw.client.Do(req)
 }
@@ -200,7 +207,7 @@ func (c *Conn) post(ctx context.Context, version string, body []byte) (*http.Res
 // rawFailed tells the backend that a call vmcp gave up on (the client
 // cancelled it, or it timed out) is cancelled, as the SDK does, and
 // returns err.
-func (c *Conn) rawFailed(ctx context.Context, version, id string, err error) error {
+func (c *Conn) rawFailed(ctx context.Context, st stream, id string, err error) error {
 	if ctx.Err() == nil {
 		return err
 	}
@@ -212,33 +219,37 @@ func (c *Conn) rawFailed(ctx context.Context, version, id string, err error) err
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		msg := fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%q,"reason":%q}}`, id, reason)
-		if resp, err := c.post(ctx, version, msg); err == nil {
+		if resp, err := c.post(ctx, st, msg); err == nil {
 			_ = resp.Body.Close()
 		}
 	}()
 	return err
 }
 
-// readAnswer reads the answer to request id.
-func (c *Conn) readAnswer(ctx context.Context, version string, resp *http.Response, id string) (*RawResult, error) {
+// readAnswer reads the answer to request id, and closes resp's body.
+func (c *Conn) readAnswer(ctx context.Context, st stream, resp *http.Response, id string) (*RawResult, error) {
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return nil, errors.New("the backend no longer knows vmcp's session (HTTP 404)")
+		_ = resp.Body.Close()
+		c.sessionLost()
+		return nil, errSessionLost
 	default:
+		_ = resp.Body.Close()
 		// The body is not quoted: a backend's error page may echo credentials.
-		return nil, fmt.Errorf("the backend answered HTTP %s", resp.Status)
+		return nil, &statusError{status: resp.Status}
 	}
-	ct := resp.Header.Get("Content-Type")
 	buf := getBuf()
 	var res *RawResult
 	var err error
-	switch {
-	case strings.HasPrefix(ct, "application/json"):
-		res, err = c.readJSON(ctx, version, resp.Body, buf, id)
-	case strings.HasPrefix(ct, "text/event-stream"):
-		res, err = c.readStream(ctx, version, resp.Body, buf, id)
+	switch ct := resp.Header.Get("Content-Type"); mediaType(ct) {
+	case "application/json":
+		res, err = c.readJSON(ctx, st, resp.Body, buf, id)
+		_ = resp.Body.Close()
+	case "text/event-stream":
+		res, err = c.readStream(ctx, st, resp.Body, buf, id)
 	default:
+		_ = resp.Body.Close()
 		err = fmt.Errorf("unexpected Content-Type %q", ct)
 	}
 	if res == nil {
@@ -248,96 +259,121 @@ func (c *Conn) readAnswer(ctx context.Context, version string, resp *http.Respon
 }
 
 // readJSON reads an answer sent as one JSON body.
-func (c *Conn) readJSON(ctx context.Context, version string, body io.Reader, buf *bytes.Buffer, id string) (*RawResult, error) {
-	if _, err := buf.ReadFrom(io.LimitReader(body, maxRawAnswer+1)); err != nil {
-		return nil, err
+func (c *Conn) readJSON(ctx context.Context, st stream, body io.Reader, buf *bytes.Buffer, id string) (*RawResult, error) {
+	limit := c.backend.set.opts.MaxResultBytes
+	if _, err := buf.ReadFrom(io.LimitReader(body, int64(limit)+1)); err != nil {
+		return nil, fmt.Errorf("reading the backend's answer: %w", err)
 	}
-	if buf.Len() > maxRawAnswer {
-		return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
+	if buf.Len() > limit {
+		return nil, errTooLarge(limit)
 	}
-	res, err := c.rawAnswer(ctx, version, buf, id)
+	res, err := c.rawAnswer(ctx, st, buf, id)
 	if res == nil && err == nil {
 		err = errors.New("the backend's JSON answer is not the response to the call")
 	}
 	return res, err
 }
 
-// readStream reads server-sent events until the answer to id.
-func (c *Conn) readStream(ctx context.Context, version string, body io.Reader, buf *bytes.Buffer, id string) (*RawResult, error) {
+// readStream reads server-sent events until the answer to id, resuming
+// the stream (GET with Last-Event-ID) if it ends before. It closes body.
+func (c *Conn) readStream(ctx context.Context, st stream, body io.ReadCloser, buf *bytes.Buffer, id string) (*RawResult, error) {
 	r := readers.Get().(*bufio.Reader)
 	r.Reset(body)
-	defer func() { r.Reset(nil); readers.Put(r) }()
-	read := 0
+	sr := newSSEReader(r, c.backend.set.opts.MaxResultBytes)
 	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A long line: gather it whole.
-			long := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
-				if len(long) > maxRawAnswer {
-					return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
-				}
-			}
-			line = long
-		}
-		read += len(line)
-		if read > maxRawAnswer {
-			return nil, fmt.Errorf("answer larger than %d bytes", maxRawAnswer)
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 { // end of an event
-			if buf.Len() > 0 {
-				res, err := c.rawAnswer(ctx, version, buf, id)
-				if res != nil || err != nil {
-					drain(r, body)
-					return res, err
-				}
-				buf.Reset()
-			}
-		} else if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			if buf.Len() > 0 {
-				buf.WriteByte('\n')
-			}
-			buf.Write(bytes.TrimPrefix(data, []byte(" ")))
+		typ, err := sr.next(buf)
+		if errors.Is(err, errEventTooLarge) {
+			_ = body.Close()
+			readers.Put(r)
+			return nil, errTooLarge(sr.max)
 		}
 		if err != nil {
-			if err == io.EOF && buf.Len() > 0 {
-				if res, err := c.rawAnswer(ctx, version, buf, id); res != nil || err != nil {
-					return res, err
-				}
+			_ = body.Close()
+			if ctx.Err() != nil {
+				readers.Put(r)
+				return nil, ctx.Err()
 			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+			if sr.lastID == "" {
+				readers.Put(r)
+				return nil, fmt.Errorf("the backend's stream ended without an answer: %w", err)
 			}
-			return nil, fmt.Errorf("the backend's stream ended without an answer: %w", err)
+			resp, rerr := c.resume(ctx, st, sr.lastID, sr.retry)
+			if rerr != nil {
+				readers.Put(r)
+				return nil, fmt.Errorf("the backend's stream ended without an answer and could not be resumed: %w", rerr)
+			}
+			body = resp.Body
+			r.Reset(body)
+			sr.skipLF, sr.skipping = false, false
+			continue
+		}
+		if typ != "message" || buf.Len() == 0 {
+			continue
+		}
+		res, err := c.rawAnswer(ctx, st, buf, id)
+		if res != nil || err != nil {
+			drained := finishBody(r, body)
+			if res != nil {
+				res.drained = drained
+			} else {
+				awaitDrain(drained)
+			}
+			return res, err
 		}
 	}
 }
 
-// drainWait bounds the wait for the end of a stream after its answer.
-const drainWait = 100 * time.Millisecond
+// Draining a stream after its answer. The backend ends a call's stream
+// right after the answer, and a body read to its end lets net/http reuse
+// the connection, where closing it early would close the connection. The
+// rest of the stream is read by a goroutine of its own, up to drainMax
+// bytes and drainLong, so that neither a slow end costs the connection nor
+// the answer waits for it; whoever needs the connection back (the next
+// call) waits up to drainWait for that (awaitDrain).
+const (
+	drainWait = 100 * time.Millisecond
+	drainLong = 10 * time.Second
+	drainMax  = 64 << 10
+)
 
-// drain reads what is left of a response stream after the answer (the end
-// of the chunked body, normally already there or on its way), so that the
-// connection goes back to the pool instead of being closed. A stream the
-// backend keeps open is closed after drainWait.
-func drain(r *bufio.Reader, body io.Reader) {
-	if rc, ok := body.(io.Closer); ok {
-		t := time.AfterFunc(drainWait, func() { _ = rc.Close() })
-		defer t.Stop()
+// finishBody drains and closes body, read through r, in the background,
+// returns r to the pool, and returns a channel closed when that is done.
+func finishBody(r *bufio.Reader, body io.ReadCloser) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.AfterFunc(drainLong, func() { _ = body.Close() })
+		_, _ = io.Copy(io.Discard, io.LimitReader(r, drainMax))
+		t.Stop()
+		_ = body.Close()
+		r.Reset(nil)
+		readers.Put(r)
+	}()
+	return done
+}
+
+// awaitDrain waits up to drainWait for a drain to end.
+func awaitDrain(done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10))
+	t := time.NewTimer(drainWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // rawAnswer handles one message in buf: the answer to id is returned (a
 // result, or the backend's *jsonrpc.Error); anything else is handled and
 // (nil, nil) returned.
-func (c *Conn) rawAnswer(ctx context.Context, version string, buf *bytes.Buffer, id string) (*RawResult, error) {
+func (c *Conn) rawAnswer(ctx context.Context, st stream, buf *bytes.Buffer, id string) (*RawResult, error) {
 	var m rawMessage
 	if _, err := sjson.Parse(buf.Bytes(), &m, parseFlags); err != nil {
-		return nil, fmt.Errorf("invalid JSON-RPC message from the backend: %w", err)
+		return nil, invalidMessage(buf.Bytes())
 	}
 	switch {
 	case m.Method == "" && isID(m.ID, id):
@@ -353,7 +389,7 @@ func (c *Conn) rawAnswer(ctx context.Context, version string, buf *bytes.Buffer,
 	case m.Method == "":
 		// An answer to something else: not ours to handle.
 	case len(m.ID) > 0 && string(m.ID) != "null":
-		c.answerRequest(ctx, version, &m)
+		c.answerRequest(ctx, st, &m)
 	default:
 		c.notified(ctx, &m)
 	}
@@ -366,7 +402,7 @@ func isID(raw json.RawMessage, id string) bool {
 
 // answerRequest answers a request the backend made during a raw call: the
 // caller takes nothing back, so only ping is answered with a result.
-func (c *Conn) answerRequest(ctx context.Context, version string, m *rawMessage) {
+func (c *Conn) answerRequest(ctx context.Context, st stream, m *rawMessage) {
 	var e *jsonrpc.Error
 	switch m.Method {
 	case "ping":
@@ -382,7 +418,7 @@ func (c *Conn) answerRequest(ctx context.Context, version string, m *rawMessage)
 		msg, _ := json.Marshal(e.Message)
 		reply = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}`, m.ID, e.Code, msg)
 	}
-	resp, err := c.post(ctx, version, reply)
+	resp, err := c.post(ctx, st, reply)
 	if err != nil {
 		c.backend.logger.Debug("answering a backend request", "method", m.Method, "error", err)
 		return

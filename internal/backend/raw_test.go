@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,13 +91,36 @@ func TestRawCallSessionLost(t *testing.T) {
 	}
 }
 
+// oneShot sends each POST's answer, its end included, when the handler
+// returns (no flushes): a backend whose streams end together with the
+// answer, so that when the connection is reusable does not depend on
+// timing.
+type oneShot struct {
+	h    http.Handler
+	gets atomic.Int32
+}
+
+type unflushed struct{ http.ResponseWriter }
+
+func (unflushed) Flush() {}
+
+func (o *oneShot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		o.gets.Add(1)
+		o.h.ServeHTTP(w, r)
+		return
+	}
+	o.h.ServeHTTP(unflushed{w}, r)
+}
+
 // TestRawCallsReuseConnections: a raw call reads its answer's stream to the
 // end, so the HTTP connection goes back to the pool (closing an unread
 // body closes the connection).
 func TestRawCallsReuseConnections(t *testing.T) {
 	sw := &swappable{}
 	sw.fresh()
-	srv := httptest.NewUnstartedServer(sw)
+	h := &oneShot{h: sw}
+	srv := httptest.NewUnstartedServer(h)
 	var conns atomic.Int32
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -110,6 +135,8 @@ func TestRawCallsReuseConnections(t *testing.T) {
 	if err := set.WaitAttempted(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// The GET stream is opened in the background: count after it.
+	waitFor(t, 20*time.Second, "the backend's GET stream opened", func() (bool, string) { return h.gets.Load() > 0, "" })
 	b := set.Get("be")
 	before := conns.Load()
 	for range 200 {
@@ -123,6 +150,79 @@ func TestRawCallsReuseConnections(t *testing.T) {
 		t.Errorf("200 sequential calls opened %d new connections; want the pooled one reused", n)
 	}
 }
+
+// TestRawCallStreamEndingLate: a backend that ends a call's stream only
+// some time after the answer (a busy machine, a server that finishes its
+// work first) gets the answer to the caller at once, and its connection is
+// drained in the background and kept, not closed: the backend does not
+// see the client leave, and the connection goes idle once the stream ends.
+func TestRawCallStreamEndingLate(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	left := make(chan struct{}) // closed if the client closed the connection
+	var mu sync.Mutex
+	var slowConn net.Conn
+	states := map[net.Conn][]http.ConnState{}
+	s := &rawServer{answers: map[string]func(http.ResponseWriter, *http.Request, *rpcMessage){
+		"tools/call:slow-end": func(w http.ResponseWriter, r *http.Request, m *rpcMessage) {
+			mu.Lock()
+			slowConn = r.Context().Value(connKey{}).(net.Conn)
+			mu.Unlock()
+			writeEvents(w, "data: "+result(m, `{"content":[]}`)+"\n\n")
+			select { // the end of the stream comes later
+			case <-release:
+			case <-r.Context().Done():
+				close(left)
+			}
+		},
+	}}
+	ts := httptest.NewUnstartedServer(s)
+	ts.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }
+	ts.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		states[c] = append(states[c], st)
+		mu.Unlock()
+	}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	var once sync.Once
+	end := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(end)
+	b := startSet(t, nil, backend.Spec{Name: "late", Transport: backend.StreamableHTTP, URL: ts.URL})
+	mustReady(t, b)
+	done := make(chan error, 1)
+	go func() {
+		res, err := b.CallToolRaw(t.Context(), nil, backend.RawCall{Name: "slow-end", Arguments: json.RawMessage(`{}`)})
+		if err == nil {
+			res.Release()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the call waited for the end of its stream")
+	}
+	// The stream's end comes a second after the answer; a client that
+	// gave up on it has closed the connection by then.
+	select {
+	case <-left:
+		t.Fatal("vmcp closed the connection of a stream that had not ended yet")
+	case <-time.After(time.Second):
+	}
+	end()
+	waitFor(t, 20*time.Second, "the call's connection idle once its stream ended", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		st := states[slowConn]
+		return st[len(st)-1] == http.StateIdle, fmt.Sprint(st)
+	})
+}
+
+type connKey struct{}
 
 // scripted is a hand-written streamable HTTP MCP server whose tools/call
 // answers are scripted per tool: what raw calls must cope with from

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -26,10 +25,18 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 	switch b.spec.Transport {
 	case StreamableHTTP:
 		hc := b.httpClient(c)
-		c.raw = &rawConn{url: b.spec.URL, client: b.rawClient(c, hc)}
-		return &mcp.StreamableClientTransport{Endpoint: b.spec.URL, HTTPClient: hc, MaxRetries: -1}, nil
+		c.raw = &rawConn{url: b.spec.URL, client: hc}
+		// The SDK's requests go through the guard (guard.go), which keeps
+		// the event streams, so the SDK never resumes one itself
+		// (MaxRetries -1); an event it reads is at most the result size
+		// limit plus the guard's framing.
+		sdk := &http.Client{Transport: &guard{next: hc.Transport, conn: c}, CheckRedirect: hc.CheckRedirect, Timeout: hc.Timeout}
+		return &mcp.StreamableClientTransport{
+			Endpoint: b.spec.URL, HTTPClient: sdk, MaxRetries: -1,
+			MaxEventSize: b.set.opts.MaxResultBytes + 1024,
+		}, nil
 	case SSE:
-		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c)}, nil
+		return &mcp.SSEClientTransport{Endpoint: b.spec.URL, HTTPClient: b.httpClient(c), MaxEventSize: b.set.opts.MaxResultBytes}, nil
 	case Stdio:
 		cmd := exec.Command(b.spec.Command, b.spec.Args...)
 		cmd.Dir = b.spec.Cwd
@@ -44,7 +51,7 @@ func (b *Backend) transport(c *Conn) (mcp.Transport, error) {
 		}
 		cmd.Stderr = &lineLogger{logger: b.logger}
 		isolate(cmd)
-		return &processTransport{CommandTransport: mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}}, nil
+		return &processTransport{cmd: cmd, terminate: 2 * time.Second, maxLine: b.set.opts.MaxResultBytes + 1024}, nil
 	}
 	return nil, fmt.Errorf("unknown transport %q", b.spec.Transport)
 }
@@ -64,32 +71,20 @@ func (b *Backend) childEnv() []string {
 }
 
 // httpClient is the client of one connection: the shared pool, with the
-// backend's credentials added to every request (none: the pool as is).
+// backend's credentials added to every request, nothing sent to another
+// origin, and redirects followed only within the origin, keeping the
+// method (backendauth.CheckRedirect).
 func (b *Backend) httpClient(c *Conn) *http.Client {
 	base := b.set.opts.HTTPClient
-	if _, none := b.auth().(backendauth.None); none {
-		return base
-	}
 	rt := base.Transport
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return &http.Client{Transport: &credentialTransport{base: rt, conn: c}, Timeout: base.Timeout}
-}
-
-// rawClient is the client of a connection's raw calls: hc, or, where the
-// backend can be reached directly (see direct.go), the same with direct
-// round trips.
-func (b *Backend) rawClient(c *Conn, hc *http.Client) *http.Client {
-	u, err := url.Parse(b.spec.URL)
-	if err != nil || !b.set.direct.serves(u) {
-		return hc
-	}
-	var rt http.RoundTripper = b.set.direct
 	if _, none := b.auth().(backendauth.None); !none {
 		rt = &credentialTransport{base: rt, conn: c}
 	}
-	return &http.Client{Transport: rt, Timeout: hc.Timeout}
+	rt = &backendauth.OriginCheck{Next: rt, Origin: b.origin}
+	return &http.Client{Transport: rt, CheckRedirect: backendauth.CheckRedirect, Timeout: base.Timeout}
 }
 
 // appliedKey is the context key of the credentials do got for a call.

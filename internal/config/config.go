@@ -634,6 +634,10 @@ type Server struct {
 	AllowedOrigins []string `yaml:"allowedOrigins"`
 	// MaxRequestBytes bounds a request body. Default: 4 MiB.
 	MaxRequestBytes int64 `yaml:"maxRequestBytes"`
+	// MaxResultBytes bounds what vmcp reads of one answer from a backend
+	// (a result, or one message of an event stream); a larger answer
+	// fails its call. Default: 64 MiB.
+	MaxResultBytes int64 `yaml:"maxResultBytes"`
 	// PageSize is the number of items per page of list results.
 	// Default: 1000.
 	PageSize int `yaml:"pageSize"`
@@ -703,6 +707,7 @@ const (
 	DefaultListen                 = "127.0.0.1:4483"
 	DefaultPrefixFormat           = "{workload}_"
 	DefaultMaxRequestBytes        = 4 << 20
+	DefaultMaxResultBytes         = 64 << 20
 	DefaultPageSize               = 1000
 	DefaultCallTimeout            = 60 * time.Second
 	DefaultConnectTimeout         = 10 * time.Second
@@ -787,6 +792,7 @@ func (c *Config) applyDefaults() {
 	s := &c.Server
 	setDefault(&s.Listen, DefaultListen)
 	setDefault(&s.MaxRequestBytes, DefaultMaxRequestBytes)
+	setDefault(&s.MaxResultBytes, DefaultMaxResultBytes)
 	setDefault(&s.PageSize, DefaultPageSize)
 	setDefault(&s.SessionIdleTimeout, Duration(DefaultSessionIdleTimeout))
 	setDefault(&s.MaxSessions, DefaultMaxSessions)

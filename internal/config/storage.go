@@ -80,6 +80,11 @@ type RedisSentinel struct {
 type RedisTLS struct {
 	// CAFile is a PEM bundle of the CAs to trust. Default: the system's.
 	CAFile string `yaml:"caFile"`
+	// CARef is a PEM bundle of the CAs to trust, read from a secret
+	// reference: in Kubernetes a Secret's key, such as the ca.crt of a
+	// cert-manager Certificate; standalone, an alternative to caFile.
+	// Default: the system's.
+	CARef *SecretRef `yaml:"caRef"`
 	// ServerName overrides the name checked in the server's certificate.
 	ServerName string `yaml:"serverName"`
 	// InsecureSkipVerify turns certificate checks off. Tests only.
@@ -151,6 +156,12 @@ func (c *Config) validateStorage(v *validator) {
 	}
 	if r.PasswordRef != nil {
 		validateSecretRef(v, rf+".passwordRef", r.PasswordRef)
+	}
+	if t := r.TLS; t != nil && t.CARef != nil {
+		if t.CAFile != "" {
+			v.add(rf+".tls", "set caFile or caRef, not both")
+		}
+		validateSecretRef(v, rf+".tls.caRef", t.CARef)
 	}
 	if r.DB < 0 || r.DB > 15 {
 		v.add(rf+".db", "must be between 0 and 15")

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,6 +102,16 @@ func TestStorage(t *testing.T) {
 		{name: "bad addr", storage: "storage:\n  type: redis\n  encryptionKeyRefs: [{env: K}]\n  redis: {addr: redis}\n", wantErr: `storage.redis.addr: "redis" must be host:port`},
 		{name: "redis block with embedded", storage: "storage:\n  redis: {addr: 'r:6379'}\n", wantErr: "storage.redis: is used only with storage.type: redis"},
 		{name: "stateDir with memory", storage: "storage: {type: memory, stateDir: /x}\n", wantErr: "storage.stateDir: is used only with storage.type: embedded"},
+		{name: "tls caFile and caRef", storage: "storage:\n  type: redis\n  encryptionKeyRefs: [{env: K}]\n  redis: {addr: 'r:6379', tls: {caFile: /ca.pem, caRef: {name: ca, key: ca.crt}}}\n",
+			wantErr: "storage.redis.tls: set caFile or caRef, not both"},
+		{name: "tls bad caRef", storage: "storage:\n  type: redis\n  encryptionKeyRefs: [{env: K}]\n  redis: {addr: 'r:6379', tls: {caRef: {name: ca}}}\n",
+			wantErr: "storage.redis.tls.caRef: name and key go together"},
+		{name: "tls caRef is a secret reference", storage: "storage:\n  type: redis\n  encryptionKeyRefs: [{env: K}]\n  redis: {addr: 'r:6379', tls: {caRef: {name: ca, key: ca.crt}}}\n",
+			check: func(t *testing.T, s *config.Storage) {
+				if s.Redis.TLS.CARef == nil || s.Redis.TLS.CARef.Name != "ca" {
+					t.Errorf("tls = %+v", s.Redis.TLS)
+				}
+			}},
 		{name: "bad key ref", storage: "storage:\n  encryptionKeyRefs: [{name: x}]\n", wantErr: "storage.encryptionKeyRefs[0]"},
 	}
 	for _, tc := range tests {
@@ -119,5 +130,36 @@ func TestStorage(t *testing.T) {
 				tc.check(t, cfg.Storage)
 			}
 		})
+	}
+}
+
+// TestStorageSecretRefs: every secret of storage is a secret reference
+// that SecretRefs lists, with its field: what the operator mounts into the
+// pods and hashes so that a change rolls them.
+func TestStorageSecretRefs(t *testing.T) {
+	cfg, err := config.Parse([]byte(authBase+`storage:
+  type: redis
+  encryptionKeyRefs: [{name: keys, key: new}, {name: keys, key: old}]
+  redis:
+    sentinel: {masterName: m, addrs: ["s:26379"], passwordRef: {name: sentinel, key: password}}
+    passwordRef: {name: redis, key: password}
+    tls: {caRef: {name: redis-tls, key: ca.crt}}
+`), "refs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range cfg.SecretRefs() {
+		got = append(got, r.Field+"="+r.Ref.String())
+	}
+	want := []string{
+		"storage.encryptionKeyRefs[0]=keys/new",
+		"storage.encryptionKeyRefs[1]=keys/old",
+		"storage.redis.sentinel.passwordRef=sentinel/password",
+		"storage.redis.passwordRef=redis/password",
+		"storage.redis.tls.caRef=redis-tls/ca.crt",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("SecretRefs = %q, want %q", got, want)
 	}
 }

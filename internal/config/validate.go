@@ -98,7 +98,18 @@ func validateHTTPURL(v *validator, field, raw string) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		v.add(field, "%q must be an absolute http or https URL", raw)
+		shown := raw
+		if err == nil { // its secrets (user information, query) not repeated
+			c := *u
+			if c.User != nil {
+				c.User = url.User("REDACTED")
+			}
+			if c.RawQuery != "" {
+				c.RawQuery = "REDACTED"
+			}
+			shown = c.String()
+		}
+		v.add(field, "%q must be an absolute http or https URL", shown)
 	}
 }
 
@@ -523,6 +534,9 @@ func (c *Config) validateServer(v *validator) {
 	}
 	if s.MaxRequestBytes < 1024 {
 		v.add("server.maxRequestBytes", "must be at least 1024")
+	}
+	if s.MaxResultBytes < 64<<10 || s.MaxResultBytes > 1<<30 {
+		v.add("server.maxResultBytes", "must be between 65536 (64 KiB) and 1073741824 (1 GiB)")
 	}
 	if s.PageSize < 1 || s.PageSize > 10000 {
 		v.add("server.pageSize", "must be between 1 and 10000")

@@ -146,7 +146,8 @@ func TestBrokenGateways(t *testing.T) {
 				return o
 			},
 			cond: v1alpha1.ConditionReady, reason: v1alpha1.ReasonSharedStateRequired, blocking: true,
-			want: []string{"spec.replicas is 3, but this vmcp keeps sessions", "set spec.replicas: 1"},
+			want: []string{"spec.replicas is 3, but spec.storage.type is embedded (the default)",
+				"set spec.storage.type: redis with spec.storage.redis (addr, or sentinel) and spec.storage.encryptionKeyRefs to share them between replicas, or set spec.replicas: 1"},
 			fix: func(t *testing.T, ns string) {
 				patch(t, &v1alpha1.VirtualMCPServer{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gateway"}}, `{"spec":{"replicas":1}}`)
 			},

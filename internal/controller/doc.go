@@ -8,8 +8,10 @@
 // `vmcp validate`, and every problem becomes a status condition naming the
 // field and the fix. A valid document is applied (objects.go) as a
 // ConfigMap, a Deployment that mounts the referenced Secrets under
-// VMCP_SECRETS_DIR, and a Service, all owned by the VirtualMCPServer. An
-// invalid one changes nothing that runs.
+// VMCP_SECRETS_DIR, and a Service, all owned by the VirtualMCPServer; the
+// embedded store also gets a PersistentVolumeClaim (storage.go), and only
+// Redis storage allows several replicas. An invalid one changes nothing
+// that runs.
 //
 // Secrets and ConfigMaps are never cached: they are watched as metadata
 // only and read from the API server when a gateway needs them.

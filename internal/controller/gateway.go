@@ -37,6 +37,7 @@ type GatewayReconciler struct {
 // +kubebuilder:rbac:groups=vmcp.dev,resources=virtualmcpservers/status;mcpgroups/status;mcpservers/status;mcpoidcconfigs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -59,12 +60,8 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if vs.Spec.Replicas != nil {
 		replicas = *vs.Spec.Replicas
 	}
-	if replicas > 1 && !sharedState(res.cfg) {
-		res.add(v1alpha1.ConditionReady, v1alpha1.ReasonSharedStateRequired, true,
-			"spec.replicas is %d, but this vmcp keeps sessions and the authorization server's clients and grants in each pod's memory, "+
-				"so a client would lose its session or tokens whenever a request reached another pod: set spec.replicas: 1 "+
-				"(shared storage for several replicas is not available in this version)", replicas)
-	}
+	checkReplicas(&vs, res, replicas)
+	var claim *corev1.PersistentVolumeClaim
 	if !res.blocked() {
 		o, err := foreign(ctx, r.Reader, &vs, vs.Namespace, gatewayObjectName(vs.Name), &corev1.ConfigMap{}, &appsv1.Deployment{}, &corev1.Service{})
 		if err != nil {
@@ -75,10 +72,15 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 				"%s %s already exists and is not this gateway's: delete or rename it, or give the VirtualMCPServer another name", kindOf(o), o.GetName())
 		}
 	}
+	if !res.blocked() && needsStateVolume(&vs) {
+		if claim, err = checkStateClaim(ctx, r.Reader, &vs, res); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	hash := ""
 	if !res.blocked() {
 		hash = configHash(res)
-		if err := r.apply(ctx, &vs, res, hash, replicas); err != nil {
+		if err := r.apply(ctx, &vs, res, claim, hash, replicas); err != nil {
 			// Say why in the status too (a policy ConfigMap too large
 			// for the generated one, say), and retry with backoff.
 			res.add(v1alpha1.ConditionReady, v1alpha1.ReasonApplyFailed, true, "%v", err)
@@ -101,6 +103,7 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	default:
 		vs.Status.AvailableReplicas = d.Status.AvailableReplicas
 	}
+	res.waiting = claimWaiting(&vs, claim)
 	return result, r.updateStatus(ctx, &vs, res, hash, replicas)
 }
 
@@ -108,14 +111,19 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // taken by someone else's objects is looked at again.
 const nameTakenRetry = 30 * time.Second
 
-// sharedState reports whether several vmcp pods can serve the same
-// clients with cfg. Every store is in process memory today; the shared
-// store (Redis) will make this depend on cfg's storage settings.
-func sharedState(*config.Config) bool { return false }
-
-func (r *GatewayReconciler) apply(ctx context.Context, vs *v1alpha1.VirtualMCPServer, res *resolution, hash string, replicas int32) error {
+func (r *GatewayReconciler) apply(ctx context.Context, vs *v1alpha1.VirtualMCPServer, res *resolution, claim *corev1.PersistentVolumeClaim, hash string, replicas int32) error {
 	if err := r.Client.Apply(ctx, gatewayConfigMap(vs, res), FieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying the ConfigMap: %w", err)
+	}
+	if needsStateVolume(vs) {
+		if err := r.Client.Apply(ctx, stateClaim(vs, claim), FieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying the PersistentVolumeClaim: %w", err)
+		}
+	}
+	if needsStateVolume(vs) {
+		if err := r.dropRollingUpdate(ctx, vs); err != nil {
+			return fmt.Errorf("changing the Deployment's strategy to Recreate: %w", err)
+		}
 	}
 	if err := r.Client.Apply(ctx, gatewayDeployment(vs, res, r.Image, hash, replicas), FieldOwner, client.ForceOwnership); err != nil {
 		return fmt.Errorf("applying the Deployment: %w", err)
@@ -124,6 +132,21 @@ func (r *GatewayReconciler) apply(ctx context.Context, vs *v1alpha1.VirtualMCPSe
 		return fmt.Errorf("applying the Service: %w", err)
 	}
 	return nil
+}
+
+// dropRollingUpdate makes an existing Deployment's strategy Recreate by a
+// merge patch if it still has rolling update parameters: an apply of
+// Recreate removes the operator's own, but not the API server's defaults
+// (in a Deployment that an operator before spec.storage made) or someone
+// else's, and the API server refuses Recreate with them.
+func (r *GatewayReconciler) dropRollingUpdate(ctx context.Context, vs *v1alpha1.VirtualMCPServer) error {
+	var d appsv1.Deployment
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: vs.Namespace, Name: gatewayObjectName(vs.Name)}, &d)
+	if err != nil || d.Spec.Strategy.RollingUpdate == nil {
+		return client.IgnoreNotFound(err)
+	}
+	patch := []byte(`{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}`)
+	return r.Client.Patch(ctx, &d, client.RawPatch(types.MergePatchType, patch), FieldOwner)
 }
 
 // updateStatus writes the conditions and what was applied, if they
@@ -215,6 +238,9 @@ func readyCondition(vs *v1alpha1.VirtualMCPServer, res *resolution, applied bool
 		c.Reason = v1alpha1.ReasonUnavailable
 		c.Message = fmt.Sprintf("applied; %d of %d vmcp pods available (kubectl describe deployment %s -n %s)",
 			avail, replicas, gatewayObjectName(vs.Name), vs.Namespace)
+		if res.waiting != "" {
+			c.Message += "; " + res.waiting
+		}
 		return c
 	}
 	c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonAvailable

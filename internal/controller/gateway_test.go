@@ -51,11 +51,7 @@ func generated(t *testing.T, ns, name string) *config.Config {
 
 func deployment(t *testing.T, ns, name string) *appsv1.Deployment {
 	t.Helper()
-	var d appsv1.Deployment
-	if err := env.client.Get(context.Background(), key(ns, name), &d); err != nil {
-		t.Fatal(err)
-	}
-	return &d
+	return get[appsv1.Deployment](t, ns, name)
 }
 
 // TestSeedSampleIsTheSeedManifest checks that the sample's gateway is the
@@ -107,7 +103,7 @@ func TestSeedManifest(t *testing.T) {
 		t.Errorf("pod annotation %s = %q, status.configHash %q", controller.AnnotationConfigHash, got, vs.Status.ConfigHash)
 	}
 	c := pod.Containers[0]
-	if c.Image != env.image || !slices.Equal(c.Args, []string{"serve", "--config", "/etc/vmcp/config.yaml"}) {
+	if c.Image != env.image || !slices.Equal(c.Args, []string{"serve", "--config", "/etc/vmcp/config.yaml", "--state-dir", "/var/lib/vmcp"}) {
 		t.Errorf("container image %q args %q", c.Image, c.Args)
 	}
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {

@@ -106,14 +106,23 @@ func key(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}
 }
 
+// get fetches the object of type T named name in namespace ns.
+func get[T any, P interface {
+	*T
+	client.Object
+}](t *testing.T, ns, name string) P {
+	t.Helper()
+	o := P(new(T))
+	if err := env.client.Get(context.Background(), key(ns, name), o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
 // gateway fetches a VirtualMCPServer.
 func gateway(t *testing.T, ns, name string) *v1alpha1.VirtualMCPServer {
 	t.Helper()
-	var vs v1alpha1.VirtualMCPServer
-	if err := env.client.Get(context.Background(), key(ns, name), &vs); err != nil {
-		t.Fatal(err)
-	}
-	return &vs
+	return get[v1alpha1.VirtualMCPServer](t, ns, name)
 }
 
 // waitCondition waits until the condition typ of the object (a

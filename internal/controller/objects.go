@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -111,12 +112,27 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 	}
 	secretVols, secretMounts := secretVolumes(res)
 	volumes, mounts = append(volumes, secretVols...), append(mounts, secretMounts...)
+	args := []string{"serve", "--config", ConfigDir + "/" + ConfigKey}
+	// Several pods at once during a rollout, none unavailable; but the
+	// embedded store's volume is one pod's at a time (bbolt locks its file,
+	// and the claim is ReadWriteOnce): the old pod goes before the new one
+	// starts. Both are set in full, so that a change from one to the other
+	// leaves nothing of the other behind.
+	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType).
+		WithRollingUpdate(appsv1ac.RollingUpdateDeployment().WithMaxUnavailable(intstr.FromInt32(0)).WithMaxSurge(intstr.FromInt32(1)))
+	if needsStateVolume(vs) {
+		volumes = append(volumes, corev1ac.Volume().WithName("state").
+			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(stateClaimName(vs.Name))))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName("state").WithMountPath(StateDir))
+		args = append(args, "--state-dir", StateDir)
+		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
 	probe := func(path string, period int32) *corev1ac.ProbeApplyConfiguration {
 		return corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("mcp"))).
 			WithPeriodSeconds(period).WithTimeoutSeconds(3).WithFailureThreshold(3)
 	}
 	container := corev1ac.Container().WithName("vmcp").WithImage(image).
-		WithArgs("serve", "--config", ConfigDir+"/"+ConfigKey).
+		WithArgs(args...).
 		WithPorts(corev1ac.ContainerPort().WithName("mcp").WithContainerPort(port).WithProtocol(corev1.ProtocolTCP)).
 		WithEnv(corev1ac.EnvVar().WithName(config.SecretsDirEnv).WithValue(SecretsDir)).
 		WithVolumeMounts(mounts...).
@@ -131,6 +147,7 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 		WithOwnerReferences(ownerRef("VirtualMCPServer", vs.Name, vs.UID)).
 		WithSpec(appsv1ac.DeploymentSpec().
 			WithReplicas(replicas).
+			WithStrategy(strategy).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels("vmcp", vs.Name))).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(objectLabels("vmcp", vs.Name)).
@@ -141,6 +158,7 @@ func gatewayDeployment(vs *v1alpha1.VirtualMCPServer, res *resolution, image, ha
 					// mounted Secrets are readable by its group only.
 					WithSecurityContext(corev1ac.PodSecurityContext().WithRunAsNonRoot(true).
 						WithRunAsUser(podUser).WithRunAsGroup(podUser).WithFSGroup(podUser).
+						WithFSGroupChangePolicy(corev1.FSGroupChangeOnRootMismatch).
 						WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 					WithVolumes(volumes...).
 					WithContainers(container))))
@@ -164,7 +182,10 @@ func secretVolumes(res *resolution) ([]*corev1ac.VolumeApplyConfiguration, []*co
 	return volumes, mounts
 }
 
-// gatewayService exposes the gateway's MCP port.
+// gatewayService exposes the gateway's MCP port. Client-IP affinity keeps
+// a client on one pod: a 2025-11-25 MCP session lives on the pod that
+// created it (the authorization server's state is shared through Redis,
+// sessions are not).
 func gatewayService(vs *v1alpha1.VirtualMCPServer) *corev1ac.ServiceApplyConfiguration {
 	port := vs.Spec.Port
 	if port == 0 {
@@ -172,6 +193,7 @@ func gatewayService(vs *v1alpha1.VirtualMCPServer) *corev1ac.ServiceApplyConfigu
 	}
 	svc := corev1ac.ServiceSpec().
 		WithSelector(selectorLabels("vmcp", vs.Name)).
+		WithSessionAffinity(corev1.ServiceAffinityClientIP).
 		WithPorts(corev1ac.ServicePort().WithName("mcp").WithPort(port).WithTargetPort(intstr.FromString("mcp")).WithProtocol(corev1.ProtocolTCP))
 	if vs.Spec.ServiceType != "" {
 		svc.WithType(vs.Spec.ServiceType)

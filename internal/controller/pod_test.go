@@ -43,14 +43,60 @@ var vmcpBinary = sync.OnceValues(func() (string, error) {
 })
 
 // runPod plays the kubelet and the Deployment controller for the
-// Deployment name: it writes the pod's volumes (the items of its ConfigMap
-// and Secret volumes) under a directory, runs the container (the vmcp
-// binary built from this tree) with the container's args and environment,
-// every path under a mount moved under that directory and the listen
-// address made a free loopback port, waits until the readiness probe's
-// path answers 200, and records the Deployment as available. It returns
-// the pod's base URL. The process is stopped when the test ends.
+// Deployment name: it starts a pod (startPod) and returns its base URL.
 func runPod(t *testing.T, ns, name string) string {
+	t.Helper()
+	return startPod(t, ns, name).base
+}
+
+// testPod is a pod the test kubelet runs.
+type testPod struct {
+	base string // http://<its address>
+	stop func() // stops it (SIGTERM), and counts it out of the Deployment's status
+}
+
+// claimDirs are the test kubelet's volumes for PersistentVolumeClaims, by
+// namespace/claim: a claim's files outlive the pods that mount it.
+var claimDirs sync.Map
+
+// claimDir returns the directory holding a claim's files (made on first
+// use, removed when the test ends), and records the claim as bound, as the
+// volume controller would.
+func claimDir(t *testing.T, ns, claim string) string {
+	t.Helper()
+	var pvc corev1.PersistentVolumeClaim
+	if err := env.client.Get(context.Background(), key(ns, claim), &pvc); err != nil {
+		t.Fatalf("PersistentVolumeClaim %s: %v (the pod would not start)", claim, err)
+	}
+	if pvc.Status.Phase != corev1.ClaimBound {
+		before := pvc.DeepCopy()
+		pvc.Status.Phase = corev1.ClaimBound
+		if err := env.client.Status().Patch(context.Background(), &pvc, client.MergeFrom(before)); err != nil {
+			t.Fatalf("binding PersistentVolumeClaim %s: %v", claim, err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "pvc-"+claim)
+	got, loaded := claimDirs.LoadOrStore(ns+"/"+claim, dir)
+	if !loaded {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { claimDirs.Delete(ns + "/" + claim) })
+	}
+	return got.(string)
+}
+
+// startPod plays the kubelet and the Deployment controller for the
+// Deployment name: it writes the pod's volumes (the items of its ConfigMap
+// and Secret volumes; a directory per PersistentVolumeClaim, kept across
+// pods) under a directory, runs the container (the vmcp binary built from
+// this tree) with the container's args and environment, every path under a
+// mount moved to where the test put it and the listen address made a free
+// loopback port, waits until the readiness probe's path answers 200, and
+// counts the pod available in the Deployment's status. HOME is an empty
+// directory that must stay empty: a pod's root filesystem is read-only.
+// The process is stopped when the test ends, if not before.
+func startPod(t *testing.T, ns, name string) *testPod {
 	t.Helper()
 	ctx := context.Background()
 	bin, err := vmcpBinary()
@@ -60,13 +106,16 @@ func runPod(t *testing.T, ns, name string) string {
 	d := deployment(t, ns, name)
 	pod := d.Spec.Template.Spec
 	root := t.TempDir()
-	mounts := map[string]string{} // volume name -> mount path
 	c := pod.Containers[0]
+	mountPath := map[string]string{} // volume name -> mount path
 	for _, m := range c.VolumeMounts {
-		mounts[m.Name] = m.MountPath
+		mountPath[m.Name] = m.MountPath
 	}
+	hostDir := map[string]string{} // mount path -> where the test put the volume
 	for _, v := range pod.Volumes {
-		dir := filepath.Join(root, mounts[v.Name])
+		mp := mountPath[v.Name]
+		dir := filepath.Join(root, mp)
+		hostDir[mp] = dir
 		var data map[string][]byte
 		var items []corev1.KeyToPath
 		mode := os.FileMode(0o644) // the kubelet's default
@@ -90,8 +139,11 @@ func runPod(t *testing.T, ns, name string) string {
 			if m := v.Secret.DefaultMode; m != nil {
 				mode = os.FileMode(*m)
 			}
+		case v.PersistentVolumeClaim != nil:
+			hostDir[mp] = claimDir(t, ns, v.PersistentVolumeClaim.ClaimName)
+			continue
 		default:
-			t.Fatalf("volume %s: the test kubelet knows ConfigMap and Secret volumes only", v.Name)
+			t.Fatalf("volume %s: the test kubelet knows ConfigMap, Secret and PersistentVolumeClaim volumes only", v.Name)
 		}
 		for _, it := range items {
 			b, ok := data[it.Key]
@@ -108,8 +160,13 @@ func runPod(t *testing.T, ns, name string) string {
 		}
 	}
 	inPod := func(s string) string {
-		for _, mp := range mounts {
-			if strings.HasPrefix(s, mp+"/") || s == mp || strings.HasPrefix(mp, s+"/") {
+		for mp, dir := range hostDir {
+			if rest, ok := strings.CutPrefix(s, mp); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
+				return dir + rest
+			}
+		}
+		for mp := range hostDir {
+			if strings.HasPrefix(mp, s+"/") { // a parent of mounts, such as VMCP_SECRETS_DIR
 				return filepath.Join(root, s)
 			}
 		}
@@ -121,8 +178,12 @@ func runPod(t *testing.T, ns, name string) string {
 		args = append(args, inPod(a))
 	}
 	args = append(args, "--listen", addr)
+	home := filepath.Join(root, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
 	for _, e := range c.Env {
 		cmd.Env = append(cmd.Env, e.Name+"="+inPod(e.Value))
 	}
@@ -132,15 +193,23 @@ func runPod(t *testing.T, ns, name string) string {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+			if files, _ := os.ReadDir(home); len(files) > 0 {
+				t.Errorf("vmcp wrote %s under HOME, on what is a pod's read-only root filesystem", files[0].Name())
+			}
+			countAvailable(t, ns, name, -1)
+		})
+	}
+	t.Cleanup(stop)
 	base := "http://" + addr
 	probe := base + c.ReadinessProbe.HTTPGet.Path
 	eventually(t, "the pod's readiness probe "+probe, func() (bool, string) {
@@ -158,13 +227,22 @@ func runPod(t *testing.T, ns, name string) string {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%d %s", resp.StatusCode, body)
 	})
+	countAvailable(t, ns, name, +1)
+	return &testPod{base: base, stop: stop}
+}
+
+// countAvailable adds n available pods to the Deployment's status, as the
+// Deployment controller would count them.
+func countAvailable(t *testing.T, ns, name string, n int32) {
+	t.Helper()
+	d := deployment(t, ns, name)
 	before := d.DeepCopy()
+	avail := max(d.Status.AvailableReplicas+n, 0)
 	d.Status.ObservedGeneration = d.Generation
-	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1, 1
-	if err := env.client.Status().Patch(ctx, d, client.MergeFrom(before)); err != nil {
-		t.Fatalf("recording the Deployment as available: %v", err)
+	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = avail, avail, avail, avail
+	if err := env.client.Status().Patch(context.Background(), d, client.MergeFrom(before)); err != nil {
+		t.Errorf("recording %d available pods of Deployment %s: %v", avail, name, err)
 	}
-	return base
 }
 
 // testWriter logs a process's output, a write at a time.

@@ -63,6 +63,9 @@ type resolution struct {
 	problems  []problem
 	// found is the True message of BackendsDiscovered.
 	found string
+	// waiting is what the pods wait for, if anything, besides themselves
+	// (an unbound state volume claim), for the Ready condition.
+	waiting string
 }
 
 func (r *resolution) add(cond, reason string, blocking bool, format string, args ...any) {
@@ -108,6 +111,7 @@ func resolve(ctx context.Context, c client.Reader, vs *v1alpha1.VirtualMCPServer
 		}
 	}
 	rs.server()
+	rs.storageDefaults()
 	rs.checkAudience()
 	rs.doc["name"] = vs.Name
 	if rs.res.doc, err = yaml.Marshal(rs.doc); err != nil {

@@ -48,8 +48,8 @@ func NewScheme() (*runtime.Scheme, error) {
 // election). image is the vmcp image of gateways that name none.
 //
 // Secrets and ConfigMaps are not cached (they are read from the API server
-// when needed and watched as metadata only), and only the Deployments and
-// Services the operator manages are.
+// when needed and watched as metadata only), and only the Deployments,
+// Services and PersistentVolumeClaims the operator manages are.
 func NewManager(cfg *rest.Config, opts ctrl.Options, image string) (ctrl.Manager, error) {
 	scheme, err := NewScheme()
 	if err != nil {
@@ -59,8 +59,9 @@ func NewManager(cfg *rest.Config, opts ctrl.Options, image string) (ctrl.Manager
 	opts.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}
 	managed := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
 	opts.Cache.ByObject = map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}: {Label: managed},
-		&corev1.Service{}:    {Label: managed},
+		&appsv1.Deployment{}:            {Label: managed},
+		&corev1.Service{}:               {Label: managed},
+		&corev1.PersistentVolumeClaim{}: {Label: managed},
 	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
@@ -107,6 +108,7 @@ func Setup(mgr ctrl.Manager, image string) error {
 		Owns(&corev1.ConfigMap{}, builder.OnlyMetadata).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
 		Watches(&v1alpha1.MCPGroup{}, handler.EnqueueRequestsFromMapFunc(m.gatewaysBy(indexGroup))).
 		// A server's change may add, move or remove a backend of any
 		// gateway of its namespace.

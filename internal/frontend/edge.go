@@ -76,7 +76,7 @@ func (g *Gateway) done(req *request) {
 		g.sessions.settle(req.slot)
 	}
 	if req.buf != nil {
-		bufPool.Put(req.buf)
+		putBuf(req.buf)
 	}
 }
 

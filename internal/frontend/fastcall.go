@@ -400,7 +400,7 @@ func (a *fastAnswer) stateless(result json.RawMessage) json.RawMessage {
 func (a *fastAnswer) write(status int, member string, value json.RawMessage) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	defer putBuf(buf)
 	buf.WriteString(`{"jsonrpc":"2.0","id":`)
 	buf.Write(a.id)
 	buf.WriteString(`,"`)
@@ -460,7 +460,7 @@ func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	defer putBuf(buf)
 	c := g.cacheable()
 	fmt.Fprintf(buf, `{"ttlMs":%d,"cacheScope":%q,"tools":[`, c.TTLMs, c.CacheScope)
 	for i, t := range page {

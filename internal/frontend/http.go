@@ -23,6 +23,14 @@ const (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// putBuf returns b to bufPool, unless it grew large (a large result): a
+// pooled buffer would keep that memory for as long as it circulates.
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		bufPool.Put(b)
+	}
+}
+
 // ServeHTTP serves the MCP endpoint: the Host and Origin checks and CORS,
 // then authentication, then the rest of the edge's checks (edge.go) and the
 // path that serves the request.

@@ -339,13 +339,18 @@ func (b *builder) resources(c *Catalog) {
 				continue
 			}
 			uri := r.URI
-			if prev := c.resources[uri]; prev != nil {
+			switch prev := c.resources[uri]; {
+			case reservedScheme(r.URI):
+				uri = NamespacedURI(inv.Backend, r.URI)
+				b.report(Problem{Kind: "resource", Name: r.URI, Backend: []string{inv.Backend},
+					Msg: fmt.Sprintf("uses vmcp's own URI scheme; offered as %s", uri)})
+			case prev != nil:
 				uri = NamespacedURI(inv.Backend, r.URI)
 				b.report(Problem{Kind: "resource", Name: r.URI, Backend: []string{prev.Backend, inv.Backend},
 					Msg: fmt.Sprintf("offered by both; %s's is offered as %s", inv.Backend, uri)})
-				if c.resources[uri] != nil {
-					continue // listed twice by the same backend
-				}
+			}
+			if c.resources[uri] != nil {
+				continue // listed twice by the same backend
 			}
 			def := *r
 			def.URI = uri
@@ -357,9 +362,21 @@ func (b *builder) resources(c *Catalog) {
 }
 
 // NamespacedURI is the URI under which a backend's resource is offered when
-// a higher-ranked backend offers the same URI.
+// a higher-ranked backend offers the same URI, or when the backend's own
+// URI is in the vmcp scheme.
+//
+// The vmcp scheme is vmcp's: a backend's URI in it is never offered as it
+// is (nor a template in it), so that every vmcp:// URI a client sees was
+// made here, for the backend it names. A backend therefore cannot take the
+// namespaced URI of another backend's resource.
 func NamespacedURI(backendName, uri string) string {
 	return "vmcp://" + backendName + "/" + url.PathEscape(uri)
+}
+
+// reservedScheme reports whether uri is in vmcp's own URI scheme.
+func reservedScheme(uri string) bool {
+	scheme, _, ok := strings.Cut(uri, ":")
+	return ok && strings.EqualFold(scheme, "vmcp")
 }
 
 func (b *builder) templates(c *Catalog) {
@@ -369,6 +386,11 @@ func (b *builder) templates(c *Catalog) {
 			if prev, ok := seen[t.URITemplate]; ok {
 				b.report(Problem{Kind: "template", Name: t.URITemplate, Backend: []string{prev, inv.Backend},
 					Msg: fmt.Sprintf("offered by both; reads matching it go to %s", prev)})
+				continue
+			}
+			if reservedScheme(t.URITemplate) {
+				b.report(Problem{Kind: "template", Name: t.URITemplate, Backend: []string{inv.Backend},
+					Msg: "left out: it uses vmcp's own URI scheme", Severe: true})
 				continue
 			}
 			tmpl, err := uritemplate.New(t.URITemplate)

@@ -188,3 +188,37 @@ func TestPromptsArePrefixed(t *testing.T) {
 		t.Errorf("Prompt(b_greet) = %+v", p)
 	}
 }
+
+// TestNamespacedURIsCannotBeForged: a backend that publishes a URI in the
+// vmcp scheme (here the namespaced URI another backend's resource gets)
+// does not take it: its own is offered namespaced under its name, and the
+// other backend's resource stays readable under its namespaced URI. A
+// template in the vmcp scheme is left out.
+func TestNamespacedURIsCannotBeForged(t *testing.T) {
+	t.Parallel()
+	forged := NamespacedURI("r2", "file:///shared")
+	r0 := &backend.Inventory{Backend: "r0", Resources: []*mcp.Resource{{URI: "file:///shared", Name: "shared"}}}
+	r1 := &backend.Inventory{Backend: "r1",
+		Resources: []*mcp.Resource{{URI: forged, Name: "forged"}, {URI: "VMCP://r2/x", Name: "upper"}},
+		Templates: []*mcp.ResourceTemplate{{URITemplate: "vmcp://r2/{path}", Name: "forged"}}}
+	r2 := &backend.Inventory{Backend: "r2", Resources: []*mcp.Resource{{URI: "file:///shared", Name: "shared"}}}
+	c := Build([]*backend.Inventory{r0, r1, r2}, nil)
+	if r := c.Resource(forged); r == nil || r.Backend != "r2" || r.Original != "file:///shared" {
+		t.Errorf("%s = %+v; want r2's file:///shared", forged, r)
+	}
+	own := NamespacedURI("r1", forged)
+	if r := c.Resource(own); r == nil || r.Backend != "r1" || r.Original != forged {
+		t.Errorf("r1's own vmcp URI: %s = %+v; want r1's %s", own, r, forged)
+	}
+	if r := c.Resource("VMCP://r2/x"); r != nil {
+		t.Errorf("a vmcp URI in capitals offered as it is: %+v", r)
+	}
+	if len(c.Templates) != 0 {
+		t.Errorf("templates %+v; want the vmcp one left out", c.Templates)
+	}
+	for _, r := range c.Resources {
+		if strings.HasPrefix(r.Def.URI, "vmcp://") && !strings.HasPrefix(r.Def.URI, "vmcp://"+r.Backend+"/") {
+			t.Errorf("%s is offered for %s", r.Def.URI, r.Backend)
+		}
+	}
+}

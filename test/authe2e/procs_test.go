@@ -5,17 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -199,99 +194,6 @@ func checkCall(t *testing.T, step any) {
 	if !strings.Contains(string(b), "This is a simple text response for testing.") {
 		t.Errorf("tools/call = %s", b)
 	}
-}
-
-// roundRobin is a load balancer in front of vmcp replicas: each request
-// goes to the next live replica, except MCP requests of a 2025-11-25
-// session, which stay with the replica that created the session (vmcp does
-// not share sessions across replicas yet). It records which replica served
-// which path.
-type roundRobin struct {
-	targets []*url.URL
-	proxies []*httputil.ReverseProxy
-	next    atomic.Int64
-
-	mu       sync.Mutex // guards the fields below
-	down     map[int]bool
-	sessions map[string]int   // Mcp-Session-Id -> replica
-	served   map[string][]int // path -> replicas, in order
-}
-
-func newRoundRobin(bases []string) *roundRobin {
-	rr := &roundRobin{down: map[int]bool{}, sessions: map[string]int{}, served: map[string][]int{}}
-	for _, b := range bases {
-		u, _ := url.Parse(b)
-		rr.targets = append(rr.targets, u)
-		rr.proxies = append(rr.proxies, httputil.NewSingleHostReverseProxy(u))
-	}
-	return rr
-}
-
-// remove takes a replica out of rotation (its endpoint is gone).
-func (rr *roundRobin) remove(i int) {
-	rr.mu.Lock()
-	rr.down[i] = true
-	rr.mu.Unlock()
-}
-
-func (rr *roundRobin) pick(sid string) int {
-	rr.mu.Lock()
-	defer rr.mu.Unlock()
-	if i, ok := rr.sessions[sid]; ok && sid != "" && !rr.down[i] {
-		return i
-	}
-	for {
-		i := int(rr.next.Add(1)-1) % len(rr.targets)
-		if !rr.down[i] {
-			return i
-		}
-	}
-}
-
-func (rr *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	i := rr.pick(r.Header.Get("Mcp-Session-Id"))
-	rr.mu.Lock()
-	rr.served[r.URL.Path] = append(rr.served[r.URL.Path], i)
-	rr.mu.Unlock()
-	rr.proxies[i].ServeHTTP(&sessionRecorder{ResponseWriter: w, rr: rr, replica: i}, r)
-}
-
-// servedBy returns the replicas that served path, in order.
-func (rr *roundRobin) servedBy(path string) []int {
-	rr.mu.Lock()
-	defer rr.mu.Unlock()
-	return append([]int(nil), rr.served[path]...)
-}
-
-// sessionRecorder notes the session a replica creates.
-type sessionRecorder struct {
-	http.ResponseWriter
-	rr      *roundRobin
-	replica int
-}
-
-func (s *sessionRecorder) WriteHeader(code int) {
-	if sid := s.Header().Get("Mcp-Session-Id"); sid != "" {
-		s.rr.mu.Lock()
-		s.rr.sessions[sid] = s.replica
-		s.rr.mu.Unlock()
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *sessionRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func listen(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
 }
 
 // statelessCall sends one 2026-07-28 tools/call (no session) with token.

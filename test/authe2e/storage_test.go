@@ -122,11 +122,8 @@ func TestReplicasShareLoginsThroughRedis(t *testing.T) {
 		replicas = append(replicas, startVMCP(t, fmt.Sprint("vmcp-", i), cfg, addr, env))
 		bases = append(bases, "http://"+addr)
 	}
-	lb := newRoundRobin(bases)
-	srv := &http.Server{Handler: lb}
-	ln := listen(t, lbAddr)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
+	lb := vmcptest.NewRoundRobin(bases...)
+	lb.Serve(t, lbAddr)
 
 	state := filepath.Join(t.TempDir(), "client.json")
 	steps := runLivingClient(t, h, base+"/mcp", state, nil,
@@ -138,7 +135,7 @@ func TestReplicasShareLoginsThroughRedis(t *testing.T) {
 	}
 	var oauth []int
 	for _, p := range []string{"/oauth/register", "/oauth/authorize", "/oauth/consent", "/oauth/callback", "/oauth/token"} {
-		by := lb.servedBy(p)
+		by := lb.ServedBy(p)
 		if len(by) == 0 {
 			t.Errorf("no request for %s went through the load balancer", p)
 		}
@@ -162,7 +159,7 @@ func TestReplicasShareLoginsThroughRedis(t *testing.T) {
 	statelessCalls(6) // every replica twice
 
 	replicas[0].stop(syscall.SIGKILL)
-	lb.remove(0)
+	lb.Remove(0)
 	checkCall(t, runLivingClient(t, h, base+"/mcp", state, []string{"--no-login"}, callScript)[0])
 	statelessCalls(4)
 

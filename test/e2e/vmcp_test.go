@@ -35,8 +35,14 @@ type vmcp struct {
 // Backends may still be connecting: see [vmcp.waitBackends].
 func startVMCP(t *testing.T, config string) *vmcp {
 	t.Helper()
+	return startBinary(t, bins.vmcp, config)
+}
+
+// startBinary is startVMCP with another vmcp binary.
+func startBinary(t *testing.T, binary, config string) *vmcp {
+	t.Helper()
 	file := writeFile(t, "vmcp.yaml", config)
-	cmd := exec.Command(bins.vmcp, "serve", "--config", file, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(binary, "serve", "--config", file, "--listen", "127.0.0.1:0")
 	cmd.Env = childEnv()
 	p, url := startProc(t, "vmcp", cmd, func(line string) (string, bool) {
 		// vmcp VERSION serving "NAME" with N backends on URL

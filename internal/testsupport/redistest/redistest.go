@@ -7,6 +7,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +29,10 @@ type Options struct {
 	Persist bool
 	// Password, if set, is required of clients (requirepass).
 	Password string
+	// TLSCertFile and TLSKeyFile, if set, make the server speak TLS only,
+	// with this certificate and key (PEM files); clients need no
+	// certificate of their own.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Server is a running (or stopped) redis-server.
@@ -39,6 +44,7 @@ type Server struct {
 	dir      string
 	args     []string
 	sentinel bool // args name a sentinel configuration
+	tls      bool // the server speaks TLS only
 
 	mu  sync.Mutex // guards cmd and exited
 	cmd *exec.Cmd
@@ -85,6 +91,10 @@ func Start(t testing.TB, opts *Options) *Server {
 	if opts.Password != "" {
 		s.args = append(s.args, "--requirepass", opts.Password)
 	}
+	if opts.TLSCertFile != "" {
+		s.tls = true
+		s.args = append(s.args, "--tls-cert-file", opts.TLSCertFile, "--tls-key-file", opts.TLSKeyFile, "--tls-auth-clients", "no")
+	}
 	var err error
 	for range 5 { // a free port may be taken before redis binds it
 		s.Addr = freeAddr(t)
@@ -114,6 +124,9 @@ func (s *Server) start() error {
 		return s.startWith(s.args)
 	}
 	_, port, _ := net.SplitHostPort(s.Addr)
+	if s.tls {
+		return s.startWith(append([]string{"--port", "0", "--tls-port", port}, s.args...))
+	}
 	return s.startWith(append([]string{"--port", port}, s.args...))
 }
 
@@ -150,7 +163,7 @@ func (s *Server) startWith(args []string) error {
 // ping sends an inline PING and reads the answer (+PONG, or -NOAUTH when
 // a password is set: both mean it serves).
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	c, err := s.dial(time.Second)
 	if err != nil {
 		return err
 	}
@@ -167,6 +180,17 @@ func (s *Server) ping() error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
+}
+
+// dial connects to the server, over TLS if it speaks TLS: the test's own
+// connections for PING and INFO, which check whether it serves, not its
+// certificate (the tests of TLS clients do).
+func (s *Server) dial(timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	if s.tls {
+		return tls.DialWithDialer(d, "tcp", s.Addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // see above
+	}
+	return d.Dial("tcp", s.Addr)
 }
 
 // tail is the end of the server's log, for failure messages.
@@ -309,7 +333,7 @@ func StartReplica(t testing.TB, primary *Server) *Server {
 // info returns the server's INFO section.
 func (s *Server) info(t testing.TB, section string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.Addr, 2*time.Second)
+	c, err := s.dial(2 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,13 @@ package vmcptest
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 )
 
 // FreeAddr returns a loopback address nothing listens on (to put in a
@@ -212,4 +217,73 @@ func Stateless(t testing.TB, endpoint, token, method, name, params string) (int,
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// Tokens are what a login through vmcp's authorization server gave a
+// client.
+type Tokens struct {
+	Client  string // the registered client's id
+	Access  string
+	Refresh string
+}
+
+// Login registers a public client at vmcp's authorization server at base
+// (dynamic client registration) and runs the authorization code flow with
+// PKCE for the resource base/mcp through a headless browser that approves
+// vmcp's consent page and follows redirects: the upstream IdP must let
+// the user in on its own, as fakeidp does. It returns the client's id and
+// tokens.
+func Login(t testing.TB, base string) Tokens {
+	t.Helper()
+	const redirect = "http://127.0.0.1:7777/cb"
+	body := `{"redirect_uris":["` + redirect + `"],"client_name":"vmcptest","grant_types":["authorization_code","refresh_token"],"token_endpoint_auth_method":"none"}`
+	resp, err := http.Post(base+"/oauth/register", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	clientID, _ := reg["client_id"].(string)
+	if clientID == "" {
+		t.Fatalf("registration: %d %v", resp.StatusCode, reg)
+	}
+	verifier := "v-0123456789-0123456789-0123456789-0123456789"
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {clientID}, "redirect_uri": {redirect}, "state": {"st-12345678"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}, "resource": {base + "/mcp"}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	back, err := hydra.NewBrowser().Authorize(ctx, base+"/oauth/authorize?"+q.Encode(), redirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := PostForm(t, base+"/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+		"redirect_uri": {redirect}, "client_id": {clientID}, "code_verifier": {verifier}})
+	if tok.Status != http.StatusOK {
+		t.Fatalf("token: %d %v", tok.Status, tok.Body)
+	}
+	return Tokens{Client: clientID, Access: tok.Str("access_token"), Refresh: tok.Str("refresh_token")}
+}
+
+// FormAnswer is the status and JSON body of an answer to PostForm.
+type FormAnswer struct {
+	Status int
+	Body   map[string]any
+}
+
+// Str is the body's string member k ("" if there is none).
+func (f FormAnswer) Str(k string) string { s, _ := f.Body[k].(string); return s }
+
+// PostForm posts a form (to an OAuth endpoint) and returns the answer.
+func PostForm(t testing.TB, u string, form url.Values) FormAnswer {
+	t.Helper()
+	resp, err := http.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return FormAnswer{resp.StatusCode, body}
 }
