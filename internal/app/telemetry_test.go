@@ -572,7 +572,7 @@ server:
 
 	t.Run("access log", func(t *testing.T) {
 		out := logs.String()
-		want := fmt.Sprintf("msg=\"http request\" method=POST path=/mcp status=200")
+		want := "msg=\"http request\" method=POST path=/mcp status=200"
 		if !strings.Contains(out, want) || !strings.Contains(out, "mcp_method=tools/call") || !strings.Contains(out, "session="+s.ID()) {
 			t.Errorf("the log lacks access lines like %q:\n%s", want, out)
 		}

@@ -82,19 +82,9 @@ func TestTelemetryErrors(t *testing.T) {
 // docs/configuration.md and docs/operations.md.
 func TestTelemetryDocExamples(t *testing.T) {
 	t.Parallel()
-	var blocks []string
-	for _, doc := range []string{"../../docs/configuration.md", "../../docs/operations.md"} {
-		b, err := os.ReadFile(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, part := range strings.Split(string(b), "```yaml\n")[1:] {
-			block, _, _ := strings.Cut(part, "```")
-			if strings.Contains(block, "telemetry:") || strings.Contains(block, "audit:") || strings.Contains(block, "metricsListen:") {
-				blocks = append(blocks, block)
-			}
-		}
-	}
+	blocks := yamlExamples(t, []string{"../../docs/configuration.md", "../../docs/operations.md"}, func(block string) bool {
+		return strings.Contains(block, "telemetry:") || strings.Contains(block, "audit:") || strings.Contains(block, "metricsListen:")
+	})
 	if len(blocks) < 3 {
 		t.Fatalf("found %d telemetry examples in the docs, want at least 3", len(blocks))
 	}
@@ -103,4 +93,23 @@ func TestTelemetryDocExamples(t *testing.T) {
 			t.Errorf("example %d:\n%s\n%v", i, block, err)
 		}
 	}
+}
+
+// yamlExamples returns the YAML code blocks of the docs for which keep
+// returns true.
+func yamlExamples(t *testing.T, docs []string, keep func(string) bool) []string {
+	t.Helper()
+	var blocks []string
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range strings.Split(string(b), "```yaml\n")[1:] {
+			if block, _, _ := strings.Cut(part, "```"); keep(block) {
+				blocks = append(blocks, block)
+			}
+		}
+	}
+	return blocks
 }
