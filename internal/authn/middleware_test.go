@@ -1,7 +1,6 @@
 package authn_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 
 	"github.com/vmcp-dev/vmcp/internal/authn"
 	"github.com/vmcp-dev/vmcp/internal/identity"
@@ -237,23 +237,8 @@ func TestAnonymous(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer = logbuf.Buffer
 
 // TestNoTokenInLogs drives every path of the middleware and both
 // authenticators with a debug logger and looks for the tokens, or any of

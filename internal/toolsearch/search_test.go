@@ -1,7 +1,6 @@
 package toolsearch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/time/rate"
@@ -97,22 +98,7 @@ func TestHybridQuality(t *testing.T) {
 }
 
 // syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = logbuf.Buffer
 
 // TestEmbeddingServiceFailures: whatever the service does wrong, a search
 // answers with the lexical ranking, says so once in the log, and while the
