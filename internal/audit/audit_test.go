@@ -1,35 +1,16 @@
 package audit_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vmcp-dev/vmcp/internal/audit"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
-
-// lockedBuffer is written by the log's flusher while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var fixed = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
@@ -63,7 +44,7 @@ func TestRecords(t *testing.T) {
 		{name: "claims opted in", opts: audit.Options{IncludeClaims: true}, claimsOK: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := &lockedBuffer{}
+			out := &logbuf.Buffer{}
 			tc.opts.Now = func() time.Time { return fixed }
 			l := audit.New(out, &tc.opts)
 			l.Decide(decision)
@@ -99,7 +80,7 @@ func TestRecords(t *testing.T) {
 // TestFlushedWithoutClose: a record reaches the writer within the flush
 // interval, without waiting for Close.
 func TestFlushedWithoutClose(t *testing.T) {
-	out := &lockedBuffer{}
+	out := &logbuf.Buffer{}
 	l := audit.New(out, &audit.Options{FlushInterval: 10 * time.Millisecond})
 	defer l.Close()
 	l.Called(&audit.Call{Who: audit.Who{}, Action: "call_tool", Resource: "x", Outcome: "ok"})
