@@ -70,6 +70,14 @@ type Settings struct {
 	// ToolSearch configures search mode. Default: off.
 	// +optional
 	ToolSearch *ToolSearch `json:"toolSearch,omitempty"`
+
+	// Telemetry configures request metrics and tracing.
+	// +optional
+	Telemetry *Telemetry `json:"telemetry,omitempty"`
+
+	// Audit configures the audit log. Default: off.
+	// +optional
+	Audit *Audit `json:"audit,omitempty"`
 }
 
 // Aggregation says how the backends' capabilities are merged.
@@ -259,6 +267,77 @@ type SecretRef struct {
 	// +kubebuilder:validation:MinLength=1
 	// +required
 	Key string `json:"key"`
+}
+
+// Telemetry configures vmcp's request metrics and traces
+// (docs/operations.md#telemetry). The OpenTelemetry settings it leaves unset
+// are read from the standard OTEL_* environment variables.
+type Telemetry struct {
+	// MetricsEnabled turns the request metrics on: requests, latencies and
+	// bytes at the edge and per backend call, on /metrics. The gauges and
+	// counters vmcp keeps anyway (sessions, backend states, authorization
+	// decisions) are served either way. Default: true.
+	// +optional
+	MetricsEnabled bool `json:"metricsEnabled,omitempty"`
+
+	// TracingEnabled turns tracing on: a span per request, with child spans
+	// for authentication, the authorization decision and each backend call,
+	// exported over OTLP. Default: false, unless the environment sets
+	// OTEL_TRACES_EXPORTER=otlp. OTEL_SDK_DISABLED=true or
+	// OTEL_TRACES_EXPORTER=none turn it off whatever this says.
+	// +optional
+	TracingEnabled bool `json:"tracingEnabled,omitempty"`
+
+	// Endpoint is where spans are sent: a URL (http://collector:4318,
+	// https://…; for grpc, the scheme chooses TLS) or host:port. Default:
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT,
+	// else localhost:4318 (http/protobuf) or localhost:4317 (grpc).
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// Protocol is the OTLP transport: http/protobuf or grpc. Default:
+	// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL,
+	// else http/protobuf.
+	// +kubebuilder:validation:Enum=http/protobuf;grpc
+	// +optional
+	Protocol string `json:"protocol,omitempty"`
+
+	// Insecure sends spans without TLS to an Endpoint given as host:port.
+	// Default: false (a URL's scheme decides).
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// SamplingRate is the share of traces started at vmcp that are
+	// recorded, from 0 to 1; a request that carries a traceparent follows
+	// the caller's decision. Default: OTEL_TRACES_SAMPLER and
+	// OTEL_TRACES_SAMPLER_ARG, else 1 (every trace).
+	// +optional
+	SamplingRate float64 `json:"samplingRate,omitempty"`
+
+	// ServiceName is the service.name of vmcp's spans. Default:
+	// OTEL_SERVICE_NAME, else "vmcp".
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+}
+
+// Audit configures the audit log (docs/operations.md#audit-log): one JSON
+// line per authorization decision and per call to a backend. Tokens and
+// secrets are never written; argument and claim values only when opted in
+// below.
+type Audit struct {
+	// Enabled turns the audit log on. Default: false.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// IncludeArguments writes each call's arguments into its records.
+	// Default: false (argument values can be personal data or secrets).
+	// +optional
+	IncludeArguments bool `json:"includeArguments,omitempty"`
+
+	// IncludeClaims writes the caller's claim values into decision
+	// records. Default: false (only the claims' sources are written).
+	// +optional
+	IncludeClaims bool `json:"includeClaims,omitempty"`
 }
 
 // IncomingAuth says how clients authenticate.
@@ -972,4 +1051,10 @@ type Server struct {
 	// +kubebuilder:validation:Enum=text;json
 	// +optional
 	LogFormat string `json:"logFormat,omitempty"`
+
+	// AccessLog logs one line at info level per HTTP request to the MCP
+	// endpoint: method, path, status, duration, bytes and session.
+	// Default: false.
+	// +optional
+	AccessLog bool `json:"accessLog,omitempty"`
 }

@@ -237,6 +237,7 @@ func compareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.BoolVar(&cfg.HTTP2, "http2", false, "load clients speak cleartext HTTP/2 (h2c) to both targets")
 	fs.BoolVar(&cfg.Floor, "floor", false, "also measure a bare reverse proxy (net/http/httputil) in front of the backend, where vmcp runs: the cost of one more HTTP hop (call mode)")
 	fs.BoolVar(&cfg.Isolate, "isolate", false, "run the backend(s) and vmcp each in a process of its own (default: all in this process)")
+	fs.BoolVar(&cfg.Observe, "observe", false, "also measure vmcp with every kind of telemetry on (request metrics, audit log to a file, every request traced over OTLP to a receiver in this process); the vmcp target then runs with everything off")
 	var genv strs
 	fs.Var(&genv, "gateway-env", "`NAME=value` added to the environment of an isolated vmcp (repeatable), e.g. GOGC=100 (an isolated vmcp tunes its GC as cmd/vmcp does unless GOGC is set)")
 	out := fs.String("out", "", "write the markdown report to `file` (default: stdout)")

@@ -35,6 +35,12 @@ var rules = map[string]rule{
 	// The pod's root filesystem is read-only and the operator mounts no volume
 	// for the cache: embeddings are recomputed when a pod starts.
 	"Embedding.CacheFile": {Drop: true},
+	// The audit log goes to standard error in a pod (the root filesystem is
+	// read-only), and /metrics stays on the port the operator's Service
+	// exposes.
+	"Audit.LogFile":        {Drop: true},
+	"Server.MetricsListen": {Drop: true},
+	"Telemetry.Protocol":   enum("http/protobuf;grpc"),
 	// The operator mounts the embedded store's volume (spec.stateVolume) and
 	// points vmcp at it.
 	"Storage.StateDir": {Drop: true},

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,13 +18,17 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/authserver"
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/backendauth"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
 	"github.com/vmcp-dev/vmcp/internal/router"
+	"github.com/vmcp-dev/vmcp/internal/telemetry"
 	"github.com/vmcp-dev/vmcp/internal/toolsearch"
 )
 
@@ -57,6 +62,12 @@ type App struct {
 	authorizer *authz.Authorizer
 	store      *openedStore         // nil without an authorization server
 	searcher   *toolsearch.Searcher // nil unless tool search is on
+	exchanges  []exchange           // the backends' token exchanges, for metrics
+	telemetry  *telemetry.Telemetry // nil: request metrics, tracing and the access log off
+	audit      *audit.Log           // nil: off
+	auditFile  io.Closer            // the audit log's file, if any
+	metrics    *http.Server         // on server.metricsListen; nil: /metrics is on the main listener
+	metricsLn  net.Listener
 	cancel     context.CancelFunc
 	running    sync.WaitGroup // the goroutines Start started, besides the server's
 	served     chan error
@@ -114,8 +125,28 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	if a.telemetry, err = a.newTelemetry(reg); err == nil {
+		a.audit, a.auditFile, err = a.newAudit()
+	}
+	if err != nil {
+		ln.Close()
+		a.closeStore()
+		_ = a.stopTelemetry(context.Background())
+		return nil, err
+	}
+	if in := cfg.IncomingAuth; in.Type != config.AuthAnonymous {
+		authenticate = a.telemetry.Authentication(authenticate)
+	}
+	var hc *http.Client
+	if a.telemetry.Tracing() {
+		// Calls carry their span's traceparent to the backend.
+		hc = backend.NewHTTPClient()
+		hc.Transport = a.telemetry.Transport(hc.Transport)
+	}
 	a.backends = backend.NewSet(specs, &backend.Options{
 		Logger:             o.Logger,
+		HTTPClient:         hc,
 		ClientInfo:         &mcp.Implementation{Name: "vmcp", Version: Version},
 		ConnectTimeout:     cfg.Config.Operational.Timeouts.Connect.D(),
 		HealthInterval:     cmp.Or(o.HealthInterval, fh.HealthCheckInterval.D()),
@@ -146,6 +177,8 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		Claims:                  claims,
 		Dependencies:            a.dependencies(),
 		ToolSearch:              search,
+		Telemetry:               a.telemetry,
+		Audit:                   a.audit,
 	})
 	a.gateway = gw
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -153,9 +186,19 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", gw.ServeReady)
-	mux.Handle("GET /metrics", a.metricsHandler())
+	a.registerMetrics(reg)
+	if a.metrics, a.metricsLn, err = a.metricsServer(reg, gw.GuardHost); err != nil {
+		ln.Close()
+		a.backends.Close()
+		a.closeStore()
+		_ = a.stopTelemetry(context.Background())
+		return nil, err
+	}
+	if a.metrics == nil {
+		mux.Handle("GET /metrics", metricsHandler(reg))
+	}
 	root := http.NewServeMux()
-	root.Handle("/mcp", gw)
+	root.Handle("/mcp", a.telemetry.Edge(gw))
 	root.Handle("/", gw.GuardHost(mux))
 	srv := &cfg.Server
 	a.server = &http.Server{
@@ -207,6 +250,9 @@ func (a *App) backendSpecs() ([]backend.Spec, error) {
 		auth, err := a.backendAuth(&b)
 		if err != nil {
 			return nil, fmt.Errorf("backend %q: outgoing authentication: %w", b.Name, err)
+		}
+		if te, ok := auth.(*backendauth.TokenExchange); ok {
+			a.exchanges = append(a.exchanges, exchange{backend: b.Name, te: te})
 		}
 		specs[i] = backend.Spec{
 			Name: b.Name, Transport: b.Transport, URL: b.URL,
@@ -270,6 +316,13 @@ func (a *App) Start() {
 		go a.searcher.Run(ctx)
 	}
 	go func() { a.served <- a.server.Serve(a.ln) }()
+	if a.metrics != nil {
+		go func() {
+			if err := a.metrics.Serve(a.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("serving metrics stopped", "error", err)
+			}
+		}()
+	}
 }
 
 // Shutdown stops serving: no new connections, calls in flight may finish
@@ -291,6 +344,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.backends.Close()
 	a.release.stop()
 	a.closeStore()
+	if a.metrics != nil {
+		_ = a.metrics.Close()
+	}
+	if err := a.stopTelemetry(ctx); err != nil {
+		a.logger.Warn("stopping telemetry", "error", err)
+	}
 	if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -184,6 +184,7 @@ func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration
 	tok, err := p.refresh(ctx, g)
 	if err != nil {
 		if !refused(err) {
+			p.refreshes.failed.Add(1)
 			return nil, fmt.Errorf("%w %q: refresh: %v", ErrUpstream, p.cfg.Name, err)
 		}
 		// A refresh token used by another server after all (its lease ran
@@ -193,6 +194,7 @@ func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration
 			gs.logger.Warn("upstream refused a refresh token another server had already used; using its result", "grant", id)
 			return now, nil
 		}
+		p.refreshes.refused.Add(1)
 		gs.logger.Warn("upstream refused a refresh; the user must authorize again", "provider", p.cfg.Name, "grant", id, "error", err)
 		return nil, gs.revoke(ctx, g)
 	}
@@ -201,9 +203,11 @@ func (gs *grants) refresh(ctx context.Context, id string, minValid time.Duration
 	g.AccessToken, g.TokenType, g.Expiry, g.RefreshToken = tok.AccessToken, tok.TokenType, tok.Expiry, tok.RefreshToken
 	g.UpdatedAt = gs.now()
 	if err := gs.store.PutGrant(ctx, g); err != nil {
+		p.refreshes.failed.Add(1)
 		gs.logger.Error("storing refreshed grant: the rotated upstream refresh token may be lost", "grant", id, "error", err)
 		return nil, err
 	}
+	p.refreshes.ok.Add(1)
 	l, err := p.identify(ctx, tok, "", g)
 	switch {
 	case err == nil:

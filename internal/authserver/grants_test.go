@@ -192,3 +192,33 @@ func TestGrantsExpireUnlessUsed(t *testing.T) {
 		t.Errorf("used with 20 of 60 minutes left, the grant expires at %v; want %v", got, want)
 	}
 }
+
+// TestRefreshesCounted: RefreshStats counts a refresh that succeeded, one
+// the IdP refused (the grant is revoked), and one that failed (the IdP is
+// down).
+func TestRefreshesCounted(t *testing.T) {
+	t.Parallel()
+	gs, idp, st := newGrants(t, fakeidp.Options{})
+	s := &Server{providers: []*provider{gs.providers["idp"]}}
+	put := func(id, rt string) {
+		_ = st.PutGrant(context.Background(), &Grant{ID: id, Provider: "idp", UpstreamIssuer: idp.URL(), UpstreamSubject: "user-1",
+			RefreshToken: rt, Expiry: time.Now().Add(-time.Minute)})
+	}
+	put("ok", loginRefreshToken(t, idp))
+	put("refused", "not-a-refresh-token")
+	put("failed", loginRefreshToken(t, idp))
+	if _, err := gs.Fresh(context.Background(), "ok", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gs.Fresh(context.Background(), "refused", time.Minute); err == nil {
+		t.Fatal("a bogus refresh token was accepted")
+	}
+	idp.Close()
+	if _, err := gs.Fresh(context.Background(), "failed", time.Minute); err == nil {
+		t.Fatal("a refresh at an IdP that is down succeeded")
+	}
+	want := []RefreshStats{{Provider: "idp", OK: 1, Refused: 1, Failed: 1}}
+	if got := s.RefreshStats(); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("RefreshStats = %+v, want %+v", got, want)
+	}
+}

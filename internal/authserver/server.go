@@ -561,3 +561,22 @@ func (s *Server) StoredGrant(ctx context.Context, id string) (*Grant, error) {
 func (s *Server) Grant(ctx context.Context, id string, minValid time.Duration) (*Grant, error) {
 	return s.grants.Fresh(ctx, id, minValid)
 }
+
+// RefreshStats are the upstream token refreshes of one provider since
+// start: those that succeeded, those the provider refused (the user's grant
+// is revoked and they must log in again), and those that failed otherwise
+// (the provider unreachable or failing, the store failing).
+type RefreshStats struct {
+	Provider            string
+	OK, Refused, Failed int64
+}
+
+// RefreshStats returns the refresh counts of every provider.
+func (s *Server) RefreshStats() []RefreshStats {
+	out := make([]RefreshStats, 0, len(s.providers))
+	for _, p := range s.providers {
+		out = append(out, RefreshStats{Provider: p.cfg.Name, OK: p.refreshes.ok.Load(),
+			Refused: p.refreshes.refused.Load(), Failed: p.refreshes.failed.Load()})
+	}
+	return out
+}

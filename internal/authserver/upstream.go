@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -74,6 +75,9 @@ type provider struct {
 	cfg    ProviderConfig
 	client *http.Client
 	logger *slog.Logger
+
+	// refreshes counts upstream refreshes by outcome (RefreshStats).
+	refreshes struct{ ok, refused, failed atomic.Int64 }
 
 	mu       sync.Mutex // guards the fields below, set once discovery succeeds
 	issuer   string     // as discovered

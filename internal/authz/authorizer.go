@@ -42,8 +42,9 @@ type Authorizer struct {
 	ps     atomic.Pointer[policySet]
 	server types.EntityUID
 
-	// counters, read by Stats
+	// counters, read by Stats and DecisionCounts
 	allowed, denied, evalErrors, reloadErrors atomic.Int64
+	decisions                                 decisionCounts
 
 	logMu   sync.Mutex // guards lastLog
 	lastLog map[string]time.Time
@@ -161,6 +162,9 @@ type Principal struct {
 	subsets subsets
 	// Claims are the claims and their sources, for explanations.
 	Claims Claims
+	// sourceSet and sourceList are the sources of Claims (stats.go).
+	sourceSet  uint8
+	sourceList []string
 }
 
 // Same reports whether p and q are the same Cedar principal (subject,
@@ -185,7 +189,9 @@ func (a *Authorizer) Principal(subject string, c Claims) *Principal {
 		}
 	}
 	rec := toRecord(c.Values)
-	return &Principal{entity: types.Entity{UID: uid, Parents: types.NewEntityUIDSet(parents...), Attributes: rec}, claims: rec, Claims: c}
+	set := sourceSet(c)
+	return &Principal{entity: types.Entity{UID: uid, Parents: types.NewEntityUIDSet(parents...), Attributes: rec}, claims: rec, Claims: c,
+		sourceSet: set, sourceList: sourceNames(set)}
 }
 
 // Target is a tool, prompt or resource prepared for decisions: build it
@@ -307,6 +313,7 @@ func (a *Authorizer) decide(ps *policySet, p *Principal, action Action, target *
 	} else {
 		a.denied.Add(1)
 	}
+	a.count(action, d.Allowed, p.sourceSet)
 	if len(d.Errors) > 0 {
 		a.evalErrors.Add(int64(len(d.Errors)))
 		a.logEvalErrors(p, action, target.UID, d.Errors)

@@ -101,6 +101,10 @@ type Settings struct {
 	Operational Operational `yaml:"operational"`
 	// ToolSearch configures search mode. Default: off.
 	ToolSearch ToolSearch `yaml:"toolSearch"`
+	// Telemetry configures request metrics and tracing.
+	Telemetry Telemetry `yaml:"telemetry"`
+	// Audit configures the audit log. Default: off.
+	Audit Audit `yaml:"audit"`
 }
 
 // Conflict resolution strategies.
@@ -667,6 +671,15 @@ type Server struct {
 	LogLevel string `yaml:"logLevel"`
 	// LogFormat is text (default) or json.
 	LogFormat string `yaml:"logFormat"`
+	// AccessLog logs one line at info level per HTTP request to the MCP
+	// endpoint: method, path, status, duration, bytes and session.
+	// Default: false.
+	AccessLog bool `yaml:"accessLog"`
+	// MetricsListen, if set, serves /metrics on this address (host:port)
+	// instead of the main listener, which then has no /metrics: the
+	// metrics are not authenticated, so they can be kept off the address
+	// clients reach. Default: "" (on the main listener).
+	MetricsListen string `yaml:"metricsListen"`
 }
 
 // Duration is a time.Duration written as "30s", "5m" in YAML.

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -95,19 +94,9 @@ func TestToolSearchErrors(t *testing.T) {
 // docs/configuration.md.
 func TestToolSearchDocExamples(t *testing.T) {
 	t.Parallel()
-	var blocks []string
-	for _, doc := range []string{"../../docs/toolsearch.md", "../../docs/configuration.md"} {
-		b, err := os.ReadFile(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, part := range strings.Split(string(b), "```yaml\n")[1:] {
-			block, _, _ := strings.Cut(part, "```")
-			if strings.Contains(block, "toolSearch:") {
-				blocks = append(blocks, block)
-			}
-		}
-	}
+	blocks := yamlExamples(t, []string{"../../docs/toolsearch.md", "../../docs/configuration.md"}, func(block string) bool {
+		return strings.Contains(block, "toolSearch:")
+	})
 	if len(blocks) < 3 {
 		t.Fatalf("found %d toolSearch examples in the docs, want at least 3", len(blocks))
 	}

@@ -35,6 +35,8 @@ func (c *Config) validate() Errors {
 	c.validateServer(v)
 	c.validateStorage(v)
 	c.Config.ToolSearch.validate(v)
+	c.Config.Telemetry.validate(v)
+	c.Config.Audit.validate(v)
 	o := c.Config.Operational
 	if o.FailureHandling.UnhealthyThreshold < 1 {
 		v.add("config.operational.failureHandling.unhealthyThreshold", "must be at least 1")
@@ -557,6 +559,13 @@ func (c *Config) validateServer(v *validator) {
 	}
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		v.add("server.logFormat", "%q is not one of text, json", s.LogFormat)
+	}
+	if s.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(s.MetricsListen); err != nil || port == "" {
+			v.add("server.metricsListen", "%q must be host:port", s.MetricsListen)
+		} else if s.MetricsListen == s.Listen {
+			v.add("server.metricsListen", "%q is server.listen: give the metrics an address of their own, or leave this out", s.MetricsListen)
+		}
 	}
 }
 

@@ -140,15 +140,19 @@ func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 // error a missing item gets (a denied item and a missing one look the same
 // to the client). t nil means the item is not in the catalog; kind (Tool,
 // Prompt, Resource) and name name it in debug logs and in that error.
-// Callers check that there is an authorizer first, so that the arguments
-// are converted only then.
-func (g *Gateway) authorize(ctx context.Context, t *authz.Target, action authz.Action, kind, name string, args map[string]any, op string) error {
+// args are the raw arguments of a call (nil for none). Callers check that
+// there is an authorizer first.
+func (g *Gateway) authorize(ctx context.Context, t *authz.Target, action authz.Action, kind, name string, args json.RawMessage, op string) error {
 	if t != nil {
 		p, err := g.principal(ctx)
 		if err != nil {
 			return err
 		}
-		d := g.opts.Authorizer.Decide(p, t, args, op)
+		start := g.opts.Telemetry.Now()
+		d := g.opts.Authorizer.Decide(p, t, authz.ArgumentsOf(args), op)
+		if g.observed() {
+			g.observeDecision(ctx, start, d, p, action, kind, name, args)
+		}
 		g.debugExplain(ctx, d, p, action, kind, name)
 		if d.Allowed {
 			return nil
@@ -173,9 +177,13 @@ func (g *Gateway) debugExplain(ctx context.Context, d authz.Decision, p *authz.P
 
 // mayList decides the list gate (action is one of the list actions); a
 // denied gate gives the client an empty list, logged at WARN.
-func (g *Gateway) mayList(p *authz.Principal, action authz.Action, op string) bool {
+func (g *Gateway) mayList(ctx context.Context, p *authz.Principal, action authz.Action, op string) bool {
 	a := g.opts.Authorizer
+	start := g.opts.Telemetry.Now()
 	d := a.DecideList(p, action, op)
+	if g.observed() {
+		g.observeDecision(ctx, start, d, p, action, "Server", g.opts.Name, nil)
+	}
 	if !d.Allowed {
 		ex := a.Explain(d, p, action, "the virtual server", false)
 		g.logger.Warn("listing denied by policy: the client gets an empty list", "principal", ex.Principal, "action", ex.Action, "reason", ex.Reason)
@@ -196,7 +204,7 @@ func filter[T any](g *Gateway, ctx context.Context, pub *published, items []T, k
 	if err != nil {
 		return nil, "", err
 	}
-	if !g.mayList(e.p, listAction, op) {
+	if !g.mayList(ctx, e.p, listAction, op) {
 		return []T{}, "", nil
 	}
 	allowed := allowedItems(g, e, pub, items, target, action, op)

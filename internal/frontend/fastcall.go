@@ -15,6 +15,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/router"
+	"github.com/vmcp-dev/vmcp/internal/telemetry"
 )
 
 // The fast path serves the two requests that make most of a gateway's
@@ -115,6 +116,11 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 	ctx := r.Context()
 	pub := g.pub.Load()
 	t := pub.cat.Tool(m.Params.Name)
+	var op *telemetry.Request
+	if g.observed() {
+		ctx, op = g.startFast(ctx, "tools/call", t, sess)
+		defer func() { op.End(a.outcome) }()
+	}
 	if t == nil {
 		res, err := g.missingTool(ctx, pub, m.Params.Name, m.Params.Arguments)
 		if err != nil {
@@ -123,30 +129,35 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 		}
 		out, err := json.Marshal(res)
 		if err != nil {
+			op.Abandon()
 			return false
 		}
-		a.result(out)
+		a.toolResult(out, res.IsError)
 		return true
 	}
 	if g.opts.Authorizer != nil {
 		if err := g.authorize(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
-			authz.ArgumentsOf(m.Params.Arguments), "tools/call"); err != nil {
+			m.Params.Arguments, "tools/call"); err != nil {
 			a.fail(err)
 			return true
 		}
 	}
 	forward, ok := forwardMeta(m.Params.Meta, meta)
 	if !ok {
+		op.Abandon()
 		return false
 	}
 	if a.serverInfo != nil && bytes.Contains(pub.wire[t], mcpHeaderKey) {
 		// The SDK checks the Mcp-Param-* headers of such a tool; it
 		// decides the call again, so that the checks it makes before the
-		// handler never reach a tool the caller may not call.
+		// handler never reach a tool the caller may not call. (With the
+		// audit log on, such a call has two decision records.)
+		op.Abandon()
 		return false
 	}
 	b := g.backends.Get(t.Backend)
 	if b == nil {
+		op.Abandon()
 		return false
 	}
 	if !g.calls.start() {
@@ -167,12 +178,14 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 	if len(args) == 0 {
 		args = emptyObject // as the SDK's client sends a call without arguments
 	}
-	res, err := b.CallToolRaw(ctx, p, backend.RawCall{Name: t.Original, Arguments: args, Meta: forward})
+	bctx, call := g.startCall(ctx, t.Backend, "tools/call", t.Def.Name, t.Original, authz.CallTool, "Tool", t.Def.Name)
+	res, err := b.CallToolRaw(bctx, p, backend.RawCall{Name: t.Original, Arguments: args, Meta: forward})
 	if err != nil {
+		call.end(bctx, err, false, m.Params.Arguments)
 		var rpcErr *jsonrpc.Error
 		if !errors.As(err, &rpcErr) {
 			g.logger.Warn("tool call failed", "tool", t.Def.Name, "backend", t.Backend, "error", err)
-			a.result(errorResult(err.Error()))
+			a.toolResult(errorResult(err.Error()), true)
 			return true
 		}
 		a.fail(rpcErr)
@@ -181,10 +194,14 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 	defer res.Release()
 	result, err := clientResult(res.Result)
 	if err != nil {
+		call.end(bctx, err, false, m.Params.Arguments)
 		g.logger.Warn("tool call failed", "tool", t.Def.Name, "backend", t.Backend, "error", err)
-		result = errorResult(err.Error())
+		a.toolResult(errorResult(err.Error()), true)
+		return true
 	}
-	a.result(result)
+	isError := call.observed() && rawIsError(result)
+	call.end(bctx, nil, isError, m.Params.Arguments)
+	a.toolResult(result, isError)
 	return true
 }
 
@@ -299,7 +316,8 @@ func errorResult(msg string) json.RawMessage {
 type fastAnswer struct {
 	w          http.ResponseWriter
 	id         json.RawMessage
-	serverInfo json.RawMessage // {"name":…,"version":…}; nil on a session
+	serverInfo json.RawMessage   // {"name":…,"version":…}; nil on a session
+	outcome    telemetry.Outcome // how it was answered, for telemetry
 }
 
 // fail answers with err (a *jsonrpc.Error, as the SDK would send it).
@@ -309,6 +327,7 @@ func (a *fastAnswer) fail(err error) {
 		rpcErr = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
 	}
 	e, _ := json.Marshal(rpcErr)
+	a.outcome = telemetry.Error
 	status := http.StatusOK
 	if a.serverInfo != nil { // the stateless revision gives some errors an HTTP status (SEP-2575)
 		switch rpcErr.Code {
@@ -327,6 +346,15 @@ const (
 	codeUnsupportedProtocolVersion = -32022
 	codeMissingClientCapabilities  = -32021
 )
+
+// toolResult answers a tools/call with a result object, isError telling
+// whether it is an error result.
+func (a *fastAnswer) toolResult(result json.RawMessage, isError bool) {
+	if isError {
+		a.outcome = telemetry.ToolError
+	}
+	a.result(result)
+}
 
 // result answers with a result object.
 func (a *fastAnswer) result(result json.RawMessage) {
@@ -413,6 +441,11 @@ func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a
 		return false // search mode lists a few tools: the SDK path serves it
 	}
 	ctx := r.Context()
+	if g.observed() {
+		var op *telemetry.Request
+		ctx, op = g.startFast(ctx, "tools/list", nil, sess)
+		defer func() { op.End(a.outcome) }()
+	}
 	var ss *mcp.ServerSession
 	if sess != nil {
 		ss = sess.ss

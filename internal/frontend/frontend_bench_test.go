@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -12,12 +13,15 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
 	"github.com/vmcp-dev/vmcp/internal/loadtest"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/cputime"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
+	"github.com/vmcp-dev/vmcp/internal/telemetry"
 )
 
 // benchGateway starts n echo backends of tools tools each (n=1, tools=0:
@@ -54,6 +58,47 @@ func benchGateway(b *testing.B, n, tools int) *frontend.Gateway {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return gw
+}
+
+// observedGateway is benchGateway(b, 1, 0) with every kind of telemetry
+// on, behind the edge middleware as app mounts it.
+func observedGateway(b *testing.B) http.Handler {
+	b.Helper()
+	rate := 1.0
+	drain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // an OTLP receiver that keeps nothing
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(drain.Close)
+	tel, err := telemetry.New(context.Background(), &telemetry.Options{Metrics: prometheus.NewRegistry(),
+		Tracing: &telemetry.Tracing{SamplingRate: &rate, Endpoint: drain.URL}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	log := audit.New(io.Discard, nil)
+	b.Cleanup(func() { _ = log.Close() })
+	s, err := echoserver.Start(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	hc := backend.NewHTTPClient()
+	hc.Transport = tel.Transport(hc.Transport)
+	var gw *frontend.Gateway
+	set := backend.NewSet([]backend.Spec{{Name: "echo", Transport: backend.StreamableHTTP, URL: s.URL, CallTimeout: time.Minute}},
+		&backend.Options{HTTPClient: hc, OnChange: func() { gw.BackendsChanged() }})
+	gw = frontend.New(set, &frontend.Options{Telemetry: tel, Audit: log})
+	ctx, cancel := context.WithCancel(context.Background())
+	set.Start()
+	go gw.Run(ctx)
+	b.Cleanup(func() { cancel(); set.Close() })
+	for deadline := time.Now().Add(10 * time.Second); !gw.Ready() || len(gw.Catalog().Tools) < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("gateway not ready")
+		}
+	}
+	return tel.Edge(gw)
 }
 
 // authGateway starts an echo backend and a vmcp in front of it configured
@@ -149,6 +194,18 @@ func BenchmarkToolsCall(b *testing.B) {
 	})
 	b.Run("handler/vmcp", func(b *testing.B) {
 		s := newSession(b, benchGateway(b, 1, 0))
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		for b.Loop() {
+			s.request(b, "tools/call", fmt.Sprintf(args, "echo_echo"))
+		}
+		cputime.Bench(b, cpu)
+	})
+	// With request metrics, the audit log (to nowhere) and every request
+	// traced (exported over OTLP/HTTP to a receiver that drops them), as
+	// vmcp-load compare --observe runs it.
+	b.Run("handler/vmcp-observed", func(b *testing.B) {
+		s := newSession(b, observedGateway(b))
 		b.ReportAllocs()
 		cpu := cputime.Process()
 		for b.Loop() {

@@ -28,10 +28,12 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
+	"github.com/vmcp-dev/vmcp/internal/telemetry"
 	"github.com/vmcp-dev/vmcp/internal/toolsearch"
 )
 
@@ -84,6 +86,12 @@ type Options struct {
 	// authorization server's storage, say): one that fails makes the
 	// gateway not ready, and readiness says why.
 	Dependencies []Dependency
+	// Telemetry gets the gateway's requests, decisions and backend calls
+	// (observe.go). Default: nil, off.
+	Telemetry *telemetry.Telemetry
+	// Audit gets a record of every decision and backend call. Default:
+	// nil, off.
+	Audit *audit.Log
 }
 
 // Dependency is something the gateway needs to serve, checked by

@@ -22,7 +22,13 @@ import (
 // codes of the session's revision.
 func (g *Gateway) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		res, err := g.handle(ctx, method, req, next)
+		var res mcp.Result
+		var err error
+		if g.observed() {
+			res, err = g.observeSDK(ctx, method, req, next)
+		} else {
+			res, err = g.handle(ctx, method, req, next)
+		}
 		if err != nil {
 			ss, _ := req.GetSession().(*mcp.ServerSession)
 			err = inRevision(ss, err)
@@ -165,7 +171,7 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	}
 	if g.opts.Authorizer != nil {
 		if err := g.authorize(ctx, pub.targets.tools[t.Def.Name], authz.CallTool, "Tool", t.Def.Name,
-			authz.ArgumentsOf(req.Params.Arguments), "tools/call"); err != nil {
+			req.Params.Arguments, "tools/call"); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +180,9 @@ func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest) (*mcp.
 	if len(req.Params.Arguments) > 0 {
 		params.Arguments = req.Params.Arguments
 	}
+	ctx, call := g.startCall(ctx, t.Backend, "tools/call", t.Def.Name, t.Original, authz.CallTool, "Tool", t.Def.Name)
 	res, err := b.CallTool(ctx, g.peerFor(req.Session), params)
+	call.end(ctx, err, err == nil && res.IsError, req.Params.Arguments)
 	if err != nil {
 		var rpcErr *jsonrpc.Error
 		if errors.As(err, &rpcErr) {
@@ -202,7 +210,7 @@ func (g *Gateway) missingTool(ctx context.Context, pub *published, name string, 
 		return nil, unknown("tool", name)
 	}
 	if a := g.opts.Authorizer; a != nil {
-		if err := g.authorize(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name, authz.ArgumentsOf(args), "tools/call"); err != nil {
+		if err := g.authorize(ctx, a.Tool(name, backendName, nil), authz.CallTool, "Tool", name, args, "tools/call"); err != nil {
 			return nil, err
 		}
 	}
@@ -236,7 +244,9 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest) (*mc
 		}
 	}
 	params := &mcp.GetPromptParams{Meta: ownMeta(req.Params.Meta), Name: p.Original, Arguments: req.Params.Arguments}
+	ctx, call := g.startCall(ctx, p.Backend, "prompts/get", "", p.Original, authz.GetPrompt, "Prompt", p.Def.Name)
 	res, err := g.backends.Get(p.Backend).GetPrompt(ctx, g.peerFor(req.Session), params)
+	call.end(ctx, err, false, nil)
 	if err != nil {
 		return nil, g.backendError("prompts/get", p.Backend, err)
 	}
@@ -265,7 +275,9 @@ func (g *Gateway) read(ctx context.Context, req *mcp.ReadResourceRequest, backen
 		return nil, err
 	}
 	params := &mcp.ReadResourceParams{Meta: ownMeta(req.Params.Meta), URI: uri}
+	ctx, call := g.startCall(ctx, backendName, "resources/read", "", uri, authz.ReadResource, "Resource", req.Params.URI)
 	res, err := g.backends.Get(backendName).ReadResource(ctx, g.peerFor(req.Session), params)
+	call.end(ctx, err, false, nil)
 	if err != nil {
 		return nil, g.backendError("resources/read", backendName, err)
 	}
@@ -343,7 +355,13 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	params := *req.Params
 	params.Ref = &ref
 	params.Meta = ownMeta(params.Meta)
+	kind, name := "Prompt", req.Params.Ref.Name
+	if ref.Type == "ref/resource" {
+		kind, name = "Resource", ref.URI
+	}
+	ctx, call := g.startCall(ctx, backendName, "completion/complete", "", ref.Name+ref.URI, "completion/complete", kind, name)
 	res, err := g.backends.Get(backendName).Complete(ctx, g.peerFor(req.Session), &params)
+	call.end(ctx, err, false, nil)
 	if err != nil {
 		return nil, g.backendError("completion/complete", backendName, err)
 	}

@@ -72,6 +72,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	if !g.admit(w, r, &req) {
 		return
 	}
+	g.noteMethod(w, &req)
 	switch r.Method {
 	case http.MethodPost:
 		g.servePost(w, r, &req)

@@ -25,6 +25,7 @@ const identityKey = "vmcp.identity"
 func (g *Gateway) sdk(h *mcp.StreamableHTTPHandler, w http.ResponseWriter, r *http.Request, id json.RawMessage) {
 	sw := &sdkWriter{ResponseWriter: w, id: id}
 	defer sw.finish()
+	g.opts.Telemetry.Handoff(w, r)
 	switch {
 	case identity.From(r.Context()).IsAnonymous():
 		h.ServeHTTP(sw, r)

@@ -133,7 +133,7 @@ func (g *Gateway) listTemplates(ctx context.Context, req *mcp.ListResourceTempla
 		if err != nil {
 			return nil, err
 		}
-		if !g.mayList(p, authz.ListResources, "resources/templates/list") {
+		if !g.mayList(ctx, p, authz.ListResources, "resources/templates/list") {
 			return &mcp.ListResourceTemplatesResult{ResourceTemplates: []*mcp.ResourceTemplate{}, Cacheable: g.cacheable()}, nil
 		}
 	}

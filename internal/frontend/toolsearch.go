@@ -63,7 +63,7 @@ func (g *Gateway) toolsAllowed(ctx context.Context, pub *published, op string) (
 	if err != nil {
 		return nil, false, err
 	}
-	if !g.mayList(e.p, authz.ListTools, op) {
+	if !g.mayList(ctx, e.p, authz.ListTools, op) {
 		return func(int) bool { return false }, false, nil
 	}
 	allowed := allowedItems(g, e, pub, pub.cat.Tools,

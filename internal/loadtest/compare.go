@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
 )
 
@@ -77,6 +78,11 @@ type CompareConfig struct {
 	// (target Proxy, see [StartProxy]; call mode only), in the process of
 	// the gateway: what one more HTTP hop costs on this machine.
 	Floor bool
+	// Observe also measures vmcp with every kind of telemetry on (target
+	// Observed: request metrics, the audit log to a file, every request
+	// traced to an OTLP receiver that drops the spans), and runs the
+	// gateway target with everything off. One process only.
+	Observe bool
 	// Log receives progress lines. Default: discard.
 	Log io.Writer
 }
@@ -160,6 +166,10 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 		targets[Proxy] = Config{URL: env.proxy, Tool: "echo", CPUPids: env.pids}
 		names = append(names, Proxy)
 	}
+	if env.observed != "" {
+		targets[Observed] = Config{URL: env.observed, Tool: cfg.GatewayTool, Headers: cfg.GatewayHeaders, CPUPids: env.pids}
+		names = append(names, Observed)
+	}
 	return interleave(ctx, cfg, targets, names)
 }
 
@@ -197,6 +207,7 @@ func interleave(ctx context.Context, cfg CompareConfig, targets map[string]Confi
 type targets struct {
 	direct, gateway string // MCP URLs
 	proxy           string // MCP URL of the floor proxy, or ""
+	observed        string // MCP URL of the gateway with telemetry on, or ""
 	pids            []int  // child processes
 	closers         []func()
 }
@@ -290,7 +301,14 @@ func startTargets(ctx context.Context, cfg *CompareConfig) (t *targets, err erro
 		t.gateway = gc.Base + "/mcp"
 		return t, nil
 	}
-	gw, err := StartGateway(ctx, yaml)
+	var modify func(*config.Config)
+	if cfg.Observe {
+		if err := startObserved(ctx, cfg, t, yaml); err != nil {
+			return nil, err
+		}
+		modify = observeNone
+	}
+	gw, err := StartGatewayWith(ctx, yaml, modify)
 	if err != nil {
 		return nil, err
 	}
@@ -318,8 +336,8 @@ type Summary struct {
 func (c *Comparison) Summaries() []Summary {
 	var out []Summary
 	for _, conc := range c.Config.Concurrency {
-		for _, target := range []string{Direct, Through, Proxy} {
-			if target == Proxy && !c.hasProxy() {
+		for _, target := range []string{Direct, Through, Proxy, Observed} {
+			if target == Proxy && !c.hasProxy() || target == Observed && !c.hasObserved() {
 				continue
 			}
 			out = append(out, c.SummaryOf(target, conc))

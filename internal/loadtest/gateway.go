@@ -76,9 +76,18 @@ type Gateway struct {
 // waits until /readyz answers 200. Its goroutines carry the pprof label
 // role=gateway, so that a CPU profile of a run can be split by role.
 func StartGateway(ctx context.Context, yaml string) (*Gateway, error) {
+	return StartGatewayWith(ctx, yaml, nil)
+}
+
+// StartGatewayWith is [StartGateway] with modify applied to the parsed
+// configuration (nil: none).
+func StartGatewayWith(ctx context.Context, yaml string, modify func(*config.Config)) (*Gateway, error) {
 	cfg, err := config.Parse([]byte(yaml), "<vmcp-load>")
 	if err != nil {
 		return nil, err
+	}
+	if modify != nil {
+		modify(cfg)
 	}
 	a, err := app.New(cfg, &app.Options{Listen: "127.0.0.1:0"})
 	if err != nil {

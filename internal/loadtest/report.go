@@ -383,6 +383,18 @@ func (c *Comparison) markdown(b *strings.Builder, title string) {
 	if c.hasProxy() {
 		b.WriteString(" \"proxy\" is a bare reverse proxy (net/http/httputil) where vmcp runs: the cost of one more HTTP hop, the floor for any gateway.")
 	}
+	if c.hasObserved() {
+		b.WriteString(" \"vmcp\" runs with every kind of telemetry off (request metrics included); \"" + Observed + "\" with request metrics, " +
+			"the audit log (to a file) and every request traced (100 % sampled, OTLP/HTTP to a receiver in this process that drops the spans).\n\n")
+		for _, conc := range c.Config.Concurrency {
+			r := c.ObservedRatios(conc)
+			if len(r) == 0 {
+				continue
+			}
+			fmt.Fprintf(b, "- %d sessions: everything on / everything off = %.2f × req/s (median of %d rounds; range %.2f–%.2f)\n",
+				conc, median(r), len(r), slices.Min(r), slices.Max(r))
+		}
+	}
 	b.WriteString("\n\n")
 	b.WriteString("<details><summary>every round</summary>\n\n| round | sessions | target | req/s | p50 | p99 | CPU/req | errors |\n|---|---|---|---|---|---|---|---|\n")
 	for _, x := range c.Samples {

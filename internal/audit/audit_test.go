@@ -1,0 +1,103 @@
+package audit_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vmcp-dev/vmcp/internal/audit"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
+)
+
+var fixed = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func records(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func TestRecords(t *testing.T) {
+	who := audit.Who{Principal: "alice", ClientID: "c1", Session: "s1", TraceID: "t1"}
+	decision := &audit.Decision{Who: who, Action: "call_tool", Resource: `Vmcp::Tool::"search"`, Allowed: false,
+		Errors: []audit.EvalError{{Policy: "needs-department", Position: "inline:1:1"}}, ClaimSources: []string{"token", "id_token"},
+		Claims: map[string]any{"email": "alice@example.com"}, Arguments: json.RawMessage(`{"q":"secret"}`)}
+	call := &audit.Call{Who: who, Action: "call_tool", Resource: `Vmcp::Tool::"search"`, Backend: "docs",
+		Latency: 1500 * time.Microsecond, Outcome: "ok", Arguments: json.RawMessage(`{"q":"secret"}`)}
+	for _, tc := range []struct {
+		name           string
+		opts           audit.Options
+		args, claimsOK bool
+	}{
+		{name: "values left out", opts: audit.Options{}},
+		{name: "arguments opted in", opts: audit.Options{IncludeArguments: true}, args: true},
+		{name: "claims opted in", opts: audit.Options{IncludeClaims: true}, claimsOK: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := &logbuf.Buffer{}
+			tc.opts.Now = func() time.Time { return fixed }
+			l := audit.New(out, &tc.opts)
+			l.Decide(decision)
+			l.Called(call)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l.Called(call) // after Close: dropped
+			got := records(t, out.String())
+			want := []map[string]any{
+				{"time": "2026-12-01T10:00:00Z", "kind": "decision", "principal": "alice", "client_id": "c1", "session": "s1",
+					"action": "call_tool", "resource": `Vmcp::Tool::"search"`, "decision": "deny",
+					"errors":        []any{map[string]any{"policy": "needs-department", "position": "inline:1:1"}},
+					"claim_sources": []any{"token", "id_token"}, "trace_id": "t1"},
+				{"time": "2026-12-01T10:00:00Z", "kind": "call", "principal": "alice", "client_id": "c1", "session": "s1",
+					"action": "call_tool", "resource": `Vmcp::Tool::"search"`, "backend": "docs", "latency_ms": 1.5,
+					"outcome": "ok", "trace_id": "t1"},
+			}
+			if tc.args {
+				want[0]["arguments"] = map[string]any{"q": "secret"}
+				want[1]["arguments"] = map[string]any{"q": "secret"}
+			}
+			if tc.claimsOK {
+				want[0]["claims"] = map[string]any{"email": "alice@example.com"}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestFlushedWithoutClose: a record reaches the writer within the flush
+// interval, without waiting for Close.
+func TestFlushedWithoutClose(t *testing.T) {
+	out := &logbuf.Buffer{}
+	l := audit.New(out, &audit.Options{FlushInterval: 10 * time.Millisecond})
+	defer l.Close()
+	l.Called(&audit.Call{Who: audit.Who{}, Action: "call_tool", Resource: "x", Outcome: "ok"})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"principal":"anonymous"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the record was not written in 10s: %q", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestNilLog(t *testing.T) {
+	var l *audit.Log
+	l.Decide(&audit.Decision{})
+	l.Called(&audit.Call{})
+	if l.Arguments() || l.Claims() || l.Close() != nil {
+		t.Error("a nil log does something")
+	}
+}
