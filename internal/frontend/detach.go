@@ -70,7 +70,11 @@ func (g *Gateway) detachGET(w http.ResponseWriter, r *http.Request) bool {
 				s.abort() // as net/http does: the client sees the stream break, not end
 			}
 		}()
-		g.sdk(g.stateful, s, r.WithContext(ctx), nil)
+		// A request of its own: the handler that detached the stream
+		// returns now, and what wraps it (the edge's telemetry) goes on
+		// reading r, while the SDK's handler may write r's header
+		// (Telemetry.Handoff).
+		g.sdk(g.stateful, s, r.Clone(ctx), nil)
 	}()
 	return true
 }
