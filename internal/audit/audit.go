@@ -91,7 +91,7 @@ func New(dst io.Writer, opts *Options) *Log {
 		l.lost = registerCounter(reg, "vmcp_audit_records_lost_total",
 			"Audit records that could not be written (the audit log's file failed); each failure is also logged at ERROR.")
 		l.waits = registerCounter(reg, "vmcp_audit_waits_total",
-			"Audit records whose request waited for the audit log's writer: the file did not keep up (audit.maxPending bytes pending).")
+			"Audit records whose request waited for the audit log's writer: the file did not keep up (1 MiB of records pending).")
 	}
 	l.pending = make([]byte, 0, flushAt)
 	l.spare = make([]byte, 0, flushAt)
