@@ -80,7 +80,7 @@ func TestSampledSpans(t *testing.T) {
 	attrs := func(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
 		out := map[attribute.Key]string{}
 		for _, kv := range s.Attributes() {
-			out[kv.Key] = kv.Value.Emit()
+			out[kv.Key] = kv.Value.String()
 		}
 		return out
 	}
