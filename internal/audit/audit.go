@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -27,6 +28,11 @@ type Options struct {
 	// is pending (records are never dropped for want of room). Default:
 	// 1 MiB.
 	MaxPending int
+	// MaxWait bounds how long a request waits for room (the file stalls:
+	// a hung disk or a pipe nobody reads); a record that finds no room in
+	// that time is lost, counted and logged, and the request goes on.
+	// Default: 2s.
+	MaxWait time.Duration
 	// Metrics, if set, gets the audit log's metrics registered
 	// (vmcp_audit_records_lost_total, vmcp_audit_waits_total).
 	Metrics prometheus.Registerer
@@ -42,21 +48,23 @@ type Options struct {
 // lock, at least every FlushInterval, when 64 KiB are pending, and on
 // Close. Requests never wait for the file unless MaxPending bytes are
 // pending (the file does not keep up): then they wait for the writer,
-// rather than lose records. Records that cannot be written (the file
-// fails) are lost, counted and logged. It is safe for concurrent use; a
+// rather than lose records, but at most MaxWait — a stalled file never
+// hangs requests. Records that cannot be written (the file fails or
+// stalls) are lost, counted and logged. It is safe for concurrent use; a
 // nil *Log writes nothing.
 type Log struct {
 	opts Options
 	dst  io.Writer
 
-	mu      sync.Mutex // guards pending and closed
-	room    sync.Cond  // signalled when the writer takes what is pending, and on Close
+	mu      sync.Mutex    // guards pending, room and closed
+	room    chan struct{} // closed (and replaced) when the writer takes what is pending, and on Close
 	pending []byte
 	closed  bool
 
-	spare   []byte    // the writer's: the buffer it last wrote, reused
-	lastErr time.Time // the writer's: of the last write failure logged
-	err     error     // the writer's: the last write's failure, for Close
+	spare   []byte     // the writer's: the buffer it last wrote, reused
+	logMu   sync.Mutex // guards lastErr (the writer and requests that gave up waiting)
+	lastErr time.Time  // of the last failure logged
+	err     error      // the writer's: the last write's failure, for Close
 
 	lost, waits prometheus.Counter // nil: not registered
 
@@ -70,8 +78,7 @@ const flushAt = 64 << 10
 
 // New returns a log writing to dst, and starts its writer; Close stops it.
 func New(dst io.Writer, opts *Options) *Log {
-	l := &Log{dst: dst, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	l.room.L = &l.mu
+	l := &Log{dst: dst, room: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if opts != nil {
 		l.opts = *opts
 	}
@@ -81,6 +88,9 @@ func New(dst io.Writer, opts *Options) *Log {
 	if l.opts.MaxPending <= 0 {
 		l.opts.MaxPending = 1 << 20
 	}
+	if l.opts.MaxWait <= 0 {
+		l.opts.MaxWait = 2 * time.Second
+	}
 	if l.opts.Logger == nil {
 		l.opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +99,7 @@ func New(dst io.Writer, opts *Options) *Log {
 	}
 	if reg := l.opts.Metrics; reg != nil {
 		l.lost = registerCounter(reg, "vmcp_audit_records_lost_total",
-			"Audit records that could not be written (the audit log's file failed); each failure is also logged at ERROR.")
+			"Audit records that could not be written (the audit log's file failed, or stalled for longer than a request may wait); each failure is also logged at ERROR.")
 		l.waits = registerCounter(reg, "vmcp_audit_waits_total",
 			"Audit records whose request waited for the audit log's writer: the file did not keep up (1 MiB of records pending).")
 	}
@@ -141,7 +151,8 @@ func (l *Log) flush() {
 	l.mu.Lock()
 	buf := l.pending
 	l.pending = l.spare[:0]
-	l.room.Broadcast()
+	close(l.room)
+	l.room = make(chan struct{})
 	l.mu.Unlock()
 	l.spare = buf
 	if len(buf) == 0 {
@@ -159,11 +170,14 @@ func (l *Log) flush() {
 
 // failed logs a write failure, at most once a minute.
 func (l *Log) failed(err error, lost int) {
+	l.logMu.Lock()
 	now := time.Now()
 	if now.Sub(l.lastErr) < time.Minute {
+		l.logMu.Unlock()
 		return
 	}
 	l.lastErr = now
+	l.logMu.Unlock()
 	l.opts.Logger.Error("writing the audit log failed; records are being lost", "error", err, "records", lost)
 }
 
@@ -179,7 +193,8 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	l.room.Broadcast()
+	close(l.room)
+	l.room = make(chan struct{})
 	l.mu.Unlock()
 	close(l.stop)
 	<-l.done
@@ -297,6 +312,9 @@ func (l *Log) Called(c *Call) {
 	l.write(&r)
 }
 
+// errStalled is why a record was lost when the file stopped taking records.
+var errStalled = errors.New("the audit file has not taken records for longer than a request may wait (audit MaxWait)")
+
 var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // write encodes r, its time first, and appends it to what is pending.
@@ -321,9 +339,28 @@ func (l *Log) write(r *record) {
 	*bp = out
 	l.mu.Lock()
 	waited := false
+	var deadline *time.Timer
 	for !l.closed && len(l.pending) > 0 && len(l.pending)+len(out) > l.opts.MaxPending {
 		waited = true
-		l.room.Wait()
+		if deadline == nil {
+			deadline = time.NewTimer(l.opts.MaxWait)
+			defer deadline.Stop()
+		}
+		room := l.room
+		l.mu.Unlock()
+		select {
+		case <-room:
+			l.mu.Lock()
+		case <-deadline.C:
+			if l.lost != nil {
+				l.lost.Inc()
+			}
+			if l.waits != nil {
+				l.waits.Inc()
+			}
+			l.failed(errStalled, 1)
+			return
+		}
 	}
 	if l.closed {
 		l.mu.Unlock()

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -128,7 +129,7 @@ func (g *gate) Write(p []byte) (int, error) {
 func TestSlowFileWaitsNeverDrops(t *testing.T) {
 	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
-	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, Metrics: reg})
+	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: time.Minute, Metrics: reg})
 	call := &audit.Call{Who: audit.Who{Principal: "alice"}, Action: "call_tool", Resource: "x", Outcome: "ok"}
 	l.Called(call)
 	select { // the writer holds the first record, blocked in Write
@@ -163,6 +164,47 @@ func TestSlowFileWaitsNeverDrops(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(counter(t, reg, "vmcp_audit_waits_total")); got == 0 {
 		t.Error("vmcp_audit_waits_total = 0, want the waits counted")
+	}
+}
+
+// TestStalledFileBoundsTheWait: a file that stops taking records (a hung
+// disk) never hangs requests: each waits at most MaxWait, then its record
+// is lost, counted and logged, and the request goes on.
+func TestStalledFileBoundsTheWait(t *testing.T) {
+	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	logged := &logbuf.Buffer{}
+	logger := slog.New(slog.NewTextHandler(logged, nil))
+	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: 20 * time.Millisecond, Metrics: reg, Logger: logger})
+	call := &audit.Call{Who: audit.Who{Principal: "alice"}, Action: "call_tool", Resource: "x", Outcome: "ok"}
+	l.Called(call)
+	select { // the writer holds the first record, blocked in Write for good
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not write in 10s")
+	}
+	const n = 200 // ~150 bytes each: far more than MaxPending
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			l.Called(call)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("requests still waiting after 60s on a stalled audit file: the wait is not bounded")
+	}
+	if got := testutil.ToFloat64(counter(t, reg, "vmcp_audit_records_lost_total")); got == 0 {
+		t.Error("vmcp_audit_records_lost_total = 0, want the records that found no room counted")
+	}
+	if !strings.Contains(logged.String(), "records are being lost") {
+		t.Errorf("no ERROR logged for the lost records; log:\n%s", logged.String())
+	}
+	close(g.release)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
