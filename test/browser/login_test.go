@@ -11,10 +11,10 @@ import (
 
 // sdkLogin runs the TypeScript SDK client through the whole MCP
 // authorization flow with a person's browser: the client prints its
-// authorization URL, Chromium opens it, login does what the person does
+// authorization URL, the browser (Chromium or Firefox) opens it, login does what the person does
 // there, the browser lands on the client's loopback redirect URI, and the
 // client gets tokens and calls a tool. It returns the client's output.
-func sdkLogin(t *testing.T, g *gateway, tab *chrome.Tab, login func()) []any {
+func sdkLogin(t *testing.T, g *gateway, tab page, login func()) []any {
 	t.Helper()
 	proc := hydra.StartNodeScript(t.Context(), t, "mcp-oauth-client.mjs", "--url", g.mcpURL(), "--browser", "script",
 		`[{"op":"tools"},{"op":"call","name":"fixture_test_simple_text","arguments":{}}]`)

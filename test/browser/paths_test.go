@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-
 	"github.com/vmcp-dev/vmcp/internal/testsupport/chrome"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 )
@@ -227,23 +225,41 @@ func TestCookies(t *testing.T) {
 			if tok := c.exchange(got.Get("code")); tok.AccessToken == "" {
 				t.Fatalf("code exchange: %+v (landed with %v)", tok, got)
 			}
-			// Every cookie vmcp sets (the set may grow) is checked.
-			var names []string
+			var cookies []cookie
 			for _, ck := range tab.Cookies(g.base + "/oauth/consent") {
-				names = append(names, ck.Name)
-				if !strings.HasPrefix(ck.Name, tc.prefix+"vmcp-") {
-					t.Errorf("cookie %q: want the prefix %q", ck.Name, tc.prefix+"vmcp-")
-				}
-				if ck.Path != "/" || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteLax || ck.Secure != tc.tls {
-					t.Errorf("cookie %s: path %q, HttpOnly %v, SameSite %q, Secure %v; want /, true, Lax, %v",
-						ck.Name, ck.Path, ck.HTTPOnly, ck.SameSite, ck.Secure, tc.tls)
-				}
+				cookies = append(cookies, cookie{ck.Name, ck.Path, ck.HTTPOnly, ck.Secure, ck.SameSite.String()})
 			}
-			for _, want := range []string{tc.prefix + "vmcp-consent", tc.prefix + "vmcp-csrf"} {
-				if !slices.Contains(names, want) {
-					t.Errorf("cookies %v: no %s", names, want)
-				}
-			}
+			checkCookies(t, cookies, tc.prefix, tc.tls)
 		})
+	}
+}
+
+// cookie is a cookie as either browser keeps it.
+type cookie struct {
+	name, path       string
+	httpOnly, secure bool
+	sameSite         string
+}
+
+// checkCookies checks every cookie a browser keeps for vmcp (the set may
+// grow): the name prefix, path /, HttpOnly, SameSite=Lax, Secure exactly
+// over HTTPS; and that the consent and CSRF cookies are among them.
+func checkCookies(t *testing.T, cookies []cookie, prefix string, tls bool) {
+	t.Helper()
+	var names []string
+	for _, ck := range cookies {
+		names = append(names, ck.name)
+		if !strings.HasPrefix(ck.name, prefix+"vmcp-") {
+			t.Errorf("cookie %q: want the prefix %q", ck.name, prefix+"vmcp-")
+		}
+		if ck.path != "/" || !ck.httpOnly || ck.sameSite != "Lax" || ck.secure != tls {
+			t.Errorf("cookie %s: path %q, HttpOnly %v, SameSite %q, Secure %v; want /, true, Lax, %v",
+				ck.name, ck.path, ck.httpOnly, ck.sameSite, ck.secure, tls)
+		}
+	}
+	for _, want := range []string{prefix + "vmcp-consent", prefix + "vmcp-csrf"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("cookies %v: no %s", names, want)
+		}
 	}
 }
