@@ -372,6 +372,8 @@ type page interface {
 	Type(sel, text string)
 	WaitVisible(sel string)
 	WaitURL(prefix string) string
+	WaitURLFunc(what string, ok func(string) bool) string
+	Requested(prefix string) string
 	Text(sel string) string
 	Screenshot(name string)
 }

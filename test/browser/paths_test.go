@@ -28,9 +28,16 @@ func wantError(t *testing.T, g *gateway, got url.Values, code, state string) {
 // straight back to the client with access_denied, never to the IdP.
 func TestDeny(t *testing.T) {
 	skipUnlessE2E(t)
+	deny(t, func() page { return chrome.Start(t, nil).NewTab(t) })
+}
+
+// deny denies on vmcp's consent page in the tab open gives and checks the
+// client got access_denied.
+func deny(t *testing.T, open func() page) {
+	t.Helper()
 	g := startGateway(t, gatewayOptions{providers: []string{corp}})
 	c := registerClient(t, g, "Deny test client")
-	tab := chrome.Start(t, nil).NewTab(t)
+	tab := open()
 	tab.Navigate(c.authURL("state-deny-1"))
 	waitConsent(t, g, tab)
 	tab.Click(consentDeny)
@@ -206,6 +213,22 @@ func TestTwoTabs(t *testing.T) {
 // Secure with the __Host- prefix.
 func TestCookies(t *testing.T) {
 	skipUnlessE2E(t)
+	cookiesAfterLogin(t, func(t *testing.T, tls bool) (page, func(string) []cookie) {
+		tab := chrome.Start(t, &chrome.Options{IgnoreCertificateErrors: tls}).NewTab(t)
+		return tab, func(u string) []cookie {
+			var cookies []cookie
+			for _, ck := range tab.Cookies(u) {
+				cookies = append(cookies, cookie{ck.Name, ck.Path, ck.HTTPOnly, ck.Secure, ck.SameSite.String()})
+			}
+			return cookies
+		}
+	})
+}
+
+// cookiesAfterLogin completes a login over plain HTTP on loopback and over
+// HTTPS, each in a browser open starts, and checks the cookies the browser
+// keeps for vmcp with the function open returns beside the tab.
+func cookiesAfterLogin(t *testing.T, open func(t *testing.T, tls bool) (page, func(string) []cookie)) {
 	for _, tc := range []struct {
 		name   string
 		tls    bool
@@ -217,7 +240,7 @@ func TestCookies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startGateway(t, gatewayOptions{providers: []string{github}, tls: tc.tls})
 			c := registerClient(t, g, "Cookie client")
-			tab := chrome.Start(t, &chrome.Options{IgnoreCertificateErrors: tc.tls}).NewTab(t)
+			tab, cookies := open(t, tc.tls)
 			tab.Navigate(c.authURL("state-cookies"))
 			waitConsent(t, g, tab)
 			tab.Click(consentApprove(github))
@@ -225,11 +248,7 @@ func TestCookies(t *testing.T) {
 			if tok := c.exchange(got.Get("code")); tok.AccessToken == "" {
 				t.Fatalf("code exchange: %+v (landed with %v)", tok, got)
 			}
-			var cookies []cookie
-			for _, ck := range tab.Cookies(g.base + "/oauth/consent") {
-				cookies = append(cookies, cookie{ck.Name, ck.Path, ck.HTTPOnly, ck.Secure, ck.SameSite.String()})
-			}
-			checkCookies(t, cookies, tc.prefix, tc.tls)
+			checkCookies(t, cookies(g.base+"/oauth/consent"), tc.prefix, tc.tls)
 		})
 	}
 }

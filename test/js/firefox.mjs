@@ -142,11 +142,6 @@ const ops = {
       name: k.name, path: k.path, httpOnly: k.httpOnly, secure: k.secure, sameSite: k.sameSite ?? '',
     }));
   },
-  clearCookies: async (c) => {
-    const { page } = rec(c.page);
-    const all = await page.cookies();
-    if (all.length) await page.deleteCookie(...all);
-  },
   viewport: async (c) => { await rec(c.page).page.setViewport({ width: c.width, height: c.height, deviceScaleFactor: c.scale || 1 }); },
   screenshot: async (c) => { await rec(c.page).page.screenshot({ path: c.path, fullPage: true }); },
   logs: (c) => rec(c.page).logs,

@@ -37,6 +37,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/testsupport/chrome"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
 
 // Timeout bounds every single wait of a test on the browser, as
@@ -56,7 +57,7 @@ type Browser struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	answers chan answer // the driver's answers, in order; closed when it ends
-	stderr  *lockedBuffer
+	stderr  *logbuf.Buffer
 	Version string // as Firefox reports it, e.g. "firefox/140.6.0"
 
 	mu     sync.Mutex // serialises commands
@@ -97,7 +98,7 @@ func Start(t testing.TB, opts *Options) *Browser {
 	// Its own process group, so that Firefox and its content processes go
 	// with the driver if it has to be killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	b := &Browser{t: t, cmd: cmd, answers: make(chan answer, 1), stderr: &lockedBuffer{}}
+	b := &Browser{t: t, cmd: cmd, answers: make(chan answer, 1), stderr: &logbuf.Buffer{}}
 	cmd.Stderr = b.stderr
 	var err error
 	if b.stdin, err = cmd.StdinPipe(); err != nil {
@@ -110,27 +111,33 @@ func Start(t testing.TB, opts *Options) *Browser {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the Firefox driver: %v", err)
 	}
-	exited := make(chan struct{})
+	read, exited, over := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(read)
 		defer close(b.answers)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
 			var a answer
 			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
-				fmt.Fprintf(b.stderr, "driver printed a non-JSON line: %q\n", tail(sc.Text(), 200))
+				fmt.Fprintf(b.stderr, "driver printed a non-JSON line: %q\n", chrome.Tail(sc.Text(), 200))
 				continue
 			}
-			b.answers <- a
+			select {
+			case b.answers <- a:
+			case <-over: // the test is over: nobody reads answers any more
+			}
 		}
 	}()
 	go func() {
+		<-read // Wait closes stdout: read it to the end first
 		_ = cmd.Wait()
 		close(exited)
 	}()
 	t.Cleanup(func() {
 		// Closing stdin asks the driver to close Firefox; past the bound,
 		// the process group is killed.
+		close(over)
 		_ = b.stdin.Close()
 		select {
 		case <-exited:
@@ -139,17 +146,17 @@ func Start(t testing.TB, opts *Options) *Browser {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("firefox driver output:\n%s", tail(b.stderr.String(), 8<<10))
+			t.Logf("firefox driver output:\n%s", chrome.Tail(b.stderr.String(), 8<<10))
 		}
 	})
 	select {
 	case a, ok := <-b.answers:
 		if !ok || a.Ready == nil || !*a.Ready {
-			t.Fatalf("starting Firefox %s: %s\n%s", bin, a.Error, tail(b.stderr.String(), 4<<10))
+			t.Fatalf("starting Firefox %s: %s\n%s", bin, a.Error, chrome.Tail(b.stderr.String(), 4<<10))
 		}
 		b.Version = a.Version
 	case <-time.After(3 * Timeout):
-		t.Fatalf("Firefox %s not ready after %v\n%s", bin, 3*Timeout, tail(b.stderr.String(), 4<<10))
+		t.Fatalf("Firefox %s not ready after %v\n%s", bin, 3*Timeout, chrome.Tail(b.stderr.String(), 4<<10))
 	}
 	return b
 }
@@ -234,7 +241,7 @@ func (b *Browser) newTab(t testing.TB, context string) *Tab {
 	t.Helper()
 	var id string
 	if err := b.call("newPage", map[string]any{"context": context}, &id); err != nil {
-		t.Fatalf("opening a Firefox tab: %v\n%s", err, tail(b.stderr.String(), 4<<10))
+		t.Fatalf("opening a Firefox tab: %v\n%s", err, chrome.Tail(b.stderr.String(), 4<<10))
 	}
 	tab := &Tab{t: t, b: b, id: id}
 	t.Cleanup(func() {
@@ -274,7 +281,10 @@ func (tab *Tab) state() string {
 	_ = tab.b.call("location", map[string]any{"page": tab.id}, &loc)
 	var text string
 	_ = tab.b.call("eval", map[string]any{"page": tab.id, "expr": `document.body ? document.body.innerText : ""`}, &text)
-	return fmt.Sprintf("page %v\ntext: %s\nlog:\n  %s", loc, tail(text, 1500), strings.Join(tab.Logs(), "\n  "))
+	if len(loc) == 2 {
+		loc[0] = chrome.Redact(loc[0]) // its query may hold a code
+	}
+	return fmt.Sprintf("page %v\ntext: %s\nlog:\n  %s", loc, chrome.Tail(text, 1500), strings.Join(tab.Logs(), "\n  "))
 }
 
 // Logs returns what the page logged so far: console errors and warnings,
@@ -307,7 +317,7 @@ func (tab *Tab) Requested(prefix string) string {
 			return u
 		}
 	}
-	tab.t.Fatalf("the tab requested no page starting with %s", redact(prefix))
+	tab.t.Fatalf("the tab requested no page starting with %s", chrome.Redact(prefix))
 	return ""
 }
 
@@ -315,7 +325,7 @@ func (tab *Tab) Requested(prefix string) string {
 // redirects) to load.
 func (tab *Tab) Navigate(u string) {
 	tab.t.Helper()
-	tab.do("navigating to "+redact(u), "goto", map[string]any{"url": u}, nil)
+	tab.do("navigating to "+chrome.Redact(u), "goto", map[string]any{"url": u}, nil)
 }
 
 // Click clicks the element sel (CSS) selects, once it is visible. It does
@@ -354,20 +364,11 @@ func (tab *Tab) Text(sel string) string {
 	return s
 }
 
-// Eval evaluates a JavaScript expression in the page (as WebDriver does:
-// the page's CSP does not apply) and returns its value.
-func Eval[T any](tab *Tab, expr string) T {
-	tab.t.Helper()
-	var v T
-	tab.do("evaluating "+expr, "eval", map[string]any{"expr": expr}, &v)
-	return v
-}
-
 // WaitURL waits until the tab shows a loaded page whose address starts with
 // prefix, and returns that address.
 func (tab *Tab) WaitURL(prefix string) string {
 	tab.t.Helper()
-	return tab.WaitURLFunc("an address starting with "+redact(prefix), func(u string) bool { return strings.HasPrefix(u, prefix) })
+	return tab.WaitURLFunc("an address starting with "+chrome.Redact(prefix), func(u string) bool { return strings.HasPrefix(u, prefix) })
 }
 
 // WaitURLFunc waits until the tab shows a loaded page whose address ok
@@ -414,12 +415,6 @@ func (tab *Tab) Cookies(u string) []Cookie {
 	return out
 }
 
-// ClearCookies deletes every cookie of the tab's profile.
-func (tab *Tab) ClearCookies() {
-	tab.t.Helper()
-	tab.do("clearing cookies", "clearCookies", nil, nil)
-}
-
 // Screenshot saves full-page PNGs of what the tab shows, one per
 // [chrome.Viewports] entry, as <dir>/firefox-<name>-<viewport>.png in
 // [chrome.ScreenshotDir]. It leaves the tab at the desktop size.
@@ -442,41 +437,4 @@ func safeName(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// redact shortens a URL for a log line and hides its query, which may hold
-// codes and states.
-func redact(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?…"
-	}
-	return u
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
-// lockedBuffer collects the driver's standard error.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() < 1<<20 {
-		b.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
