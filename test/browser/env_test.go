@@ -1,13 +1,14 @@
-// Package browser tests the login a person does, in Chromium: vmcp's
-// consent and error pages, the redirects through upstream IdPs (Ory Hydra
-// with an HTML login and consent app, and a GitHub-shaped provider) and
-// back to the MCP client, with the browser enforcing what an HTTP client
-// does not: Content-Security-Policy, SameSite and Secure cookies, history.
+// Package browser tests the login a person does, in Chromium and in Firefox
+// ESR (firefox_test.go): vmcp's consent and error pages, the redirects
+// through upstream IdPs (Ory Hydra with an HTML login and consent app, and a
+// GitHub-shaped provider) and back to the MCP client, with the browser
+// enforcing what an HTTP client does not: Content-Security-Policy, SameSite
+// and Secure cookies, history.
 // Every page state is photographed at desktop and phone sizes into
 // $VMCP_SCREENSHOTS (default: a temporary directory).
 //
-// The tests run with VMCP_E2E=1 (make test) and need Chromium, Hydra and
-// Node from scripts/tools.sh.
+// The tests run with VMCP_E2E=1 (make test) and need Chromium, Firefox ESR,
+// Hydra, Node and puppeteer-core from scripts/tools.sh.
 package browser
 
 import (
@@ -34,6 +35,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/store/memory"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/chrome"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/fakeidp"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/firefox"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
@@ -289,7 +291,7 @@ func (c *mcpClient) authURL(state string) string {
 
 // landed waits until tab shows the client's redirect URI and returns the
 // query the browser brought there.
-func (c *mcpClient) landed(tab *chrome.Tab) url.Values {
+func (c *mcpClient) landed(tab page) url.Values {
 	c.t.Helper()
 	u, err := url.Parse(tab.WaitURL(c.redirect))
 	if err != nil {
@@ -362,6 +364,25 @@ func (c *mcpClient) callTool(accessToken string) string {
 	return text.Text
 }
 
+// page is a tab of either browser: a *chrome.Tab or a *firefox.Tab. The
+// steps of a login that both browsers take are written against it.
+type page interface {
+	Navigate(u string)
+	Click(sel string)
+	Type(sel, text string)
+	WaitVisible(sel string)
+	WaitURL(prefix string) string
+	WaitURLFunc(what string, ok func(string) bool) string
+	Requested(prefix string) string
+	Text(sel string) string
+	Screenshot(name string)
+}
+
+var (
+	_ page = (*chrome.Tab)(nil)
+	_ page = (*firefox.Tab)(nil)
+)
+
 // The consent page's controls.
 const (
 	consentDeny = `button[name="decision"][value="deny"]`
@@ -373,7 +394,7 @@ func consentApprove(provider string) string {
 }
 
 // waitConsent waits for vmcp's consent page in tab.
-func waitConsent(t *testing.T, g *gateway, tab *chrome.Tab) {
+func waitConsent(t *testing.T, g *gateway, tab page) {
 	t.Helper()
 	tab.WaitURL(g.base + "/oauth/authorize")
 	tab.WaitVisible(consentDeny)
@@ -381,7 +402,7 @@ func waitConsent(t *testing.T, g *gateway, tab *chrome.Tab) {
 
 // hydraLogin logs in at Hydra's login app, then allows its consent page,
 // as a person does.
-func hydraLogin(t *testing.T, g *gateway, tab *chrome.Tab) {
+func hydraLogin(t *testing.T, g *gateway, tab page) {
 	t.Helper()
 	tab.WaitURL(g.hydra.LoginAppURL() + "/login")
 	tab.Type("#"+hydra.LoginPasswordField, "correct horse battery staple")

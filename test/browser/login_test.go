@@ -11,10 +11,10 @@ import (
 
 // sdkLogin runs the TypeScript SDK client through the whole MCP
 // authorization flow with a person's browser: the client prints its
-// authorization URL, Chromium opens it, login does what the person does
+// authorization URL, the browser (Chromium or Firefox) opens it, login does what the person does
 // there, the browser lands on the client's loopback redirect URI, and the
 // client gets tokens and calls a tool. It returns the client's output.
-func sdkLogin(t *testing.T, g *gateway, tab *chrome.Tab, login func()) []any {
+func sdkLogin(t *testing.T, g *gateway, tab page, login func()) []any {
 	t.Helper()
 	proc := hydra.StartNodeScript(t.Context(), t, "mcp-oauth-client.mjs", "--url", g.mcpURL(), "--browser", "script",
 		`[{"op":"tools"},{"op":"call","name":"fixture_test_simple_text","arguments":{}}]`)
@@ -60,10 +60,17 @@ func TestLoginHydra(t *testing.T) {
 		tab.Click(consentApprove(corp))
 		hydraLogin(t, g, tab)
 	})
-	second := b.NewTab(t)
-	sdkLogin(t, g, second, func() {
-		waitConsent(t, g, second)
-		second.Click(consentApprove(corp))
+	loginRemembered(t, g, b.NewTab(t))
+}
+
+// loginRemembered logs in with corp in tab, a browser Hydra remembers: only
+// vmcp's consent page shows, then a chain of redirects runs through Hydra,
+// its login app and vmcp's callback to the client.
+func loginRemembered(t *testing.T, g *gateway, tab page) {
+	t.Helper()
+	sdkLogin(t, g, tab, func() {
+		waitConsent(t, g, tab)
+		tab.Click(consentApprove(corp))
 	})
 }
 
@@ -88,8 +95,15 @@ func TestLoginSeveralProviders(t *testing.T) {
 	skipUnlessE2E(t)
 	g := startGateway(t, gatewayOptions{providers: []string{corp, github}})
 	b := chrome.Start(t, nil)
+	severalProviders(t, g, func(t *testing.T) page { return b.NewTab(t) })
+}
+
+// severalProviders logs in through a gateway with both providers, in a new
+// tab of one browser for each: with corp (Hydra's login and consent pages),
+// then with github.
+func severalProviders(t *testing.T, g *gateway, newTab func(*testing.T) page) {
 	t.Run(corp, func(t *testing.T) {
-		tab := b.NewTab(t)
+		tab := newTab(t)
 		sdkLogin(t, g, tab, func() {
 			waitConsent(t, g, tab)
 			tab.Screenshot("consent-two-providers")
@@ -98,7 +112,7 @@ func TestLoginSeveralProviders(t *testing.T) {
 		})
 	})
 	t.Run(github, func(t *testing.T) {
-		tab := b.NewTab(t)
+		tab := newTab(t)
 		sdkLogin(t, g, tab, func() {
 			waitConsent(t, g, tab)
 			tab.Click(consentApprove(github))

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-
 	"github.com/vmcp-dev/vmcp/internal/testsupport/chrome"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 )
@@ -30,9 +28,16 @@ func wantError(t *testing.T, g *gateway, got url.Values, code, state string) {
 // straight back to the client with access_denied, never to the IdP.
 func TestDeny(t *testing.T) {
 	skipUnlessE2E(t)
+	deny(t, func() page { return chrome.Start(t, nil).NewTab(t) })
+}
+
+// deny denies on vmcp's consent page in the tab open gives and checks the
+// client got access_denied.
+func deny(t *testing.T, open func() page) {
+	t.Helper()
 	g := startGateway(t, gatewayOptions{providers: []string{corp}})
 	c := registerClient(t, g, "Deny test client")
-	tab := chrome.Start(t, nil).NewTab(t)
+	tab := open()
 	tab.Navigate(c.authURL("state-deny-1"))
 	waitConsent(t, g, tab)
 	tab.Click(consentDeny)
@@ -208,6 +213,22 @@ func TestTwoTabs(t *testing.T) {
 // Secure with the __Host- prefix.
 func TestCookies(t *testing.T) {
 	skipUnlessE2E(t)
+	cookiesAfterLogin(t, func(t *testing.T, tls bool) (page, func(string) []cookie) {
+		tab := chrome.Start(t, &chrome.Options{IgnoreCertificateErrors: tls}).NewTab(t)
+		return tab, func(u string) []cookie {
+			var cookies []cookie
+			for _, ck := range tab.Cookies(u) {
+				cookies = append(cookies, cookie{ck.Name, ck.Path, ck.HTTPOnly, ck.Secure, ck.SameSite.String()})
+			}
+			return cookies
+		}
+	})
+}
+
+// cookiesAfterLogin completes a login over plain HTTP on loopback and over
+// HTTPS, each in a browser open starts, and checks the cookies the browser
+// keeps for vmcp with the function open returns beside the tab.
+func cookiesAfterLogin(t *testing.T, open func(t *testing.T, tls bool) (page, func(string) []cookie)) {
 	for _, tc := range []struct {
 		name   string
 		tls    bool
@@ -219,7 +240,7 @@ func TestCookies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := startGateway(t, gatewayOptions{providers: []string{github}, tls: tc.tls})
 			c := registerClient(t, g, "Cookie client")
-			tab := chrome.Start(t, &chrome.Options{IgnoreCertificateErrors: tc.tls}).NewTab(t)
+			tab, cookies := open(t, tc.tls)
 			tab.Navigate(c.authURL("state-cookies"))
 			waitConsent(t, g, tab)
 			tab.Click(consentApprove(github))
@@ -227,23 +248,37 @@ func TestCookies(t *testing.T) {
 			if tok := c.exchange(got.Get("code")); tok.AccessToken == "" {
 				t.Fatalf("code exchange: %+v (landed with %v)", tok, got)
 			}
-			// Every cookie vmcp sets (the set may grow) is checked.
-			var names []string
-			for _, ck := range tab.Cookies(g.base + "/oauth/consent") {
-				names = append(names, ck.Name)
-				if !strings.HasPrefix(ck.Name, tc.prefix+"vmcp-") {
-					t.Errorf("cookie %q: want the prefix %q", ck.Name, tc.prefix+"vmcp-")
-				}
-				if ck.Path != "/" || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteLax || ck.Secure != tc.tls {
-					t.Errorf("cookie %s: path %q, HttpOnly %v, SameSite %q, Secure %v; want /, true, Lax, %v",
-						ck.Name, ck.Path, ck.HTTPOnly, ck.SameSite, ck.Secure, tc.tls)
-				}
-			}
-			for _, want := range []string{tc.prefix + "vmcp-consent", tc.prefix + "vmcp-csrf"} {
-				if !slices.Contains(names, want) {
-					t.Errorf("cookies %v: no %s", names, want)
-				}
-			}
+			checkCookies(t, cookies(g.base+"/oauth/consent"), tc.prefix, tc.tls)
 		})
+	}
+}
+
+// cookie is a cookie as either browser keeps it.
+type cookie struct {
+	name, path       string
+	httpOnly, secure bool
+	sameSite         string
+}
+
+// checkCookies checks every cookie a browser keeps for vmcp (the set may
+// grow): the name prefix, path /, HttpOnly, SameSite=Lax, Secure exactly
+// over HTTPS; and that the consent and CSRF cookies are among them.
+func checkCookies(t *testing.T, cookies []cookie, prefix string, tls bool) {
+	t.Helper()
+	var names []string
+	for _, ck := range cookies {
+		names = append(names, ck.name)
+		if !strings.HasPrefix(ck.name, prefix+"vmcp-") {
+			t.Errorf("cookie %q: want the prefix %q", ck.name, prefix+"vmcp-")
+		}
+		if ck.path != "/" || !ck.httpOnly || ck.sameSite != "Lax" || ck.secure != tls {
+			t.Errorf("cookie %s: path %q, HttpOnly %v, SameSite %q, Secure %v; want /, true, Lax, %v",
+				ck.name, ck.path, ck.httpOnly, ck.sameSite, ck.secure, tls)
+		}
+	}
+	for _, want := range []string{prefix + "vmcp-consent", prefix + "vmcp-csrf"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("cookies %v: no %s", names, want)
+		}
 	}
 }

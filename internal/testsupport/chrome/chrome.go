@@ -107,12 +107,12 @@ func Start(t testing.TB, opts *Options) *Browser {
 		cancel()
 		cancelAlloc()
 		if t.Failed() {
-			t.Logf("chromium output:\n%s", tail(output.String(), 8<<10))
+			t.Logf("chromium output:\n%s", Tail(output.String(), 8<<10))
 		}
 	})
 	// The first Do starts the browser and opens its first tab.
 	if err := first(ctx, cancel); err != nil {
-		t.Fatalf("starting Chromium %s: %v\n%s", bin, err, tail(output.String(), 4<<10))
+		t.Fatalf("starting Chromium %s: %v\n%s", bin, err, Tail(output.String(), 4<<10))
 	}
 	return b
 }
@@ -251,7 +251,7 @@ func (tab *Tab) Requested(prefix string) string {
 			return u
 		}
 	}
-	tab.t.Fatalf("the tab requested no page starting with %s", redact(prefix))
+	tab.t.Fatalf("the tab requested no page starting with %s", Redact(prefix))
 	return ""
 }
 
@@ -277,14 +277,14 @@ func (tab *Tab) state() string {
 	defer cancel()
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	text, _ := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[string](`document.body ? document.body.innerText : ""`))
-	return fmt.Sprintf("page %s\ntext: %s\nlog:\n  %s", loc, tail(text, 1500), strings.Join(tab.Logs(), "\n  "))
+	return fmt.Sprintf("page %s\ntext: %s\nlog:\n  %s", loc, Tail(text, 1500), strings.Join(tab.Logs(), "\n  "))
 }
 
 // Navigate loads u and waits for the page (whatever it is, after
 // redirects) to load.
 func (tab *Tab) Navigate(u string) {
 	tab.t.Helper()
-	tab.do("navigating to "+redact(u), chromedp.Navigate(u))
+	tab.do("navigating to "+Redact(u), chromedp.Navigate(u))
 }
 
 // Open loads u like [Tab.Navigate] and returns the response of the page
@@ -295,7 +295,7 @@ func (tab *Tab) Open(u string) *network.Response {
 	defer cancel()
 	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
 	if err != nil {
-		tab.t.Fatalf("opening %s: %v\n%s", redact(u), err, tab.state())
+		tab.t.Fatalf("opening %s: %v\n%s", Redact(u), err, tab.state())
 	}
 	return resp
 }
@@ -381,7 +381,7 @@ func (tab *Tab) URL() string {
 // browser stopped and what it logged (a CSP violation, for example).
 func (tab *Tab) WaitURL(prefix string) string {
 	tab.t.Helper()
-	return tab.WaitURLFunc("an address starting with "+redact(prefix), func(u string) bool { return strings.HasPrefix(u, prefix) })
+	return tab.WaitURLFunc("an address starting with "+Redact(prefix), func(u string) bool { return strings.HasPrefix(u, prefix) })
 }
 
 // WaitURLFunc waits until the tab shows a loaded page whose address ok
@@ -504,16 +504,17 @@ var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func safeName(s string) string { return unsafeChars.ReplaceAllString(s, "_") }
 
-// redact shortens a URL for a log line and hides its query, which may hold
+// Redact shortens a URL for a log line and hides its query, which may hold
 // codes and states.
-func redact(u string) string {
+func Redact(u string) string {
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		return u[:i] + "?…"
 	}
 	return u
 }
 
-func tail(s string, n int) string {
+// Tail returns the last n bytes of s, marked as cut if it was longer.
+func Tail(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

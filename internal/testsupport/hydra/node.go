@@ -40,13 +40,7 @@ func (h *Hydra) NodeArgs(login Login) []string {
 // With -short it skips the test unless VMCP_E2E=1.
 func RunNodeScript(ctx context.Context, t testing.TB, script string, args ...string) ([]byte, error) {
 	t.Helper()
-	skipShort(t, "runs Node")
-	node := nodeBinary(t)
-	jsDir := filepath.Join(repoRoot(t), "test", "js")
-	linkNodeModules(t, jsDir)
-
-	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(jsDir, script)}, args...)...)
-	cmd.Dir = jsDir
+	cmd := NodeCommand(ctx, t, script, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -57,6 +51,22 @@ func RunNodeScript(ctx context.Context, t testing.TB, script string, args ...str
 		}
 	})
 	return stdout.Bytes(), err
+}
+
+// NodeCommand returns the command that runs test/js/<script> with Node 22
+// and the npm packages of scripts/tools.sh (linked as test/js/node_modules),
+// in test/js, for a caller that wires its input and output itself. Missing
+// tools skip the test, or fail it when VMCP_E2E=1; with -short it skips the
+// test unless VMCP_E2E=1.
+func NodeCommand(ctx context.Context, t testing.TB, script string, args ...string) *exec.Cmd {
+	t.Helper()
+	skipShort(t, "runs Node")
+	node := nodeBinary(t)
+	jsDir := filepath.Join(repoRoot(t), "test", "js")
+	linkNodeModules(t, jsDir)
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(jsDir, script)}, args...)...)
+	cmd.Dir = jsDir
+	return cmd
 }
 
 // nodeBinary returns the path of a Node 22 or newer executable, preferring
@@ -142,13 +152,8 @@ type NodeProcess struct {
 // reaches the test log if the test fails.
 func StartNodeScript(ctx context.Context, t testing.TB, script string, args ...string) *NodeProcess {
 	t.Helper()
-	skipShort(t, "runs Node")
-	node := nodeBinary(t)
-	jsDir := filepath.Join(repoRoot(t), "test", "js")
-	linkNodeModules(t, jsDir)
 	p := &NodeProcess{t: t, lines: make(chan string, 64), stderr: tailBuffer{max: 64 << 10}, done: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join(jsDir, script)}, args...)...)
-	p.cmd.Dir = jsDir
+	p.cmd = NodeCommand(ctx, t, script, args...)
 	p.cmd.Stdout = &p.stdout
 	errPipe, err := p.cmd.StderrPipe()
 	if err != nil {
