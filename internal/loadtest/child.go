@@ -17,6 +17,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/gctune"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
 )
 
@@ -76,7 +77,7 @@ func runChild(role string) error {
 		serveCommands()
 		return nil
 	case "gateway":
-		app.TuneGC(os.Getenv) // as cmd/vmcp serve does: this process stands for a deployed vmcp
+		gctune.Tune(os.Getenv) // as cmd/vmcp serve does: this process stands for a deployed vmcp
 		cfg, err := config.Parse([]byte(os.Getenv(envConfig)), "<vmcp-load>")
 		if err != nil {
 			return err
