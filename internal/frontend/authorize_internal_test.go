@@ -44,10 +44,12 @@ func TestPrincipalCacheFull(t *testing.T) {
 	if n := resolved.Load(); n != callers {
 		t.Fatalf("claims resolved %d times for %d callers, want once each", n, callers)
 	}
+	// Whether the cache still holds them, not whether their entries are
+	// fresh: on a loaded machine resolving 10,010 callers may take longer
+	// than an entry lives (principalTTL).
 	for _, i := range []int{10, 11, maxPrincipals / 2, callers - 1} {
-		principal(i)
-		if n := resolved.Load(); n != callers {
-			t.Fatalf("caller %d, one of the %d most recent, had its claims resolved again", i, maxPrincipals)
+		if !g.principals.Contains(ids[i]) {
+			t.Fatalf("caller %d, one of the %d most recent, was dropped from the cache", i, maxPrincipals)
 		}
 	}
 	principal(0)
