@@ -22,6 +22,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/demo"
+	"github.com/vmcp-dev/vmcp/internal/gctune"
 )
 
 //go:embed default.yaml
@@ -134,7 +135,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	if tuned := app.TuneGC(os.Getenv); tuned != "" {
+	if tuned := gctune.Tune(os.Getenv); tuned != "" {
 		logger.Debug("garbage collector tuned (GOGC and GOMEMLIMIT in the environment win)", "settings", tuned)
 	}
 	if *stateDir != "" && cfg.Storage.Type != config.StorageEmbedded {

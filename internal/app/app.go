@@ -27,6 +27,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/backendauth"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/gctune"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
 	"github.com/vmcp-dev/vmcp/internal/toolsearch"
@@ -71,7 +72,7 @@ type App struct {
 	cancel     context.CancelFunc
 	running    sync.WaitGroup // the goroutines Start started, besides the server's
 	served     chan error
-	release    releaser // of large answers' memory
+	release    gctune.Releaser // of large answers' memory
 }
 
 // New binds the listen address (so that a busy port is reported before
@@ -153,7 +154,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		UnhealthyThreshold: fh.UnhealthyThreshold,
 		MinBackoff:         o.MinBackoff,
 		MaxResultBytes:     int(cfg.Server.MaxResultBytes),
-		OnLargeAnswer:      a.release.large,
+		OnLargeAnswer:      a.release.Large,
 		HideEnv:            cfg.SecretEnvNames(),
 		OnChange:           func() { gw.BackendsChanged() },
 		OnResourceUpdated: func(ctx context.Context, name string, p *mcp.ResourceUpdatedNotificationParams) {
@@ -342,7 +343,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.gateway.CloseSessions()
 	a.running.Wait()
 	a.backends.Close()
-	a.release.stop()
+	a.release.Stop()
 	a.closeStore()
 	if a.metrics != nil {
 		_ = a.metrics.Close()

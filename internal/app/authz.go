@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 
@@ -70,61 +69,30 @@ func locatePolicyErrors(cfg *config.Config, err error) error {
 	return errors.New(strings.Join(out, "\n"))
 }
 
-// PolicyClaims resolves the claims policies see for a caller whose token
-// has the claims token and who logged in upstream as up (nil if not
-// through vmcp's authorization server): the upstream identity counts only
-// when az takes claims from upstream and up is the primary provider's;
-// otherwise the token's claims alone. For a user of another provider than
-// the primary one, the profile claims vmcp's token copied from that
-// provider are moved under [SecondaryProfileClaim], so that they never
-// pass for the primary provider's (an email domain, a group).
+// policyClaims is the claims policy of az (see [authz.ClaimsPolicy]).
+func policyClaims(az *config.AuthzConfig) authz.ClaimsPolicy {
+	return authz.ClaimsPolicy{FromUpstream: az.ClaimsFrom == config.ClaimsUpstream, PrimaryProvider: az.PrimaryUpstreamProvider}
+}
+
+// PolicyClaims resolves the claims policies see under az, for `vmcp authz
+// explain`, as the gateway does ([authz.ClaimsPolicy.Claims]).
 func PolicyClaims(az *config.AuthzConfig, token map[string]any, up *authz.Upstream) authz.Claims {
-	if up == nil || az.ClaimsFrom != config.ClaimsUpstream {
-		return authz.Resolve(token, nil)
-	}
-	if up.Provider != az.PrimaryUpstreamProvider {
-		return authz.Resolve(secondaryProfile(token), nil)
-	}
-	return authz.Resolve(token, up)
+	return policyClaims(az).Claims(token, up)
 }
 
-// SecondaryProfileClaim holds, for a user of a provider other than the
-// primary one, the profile claims of vmcp's token: principal.idp_profile.email.
-const SecondaryProfileClaim = "idp_profile"
-
-// profileClaims are the claims vmcp's token copies from the provider's
-// profile.
-var profileClaims = []string{"email", "email_verified", "name", "groups"}
-
-func secondaryProfile(token map[string]any) map[string]any {
-	out := maps.Clone(token)
-	profile := map[string]any{}
-	for _, k := range profileClaims {
-		if v, ok := out[k]; ok {
-			profile[k] = v
-			delete(out, k)
-		}
-	}
-	delete(out, SecondaryProfileClaim)
-	if len(profile) > 0 {
-		out[SecondaryProfileClaim] = profile
-	}
-	return out
-}
-
-// claimsFunc resolves the claims policies see ([PolicyClaims]), reading
+// claimsFunc resolves the claims policies see ([authz.ClaimsPolicy]), reading
 // the caller's upstream identity from the authorization server's grant.
 func (a *App) claimsFunc() frontend.ClaimsFunc {
-	az := a.cfg.IncomingAuth.AuthzConfig
+	policy := policyClaims(a.cfg.IncomingAuth.AuthzConfig)
 	as := a.authServer
-	if az.ClaimsFrom != config.ClaimsUpstream || as == nil {
+	if !policy.FromUpstream || as == nil {
 		return func(_ context.Context, id *identity.Identity) (authz.Claims, error) {
-			return PolicyClaims(az, id.Claims, nil), nil
+			return policy.Claims(id.Claims, nil), nil
 		}
 	}
 	return func(ctx context.Context, id *identity.Identity) (authz.Claims, error) {
 		if id.GrantID == "" {
-			return PolicyClaims(az, id.Claims, nil), nil
+			return policy.Claims(id.Claims, nil), nil
 		}
 		g, err := as.StoredGrant(ctx, id.GrantID)
 		if err != nil {
@@ -132,7 +100,7 @@ func (a *App) claimsFunc() frontend.ClaimsFunc {
 		}
 		// A user who logged in with another provider than the primary one:
 		// its identity does not feed policies, only vmcp's own token does.
-		return PolicyClaims(az, id.Claims, &authz.Upstream{Provider: g.Provider, IDTokenClaims: g.IDTokenClaims,
+		return policy.Claims(id.Claims, &authz.Upstream{Provider: g.Provider, IDTokenClaims: g.IDTokenClaims,
 			UserinfoClaims: g.UserinfoClaims, AccessTokenClaims: g.AccessTokenClaims}), nil
 	}
 }

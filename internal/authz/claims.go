@@ -141,3 +141,55 @@ func (c Claims) values(path string) []string {
 func (c Claims) Names() []string {
 	return slices.Sorted(maps.Keys(c.Values))
 }
+
+// ClaimsPolicy says which claims policies see: the token's alone, or with
+// the caller's upstream identity (incomingAuth.authzConfig.claimsFrom).
+type ClaimsPolicy struct {
+	// FromUpstream: claims are taken from the upstream identity too
+	// (claimsFrom: upstream).
+	FromUpstream bool
+	// PrimaryProvider is the upstream provider whose identity counts.
+	PrimaryProvider string
+}
+
+// Claims resolves the claims policies see for a caller whose token has the
+// claims token and who logged in upstream as up (nil if not through vmcp's
+// authorization server): the upstream identity counts only when p takes
+// claims from upstream and up is the primary provider's; otherwise the
+// token's claims alone. For a user of another provider than the primary
+// one, the profile claims vmcp's token copied from that provider are moved
+// under [SecondaryProfileClaim], so that they never pass for the primary
+// provider's (an email domain, a group).
+func (p ClaimsPolicy) Claims(token map[string]any, up *Upstream) Claims {
+	if up == nil || !p.FromUpstream {
+		return Resolve(token, nil)
+	}
+	if up.Provider != p.PrimaryProvider {
+		return Resolve(secondaryProfile(token), nil)
+	}
+	return Resolve(token, up)
+}
+
+// SecondaryProfileClaim holds, for a user of a provider other than the
+// primary one, the profile claims of vmcp's token: principal.idp_profile.email.
+const SecondaryProfileClaim = "idp_profile"
+
+// profileClaims are the claims vmcp's token copies from the provider's
+// profile.
+var profileClaims = []string{"email", "email_verified", "name", "groups"}
+
+func secondaryProfile(token map[string]any) map[string]any {
+	out := maps.Clone(token)
+	profile := map[string]any{}
+	for _, k := range profileClaims {
+		if v, ok := out[k]; ok {
+			profile[k] = v
+			delete(out, k)
+		}
+	}
+	delete(out, SecondaryProfileClaim)
+	if len(profile) > 0 {
+		out[SecondaryProfileClaim] = profile
+	}
+	return out
+}

@@ -25,6 +25,24 @@
 // requests never leave its URL's origin, and secrets in that URL never
 // appear in its errors or logs.
 //
+// Each idea has a file of its own:
+//   - set.go: the [Set] of backends, its [Options] and the shared HTTP client.
+//   - backend.go: a [Backend]: its [Spec], [Status] and [Inventory], and
+//     dialing a connection.
+//   - supervise.go: the supervisor goroutine: connect, list, monitor, back
+//     off, and the state transitions.
+//   - calls.go: which connection a call uses (the shared one, a user's, a
+//     relaying session's own) and the typed calls made on it.
+//   - conn.go: a [Conn], the calls in flight on it, and relaying what the
+//     backend sends during a call to the calling client's [Peer].
+//   - peer.go: [Peer], by role: [Owner], [Notifier], [Requester].
+//   - transport.go, process*.go: the connection kinds: streamable HTTP with
+//     outgoing credentials, and stdio children.
+//   - raw.go, sse.go: the raw client: tools/call without the SDK's typed
+//     messages, and the event-stream reader it uses.
+//   - guard.go, envelope.go: the checks of answers read by the SDK's client.
+//   - redact.go: secrets in backend URLs kept out of errors and logs.
+//
 // This package knows nothing about HTTP serving, names as clients see them,
 // or authorization: it speaks the backend's own names.
 package backend

@@ -1,25 +1,10 @@
-// Package frontend is vmcp's face to MCP clients: one Streamable HTTP
-// endpoint serving both the session-based 2025-11-25 revision and the
-// stateless 2026-07-28 revision, chosen per request.
-//
-// A [Gateway] keeps an [mcp.Server] whose tools, resources and prompts
-// mirror the current [router.Catalog]; it answers list requests itself (so
-// they can be filtered per principal and paginated with stable cursors) and
-// routes every call to the backend that owns the name, under the backend's
-// own name. It owns the HTTP edge checks: Origin allow-list, body size,
-// UTF-8, batch rejection, and the era decision.
-//
-// The identity of a request is in its context ([identity.From]) when the
-// handlers run; this package does not validate credentials itself.
 package frontend
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +16,8 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/frontend/mirror"
+	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
@@ -105,51 +92,59 @@ type Dependency struct {
 
 // Gateway serves the aggregated catalog of a backend set.
 type Gateway struct {
-	opts      Options
-	logger    *slog.Logger
-	backends  *backend.Set
-	server    *mcp.Server
-	stateful  *mcp.StreamableHTTPHandler
-	stateless *mcp.StreamableHTTPHandler
-	endpoint  http.Handler // authentication, then the MCP endpoint
-	// statefulAuthed and statelessAuthed give the SDK the caller's identity.
+	opts     Options
+	logger   *slog.Logger
+	backends *backend.Set
+
+	// The SDK: one server, a stateful handler (2025-11-25 sessions) and a
+	// stateless one (2026-07-28) over it; the *Authed ones give the SDK the
+	// caller's identity (identity.go); mirror keeps its registrations in
+	// line with the catalog (package mirror), under syncMu with the rest
+	// of a rebuild.
+	server                          *mcp.Server
+	stateful, stateless             *mcp.StreamableHTTPHandler
 	statefulAuthed, statelessAuthed http.Handler
+	serverInfo                      json.RawMessage // the server's name and version, for stateless results
+	syncMu                          sync.Mutex
+	mirror                          *mirror.Mirror
 
-	origins map[string]bool // allowed origins besides loopback, lower case
-	hosts   map[string]bool // allowed Host names besides loopback ones, lower case
+	// The edge (edge.go, http.go).
+	endpoint http.Handler    // authentication, then the MCP endpoint
+	origins  map[string]bool // allowed origins besides loopback, lower case
+	hosts    map[string]bool // allowed Host names besides loopback ones, lower case
 
+	// The catalog: what is published to the request paths, prepared for
+	// decisions; rebuild asks Run for a new one; built is set once the
+	// first was built after every backend's first attempt.
 	pub        atomic.Pointer[published]
-	principals *principals
-	built      atomic.Bool // a catalog was built after every backend's first attempt
+	principals *principals // prepared principals per caller (authorize.go)
+	built      atomic.Bool
 	rebuild    chan struct{}
 
-	stopCtx context.Context // cancelled to cancel calls still running at shutdown
+	// Calls in flight, for drain (handlers.go): stopCtx is cancelled to
+	// cancel those still running at shutdown.
+	stopCtx context.Context
 	stop    context.CancelFunc
 	calls   callTracker
 
-	// streamsCtx ends the standalone streams served on connections of
-	// their own (detachGET); streams counts their handlers; streamsMu
-	// orders a new stream's count before CloseStreams' wait.
+	// Detached GET streams (detach.go): streamsCtx ends them; streams
+	// counts their handlers; streamsMu orders a new stream's count before
+	// CloseStreams' wait.
 	streamsMu    sync.Mutex
 	streamsCtx   context.Context
 	closeStreams context.CancelFunc
 	streams      sync.WaitGroup
 
+	// Client sessions as backends see them (peer.go), and their resource
+	// subscriptions.
 	peersMu sync.Mutex // guards peers
 	peers   map[*mcp.ServerSession]*peer
 	peersWG sync.WaitGroup // the goroutines that watch the peers' sessions (keepPeer)
+	subs    subscriptions
 
-	subs subscriptions // resource subscriptions per session
-
-	sessions      sessionTable    // initialized 2025-11-25 sessions
-	sessionWarned atomic.Int64    // unix seconds of the last session-limit warning
-	serverInfo    json.RawMessage // the server's name and version, for stateless results
-
-	// syncMu serializes catalog rebuilds; registered is what the mcp.Server
-	// holds, and changes counts changes to it; only sync uses them.
-	syncMu     sync.Mutex
-	registered registration
-	changes    int
+	// The 2025-11-25 sessions (package session, sessions.go).
+	sessions      session.Store
+	sessionWarned atomic.Int64 // unix seconds of the last session-limit warning
 }
 
 // New returns a gateway over backends. Call [Gateway.Run] to keep its
@@ -182,7 +177,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	if o.MaxSessionsPerPrincipal <= 0 {
 		o.MaxSessionsPerPrincipal = 100
 	}
-	g.sessions.max, g.sessions.maxPerUser = o.MaxSessions, o.MaxSessionsPerPrincipal
+	g.sessions = session.NewTable(o.MaxSessions, o.MaxSessionsPerPrincipal)
 	if o.RebuildDelay <= 0 {
 		o.RebuildDelay = 20 * time.Millisecond
 	}
@@ -201,9 +196,10 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	g.publish(router.Build(nil, o.Aggregation))
 	sdkLogger := quiet(o.Logger)
 	g.server = g.newServer(sdkLogger)
+	g.mirror = mirror.New(g.server, mirror.Handlers{Tool: g.callTool, Prompt: g.getPrompt, Resource: g.readResource, Template: g.readTemplate}, g.logger)
 	g.stateful = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
 		// No SessionTimeout: the session table expires idle sessions
-		// (sessions.go), since the SDK does not see every call.
+		// (package session), since the SDK does not see every call.
 		MaxRequestBodyBytes: o.MaxRequestBytes,
 		Logger:              sdkLogger,
 		// The edge makes the Host check for every request (edge.go).
@@ -370,9 +366,9 @@ func (g *Gateway) sync() {
 	// Publish before registering: registering makes the SDK tell clients
 	// the lists changed, and their next list must show the change.
 	g.publish(c)
-	changed, refused := g.apply(c)
-	if !refused.empty() {
-		c = c.Without(refused.tools, refused.resources, refused.templates)
+	changed, refused := g.mirror.Apply(c)
+	if !refused.Empty() {
+		c = c.Without(refused.Tools, refused.Resources, refused.Templates)
 		g.publish(c)
 	}
 	g.reportProblems(old, c)
@@ -441,110 +437,6 @@ func (g *Gateway) offlineTools(c *router.Catalog) map[string]string {
 		}
 	}
 	return out
-}
-
-// registration mirrors what is registered on the mcp.Server.
-type registration struct {
-	tools     map[string]*mcp.Tool
-	prompts   map[string]*mcp.Prompt
-	resources map[string]*mcp.Resource
-	templates map[string]*router.Template
-}
-
-// refusals are the items the SDK refused to register.
-type refusals struct{ tools, resources, templates []string }
-
-func (r refusals) empty() bool { return len(r.tools)+len(r.resources)+len(r.templates) == 0 }
-
-// apply registers new and changed items and removes gone ones. A backend
-// item the SDK refuses (say, invalid parameter-header annotations) is left
-// out, logged and returned. It reports whether anything changed.
-func (g *Gateway) apply(c *router.Catalog) (changed bool, refused refusals) {
-	r := &g.registered
-	defer func(before int) { changed = g.changes != before }(g.changes)
-	newTools := map[string]*mcp.Tool{}
-	for _, t := range c.Tools {
-		if old, ok := r.tools[t.Def.Name]; !ok || !reflect.DeepEqual(old, t.Def) {
-			if err := g.safely(func() { g.server.AddTool(t.Def, g.callTool) }); err != nil {
-				g.logger.Error("tool left out", "tool", t.Def.Name, "backend", t.Backend, "error", err)
-				refused.tools = append(refused.tools, t.Def.Name)
-				continue
-			}
-		}
-		newTools[t.Def.Name] = t.Def
-	}
-	g.remove(g.server.RemoveTools, gone(r.tools, newTools))
-	r.tools = newTools
-
-	newPrompts := map[string]*mcp.Prompt{}
-	for _, p := range c.Prompts {
-		if old, ok := r.prompts[p.Def.Name]; !ok || !reflect.DeepEqual(old, p.Def) {
-			g.server.AddPrompt(p.Def, g.getPrompt)
-			g.changes++
-		}
-		newPrompts[p.Def.Name] = p.Def
-	}
-	g.remove(g.server.RemovePrompts, gone(r.prompts, newPrompts))
-	r.prompts = newPrompts
-
-	newResources := map[string]*mcp.Resource{}
-	for _, res := range c.Resources {
-		if old, ok := r.resources[res.Def.URI]; !ok || !reflect.DeepEqual(old, res.Def) {
-			if err := g.safely(func() { g.server.AddResource(res.Def, g.readResource) }); err != nil {
-				g.logger.Error("resource left out", "uri", res.Def.URI, "backend", res.Backend, "error", err)
-				refused.resources = append(refused.resources, res.Def.URI)
-				continue
-			}
-		}
-		newResources[res.Def.URI] = res.Def
-	}
-	g.remove(g.server.RemoveResources, gone(r.resources, newResources))
-	r.resources = newResources
-
-	newTemplates := map[string]*router.Template{}
-	for _, t := range c.Templates {
-		if old, ok := r.templates[t.Def.URITemplate]; !ok || old.Backend != t.Backend || !reflect.DeepEqual(old.Def, t.Def) {
-			if err := g.safely(func() { g.server.AddResourceTemplate(t.Def, g.readTemplate(t.Backend)) }); err != nil {
-				g.logger.Error("resource template left out", "template", t.Def.URITemplate, "backend", t.Backend, "error", err)
-				refused.templates = append(refused.templates, t.Def.URITemplate)
-				continue
-			}
-		}
-		newTemplates[t.Def.URITemplate] = t
-	}
-	g.remove(g.server.RemoveResourceTemplates, gone(r.templates, newTemplates))
-	r.templates = newTemplates
-	return
-}
-
-func (g *Gateway) remove(f func(...string), names []string) {
-	if len(names) > 0 {
-		f(names...)
-		g.changes++
-	}
-}
-
-func gone[V any](old, cur map[string]V) []string {
-	var out []string
-	for k := range old {
-		if _, ok := cur[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
-// safely runs f, turning a panic (the SDK's way to refuse an item) into an
-// error; an item registered counts as a change, a refused one does not.
-func (g *Gateway) safely(f func()) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	f()
-	g.changes++
-	return nil
 }
 
 // Ready reports whether the gateway can serve: the first catalog is built,

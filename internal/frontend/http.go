@@ -84,7 +84,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		g.sdk(g.stateful, rec, r, nil)
 		if rec.status == http.StatusNoContent {
-			g.sessions.remove(req.sess.ss.ID())
+			g.sessions.Close(req.sess.ID())
 		}
 	}
 }

@@ -42,7 +42,7 @@ func benchListGateway(b *testing.B, pageSize int, apply bool) *Gateway {
 		for _, t := range c.Tools { // what sync does: encodes the schemas once, registers the tools
 			t.Def = encodedSchemas(t.Def)
 		}
-		g.apply(c)
+		g.mirror.Apply(c)
 	}
 	g.publish(c)
 	return g

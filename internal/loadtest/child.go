@@ -17,6 +17,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
+	"github.com/vmcp-dev/vmcp/internal/gctune"
 	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
 )
 
@@ -76,7 +77,7 @@ func runChild(role string) error {
 		serveCommands()
 		return nil
 	case "gateway":
-		app.TuneGC(os.Getenv) // as cmd/vmcp serve does: this process stands for a deployed vmcp
+		gctune.Tune(os.Getenv) // as cmd/vmcp serve does: this process stands for a deployed vmcp
 		cfg, err := config.Parse([]byte(os.Getenv(envConfig)), "<vmcp-load>")
 		if err != nil {
 			return err
@@ -145,8 +146,12 @@ func readMem() Mem {
 		RSS: readRSS(), Goroutines: runtime.NumGoroutine()}
 }
 
-func readRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+func readRSS() uint64 { return readRSSOf("self") }
+
+// readRSSOf returns the resident set size of process pid ("self": this
+// one), as ps shows it; 0 where /proc is missing.
+func readRSSOf(pid string) uint64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
@@ -207,6 +212,10 @@ func startChild(role string, env ...string) (*child, error) {
 
 // Pid is the child's process id.
 func (c *child) Pid() int { return c.cmd.Process.Pid }
+
+// RSS reads the child's resident set size from outside, as ps shows it:
+// the child is not asked for anything, so no collection runs.
+func (c *child) RSS() uint64 { return readRSSOf(strconv.Itoa(c.Pid())) }
 
 // startBackends starts a backend child with n servers of tools tools each
 // (no echo tool if noEcho) and returns it with the servers' MCP URLs.

@@ -61,7 +61,7 @@ type CompareConfig struct {
 	Isolate bool
 	// GatewayEnv is added to the environment of an isolated gateway, for
 	// example GOGC=100 (an isolated gateway tunes its collector as
-	// cmd/vmcp does, app.TuneGC, unless the environment says otherwise).
+	// cmd/vmcp does, gctune.Tune, unless the environment says otherwise).
 	GatewayEnv []string
 	// Auth runs the gateway with JWT validation and Cedar authorization:
 	// the harness starts its own token issuer (see [Issuer]), configures

@@ -1,4 +1,7 @@
-package app
+// Package gctune sets the Go garbage collector up for a gateway process
+// ([Tune]) and hands the memory of large answers back to the operating
+// system once their calls are over ([Releaser]).
+package gctune
 
 import (
 	"fmt"
@@ -24,13 +27,13 @@ import (
 // than 100 at 1 and 32 sessions, for a heap of a few tens of MB more.
 const GCPercent = 400
 
-// TuneGC sets the collector up for a gateway process, leaving alone what
+// Tune sets the collector up for a gateway process, leaving alone what
 // the environment (getenv) sets: GOGC unset means [GCPercent]; GOMEMLIMIT
 // unset, under a cgroup memory limit, means a soft limit of 90 % of it, so
 // that the larger heap target never costs an out-of-memory kill (the
 // collector works harder near the limit instead). It returns what it did,
 // for the log. Call it once, at start-up, from the process's main.
-func TuneGC(getenv func(string) string) string {
+func Tune(getenv func(string) string) string {
 	var did []string
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(GCPercent)
@@ -74,7 +77,7 @@ const (
 	releaseTries    = 40
 )
 
-// releaser hands the memory of large answers back to the operating system
+// Releaser hands the memory of large answers back to the operating system
 // once their calls are over (backend.Options.OnLargeAnswer): with GOGC=400
 // the garbage of a result of many megabytes would otherwise stay until the
 // heap grows fivefold or the runtime's two-minute collection, and the
@@ -82,8 +85,9 @@ const (
 // milliseconds for a gateway's small live heap) that returns freed memory:
 // releaseDelay after the answer, and again, less and less often, while the
 // answer seems in use (its call is still writing it); one at a time, only
-// after answers of backend.LargeAnswer bytes or more.
-type releaser struct {
+// after answers of backend.LargeAnswer bytes or more. Its zero value is ready;
+// pass Large as backend.Options.OnLargeAnswer.
+type Releaser struct {
 	mu      sync.Mutex // guards the fields below
 	pending *time.Timer
 	quiet   uint64 // the live heap after the last release that found the answers gone; 0: none yet
@@ -94,8 +98,8 @@ type releaser struct {
 	stopped bool
 }
 
-// large schedules a release after an answer of n bytes.
-func (r *releaser) large(n int) {
+// Large schedules a release after an answer of n bytes.
+func (r *Releaser) Large(n int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.size = max(r.size, n)
@@ -113,7 +117,7 @@ func (r *releaser) large(n int) {
 	r.pending = time.AfterFunc(releaseDelay, r.release)
 }
 
-func (r *releaser) release() {
+func (r *Releaser) release() {
 	debug.FreeOSMemory()
 	live := liveHeap()
 	r.mu.Lock()
@@ -142,8 +146,8 @@ func liveHeap() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// stop cancels a pending release.
-func (r *releaser) stop() {
+// Stop cancels a pending release.
+func (r *Releaser) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true
