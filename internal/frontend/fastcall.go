@@ -298,7 +298,11 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, errors.New("the backend's tools/call result is not a JSON object")
 	}
-	if !bytes.Contains(raw, []byte(`"_meta"`)) && bytes.Contains(raw, []byte(`"content"`)) {
+	var top resultMembers
+	if err := wire.ParseMembers(raw, &top); err != nil {
+		return nil, errors.New("the backend's tools/call result is not valid JSON")
+	}
+	if top.Meta == nil && len(top.Content) > 0 && !wire.IsNull(top.Content) {
 		return raw, nil
 	}
 	var m map[string]json.RawMessage
@@ -319,7 +323,7 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 			}
 		}
 	}
-	if c, ok := m["content"]; !ok || string(c) == "null" {
+	if c, ok := m["content"]; !ok || wire.IsNull(c) {
 		m["content"] = json.RawMessage("[]")
 		changed = true
 	}
@@ -327,6 +331,14 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 		return raw, nil
 	}
 	return json.Marshal(m)
+}
+
+// resultMembers are the members of a result object the gateway may have to
+// change, raw (nil: absent).
+type resultMembers struct {
+	Meta       json.RawMessage `json:"_meta"`
+	Content    json.RawMessage `json:"content"`
+	ResultType json.RawMessage `json:"resultType"`
 }
 
 // errorResult is an isError result carrying msg.
@@ -390,23 +402,28 @@ func (a *fastAnswer) result(result json.RawMessage) {
 
 // stateless adds resultType and the server's identity to a result object.
 func (a *fastAnswer) stateless(result json.RawMessage) json.RawMessage {
-	if !bytes.Contains(result, []byte(`"_meta"`)) && !bytes.Contains(result, []byte(`"resultType"`)) {
+	var top resultMembers
+	if wire.ParseMembers(result, &top) == nil && top.Meta == nil && top.ResultType == nil {
 		out := make([]byte, 0, len(result)+len(a.serverInfo)+96)
 		out = append(out, `{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":`...)
 		out = append(out, a.serverInfo...)
 		out = append(out, '}')
-		if rest := bytes.TrimSpace(result[1:]); len(rest) > 0 && rest[0] != '}' {
+		rest := bytes.TrimSpace(result)[1:]
+		if r := bytes.TrimSpace(rest); len(r) > 0 && r[0] != '}' {
 			out = append(out, ',')
 		}
-		return append(out, result[1:]...)
+		return append(out, rest...)
 	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(result, &m) != nil {
 		return result
 	}
-	meta := map[string]json.RawMessage{}
+	var meta map[string]json.RawMessage
 	if raw, ok := m["_meta"]; ok {
 		_ = json.Unmarshal(raw, &meta)
+	}
+	if meta == nil { // none, null, or not an object
+		meta = map[string]json.RawMessage{}
 	}
 	meta[serverInfoKey] = a.serverInfo
 	m["_meta"], _ = json.Marshal(meta)

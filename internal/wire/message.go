@@ -64,10 +64,13 @@ func ParseRequest(data []byte, m *Request) (id json.RawMessage, method string, f
 		*m = Request{}
 		var h struct {
 			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
+			Method json.RawMessage `json:"method"`
 		}
 		if _, err := sjson.Parse(data, &h, parseFlags); err == nil {
-			id, method = h.ID, h.Method
+			id = h.ID
+			if len(h.Method) > 0 && h.Method[0] == '"' {
+				_, _ = sjson.Parse(h.Method, &method, 0)
+			}
 		}
 	}
 	if !ValidID(id) && !IsNull(id) {
@@ -84,3 +87,12 @@ func ValidID(raw json.RawMessage) bool {
 
 // IsNull reports whether raw is the JSON null.
 func IsNull(raw json.RawMessage) bool { return string(raw) == "null" }
+
+// ParseMembers parses a JSON object into v, a struct of json.RawMessage
+// fields, without copying: each field points into data (nil if the member
+// is absent, "null" if it is null). Member names are matched exactly
+// (escapes decoded), the last of duplicates wins.
+func ParseMembers(data []byte, v any) error {
+	_, err := sjson.Parse(data, v, parseFlags)
+	return err
+}
