@@ -31,8 +31,9 @@ import (
 // tools/list is filtered as the SDK path filters it and written from each
 // tool's definition encoded once per catalog. Both answer with one
 // application/json response. Everything else, and any request this code is
-// unsure of, takes the SDK's path, which answers the same
-// (TestFastPathMatchesSDKPath).
+// unsure of, takes the SDK's path, which answers the same except where
+// go-sdk's types cannot carry a backend's result (docs/design.md, "What the
+// two paths answer"; TestFastPathDifferential).
 
 // Keys of the stateless revision's request _meta.
 const (

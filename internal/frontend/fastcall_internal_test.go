@@ -177,11 +177,12 @@ func TestFastRoute(t *testing.T) {
 	}
 }
 
-func sprintf(format, arg string) string { return string(bytes.Replace([]byte(format), []byte("%s"), []byte(arg), 1)) }
+func sprintf(format, arg string) string {
+	return string(bytes.Replace([]byte(format), []byte("%s"), []byte(arg), 1))
+}
 
 func with2(h http.Header, k, v string) http.Header {
 	h = h.Clone()
 	h.Set(k, v)
 	return h
 }
-
