@@ -128,7 +128,7 @@ func fastRoute(req *request, h http.Header, f fastFacts) (map[string]json.RawMes
 		return nil, false
 	}
 	var meta map[string]json.RawMessage // nil without _meta, the usual case on a session
-	if len(m.Params.Meta) > 0 && !wire.IsNull(m.Params.Meta) && json.Unmarshal(m.Params.Meta, &meta) != nil {
+	if len(m.Params.Meta) > 0 && !wire.IsNull(m.Params.Meta) && wire.Unmarshal(m.Params.Meta, &meta) != nil {
 		return nil, false
 	}
 	if _, ok := meta[progressKey]; ok {
@@ -247,22 +247,36 @@ func modernRequest(h http.Header, m *wire.Request, meta map[string]json.RawMessa
 	if h.Get(mcpMethodHeader) != m.Method || m.Method == "tools/call" && h.Get(mcpNameHeader) != m.Params.Name {
 		return false
 	}
-	var version string
-	if json.Unmarshal(meta[metaVersionKey], &version) != nil || version != h.Get("Mcp-Protocol-Version") {
+	if !isString(meta[metaVersionKey], h.Get("Mcp-Protocol-Version")) {
 		return false
 	}
-	var caps mcp.ClientCapabilities
-	if raw, ok := meta[clientCapsKey]; !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || json.Unmarshal(raw, &caps) != nil {
+	raw, ok := meta[clientCapsKey]
+	if raw = bytes.TrimSpace(raw); !ok || !bytes.HasPrefix(raw, []byte("{")) {
 		return false
+	}
+	if string(raw) != "{}" { // what most clients send: valid without decoding
+		var caps mcp.ClientCapabilities
+		if wire.Unmarshal(raw, &caps) != nil {
+			return false
+		}
 	}
 	if raw, ok := meta[clientInfoKey]; ok {
 		var info mcp.Implementation
-		if json.Unmarshal(raw, &info) != nil {
+		if wire.Unmarshal(raw, &info) != nil {
 			return false
 		}
 	}
 	_, logs := meta[clientLogLevel]
 	return !logs
+}
+
+// isString reports whether raw is the JSON string s.
+func isString(raw json.RawMessage, s string) bool {
+	if len(raw) == len(s)+2 && raw[0] == '"' && raw[len(raw)-1] == '"' && string(raw[1:len(raw)-1]) == s {
+		return true
+	}
+	var v string
+	return bytes.IndexByte(raw, '\\') >= 0 && wire.Unmarshal(raw, &v) == nil && v == s
 }
 
 // quiet reports whether calls on sess need nothing relayed back: its client

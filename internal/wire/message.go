@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sjson "github.com/segmentio/encoding/json"
@@ -94,5 +96,16 @@ func IsNull(raw json.RawMessage) bool { return string(raw) == "null" }
 // (escapes decoded), the last of duplicates wins.
 func ParseMembers(data []byte, v any) error {
 	_, err := sjson.Parse(data, v, parseFlags)
+	return err
+}
+
+// Unmarshal decodes one JSON value into v as the go-sdk decodes messages
+// (segmentio's decoder, member names matched exactly), without copying:
+// raw parts, strings and numbers of v may point into data.
+func Unmarshal(data []byte, v any) error {
+	rest, err := sjson.Parse(data, v, parseFlags|sjson.DontCopyString)
+	if err == nil && len(bytes.TrimSpace(rest)) > 0 {
+		err = errors.New("wire: data after the JSON value")
+	}
 	return err
 }
