@@ -128,7 +128,7 @@ func fastRoute(req *request, h http.Header, f fastFacts) (map[string]json.RawMes
 		return nil, false
 	}
 	var meta map[string]json.RawMessage // nil without _meta, the usual case on a session
-	if len(m.Params.Meta) > 0 && !wire.IsNull(m.Params.Meta) && wire.Unmarshal(m.Params.Meta, &meta) != nil {
+	if len(m.Params.Meta) > 0 && !wire.IsNull(m.Params.Meta) && json.Unmarshal(m.Params.Meta, &meta) != nil {
 		return nil, false
 	}
 	if _, ok := meta[progressKey]; ok {
