@@ -153,7 +153,8 @@ func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawR
 	// Not a pooled buffer: the transport may still read the body after Do
 	// returns (an answer that comes before the request is fully sent).
 	body := make([]byte, 0, 96+len(call.Name)+len(call.Arguments)+len(call.Meta))
-	body = wire.AppendToolCall(body, json.RawMessage(`"`+id+`"`), call.Name, call.Arguments, call.Meta)
+	var quoted [32]byte // the id as JSON, without an allocation
+	body = wire.AppendToolCall(body, append(append(append(quoted[:0], '"'), id...), '"'), call.Name, call.Arguments, call.Meta)
 	st := stream{version: version, session: c.session.ID()}
 	resp, err := c.post(ctx, st, body)
 	if err != nil {
