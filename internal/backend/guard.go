@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
+	"github.com/vmcp-dev/vmcp/internal/wire"
 )
 
 // The guard of the go-sdk's client transport.
@@ -104,7 +106,7 @@ func callID(req *http.Request) (jsonrpc.ID, bool) {
 	if err != nil {
 		return jsonrpc.ID{}, false
 	}
-	id, response, err := checkMessage(data)
+	id, response, err := wire.Check(data)
 	if err != nil || response || !id.IsValid() {
 		return jsonrpc.ID{}, false
 	}
@@ -142,7 +144,7 @@ func (g *guard) call(req *http.Request, id jsonrpc.ID) (*http.Response, error) {
 		s := &callStream{g: g, req: req, id: id, body: resp.Body}
 		s.br = readers.Get().(*bufio.Reader)
 		s.br.Reset(resp.Body)
-		s.sr = newSSEReader(s.br, g.conn.backend.set.opts.MaxResultBytes)
+		s.sr = wire.NewSSEReader(s.br, g.conn.backend.set.opts.MaxResultBytes)
 		resp.Body = s
 		return resp, nil
 	default:
@@ -171,7 +173,7 @@ func (g *guard) jsonAnswer(req *http.Request, resp *http.Response, id jsonrpc.ID
 	case len(body) > limit:
 		return g.fault(req, id, errTooLarge(limit))
 	}
-	got, response, err := checkMessage(body)
+	got, response, err := wire.Check(body)
 	if err != nil {
 		return g.fault(req, id, invalidMessage(body))
 	}
@@ -234,7 +236,7 @@ type callStream struct {
 	id   jsonrpc.ID
 	body io.ReadCloser // the backend's current response body
 	br   *bufio.Reader
-	sr   *sseReader
+	sr   *wire.SSEReader
 	data bytes.Buffer
 	out  [3][]byte // the event being handed over: its head, data and end
 	done bool      // the answer (or a fault) is out: the stream ends after it
@@ -269,10 +271,10 @@ func (s *callStream) Read(p []byte) (int, error) {
 func (s *callStream) fill() error {
 	ctx := s.req.Context()
 	for {
-		typ, err := s.sr.next(&s.data)
+		typ, err := s.sr.Next(&s.data)
 		switch {
-		case errors.Is(err, errEventTooLarge):
-			s.faulted(errTooLarge(s.sr.max))
+		case errors.Is(err, wire.ErrEventTooLarge):
+			s.faulted(errTooLarge(s.sr.Max()))
 			return nil
 		case err != nil:
 			if ctx.Err() != nil {
@@ -286,7 +288,7 @@ func (s *callStream) fill() error {
 		case typ != "message" || s.data.Len() == 0:
 			continue // another event type, or a priming event
 		}
-		got, response, err := checkMessage(s.data.Bytes())
+		got, response, err := wire.Check(s.data.Bytes())
 		if err != nil {
 			s.faulted(invalidMessage(s.data.Bytes()))
 			return nil
@@ -312,17 +314,17 @@ func (s *callStream) faulted(err error) {
 // GET and Last-Event-ID, if the backend gave its events IDs.
 func (s *callStream) resume(ended error) error {
 	c := s.g.conn
-	if s.sr.lastID == "" {
+	if s.sr.LastID() == "" {
 		return fmt.Errorf("the backend's stream ended without an answer: %w", ended)
 	}
 	_ = s.body.Close()
-	resp, err := c.resume(s.req.Context(), streamOf(s.req.Header), s.sr.lastID, s.sr.retry)
+	resp, err := c.resume(s.req.Context(), streamOf(s.req.Header), s.sr.LastID(), s.sr.Retry())
 	if err != nil {
 		return fmt.Errorf("the backend's stream ended without an answer and could not be resumed: %w", err)
 	}
 	s.body = resp.Body
 	s.br.Reset(resp.Body)
-	s.sr.skipLF, s.sr.skipping = false, false
+	s.sr.Resume()
 	return nil
 }
 
@@ -441,10 +443,10 @@ const (
 // well-formed events to w.
 func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 	k := &keeper{c: g.conn, w: w, br: bufio.NewReaderSize(nil, 4096)}
-	k.sr = newSSEReader(k.br, g.conn.backend.set.opts.MaxResultBytes)
+	k.sr = wire.NewSSEReader(k.br, g.conn.backend.set.opts.MaxResultBytes)
 	wait := streamMinWait
 	for opened := 0; ; {
-		resp, err := k.c.get(ctx, st, k.sr.lastID)
+		resp, err := k.c.get(ctx, st, k.sr.LastID())
 		if ctx.Err() != nil {
 			if err == nil {
 				_ = resp.Body.Close()
@@ -455,7 +457,7 @@ func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 		case stop:
 			return
 		case open:
-			if opened > 0 && k.sr.lastID == "" && k.c.owner == nil && k.c.user == nil {
+			if opened > 0 && k.sr.LastID() == "" && k.c.owner == nil && k.c.user == nil {
 				// What the backend said while the stream was closed is lost
 				// (no event IDs to resume from): a list change among it is
 				// caught by listing again (clients hear of real changes only).
@@ -469,11 +471,11 @@ func (g *guard) keep(ctx context.Context, st stream, w *io.PipeWriter) {
 			if events > 0 || lived >= streamStable {
 				wait = streamMinWait
 			}
-			k.c.backend.logger.Debug("the backend's event stream ended; resuming", "last_event_id", k.sr.lastID != "", "lived", lived.Round(time.Millisecond))
+			k.c.backend.logger.Debug("the backend's event stream ended; resuming", "last_event_id", k.sr.LastID() != "", "lived", lived.Round(time.Millisecond))
 		}
 		d := jitter(wait)
-		if k.sr.retry > 0 {
-			d = k.sr.retry
+		if k.sr.Retry() > 0 {
+			d = k.sr.Retry()
 		} else {
 			wait = min(2*wait, streamMaxWait)
 		}
@@ -488,7 +490,7 @@ type keeper struct {
 	c    *Conn
 	w    *io.PipeWriter // to the SDK
 	br   *bufio.Reader
-	sr   *sseReader // keeps the last event ID and retry time across streams
+	sr   *wire.SSEReader // keeps the last event ID and retry time across streams
 	data bytes.Buffer
 }
 
@@ -525,20 +527,20 @@ func (k *keeper) forward(body io.ReadCloser) (lived time.Duration, events int, c
 	defer body.Close()
 	start := time.Now()
 	k.br.Reset(body)
-	k.sr.skipLF, k.sr.skipping = false, false
+	k.sr.Resume()
 	logger := k.c.backend.logger
 	for {
-		typ, err := k.sr.next(&k.data)
+		typ, err := k.sr.Next(&k.data)
 		switch {
-		case errors.Is(err, errEventTooLarge):
-			logger.Warn("backend message over the result size limit dropped", "limit", k.sr.max)
+		case errors.Is(err, wire.ErrEventTooLarge):
+			logger.Warn("backend message over the result size limit dropped", "limit", k.sr.Max())
 			continue
 		case err != nil:
 			return time.Since(start), events, false
 		case typ != "message" || k.data.Len() == 0:
 			continue
 		}
-		if _, _, err := checkMessage(k.data.Bytes()); err != nil {
+		if _, _, err := wire.Check(k.data.Bytes()); err != nil {
 			logger.Warn("invalid message on the backend's event stream dropped", "error", err)
 			continue
 		}

@@ -16,7 +16,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	sjson "github.com/segmentio/encoding/json"
+
+	"github.com/vmcp-dev/vmcp/internal/wire"
 )
 
 // Raw calls.
@@ -145,18 +146,6 @@ func (b *Backend) callToolTyped(ctx context.Context, peer Peer, call RawCall) (*
 	return &RawResult{Result: bytes.TrimSpace(buf.Bytes()), buf: buf}, nil
 }
 
-// rawMessage is any JSON-RPC message from a backend. Its raw fields point
-// into the buffer it was parsed from.
-type rawMessage struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
-	Result json.RawMessage `json:"result"`
-	Error  *jsonrpc.Error  `json:"error"`
-}
-
-const parseFlags = sjson.DontCopyRawMessage | sjson.DontCopyNumber | sjson.DontMatchCaseInsensitiveStructFields
-
 // rawCall sends call as one POST on c's session and reads the answer, from
 // a JSON body or from the event stream of the request.
 func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawResult, error) {
@@ -164,17 +153,8 @@ func (c *Conn) rawCall(ctx context.Context, version string, call RawCall) (*RawR
 	// Not a pooled buffer: the transport may still read the body after Do
 	// returns (an answer that comes before the request is fully sent).
 	body := make([]byte, 0, 96+len(call.Name)+len(call.Arguments)+len(call.Meta))
-	body = append(body, `{"jsonrpc":"2.0","id":"`...)
-	body = append(body, id...)
-	body = append(body, `","method":"tools/call","params":{"name":`...)
-	body = sjson.AppendEscape(body, call.Name, 0)
-	if len(call.Arguments) > 0 {
-		body = append(append(body, `,"arguments":`...), call.Arguments...)
-	}
-	if len(call.Meta) > 0 {
-		body = append(append(body, `,"_meta":`...), call.Meta...)
-	}
-	body = append(body, "}}"...)
+	var quoted [32]byte // the id as JSON, without an allocation
+	body = wire.AppendToolCall(body, append(append(append(quoted[:0], '"'), id...), '"'), call.Name, call.Arguments, call.Meta)
 	st := stream{version: version, session: c.session.ID()}
 	resp, err := c.post(ctx, st, body)
 	if err != nil {
@@ -218,7 +198,8 @@ func (c *Conn) rawFailed(ctx context.Context, st stream, id string, err error) e
 	go func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		msg := fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%q,"reason":%q}}`, id, reason)
+		params, _ := json.Marshal(mcp.CancelledParams{RequestID: id, Reason: reason})
+		msg := wire.AppendNotification(nil, "notifications/cancelled", params)
 		if resp, err := c.post(ctx, st, msg); err == nil {
 			_ = resp.Body.Close()
 		}
@@ -279,13 +260,13 @@ func (c *Conn) readJSON(ctx context.Context, st stream, body io.Reader, buf *byt
 func (c *Conn) readStream(ctx context.Context, st stream, body io.ReadCloser, buf *bytes.Buffer, id string) (*RawResult, error) {
 	r := readers.Get().(*bufio.Reader)
 	r.Reset(body)
-	sr := newSSEReader(r, c.backend.set.opts.MaxResultBytes)
+	sr := wire.NewSSEReader(r, c.backend.set.opts.MaxResultBytes)
 	for {
-		typ, err := sr.next(buf)
-		if errors.Is(err, errEventTooLarge) {
+		typ, err := sr.Next(buf)
+		if errors.Is(err, wire.ErrEventTooLarge) {
 			_ = body.Close()
 			readers.Put(r)
-			return nil, errTooLarge(sr.max)
+			return nil, errTooLarge(sr.Max())
 		}
 		if err != nil {
 			_ = body.Close()
@@ -293,18 +274,18 @@ func (c *Conn) readStream(ctx context.Context, st stream, body io.ReadCloser, bu
 				readers.Put(r)
 				return nil, ctx.Err()
 			}
-			if sr.lastID == "" {
+			if sr.LastID() == "" {
 				readers.Put(r)
 				return nil, fmt.Errorf("the backend's stream ended without an answer: %w", err)
 			}
-			resp, rerr := c.resume(ctx, st, sr.lastID, sr.retry)
+			resp, rerr := c.resume(ctx, st, sr.LastID(), sr.Retry())
 			if rerr != nil {
 				readers.Put(r)
 				return nil, fmt.Errorf("the backend's stream ended without an answer and could not be resumed: %w", rerr)
 			}
 			body = resp.Body
 			r.Reset(body)
-			sr.skipLF, sr.skipping = false, false
+			sr.Resume()
 			continue
 		}
 		if typ != "message" || buf.Len() == 0 {
@@ -371,8 +352,8 @@ func awaitDrain(done <-chan struct{}) {
 // result, or the backend's *jsonrpc.Error); anything else is handled and
 // (nil, nil) returned.
 func (c *Conn) rawAnswer(ctx context.Context, st stream, buf *bytes.Buffer, id string) (*RawResult, error) {
-	var m rawMessage
-	if _, err := sjson.Parse(buf.Bytes(), &m, parseFlags); err != nil {
+	var m wire.Message
+	if err := wire.Parse(buf.Bytes(), &m); err != nil {
 		return nil, invalidMessage(buf.Bytes())
 	}
 	switch {
@@ -388,7 +369,7 @@ func (c *Conn) rawAnswer(ctx context.Context, st stream, buf *bytes.Buffer, id s
 		return &RawResult{Result: m.Result, buf: buf}, nil
 	case m.Method == "":
 		// An answer to something else: not ours to handle.
-	case len(m.ID) > 0 && string(m.ID) != "null":
+	case m.IsRequest():
 		c.answerRequest(ctx, st, &m)
 	default:
 		c.notified(ctx, &m)
@@ -402,7 +383,7 @@ func isID(raw json.RawMessage, id string) bool {
 
 // answerRequest answers a request the backend made during a raw call: the
 // caller takes nothing back, so only ping is answered with a result.
-func (c *Conn) answerRequest(ctx context.Context, st stream, m *rawMessage) {
+func (c *Conn) answerRequest(ctx context.Context, st stream, m *wire.Message) {
 	var e *jsonrpc.Error
 	switch m.Method {
 	case "ping":
@@ -413,10 +394,9 @@ func (c *Conn) answerRequest(ctx context.Context, st stream, m *rawMessage) {
 	default:
 		e = &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "vmcp: " + m.Method + " is not available during this call"}
 	}
-	reply := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"result":{}}`, m.ID)
+	reply := wire.AppendResponse(nil, m.ID, json.RawMessage(`{}`))
 	if e != nil {
-		msg, _ := json.Marshal(e.Message)
-		reply = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}`, m.ID, e.Code, msg)
+		reply = wire.AppendError(nil, m.ID, e)
 	}
 	resp, err := c.post(ctx, st, reply)
 	if err != nil {
@@ -427,7 +407,7 @@ func (c *Conn) answerRequest(ctx context.Context, st stream, m *rawMessage) {
 }
 
 // notified handles a notification sent on a raw call's stream.
-func (c *Conn) notified(ctx context.Context, m *rawMessage) {
+func (c *Conn) notified(ctx context.Context, m *wire.Message) {
 	switch m.Method {
 	case "notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed":
 		if c.owner == nil {

@@ -16,10 +16,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/wire"
 )
 
 // The edge makes every check of a request that does not depend on what it
@@ -57,7 +57,7 @@ func modernRevision(v string) bool {
 type request struct {
 	body   []byte        // a POST's body (in buf); nil otherwise
 	buf    *bytes.Buffer // pooled; released by done
-	msg    fastMessage   // the message, parsed once (zero if msgOK is false)
+	msg    wire.Request  // the message, parsed once (zero if msgOK is false)
 	msgOK  bool          // msg was parsed: a JSON-RPC 2.0 message with an object (or no) params
 	id     json.RawMessage
 	method string
@@ -250,7 +250,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, req *request)
 	}
 	req.body = body
 	req.parse()
-	if string(req.id) == "null" {
+	if wire.IsNull(req.id) {
 		writeError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, nil, "the id of a request must be a string or an integer, not null")
 		return false
 	}
@@ -260,27 +260,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, req *request)
 // parse reads the message once: in full for the fast path, or at least its
 // id and method when its params do not fit (the SDK then answers).
 func (req *request) parse() {
-	m := &req.msg
-	if _, err := sjson.Parse(req.body, m, fastParseFlags); err == nil && m.JSONRPC == "2.0" {
-		req.msgOK, req.id, req.method = true, m.ID, m.Method
-	} else {
-		*m = fastMessage{}
-		var h struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-		}
-		if _, err := sjson.Parse(req.body, &h, fastParseFlags); err == nil {
-			req.id, req.method = h.ID, h.Method
-		}
-	}
-	if !validID(req.id) && string(req.id) != "null" {
-		req.id = nil // not an id that can be echoed
-	}
-}
-
-// validID reports whether raw is a JSON-RPC id an answer can carry.
-func validID(raw json.RawMessage) bool {
-	return len(raw) > 0 && (raw[0] == '"' || raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
+	req.id, req.method, req.msgOK = wire.ParseRequest(req.body, &req.msg)
 }
 
 // isModern decides the era of a request: the 2026-07-28 revision is chosen
@@ -343,16 +323,12 @@ func writeError(w http.ResponseWriter, status int, code int64, id json.RawMessag
 }
 
 func writeRPCError(w http.ResponseWriter, status int, id json.RawMessage, e *jsonrpc.Error) {
-	if len(id) == 0 {
-		id = json.RawMessage("null")
-	}
-	body, _ := json.Marshal(e)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
 	h.Del("X-Content-Type-Options")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":%s}`+"\n", id, body)
+	_, _ = w.Write(append(wire.AppendError(nil, id, e), '\n'))
 }
 
 // sdkWriter is the response writer the SDK's handlers get: it passes

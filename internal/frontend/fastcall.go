@@ -10,13 +10,13 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
+	"github.com/vmcp-dev/vmcp/internal/wire"
 )
 
 // The fast path serves the two requests that make most of a gateway's
@@ -32,24 +32,9 @@ import (
 // tools/list is filtered as the SDK path filters it and written from each
 // tool's definition encoded once per catalog. Both answer with one
 // application/json response. Everything else, and any request this code is
-// unsure of, takes the SDK's path, which answers the same
-// (TestFastPathMatchesSDKPath).
-
-// fastMessage is the part of a request the fast path reads. Its raw
-// fields point into the request body.
-type fastMessage struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  string          `json:"method"`
-	Params  struct {
-		Name      string          `json:"name"`
-		Arguments json.RawMessage `json:"arguments"`
-		Cursor    string          `json:"cursor"`
-		Meta      json.RawMessage `json:"_meta"`
-	} `json:"params"`
-}
-
-const fastParseFlags = sjson.DontCopyRawMessage | sjson.DontCopyNumber | sjson.DontMatchCaseInsensitiveStructFields
+// unsure of, takes the SDK's path, which answers the same except where
+// go-sdk's types cannot carry a backend's result (docs/design.md, "What the
+// two paths answer"; TestFastPathDifferential).
 
 // Keys of the stateless revision's request _meta.
 const (
@@ -68,52 +53,100 @@ var (
 )
 
 // fastPath serves req if it is a tools/call or tools/list the fast path can
-// take, and reports whether it did. The edge admitted it: its headers, its
-// session and the session's owner are checked.
+// take (fastRoute), and reports whether it did. The edge admitted it: its
+// headers, its session and the session's owner are checked.
 func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, req *request) bool {
-	m := &req.msg
-	if !req.msgOK || len(m.ID) == 0 || m.Method != "tools/call" && m.Method != "tools/list" {
-		return false
-	}
-	sess := req.sess // nil: a request of the stateless revision
-	if req.modern && r.Header.Get("Mcp-Protocol-Version") != ModernVersion || !req.modern && !fastHeaders(r.Header, sess) {
-		return false
-	}
-	var meta map[string]json.RawMessage // nil without _meta, the usual case on a session
-	if len(m.Params.Meta) > 0 && string(m.Params.Meta) != "null" && json.Unmarshal(m.Params.Meta, &meta) != nil {
-		return false
-	}
-	if _, ok := meta[progressKey]; ok {
-		return false // the SDK path relays progress
-	}
-	if req.modern {
-		if !modernRequest(r.Header, m, meta) {
-			return false
+	f := fastFacts{modern: req.modern, searchMode: g.opts.ToolSearch != nil}
+	if sess := req.sess; sess != nil {
+		if ip := sess.Server().InitializeParams(); ip != nil {
+			f.sessionVersion = ip.ProtocolVersion
 		}
-	} else if _, ok := meta[metaVersionKey]; ok { // a 2026-07-28 request on a session: the SDK refuses it
+		f.relays = req.msg.Method == "tools/call" && !g.quiet(sess)
+	}
+	if f.searchMode && req.msg.Method == "tools/call" {
+		f.searchTool = g.opts.ToolSearch.Handles(req.msg.Params.Name)
+	}
+	meta, ok := fastRoute(req, r.Header, f)
+	if !ok {
 		return false
 	}
+	m := &req.msg
 	a := &fastAnswer{w: w, id: m.ID}
 	if req.modern {
 		a.serverInfo = g.serverInfo
 	}
+	if m.Method == "tools/call" {
+		return g.fastCall(r, m, meta, req.sess, a)
+	}
+	return g.fastList(r, m, req.sess, a)
+}
+
+// fastFacts is what fastRoute needs to know of the gateway and the
+// request's session.
+type fastFacts struct {
+	modern         bool   // a request of the stateless revision (no session)
+	sessionVersion string // the protocol version the session initialized with
+	relays         bool   // the session's client takes something back during calls (quiet)
+	searchMode     bool   // tool search is on: tools/list shows its few tools
+	searchTool     bool   // the call is to one of tool search's own tools
+}
+
+// fastRoute decides whether req may take the fast path, and returns its
+// params' _meta, decoded (nil without one). It may if it is a tools/call
+// (of a named tool) or tools/list request, parsed in full, and:
+//
+//   - its Mcp-Protocol-Version header is its session's version, or, in
+//     the stateless revision, 2026-07-28 and its _meta is what the SDK
+//     requires there (modernRequest);
+//   - a request on a session carries no stateless protocol version in
+//     _meta (the SDK refuses it);
+//   - its _meta, if any, is a JSON object without a progress token (the
+//     SDK path relays progress), and in the stateless revision without a
+//     log level (the SDK path relays log messages);
+//   - a tools/call's session relays nothing (quiet) and the tool is not
+//     tool search's own; a tools/list is not in tool search mode.
+//
+// Everything else takes the SDK's path. TestFastRoute has the table.
+func fastRoute(req *request, h http.Header, f fastFacts) (map[string]json.RawMessage, bool) {
+	m := &req.msg
+	if !req.msgOK || len(m.ID) == 0 {
+		return nil, false
+	}
 	switch m.Method {
 	case "tools/call":
-		return g.fastCall(r, m, meta, sess, a)
+		if m.Params.Name == "" || f.relays || f.searchTool {
+			return nil, false
+		}
 	case "tools/list":
-		return g.fastList(r, m, sess, a)
+		if f.searchMode {
+			return nil, false
+		}
+	default:
+		return nil, false
 	}
-	return false
+	version := h.Get("Mcp-Protocol-Version")
+	if f.modern && version != ModernVersion || !f.modern && (f.sessionVersion == "" || version != f.sessionVersion) {
+		return nil, false
+	}
+	var meta map[string]json.RawMessage // nil without _meta, the usual case on a session
+	if len(m.Params.Meta) > 0 && !wire.IsNull(m.Params.Meta) && json.Unmarshal(m.Params.Meta, &meta) != nil {
+		return nil, false
+	}
+	if _, ok := meta[progressKey]; ok {
+		return nil, false
+	}
+	if f.modern {
+		return meta, modernRequest(h, m, meta)
+	}
+	_, stateless := meta[metaVersionKey]
+	return meta, !stateless
 }
 
 // fastCall serves a tools/call if its session takes nothing back during
 // calls, and reports whether it did. A tool that is not in the catalog, or
 // that the caller may not call, gets its answer here (the SDK path would
 // give the same), so that the two look alike on the wire.
-func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *session.Session, a *fastAnswer) bool {
-	if m.Params.Name == "" || sess != nil && !g.quiet(sess) || g.opts.ToolSearch.Handles(m.Params.Name) {
-		return false
-	}
+func (g *Gateway) fastCall(r *http.Request, m *wire.Request, meta map[string]json.RawMessage, sess *session.Session, a *fastAnswer) bool {
 	ctx := r.Context()
 	pub := g.pub.Load()
 	t := pub.cat.Tool(m.Params.Name)
@@ -206,38 +239,45 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 	return true
 }
 
-// fastHeaders reports whether a request of a session carries the session's
-// protocol version.
-func fastHeaders(h http.Header, sess *session.Session) bool {
-	ip := sess.Server().InitializeParams()
-	return ip != nil && h.Get("Mcp-Protocol-Version") == ip.ProtocolVersion
-}
-
 // modernRequest checks a stateless request as the SDK would: its _meta
 // carries the protocol version of its header and valid client
 // capabilities (and client info, if any); Mcp-Method and Mcp-Name match the
 // body. A request whose client asked for log messages goes to the SDK,
 // which relays them.
-func modernRequest(h http.Header, m *fastMessage, meta map[string]json.RawMessage) bool {
+func modernRequest(h http.Header, m *wire.Request, meta map[string]json.RawMessage) bool {
 	if h.Get(mcpMethodHeader) != m.Method || m.Method == "tools/call" && h.Get(mcpNameHeader) != m.Params.Name {
 		return false
 	}
-	var version string
-	if json.Unmarshal(meta[metaVersionKey], &version) != nil || version != h.Get("Mcp-Protocol-Version") {
+	if !isString(meta[metaVersionKey], h.Get("Mcp-Protocol-Version")) {
 		return false
 	}
-	var caps mcp.ClientCapabilities
-	if raw, ok := meta[clientCapsKey]; !ok || !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) || json.Unmarshal(raw, &caps) != nil {
+	raw, ok := meta[clientCapsKey]
+	if raw = bytes.TrimSpace(raw); !ok || !bytes.HasPrefix(raw, []byte("{")) {
 		return false
+	}
+	if string(raw) != "{}" { // what most clients send: valid without decoding
+		var caps mcp.ClientCapabilities
+		if wire.Unmarshal(raw, &caps) != nil {
+			return false
+		}
 	}
 	if raw, ok := meta[clientInfoKey]; ok {
 		var info mcp.Implementation
-		if json.Unmarshal(raw, &info) != nil {
+		if wire.Unmarshal(raw, &info) != nil {
 			return false
 		}
 	}
 	_, logs := meta[clientLogLevel]
 	return !logs
+}
+
+// isString reports whether raw is the JSON string s.
+func isString(raw json.RawMessage, s string) bool {
+	if len(raw) == len(s)+2 && raw[0] == '"' && raw[len(raw)-1] == '"' && string(raw[1:len(raw)-1]) == s {
+		return true
+	}
+	var v string
+	return bytes.IndexByte(raw, '\\') >= 0 && wire.Unmarshal(raw, &v) == nil && v == s
 }
 
 // quiet reports whether calls on sess need nothing relayed back: its client
@@ -274,7 +314,11 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, errors.New("the backend's tools/call result is not a JSON object")
 	}
-	if !bytes.Contains(raw, []byte(`"_meta"`)) && bytes.Contains(raw, []byte(`"content"`)) {
+	var top resultMembers
+	if err := wire.ParseMembers(raw, &top); err != nil {
+		return nil, errors.New("the backend's tools/call result is not valid JSON")
+	}
+	if top.Meta == nil && len(top.Content) > 0 && !wire.IsNull(top.Content) {
 		return raw, nil
 	}
 	var m map[string]json.RawMessage
@@ -295,7 +339,7 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 			}
 		}
 	}
-	if c, ok := m["content"]; !ok || string(c) == "null" {
+	if c, ok := m["content"]; !ok || wire.IsNull(c) {
 		m["content"] = json.RawMessage("[]")
 		changed = true
 	}
@@ -303,6 +347,14 @@ func clientResult(raw json.RawMessage) (json.RawMessage, error) {
 		return raw, nil
 	}
 	return json.Marshal(m)
+}
+
+// resultMembers are the members of a result object the gateway may have to
+// change, raw (nil: absent).
+type resultMembers struct {
+	Meta       json.RawMessage `json:"_meta"`
+	Content    json.RawMessage `json:"content"`
+	ResultType json.RawMessage `json:"resultType"`
 }
 
 // errorResult is an isError result carrying msg.
@@ -327,7 +379,6 @@ func (a *fastAnswer) fail(err error) {
 	if !errors.As(err, &rpcErr) {
 		rpcErr = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
 	}
-	e, _ := json.Marshal(rpcErr)
 	a.outcome = telemetry.Error
 	status := http.StatusOK
 	if a.serverInfo != nil { // the stateless revision gives some errors an HTTP status (SEP-2575)
@@ -338,7 +389,7 @@ func (a *fastAnswer) fail(err error) {
 			status = http.StatusBadRequest
 		}
 	}
-	a.write(status, "error", e)
+	a.write(status, nil, rpcErr)
 }
 
 // JSON-RPC error codes of the stateless revision (go-sdk's
@@ -362,28 +413,33 @@ func (a *fastAnswer) result(result json.RawMessage) {
 	if a.serverInfo != nil {
 		result = a.stateless(result)
 	}
-	a.write(http.StatusOK, "result", result)
+	a.write(http.StatusOK, result, nil)
 }
 
 // stateless adds resultType and the server's identity to a result object.
 func (a *fastAnswer) stateless(result json.RawMessage) json.RawMessage {
-	if !bytes.Contains(result, []byte(`"_meta"`)) && !bytes.Contains(result, []byte(`"resultType"`)) {
+	var top resultMembers
+	if wire.ParseMembers(result, &top) == nil && top.Meta == nil && top.ResultType == nil {
 		out := make([]byte, 0, len(result)+len(a.serverInfo)+96)
 		out = append(out, `{"resultType":"complete","_meta":{"io.modelcontextprotocol/serverInfo":`...)
 		out = append(out, a.serverInfo...)
 		out = append(out, '}')
-		if rest := bytes.TrimSpace(result[1:]); len(rest) > 0 && rest[0] != '}' {
+		rest := bytes.TrimSpace(result)[1:]
+		if r := bytes.TrimSpace(rest); len(r) > 0 && r[0] != '}' {
 			out = append(out, ',')
 		}
-		return append(out, result[1:]...)
+		return append(out, rest...)
 	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(result, &m) != nil {
 		return result
 	}
-	meta := map[string]json.RawMessage{}
+	var meta map[string]json.RawMessage
 	if raw, ok := m["_meta"]; ok {
 		_ = json.Unmarshal(raw, &meta)
+	}
+	if meta == nil { // none, null, or not an object
+		meta = map[string]json.RawMessage{}
 	}
 	meta[serverInfoKey] = a.serverInfo
 	m["_meta"], _ = json.Marshal(meta)
@@ -397,21 +453,24 @@ func (a *fastAnswer) stateless(result json.RawMessage) json.RawMessage {
 	return out
 }
 
-// write writes the JSON-RPC response with member ("result" or "error").
-func (a *fastAnswer) write(status int, member string, value json.RawMessage) {
+// write writes the JSON-RPC response: an error if e is not nil, else
+// result.
+func (a *fastAnswer) write(status int, result json.RawMessage, e *jsonrpc.Error) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer putBuf(buf)
-	buf.WriteString(`{"jsonrpc":"2.0","id":`)
-	buf.Write(a.id)
-	buf.WriteString(`,"`)
-	buf.WriteString(member)
-	buf.WriteString(`":`)
-	buf.Write(value)
-	buf.WriteString("}\n")
+	// Room for the whole answer, so that the appends stay in buf.
+	buf.Grow(len(a.id) + len(result) + 64)
+	b := buf.AvailableBuffer()
+	if e != nil {
+		b = wire.AppendError(b, a.id, e)
+	} else {
+		b = wire.AppendResponse(b, a.id, result)
+	}
+	b = append(b, '\n')
 	a.w.Header().Set("Content-Type", "application/json")
 	a.w.WriteHeader(status)
-	_, _ = a.w.Write(buf.Bytes())
+	_, _ = a.w.Write(b)
 }
 
 // fastCancel serves a notifications/cancelled for a raw call in flight on
@@ -421,15 +480,7 @@ func fastCancel(w http.ResponseWriter, req *request) bool {
 	if req.sess == nil || req.method != "notifications/cancelled" || !req.sess.HasCalls() {
 		return false
 	}
-	var m struct {
-		Params struct {
-			RequestID json.RawMessage `json:"requestId"`
-		} `json:"params"`
-	}
-	if _, err := sjson.Parse(req.body, &m, fastParseFlags); err != nil {
-		return false
-	}
-	if !req.sess.Cancel(string(bytes.TrimSpace(m.Params.RequestID))) {
+	if !req.msgOK || !req.sess.Cancel(string(bytes.TrimSpace(req.msg.Params.RequestID))) {
 		return false
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -437,10 +488,7 @@ func fastCancel(w http.ResponseWriter, req *request) bool {
 }
 
 // fastList serves a tools/list from the tools' encoded definitions.
-func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *session.Session, a *fastAnswer) bool {
-	if g.opts.ToolSearch != nil {
-		return false // search mode lists a few tools: the SDK path serves it
-	}
+func (g *Gateway) fastList(r *http.Request, m *wire.Request, sess *session.Session, a *fastAnswer) bool {
 	ctx := r.Context()
 	if g.observed() {
 		var op *telemetry.Request

@@ -190,10 +190,14 @@ func readAnswer(t *testing.T, w *httptest.ResponseRecorder) (answer, string) {
 	return a, ct
 }
 
-// TestFastPathMatchesSDKPath sends each request twice, in both protocol
+// TestFastPathSDKBackend sends each request twice, in both protocol
 // revisions: as is (the fast path: a JSON answer) and with a progress token
-// (the SDK path: an event stream). Both must answer the same.
-func TestFastPathMatchesSDKPath(t *testing.T) {
+// (the SDK path: an event stream), to a go-sdk backend: tools/list pages,
+// a backend that pings, logs and asks for sampling during a call, a
+// backend error, an unknown tool. Both must answer the same.
+// TestFastPathDifferential compares the two on results a go-sdk backend
+// would never send.
+func TestFastPathSDKBackend(t *testing.T) {
 	for _, jsonBackend := range []bool{false, true} {
 		for _, stateless := range []bool{false, true} {
 			t.Run(fmt.Sprintf("backend JSON answers %v, stateless %v", jsonBackend, stateless), func(t *testing.T) {

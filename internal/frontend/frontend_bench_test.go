@@ -167,6 +167,25 @@ func newSession(b *testing.B, h http.Handler) *session {
 	return &session{h: h, id: sid}
 }
 
+// statelessCall sends one tools/call of the stateless revision, as
+// vmcp-load's stateless scenario does, and fails unless it gets a result.
+func statelessCall(b *testing.B, h http.Handler, id int, tool string) {
+	body := `{"jsonrpc":"2.0","id":` + strconv.Itoa(id) + `,"method":"tools/call","params":{"name":"` + tool + `","arguments":{"text":"hello"},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},` +
+		`"io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"}}}}`
+	r := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader([]byte(body)))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "application/json, text/event-stream")
+	r.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+	r.Header.Set("Mcp-Method", "tools/call")
+	r.Header.Set("Mcp-Name", tool)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(`"result"`)) || bytes.Contains(w.Body.Bytes(), []byte(`"isError":true`)) {
+		b.Fatalf("stateless tools/call: %d %s", w.Code, w.Body)
+	}
+}
+
 // request sends one request and fails unless it gets a result.
 func (s *session) request(b *testing.B, method, params string) int {
 	s.n++
@@ -198,6 +217,20 @@ func BenchmarkToolsCall(b *testing.B) {
 		cpu := cputime.Process()
 		for b.Loop() {
 			s.request(b, "tools/call", fmt.Sprintf(args, "echo_echo"))
+		}
+		cputime.Bench(b, cpu)
+	})
+	// The same call in the stateless revision (2026-07-28): no session,
+	// the protocol version and client capabilities in every request's
+	// _meta, Mcp-Method and Mcp-Name headers.
+	b.Run("handler/vmcp-stateless", func(b *testing.B) {
+		h := benchGateway(b, 1, 0)
+		b.ReportAllocs()
+		cpu := cputime.Process()
+		n := 0
+		for b.Loop() {
+			n++
+			statelessCall(b, h, n, "echo_echo")
 		}
 		cputime.Bench(b, cpu)
 	})

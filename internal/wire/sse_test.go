@@ -1,4 +1,4 @@
-package backend
+package wire
 
 import (
 	"bufio"
@@ -24,12 +24,12 @@ type sseResult struct {
 
 // readAllEvents reads s with an sseReader over r.
 func readAllEvents(r io.Reader, size, max int) sseResult {
-	sr := newSSEReader(bufio.NewReaderSize(r, size), max)
+	sr := NewSSEReader(bufio.NewReaderSize(r, size), max)
 	var out sseResult
 	var data bytes.Buffer
 	for {
-		typ, err := sr.next(&data)
-		if errors.Is(err, errEventTooLarge) {
+		typ, err := sr.Next(&data)
+		if errors.Is(err, ErrEventTooLarge) {
 			out.Events = append(out.Events, "too large")
 			continue
 		}

@@ -1,4 +1,4 @@
-package backend
+package wire
 
 import (
 	"bufio"
@@ -17,16 +17,16 @@ import (
 // is not dispatched, and neither is one the stream ends inside.
 //
 // Backends send JSON-RPC messages as events on the answers to POSTs and on
-// GET streams. Both vmcp's own reads of answers (raw.go) and its guard of
-// the go-sdk's reads (guard.go) use this reader, which appends each event's
-// data straight into the caller's buffer (a result of many megabytes is
-// copied once) and bounds it.
+// GET streams. Both vmcp's own reads of answers (backend/raw.go) and its
+// guard of the go-sdk's reads (backend/guard.go) use this reader, which
+// appends each event's data straight into the caller's buffer (a result of
+// many megabytes is copied once) and bounds it.
 
-// errEventTooLarge is an event whose data is larger than the reader's bound.
-var errEventTooLarge = errors.New("event larger than the result size limit")
+// ErrEventTooLarge is an event whose data is larger than the reader's bound.
+var ErrEventTooLarge = errors.New("event larger than the result size limit")
 
-// sseReader reads events from a stream.
-type sseReader struct {
+// SSEReader reads events from a stream.
+type SSEReader struct {
 	r   *bufio.Reader
 	max int // bound on one event's data
 
@@ -46,14 +46,31 @@ const ssePeek = 16
 // are ignored.
 const sseFieldMax = 4096
 
-func newSSEReader(r *bufio.Reader, max int) *sseReader { return &sseReader{r: r, max: max} }
+// NewSSEReader reads events from r, each event's data bounded by max bytes.
+func NewSSEReader(r *bufio.Reader, max int) *SSEReader { return &SSEReader{r: r, max: max} }
+
+// Max is the bound on one event's data.
+func (s *SSEReader) Max() int { return s.max }
+
+// LastID is the last event ID the stream set ("" if none), for resuming it
+// with Last-Event-ID.
+func (s *SSEReader) LastID() string { return s.lastID }
+
+// Retry is the last reconnection time the stream set (0 if none).
+func (s *SSEReader) Retry() time.Duration { return s.retry }
+
+// Resume makes the reader read a new stream (a resumption of the one it
+// read, through the same bufio.Reader, reset by the caller): the line and
+// event state of the old stream is dropped, its last event ID and retry
+// time are kept.
+func (s *SSEReader) Resume() { s.skipLF, s.skipping = false, false }
 
 // next reads the next event that has data into data (which it resets) and
 // returns the event's type ("message" if it had none). At the end of the
 // stream it returns io.EOF, or io.ErrUnexpectedEOF if the stream ended
 // inside an event (whose data is then discarded). An event over the bound
-// gives errEventTooLarge; the next call reads on after that event.
-func (s *sseReader) next(data *bytes.Buffer) (string, error) {
+// gives ErrEventTooLarge; the next call reads on after that event.
+func (s *SSEReader) Next(data *bytes.Buffer) (string, error) {
 	data.Reset()
 	event, hasData, inEvent := "", false, false
 	for {
@@ -95,7 +112,7 @@ func (s *sseReader) next(data *bytes.Buffer) (string, error) {
 			if err = s.appendRest(data, value, end); err == nil {
 				data.WriteByte('\n')
 			}
-			if err == errEventTooLarge {
+			if err == ErrEventTooLarge {
 				s.skipping = true
 				data.Reset()
 				return "", err
@@ -103,7 +120,7 @@ func (s *sseReader) next(data *bytes.Buffer) (string, error) {
 		case field == "id" || field == "retry" || field == "event":
 			s.value.Reset()
 			err = s.appendRest(&s.value, value, end)
-			if err == errEventTooLarge {
+			if err == ErrEventTooLarge {
 				err = nil // an overlong value is ignored
 				break
 			}
@@ -123,7 +140,7 @@ func (s *sseReader) next(data *bytes.Buffer) (string, error) {
 }
 
 // setField applies an id, retry or event field.
-func (s *sseReader) setField(field string, v []byte, event *string) {
+func (s *SSEReader) setField(field string, v []byte, event *string) {
 	switch field {
 	case "id":
 		if bytes.IndexByte(v, 0) < 0 {
@@ -151,7 +168,7 @@ func isDigits(b []byte) bool {
 // reader's buffer (end true, its terminator consumed), else at least enough
 // of it to hold its field name. The slice is valid until the next read. A
 // stream that ends inside a line gives io.ErrUnexpectedEOF.
-func (s *sseReader) head() (line []byte, end bool, err error) {
+func (s *SSEReader) head() (line []byte, end bool, err error) {
 	for want := 1; ; {
 		_, perr := s.r.Peek(want)
 		b, _ := s.r.Peek(s.r.Buffered())
@@ -186,8 +203,8 @@ func (s *sseReader) head() (line []byte, end bool, err error) {
 
 // appendRest appends first, and the rest of the line if it did not end,
 // to dst, bounded by s.max; past the bound the line is read to its end and
-// errEventTooLarge returned.
-func (s *sseReader) appendRest(dst *bytes.Buffer, first []byte, end bool) error {
+// ErrEventTooLarge returned.
+func (s *SSEReader) appendRest(dst *bytes.Buffer, first []byte, end bool) error {
 	limit := s.max
 	if dst == &s.value {
 		limit = sseFieldMax
@@ -210,13 +227,13 @@ func (s *sseReader) appendRest(dst *bytes.Buffer, first []byte, end bool) error 
 		}
 	}
 	if over {
-		return errEventTooLarge
+		return ErrEventTooLarge
 	}
 	return nil
 }
 
 // skip reads the rest of a line that did not end.
-func (s *sseReader) skip(end bool) error {
+func (s *SSEReader) skip(end bool) error {
 	for !end {
 		var err error
 		if _, end, err = s.rest(); err != nil {
@@ -228,7 +245,7 @@ func (s *sseReader) skip(end bool) error {
 
 // rest returns the next piece of a line: up to its end (end true, the
 // terminator consumed) or all that is buffered.
-func (s *sseReader) rest() ([]byte, bool, error) {
+func (s *SSEReader) rest() ([]byte, bool, error) {
 	if s.r.Buffered() == 0 {
 		if _, err := s.r.Peek(1); err != nil {
 			return nil, false, err

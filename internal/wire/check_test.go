@@ -1,4 +1,4 @@
-package backend
+package wire
 
 import (
 	"strings"
@@ -7,9 +7,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
-// FuzzCheckMessage compares checkMessage with the go-sdk's own decoder: the
+// FuzzCheck compares Check with the go-sdk's own decoder: the
 // same messages pass, with the same id and kind.
-func FuzzCheckMessage(f *testing.F) {
+func FuzzCheck(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"result":{}}`, `{"jsonrpc":"2.0","id":"a","error":{"code":-1,"message":"x"}}`,
 		`{"jsonrpc":"2.0","method":"ping"}`, `{"jsonrpc":"2.0","id":2.5,"method":"x","params":[]}`,
@@ -21,10 +21,10 @@ func FuzzCheckMessage(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data string) {
-		id, response, err := checkMessage([]byte(data))
+		id, response, err := Check([]byte(data))
 		msg, sdkErr := jsonrpc.DecodeMessage([]byte(data))
 		if (err == nil) != (sdkErr == nil) {
-			t.Fatalf("%q: checkMessage %v, the go-sdk %v", data, err, sdkErr)
+			t.Fatalf("%q: Check %v, the go-sdk %v", data, err, sdkErr)
 		}
 		if err != nil {
 			return
@@ -32,11 +32,11 @@ func FuzzCheckMessage(f *testing.F) {
 		switch m := msg.(type) {
 		case *jsonrpc.Response:
 			if !response || m.ID != id {
-				t.Errorf("%q: checkMessage says response %v id %v; the go-sdk a response with id %v", data, response, id, m.ID)
+				t.Errorf("%q: Check says response %v id %v; the go-sdk a response with id %v", data, response, id, m.ID)
 			}
 		case *jsonrpc.Request:
 			if response || m.ID != id {
-				t.Errorf("%q: checkMessage says response %v id %v; the go-sdk a request with id %v", data, response, id, m.ID)
+				t.Errorf("%q: Check says response %v id %v; the go-sdk a request with id %v", data, response, id, m.ID)
 			}
 		}
 	})

@@ -1,4 +1,4 @@
-package backend
+package wire
 
 import (
 	"errors"
@@ -7,14 +7,14 @@ import (
 	sjson "github.com/segmentio/encoding/json"
 )
 
-// The guard (guard.go) must know that the go-sdk will decode a backend's
-// message before handing it over: a message the SDK cannot decode ends its
-// connection. jsonrpc.DecodeMessage, the SDK's own decoder, would tell, but
+// vmcp's guard of the go-sdk's reads (backend/guard.go) must know that the
+// go-sdk will decode a backend's message before handing it over: a message
+// the SDK cannot decode ends its connection. jsonrpc.DecodeMessage, the SDK's own decoder, would tell, but
 // it copies the message (a result of many megabytes, once more, through a
-// decoder whose buffer grows by doubling). checkMessage answers the same
+// decoder whose buffer grows by doubling). Check answers the same
 // question without copying: the same parser (segmentio's, case-sensitive),
 // the same envelope, the same nesting bound and the same checks of the
-// version and the id. FuzzCheckMessage compares the two.
+// version and the id. FuzzCheck compares the two.
 
 // envelope is the go-sdk's wire form of a message (jsonrpc2.wireDecode).
 type envelope struct {
@@ -37,9 +37,9 @@ const maxMessageDepth = 1000
 
 var errNotJSONRPC = errors.New("not a JSON-RPC message")
 
-// checkMessage reports whether the go-sdk decodes data as a JSON-RPC
+// Check reports whether the go-sdk decodes data as a JSON-RPC
 // message, and returns its id and whether it is a response.
-func checkMessage(data []byte) (id jsonrpc.ID, response bool, err error) {
+func Check(data []byte) (id jsonrpc.ID, response bool, err error) {
 	if tooDeep(data, maxMessageDepth) {
 		return id, false, errNotJSONRPC
 	}
