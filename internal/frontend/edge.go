@@ -199,13 +199,23 @@ func (g *Gateway) admitPost(w http.ResponseWriter, r *http.Request, req *request
 // admitSession finds the request's session and checks that it is the
 // caller's: a session belongs to the user who created it.
 func (g *Gateway) admitSession(w http.ResponseWriter, r *http.Request, req *request) bool {
-	sess := g.sessions.get(r.Header.Get("Mcp-Session-Id"))
-	if sess == nil {
-		writeError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, req.id, "session not found: it ended or never existed; send initialize to start a new one")
+	id := r.Header.Get("Mcp-Session-Id")
+	sess := g.sessions.get(id)
+	switch {
+	case sess == nil && g.opts.Sessions != nil:
+		// Another replica's, perhaps (shared.go); restore checks the owner.
+		if sess = g.restore(w, r, req, id); sess == nil {
+			return false
+		}
+	case sess == nil:
+		writeNoSession(w, req.id)
 		return false
 	}
 	if sess.user != "" && sess.user != identity.From(r.Context()).Key() {
 		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, req.id, "the session belongs to another user")
+		return false
+	}
+	if sess.stale.Load() && !g.refresh(w, r, req, sess) {
 		return false
 	}
 	if r.Method == http.MethodPost { // a GET stream alone does not keep a session alive

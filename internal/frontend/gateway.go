@@ -32,6 +32,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
 	"github.com/vmcp-dev/vmcp/internal/toolsearch"
@@ -92,6 +93,10 @@ type Options struct {
 	// Audit gets a record of every decision and backend call. Default:
 	// nil, off.
 	Audit *audit.Log
+	// Sessions, if set, shares the 2025-11-25 sessions with every
+	// replica on the same store (shared.go): any of them serves any
+	// session. Default: nil, sessions live in this process.
+	Sessions mcpsession.Store
 }
 
 // Dependency is something the gateway needs to serve, checked by
@@ -183,6 +188,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 		o.MaxSessionsPerPrincipal = 100
 	}
 	g.sessions.max, g.sessions.maxPerUser = o.MaxSessions, o.MaxSessionsPerPrincipal
+	g.sessions.shared = o.Sessions != nil
 	if o.RebuildDelay <= 0 {
 		o.RebuildDelay = 20 * time.Millisecond
 	}
@@ -331,6 +337,9 @@ func (g *Gateway) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // Run returns only when the goroutines it started have
 	wg.Go(func() { g.expireSessions(ctx) })
+	if g.opts.Sessions != nil {
+		defer g.opts.Sessions.WatchSessions(g.sessionChanged)()
+	}
 	attempted := make(chan struct{})
 	wg.Go(func() {
 		if g.backends.WaitAttempted(ctx) == nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 )
 
 // The gateway keeps its own table of 2025-11-25 sessions, beside the SDK's:
@@ -22,6 +24,17 @@ type liveSession struct {
 	ss      *mcp.ServerSession
 	user    string // identity.Key of its creator; "" for anonymous
 	created int64  // unix nanoseconds
+
+	// With a shared store (shared.go): t is the transport of a copy
+	// restored from the store (nil for a session the SDK's handler
+	// created); key is the record's key; version the record version this
+	// copy reflects; stale says a change elsewhere is not applied yet;
+	// touched is the lastUsed the record's expiry was last moved for.
+	t       *mcp.StreamableServerTransport
+	key     string
+	version atomic.Int64
+	stale   atomic.Bool
+	touched atomic.Int64
 
 	lastUsed atomic.Int64 // unix nanoseconds when the last POST ended (or the session began)
 	active   atomic.Int32 // POSTs in flight
@@ -79,12 +92,14 @@ func (s *liveSession) hasCalls() bool {
 // a place of its own from when it is added. For the moment between the two
 // both count, which errs on the side of refusing.
 type sessionTable struct {
-	max, maxPerUser int // fixed at creation; 0: no limit
+	max, maxPerUser int  // fixed at creation; 0: no limit
+	shared          bool // sessions are also in a shared store: index them by record key
 
 	mu      sync.RWMutex // guards the fields below
 	m       map[string]*liveSession
-	users   map[string]*userSlots // by identity.Key ("" for anonymous callers)
-	pending int                   // places reserved by initializes in flight, of all users
+	keys    map[string]*liveSession // by mcpsession.Key, with a shared store (shared.go)
+	users   map[string]*userSlots   // by identity.Key ("" for anonymous callers)
+	pending int                     // places reserved by initializes in flight, of all users
 
 	refusedTotal, refusedUser atomic.Int64 // initializes refused by each limit
 }
@@ -163,18 +178,57 @@ func (t *sessionTable) settle(user string) {
 }
 
 func (t *sessionTable) add(ss *mcp.ServerSession, user string) {
-	s := &liveSession{ss: ss, user: user, created: time.Now().UnixNano()}
+	t.insert(&liveSession{ss: ss, user: user})
+}
+
+// addCopy adds a copy of a session restored from the store (shared.go); if
+// the table holds the session already, it returns that one and false.
+func (t *sessionTable) addCopy(ss *mcp.ServerSession, tr *mcp.StreamableServerTransport, user string, version int64) (*liveSession, bool) {
+	s := &liveSession{ss: ss, user: user, t: tr}
+	s.version.Store(version)
+	return t.insert(s)
+}
+
+// insert adds s unless its ID is taken; it returns the session under the
+// ID and whether it is s.
+func (t *sessionTable) insert(s *liveSession) (*liveSession, bool) {
+	s.created = time.Now().UnixNano()
 	s.lastUsed.Store(s.created)
+	s.touched.Store(s.created) // the record was just written or read: it expires a timeout from now at the earliest
+	if t.shared {
+		s.key = mcpsession.Key(s.ss.ID())
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
 		t.m = map[string]*liveSession{}
+		t.keys = map[string]*liveSession{}
 	}
-	if _, ok := t.m[ss.ID()]; ok {
-		return
+	if old, ok := t.m[s.ss.ID()]; ok {
+		return old, false
 	}
-	t.m[ss.ID()] = s
-	t.slots(user).open++
+	t.m[s.ss.ID()] = s
+	if s.key != "" {
+		t.keys[s.key] = s
+	}
+	t.slots(s.user).open++
+	return s, true
+}
+
+// byKey returns the session whose record key is k.
+func (t *sessionTable) byKey(k string) *liveSession {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.keys[k]
+}
+
+// each calls f with every session; f must not use the table.
+func (t *sessionTable) each(f func(*liveSession)) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, s := range t.m {
+		f(s)
+	}
 }
 
 func (t *sessionTable) remove(id string) {
@@ -190,6 +244,9 @@ func (t *sessionTable) drop(id string) {
 		return
 	}
 	delete(t.m, id)
+	if s.key != "" {
+		delete(t.keys, s.key)
+	}
 	if u := t.users[s.user]; u != nil {
 		u.open--
 		t.forget(s.user, u)
@@ -269,6 +326,7 @@ func (g *Gateway) expireSessions(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			g.touch(ctx)
 			g.sessions.sweep(now.Add(-g.opts.SessionIdleTimeout), func() map[*mcp.ServerSession]bool {
 				m := map[*mcp.ServerSession]bool{}
 				for ss := range g.server.Sessions() {
