@@ -67,7 +67,9 @@ func sessionIDOf(h []string) string {
 
 const echoCall = `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"be_echo","arguments":{}}}`
 
-func called(w wire) bool { return w.status == http.StatusOK && strings.Contains(w.body, `"text":"echo"`) }
+func called(w wire) bool {
+	return w.status == http.StatusOK && strings.Contains(w.body, `"text":"echo"`)
+}
 
 // TestSessionOnAnyReplica: a session made on one replica is served by the
 // others, for its owner only; a session id alone grants nothing on a
