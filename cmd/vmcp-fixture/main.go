@@ -25,7 +25,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/conformance"
 )
 
 // shutdownGrace bounds how long in-flight HTTP requests may take to finish

@@ -5,7 +5,7 @@
 //	vmcp-load run --url URL [-c N] [--duration D | --count N] [--mode call|list] [--header 'K: V']...
 //	vmcp-load compare [--mode call|list] [--auth] [--rounds 5] [--concurrency 1,32]   (also: vmcp-load --compare)
 //	vmcp-load stores [--redis ADDR] [--stores memory,embedded,redis] [--rounds 5] [--concurrency 1,32]
-//	vmcp-load idle [--sessions 1000]
+//	vmcp-load idle [--sessions 1000] [--ps [--hold 150s]]
 //	vmcp-load coldstart [--backends 10] [--stdio]
 //	vmcp-load all [--smoke] [--out bench-report.md]
 //
@@ -316,8 +316,17 @@ func idleCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write heap and goroutine profiles of each target, sessions open, to `dir`")
 	fs.Var((*strs)(&cfg.Env), "env", "NAME=value added to the environment of both processes measured (repeatable), e.g. GODEBUG=adaptivestackstart=0")
 	fs.BoolVar(&cfg.HTTP2, "http2", false, "clients speak cleartext HTTP/2 (h2c): their open streams share a connection")
+	outside := fs.Bool("ps", false, "measure the RSS as ps shows it, read from outside with no collection forced")
+	fs.DurationVar(&cfg.Hold, "hold", 0, "with --ps: keep the sessions open this long and read the RSS again (the runtime forces a collection every 2 minutes)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *outside {
+		res, err := loadtest.IdleOutside(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		return write(stdout, "", loadtest.OutsideMarkdown(res, cfg.Hold))
 	}
 	res, err := loadtest.Idle(ctx, cfg)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/vmcptest"
 )
 

@@ -18,6 +18,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	sjson "github.com/segmentio/encoding/json"
 
+	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 )
 
@@ -60,20 +61,20 @@ type request struct {
 	msgOK  bool          // msg was parsed: a JSON-RPC 2.0 message with an object (or no) params
 	id     json.RawMessage
 	method string
-	modern bool         // a request of the stateless revision
-	sess   *liveSession // the 2025-11-25 session it belongs to; nil for initialize and modern requests
-	active bool         // a POST of sess, counted in sess.active until done
-	slot   string       // the user whose session place this initialize holds; see sessionTable.reserve
-	held   bool         // a place is held
+	modern bool             // a request of the stateless revision
+	sess   *session.Session // the 2025-11-25 session it belongs to; nil for initialize and modern requests
+	active bool             // a POST of sess, counted in sess.active until done
+	slot   string           // the user whose session place this initialize holds; see session.Store.Reserve
+	held   bool             // a place is held
 }
 
 // done releases what the request held.
 func (g *Gateway) done(req *request) {
 	if req.active {
-		req.sess.end()
+		req.sess.End()
 	}
 	if req.held {
-		g.sessions.settle(req.slot)
+		g.sessions.Release(req.slot)
 	}
 	if req.buf != nil {
 		putBuf(req.buf)
@@ -188,7 +189,7 @@ func (g *Gateway) admitPost(w http.ResponseWriter, r *http.Request, req *request
 		return false
 	}
 	user := identity.From(r.Context()).Key()
-	if err := g.sessions.reserve(user); err != nil {
+	if err := g.sessions.Reserve(user); err != nil {
 		g.refuseSession(w, req, err)
 		return false
 	}
@@ -200,26 +201,27 @@ func (g *Gateway) admitPost(w http.ResponseWriter, r *http.Request, req *request
 // caller's: a session belongs to the user who created it.
 func (g *Gateway) admitSession(w http.ResponseWriter, r *http.Request, req *request) bool {
 	id := r.Header.Get("Mcp-Session-Id")
-	sess := g.sessions.get(id)
-	switch {
-	case sess == nil && g.opts.Sessions != nil:
+	sess, err := g.sessions.Lookup(id, identity.From(r.Context()).Key())
+	if errors.Is(err, session.ErrNotFound) && g.opts.Sessions != nil {
 		// Another replica's, perhaps (shared.go); restore checks the owner.
 		if sess = g.restore(w, r, req, id); sess == nil {
 			return false
 		}
-	case sess == nil:
-		writeNoSession(w, req.id)
+		err = nil
+	}
+	if err != nil {
+		status := http.StatusNotFound
+		if errors.Is(err, session.ErrNotOwner) {
+			status = http.StatusForbidden
+		}
+		writeError(w, status, jsonrpc.CodeInvalidRequest, req.id, err.Error())
 		return false
 	}
-	if sess.user != "" && sess.user != identity.From(r.Context()).Key() {
-		writeError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, req.id, "the session belongs to another user")
-		return false
-	}
-	if sess.stale.Load() && !g.refresh(w, r, req, sess) {
+	if sess.Stale.Load() && !g.refresh(w, r, req, sess) {
 		return false
 	}
 	if r.Method == http.MethodPost { // a GET stream alone does not keep a session alive
-		sess.begin()
+		sess.Begin()
 		req.active = true
 	}
 	req.sess = sess

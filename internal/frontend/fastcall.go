@@ -14,6 +14,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
 )
@@ -109,7 +110,7 @@ func (g *Gateway) fastPath(w http.ResponseWriter, r *http.Request, req *request)
 // calls, and reports whether it did. A tool that is not in the catalog, or
 // that the caller may not call, gets its answer here (the SDK path would
 // give the same), so that the two look alike on the wire.
-func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *liveSession, a *fastAnswer) bool {
+func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json.RawMessage, sess *session.Session, a *fastAnswer) bool {
 	if m.Params.Name == "" || sess != nil && !g.quiet(sess) || g.opts.ToolSearch.Handles(m.Params.Name) {
 		return false
 	}
@@ -170,8 +171,8 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 	defer context.AfterFunc(g.stopCtx, cancel)()
 	var p backend.Peer = noRelay{}
 	if sess != nil {
-		defer sess.track(string(m.ID), cancel)()
-		p = &peer{ss: sess.ss}
+		defer sess.Track(string(m.ID), cancel)()
+		p = &peer{ss: sess.Server()}
 	}
 
 	args := m.Params.Arguments
@@ -207,8 +208,8 @@ func (g *Gateway) fastCall(r *http.Request, m *fastMessage, meta map[string]json
 
 // fastHeaders reports whether a request of a session carries the session's
 // protocol version.
-func fastHeaders(h http.Header, sess *liveSession) bool {
-	ip := sess.ss.InitializeParams()
+func fastHeaders(h http.Header, sess *session.Session) bool {
+	ip := sess.Server().InitializeParams()
 	return ip != nil && h.Get("Mcp-Protocol-Version") == ip.ProtocolVersion
 }
 
@@ -241,12 +242,12 @@ func modernRequest(h http.Header, m *fastMessage, meta map[string]json.RawMessag
 
 // quiet reports whether calls on sess need nothing relayed back: its client
 // declared neither sampling nor elicitation and set no log level.
-func (g *Gateway) quiet(sess *liveSession) bool {
-	if declaresRelay(sess.ss) {
+func (g *Gateway) quiet(sess *session.Session) bool {
+	if declaresRelay(sess.Server()) {
 		return false
 	}
 	g.peersMu.Lock()
-	_, kept := g.peers[sess.ss] // it set a log level
+	_, kept := g.peers[sess.Server()] // it set a log level
 	g.peersMu.Unlock()
 	return !kept
 }
@@ -417,7 +418,7 @@ func (a *fastAnswer) write(status int, member string, value json.RawMessage) {
 // the request's session (the edge checked that it is the caller's), and
 // reports whether it did.
 func fastCancel(w http.ResponseWriter, req *request) bool {
-	if req.sess == nil || req.method != "notifications/cancelled" || !req.sess.hasCalls() {
+	if req.sess == nil || req.method != "notifications/cancelled" || !req.sess.HasCalls() {
 		return false
 	}
 	var m struct {
@@ -428,7 +429,7 @@ func fastCancel(w http.ResponseWriter, req *request) bool {
 	if _, err := sjson.Parse(req.body, &m, fastParseFlags); err != nil {
 		return false
 	}
-	if !req.sess.cancelCall(string(bytes.TrimSpace(m.Params.RequestID))) {
+	if !req.sess.Cancel(string(bytes.TrimSpace(m.Params.RequestID))) {
 		return false
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -436,7 +437,7 @@ func fastCancel(w http.ResponseWriter, req *request) bool {
 }
 
 // fastList serves a tools/list from the tools' encoded definitions.
-func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a *fastAnswer) bool {
+func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *session.Session, a *fastAnswer) bool {
 	if g.opts.ToolSearch != nil {
 		return false // search mode lists a few tools: the SDK path serves it
 	}
@@ -448,7 +449,7 @@ func (g *Gateway) fastList(r *http.Request, m *fastMessage, sess *liveSession, a
 	}
 	var ss *mcp.ServerSession
 	if sess != nil {
-		ss = sess.ss
+		ss = sess.Server()
 	}
 	g.discover(ctx, ss)
 	pub := g.pub.Load()

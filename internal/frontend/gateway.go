@@ -31,6 +31,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/backend"
+	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/router"
@@ -146,7 +147,7 @@ type Gateway struct {
 
 	subs subscriptions // resource subscriptions per session
 
-	sessions      sessionTable    // initialized 2025-11-25 sessions
+	sessions      session.Store   // initialized 2025-11-25 sessions
 	sessionWarned atomic.Int64    // unix seconds of the last session-limit warning
 	serverInfo    json.RawMessage // the server's name and version, for stateless results
 
@@ -187,8 +188,11 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	if o.MaxSessionsPerPrincipal <= 0 {
 		o.MaxSessionsPerPrincipal = 100
 	}
-	g.sessions.max, g.sessions.maxPerUser = o.MaxSessions, o.MaxSessionsPerPrincipal
-	g.sessions.shared = o.Sessions != nil
+	table := session.NewTable(o.MaxSessions, o.MaxSessionsPerPrincipal)
+	if o.Sessions != nil {
+		table.Keyed()
+	}
+	g.sessions = table
 	if o.RebuildDelay <= 0 {
 		o.RebuildDelay = 20 * time.Millisecond
 	}
@@ -209,7 +213,7 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	g.server = g.newServer(sdkLogger)
 	g.stateful = mcp.NewStreamableHTTPHandler(g.getServer, &mcp.StreamableHTTPOptions{
 		// No SessionTimeout: the session table expires idle sessions
-		// (sessions.go), since the SDK does not see every call.
+		// (package session), since the SDK does not see every call.
 		MaxRequestBodyBytes: o.MaxRequestBytes,
 		Logger:              sdkLogger,
 		// The edge makes the Host check for every request (edge.go).

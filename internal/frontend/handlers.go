@@ -56,7 +56,7 @@ func (g *Gateway) handle(ctx context.Context, method string, req mcp.Request, ne
 	case "initialize":
 		res, err := next(ctx, method, req)
 		if ss := req.GetSession().(*mcp.ServerSession); err == nil && ss.ID() != "" {
-			g.sessions.add(ss, identity.From(ctx).Key())
+			g.sessions.Create(ss, identity.From(ctx).Key())
 			if err := g.share(ctx, ss, identity.From(ctx).Key(), res); err != nil {
 				return nil, err
 			}

@@ -81,7 +81,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			g.sdk(g.stateful, w, r, nil)
 		}
 	case http.MethodDelete:
-		if err := g.endShared(r, req.sess.ss.ID()); err != nil {
+		if err := g.endShared(r, req.sess.ID()); err != nil {
 			g.logger.Warn("ending a session in the store failed", "error", err)
 			writeUnavailable(w, nil)
 			return
@@ -89,7 +89,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		g.sdk(g.stateful, rec, r, nil)
 		if rec.status == http.StatusNoContent {
-			g.sessions.remove(req.sess.ss.ID())
+			g.sessions.Close(req.sess.ID())
 		}
 	}
 }

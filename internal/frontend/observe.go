@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/authz"
+	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
@@ -213,19 +214,19 @@ func (g *Gateway) noteMethod(w http.ResponseWriter, req *request) {
 // startFast begins an MCP request served by the fast path: t is the tool
 // it calls (nil: none, or not in the catalog), sess its session (nil: a
 // stateless request).
-func (g *Gateway) startFast(ctx context.Context, method string, t *router.Tool, sess *liveSession) (context.Context, *telemetry.Request) {
-	session := ""
+func (g *Gateway) startFast(ctx context.Context, method string, t *router.Tool, sess *session.Session) (context.Context, *telemetry.Request) {
+	sid := ""
 	if sess != nil {
-		session = sess.ss.ID()
+		sid = sess.ID()
 	}
 	if g.opts.Audit != nil {
-		ctx = withSession(ctx, session)
+		ctx = withSession(ctx, sid)
 	}
 	tool := ""
 	if t != nil {
 		tool = t.Def.Name
 	}
-	return g.opts.Telemetry.StartRequest(ctx, method, tool, session, "fast")
+	return g.opts.Telemetry.StartRequest(ctx, method, tool, sid, "fast")
 }
 
 // observed reports whether the call is observed.

@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 )
@@ -72,12 +73,12 @@ func (g *Gateway) share(ctx context.Context, ss *mcp.ServerSession, user string,
 	}
 	if err != nil {
 		g.logger.Warn("storing a new session failed; the session is ended", "error", err)
-		g.sessions.remove(ss.ID())
+		g.sessions.Close(ss.ID())
 		go ss.Close() // not from its own handler: Close waits for it
 		return &jsonrpc.Error{Code: codeServerError, Message: "vmcp: session storage unavailable; try again"}
 	}
-	if s := g.sessions.get(ss.ID()); s != nil {
-		s.version.Store(rec.Version)
+	if s := g.sessions.ByKey(mcpsession.Key(ss.ID())); s != nil {
+		s.Version.Store(rec.Version)
 	}
 	return nil
 }
@@ -98,7 +99,7 @@ func writeNoSession(w http.ResponseWriter, id json.RawMessage) {
 // from its record, for a caller that owns it. It answers the request
 // itself when it cannot (no record: 404; another owner: 403; the store
 // down: 503).
-func (g *Gateway) restore(w http.ResponseWriter, r *http.Request, req *request, id string) *liveSession {
+func (g *Gateway) restore(w http.ResponseWriter, r *http.Request, req *request, id string) *session.Session {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	rec, err := g.opts.Sessions.GetSession(ctx, id)
 	cancel()
@@ -130,7 +131,7 @@ func (g *Gateway) restore(w http.ResponseWriter, r *http.Request, req *request, 
 		writeError(w, http.StatusInternalServerError, jsonrpc.CodeInternalError, req.id, "vmcp: the session could not be resumed")
 		return nil
 	}
-	sess, added := g.sessions.addCopy(ss, t, rec.Owner, rec.Version)
+	sess, added := g.sessions.Adopt(ss, t, rec.Owner, rec.Version)
 	if !added { // another request restored it first
 		go ss.Close()
 		return sess
@@ -148,10 +149,10 @@ func (g *Gateway) restore(w http.ResponseWriter, r *http.Request, req *request, 
 // refresh brings a stale copy up to date with its record before a request
 // of the owner is served; it answers the request itself (404) if the
 // session ended. While the store is down the copy serves as it is.
-func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, req *request, sess *liveSession) bool {
-	sess.stale.Store(false) // a change announced from now on marks it again
+func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, req *request, sess *session.Session) bool {
+	sess.Stale.Store(false) // a change announced from now on marks it again
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-	rec, err := g.opts.Sessions.GetSession(ctx, sess.ss.ID())
+	rec, err := g.opts.Sessions.GetSession(ctx, sess.Server().ID())
 	cancel()
 	switch {
 	case errors.Is(err, mcpsession.ErrNotFound):
@@ -159,15 +160,15 @@ func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, req *request, 
 		writeNoSession(w, req.id)
 		return false
 	case err != nil:
-		sess.stale.Store(true)
+		sess.Stale.Store(true)
 		return true
-	case rec.Version == sess.version.Load():
+	case rec.Version == sess.Version.Load():
 		return true
 	}
-	if lvl := mcp.LoggingLevel(rec.LogLevel); lvl != "" && lvl != g.logLevel(sess.ss) {
+	if lvl := mcp.LoggingLevel(rec.LogLevel); lvl != "" && lvl != g.logLevel(sess.Server()) {
 		g.replay(r.Context(), sess, "logging/setLevel", &mcp.SetLoggingLevelParams{Level: lvl})
 	}
-	held := g.subs.uris(sess.ss)
+	held := g.subs.uris(sess.Server())
 	for _, uri := range rec.Subscriptions {
 		if !slices.Contains(held, uri) {
 			g.replay(r.Context(), sess, "resources/subscribe", &mcp.SubscribeParams{URI: uri})
@@ -178,7 +179,7 @@ func (g *Gateway) refresh(w http.ResponseWriter, r *http.Request, req *request, 
 			g.replay(r.Context(), sess, "resources/unsubscribe", &mcp.UnsubscribeParams{URI: uri})
 		}
 	}
-	sess.version.Store(rec.Version)
+	sess.Version.Store(rec.Version)
 	return true
 }
 
@@ -203,7 +204,7 @@ var replayID atomic.Int64
 // replay sends a request to this replica's copy of sess through its
 // transport, as the client's own would arrive, with the caller's identity
 // (the owner's), and waits for the answer.
-func (g *Gateway) replay(ctx context.Context, sess *liveSession, method string, params any) {
+func (g *Gateway) replay(ctx context.Context, sess *session.Session, method string, params any) {
 	p, _ := json.Marshal(params)
 	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": "vmcp-replay-" + strconv.FormatInt(replayID.Add(1), 10),
 		"method": method, "params": json.RawMessage(p)})
@@ -212,9 +213,9 @@ func (g *Gateway) replay(ctx context.Context, sess *liveSession, method string, 
 	r, _ := http.NewRequestWithContext(context.WithValue(ctx, replayCtxKey{}, true), http.MethodPost, "/", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Accept", "application/json, text/event-stream")
-	r.Header.Set("Mcp-Session-Id", sess.ss.ID())
+	r.Header.Set("Mcp-Session-Id", sess.Server().ID())
 	r.Header.Set("Authorization", "Bearer vmcp-replay") // for the SDK's bearer middleware; the identity is the context's
-	if ip := sess.ss.InitializeParams(); ip != nil && revision(ip.ProtocolVersion) >= 0 {
+	if ip := sess.Server().InitializeParams(); ip != nil && revision(ip.ProtocolVersion) >= 0 {
 		r.Header.Set("Mcp-Protocol-Version", ip.ProtocolVersion)
 	}
 	rec := httptest.NewRecorder()
@@ -248,8 +249,8 @@ func (g *Gateway) storeChange(ctx context.Context, req mcp.Request, change func(
 		g.logger.Warn("storing a session change failed", "error", err)
 		return &jsonrpc.Error{Code: codeServerError, Message: fmt.Sprintf("vmcp: the change was made on this replica but could not be stored for the others (%v); try again", err)}
 	}
-	if s := g.sessions.get(ss.ID()); s != nil {
-		s.version.Store(rec.Version)
+	if s := g.sessions.ByKey(mcpsession.Key(ss.ID())); s != nil {
+		s.Version.Store(rec.Version)
 	}
 	return nil
 }
@@ -259,23 +260,25 @@ func (g *Gateway) storeChange(ctx context.Context, req mcp.Request, change func(
 // next request; after a gap in the announcements every copy is.
 func (g *Gateway) sessionChanged(c mcpsession.Change) {
 	if c.All {
-		g.sessions.each(func(s *liveSession) { s.stale.Store(true) })
+		for _, s := range g.sessions.List() {
+			s.Stale.Store(true)
+		}
 		return
 	}
-	s := g.sessions.byKey(c.Key)
+	s := g.sessions.ByKey(c.Key)
 	switch {
 	case s == nil:
 	case c.Version == 0:
 		go g.endCopy(s)
-	case c.Version != s.version.Load():
-		s.stale.Store(true)
+	case c.Version != s.Version.Load():
+		s.Stale.Store(true)
 	}
 }
 
 // endCopy closes this replica's copy of a session that ended elsewhere.
-func (g *Gateway) endCopy(s *liveSession) {
-	g.sessions.remove(s.ss.ID())
-	_ = s.ss.Close()
+func (g *Gateway) endCopy(s *session.Session) {
+	g.sessions.Close(s.Server().ID())
+	_ = s.Server().Close()
 }
 
 // endShared ends a session everywhere (DELETE): its record first, so that
@@ -297,20 +300,20 @@ func (g *Gateway) touch(ctx context.Context) {
 	if st == nil {
 		return
 	}
-	var used []*liveSession
-	g.sessions.each(func(s *liveSession) {
-		if s.lastUsed.Load() > s.touched.Load() {
+	var used []*session.Session
+	for _, s := range g.sessions.List() {
+		if s.LastUsed() > s.Touched.Load() {
 			used = append(used, s)
 		}
-	})
+	}
 	for _, s := range used {
-		last := s.lastUsed.Load()
+		last := s.LastUsed()
 		tctx, cancel := context.WithTimeout(ctx, storeTimeout)
-		err := st.TouchSession(tctx, s.ss.ID(), time.Unix(0, last).Add(g.opts.SessionIdleTimeout))
+		err := st.TouchSession(tctx, s.Server().ID(), time.Unix(0, last).Add(g.opts.SessionIdleTimeout))
 		cancel()
 		switch {
 		case err == nil:
-			s.touched.Store(last)
+			s.Touched.Store(last)
 		case errors.Is(err, mcpsession.ErrNotFound):
 			g.endCopy(s)
 		default:
@@ -326,16 +329,19 @@ func (g *Gateway) touch(ctx context.Context) {
 // replica restored from the store on its own transport, everything else
 // with the SDK's handler.
 func (g *Gateway) serveStateful(w http.ResponseWriter, r *http.Request) {
-	s := g.sessions.get(r.Header.Get("Mcp-Session-Id"))
-	if s == nil || s.t == nil {
+	var s *session.Session
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" && g.opts.Sessions != nil {
+		s = g.sessions.ByKey(mcpsession.Key(id))
+	}
+	if s == nil || s.Transport() == nil {
 		g.stateful.ServeHTTP(w, r)
 		return
 	}
 	if r.Method == http.MethodDelete {
-		g.sessions.remove(s.ss.ID())
-		_ = s.ss.Close()
+		g.sessions.Close(s.ID())
+		_ = s.Server().Close()
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	s.t.ServeHTTP(w, r)
+	s.Transport().ServeHTTP(w, r)
 }

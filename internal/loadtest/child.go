@@ -145,8 +145,12 @@ func readMem() Mem {
 		RSS: readRSS(), Goroutines: runtime.NumGoroutine()}
 }
 
-func readRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+func readRSS() uint64 { return readRSSOf("self") }
+
+// readRSSOf returns the resident set size of process pid ("self": this
+// one), as ps shows it; 0 where /proc is missing.
+func readRSSOf(pid string) uint64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
@@ -207,6 +211,10 @@ func startChild(role string, env ...string) (*child, error) {
 
 // Pid is the child's process id.
 func (c *child) Pid() int { return c.cmd.Process.Pid }
+
+// RSS reads the child's resident set size from outside, as ps shows it:
+// the child is not asked for anything, so no collection runs.
+func (c *child) RSS() uint64 { return readRSSOf(strconv.Itoa(c.Pid())) }
 
 // startBackends starts a backend child with n servers of tools tools each
 // (no echo tool if noEcho) and returns it with the servers' MCP URLs.

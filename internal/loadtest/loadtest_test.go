@@ -121,3 +121,29 @@ func TestPercentileMedian(t *testing.T) {
 		t.Errorf("median even = %v", got) // (2+3)/2 in integer durations
 	}
 }
+
+// TestIdleOutside runs the ps-view idle scenario briefly: both processes
+// are read from outside, and sessions with GET streams grow their RSS. It
+// checks no figure beyond that.
+func TestIdleOutside(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rs, err := IdleOutside(ctx, IdleConfig{Sessions: 50, Hold: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Target != Direct || rs[1].Target != Through {
+		t.Fatalf("results: %+v", rs)
+	}
+	for _, r := range rs {
+		if r.Before == 0 || r.After <= r.Before || r.Held == 0 || r.PerSession <= 0 {
+			t.Errorf("%s: RSS before %d, with 50 sessions %d, held %d", r.Target, r.Before, r.After, r.Held)
+		}
+	}
+	if md := OutsideMarkdown(rs, time.Millisecond); !strings.Contains(md, "| vmcp |") || !strings.Contains(md, "RSS after 1ms") {
+		t.Errorf("table:\n%s", md)
+	}
+}

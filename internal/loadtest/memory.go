@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/loadtest/echoserver"
@@ -26,8 +27,83 @@ type IdleConfig struct {
 	// ProfileDir, if set, receives heap and goroutine profiles of each
 	// target with its sessions open (TARGET-heap.pprof, TARGET-goroutine.pprof).
 	ProfileDir string
+	// Hold is how long the sessions stay open in [IdleOutside] before
+	// its second reading (the runtime forces a collection every
+	// two minutes). Default: 0, one reading.
+	Hold time.Duration
 	// Log receives progress lines. Default: discard.
 	Log io.Writer
+}
+
+// OutsideResult is the RSS of one process as ps shows it, with no
+// collection forced, per idle session.
+type OutsideResult struct {
+	Target         string // Direct (a go-sdk server) or Through (vmcp)
+	Env            []string
+	Sessions       int
+	Before         uint64  // RSS after the warm-up, bytes
+	After          uint64  // RSS with the sessions open, bytes
+	Held           uint64  // RSS after Hold, bytes; 0 without Hold
+	PerSession     float64 // (After-Before)/Sessions, bytes
+	HeldPerSession float64 // (Held-Before)/Sessions, bytes
+}
+
+// IdleOutside measures, for a go-sdk server alone and for vmcp, the RSS
+// per idle session that ps shows: nothing asks the processes to collect.
+func IdleOutside(ctx context.Context, cfg IdleConfig) ([]*OutsideResult, error) {
+	var out []*OutsideResult
+	err := eachIdleTarget(ctx, &cfg, func(target string, c *child) error {
+		rc := idleClient(&cfg, target, c)
+		if err := warmUp(ctx, rc); err != nil {
+			return err
+		}
+		before := c.RSS()
+		sessions, err := Connect(ctx, rc, cfg.Sessions)
+		if err != nil {
+			return err
+		}
+		defer CloseAll(sessions)
+		time.Sleep(300 * time.Millisecond) // standalone streams settle
+		r := &OutsideResult{Target: target, Env: cfg.Env, Sessions: cfg.Sessions, Before: before, After: c.RSS()}
+		n := float64(cfg.Sessions)
+		r.PerSession = (float64(r.After) - float64(before)) / n
+		if cfg.Hold > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(cfg.Hold):
+			}
+			r.Held = c.RSS()
+			r.HeldPerSession = (float64(r.Held) - float64(before)) / n
+		}
+		fmt.Fprintf(cfg.Log, "idle (ps)  %-6s  %d sessions: %.1f KiB RSS/session; after %v: %.1f KiB\n",
+			target, r.Sessions, r.PerSession/1024, cfg.Hold, r.HeldPerSession/1024)
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// OutsideMarkdown is a table of [IdleOutside]'s results.
+func OutsideMarkdown(rs []*OutsideResult, hold time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| target | env | sessions | RSS before | RSS with sessions | per session |")
+	if hold > 0 {
+		fmt.Fprintf(&b, " RSS after %v | per session |", hold)
+	}
+	b.WriteString("\n|---|---|---|---|---|---|")
+	if hold > 0 {
+		b.WriteString("---|---|")
+	}
+	for _, r := range rs {
+		fmt.Fprintf(&b, "\n| %s | %s | %d | %.1f MiB | %.1f MiB | %.1f KiB |", r.Target, strings.Join(r.Env, " "), r.Sessions,
+			float64(r.Before)/(1<<20), float64(r.After)/(1<<20), r.PerSession/1024)
+		if hold > 0 {
+			fmt.Fprintf(&b, " %.1f MiB | %.1f KiB |", float64(r.Held)/(1<<20), r.HeldPerSession/1024)
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
 }
 
 // IdleResult is the memory a process holds per idle session.
@@ -51,16 +127,32 @@ type IdleResult struct {
 // of its own: Sessions sessions are initialized and left idle, and the
 // process's memory after a full GC is compared with before.
 func Idle(ctx context.Context, cfg IdleConfig) ([]*IdleResult, error) {
+	var out []*IdleResult
+	err := eachIdleTarget(ctx, &cfg, func(target string, c *child) error {
+		r, err := idleOne(ctx, &cfg, target, c)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.Log, "idle  %-6s  %d sessions: %.1f KiB live/session, %.1f KiB RSS/session, %.1f goroutines/session\n",
+			target, r.Sessions, r.LivePerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession)
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// eachIdleTarget runs measure on a go-sdk server (Direct) and on vmcp in
+// front of one (Through), each in a process of its own, ready to serve.
+func eachIdleTarget(ctx context.Context, cfg *IdleConfig, measure func(target string, c *child) error) error {
 	cfg.Sessions = cmp.Or(cfg.Sessions, 1000)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
 	backend, err := echoserver.Start(nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer backend.Close()
-	var out []*IdleResult
 	for _, target := range []string{Direct, Through} {
 		var c *child
 		var err error
@@ -70,44 +162,55 @@ func Idle(ctx context.Context, cfg IdleConfig) ([]*IdleResult, error) {
 			c, err = startChild("gateway", append([]string{envConfig + "=" + GatewayConfig([]BackendRef{{Name: "echo", URL: backend.URL}}, "")}, cfg.Env...)...)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r, err := idleOne(ctx, &cfg, target, c)
+		if target == Through { // a backend child prints its address once it listens
+			err = WaitReady(ctx, c.Base, 30*time.Second)
+		}
+		if err == nil {
+			err = measure(target, c)
+		}
 		c.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", target, err)
+			return fmt.Errorf("%s: %w", target, err)
 		}
-		fmt.Fprintf(cfg.Log, "idle  %-6s  %d sessions: %.1f KiB live/session, %.1f KiB RSS/session, %.1f goroutines/session\n",
-			target, r.Sessions, r.LivePerSession/1024, r.RSSPerSession/1024, r.GoroutinesPerSession)
-		out = append(out, r)
 	}
-	return out, nil
+	return nil
 }
 
-func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*IdleResult, error) {
-	if target == Through { // a backend child prints its address once it listens
-		if err := WaitReady(ctx, c.Base, 30*time.Second); err != nil {
-			return nil, err
-		}
-	}
+// idleClient is the load client of the idle scenarios.
+func idleClient(cfg *IdleConfig, target string, c *child) *Config {
 	rc := &Config{URL: c.Base + "/mcp", Concurrency: 64, NoStandaloneStream: cfg.NoStandaloneStream, HTTP2: cfg.HTTP2}
 	if target == Through {
 		rc.Tool = "echo_echo"
 	}
-	// Warm up: pools, lazily built tables, the first session's one-offs.
+	return rc
+}
+
+// warmUp opens 16 sessions, makes a call on each and closes them: pools,
+// lazily built tables, the first session's one-offs.
+func warmUp(ctx context.Context, rc *Config) error {
 	warm, err := Connect(ctx, rc, 16)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, s := range warm {
 		if err := request(ctx, rc, s); err != nil {
 			CloseAll(warm)
-			return nil, err
+			return err
 		}
 	}
 	CloseAll(warm)
 	rc.HTTPClient.CloseIdleConnections()
 	time.Sleep(200 * time.Millisecond)
+	return nil
+}
+
+func idleOne(ctx context.Context, cfg *IdleConfig, target string, c *child) (*IdleResult, error) {
+	rc := idleClient(cfg, target, c)
+	if err := warmUp(ctx, rc); err != nil {
+		return nil, err
+	}
 	before, err := c.Mem()
 	if err != nil {
 		return nil, err

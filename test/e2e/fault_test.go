@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/conformance"
 )
 
 // TestStdioBackendKilledMidCall kills a stdio backend (SIGKILL) while a slow

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/conformance"
 )
 
 // modernMeta is the per-request _meta of a 2026-07-28 request.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/app"
 	"github.com/vmcp-dev/vmcp/internal/config"
-	"github.com/vmcp-dev/vmcp/internal/testfixture/conformance"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/conformance"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/hydra"
 )
 
@@ -36,7 +36,7 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// FixtureBackend serves the conformance fixtures (internal/testfixture/
+// FixtureBackend serves the conformance fixtures (internal/testsupport/
 // conformance) over streamable HTTP on loopback until the test ends, and
 // returns its MCP endpoint: a backend for gateways under test.
 func FixtureBackend(t testing.TB) string {
