@@ -21,7 +21,7 @@ type Table struct {
 
 	mu      sync.RWMutex // guards the fields below
 	m       map[string]*Session
-	keys    map[string]*Session // by record key; nil unless keyed
+	keys    map[string]*Session   // by record key; nil unless keyed
 	users   map[string]*userSlots // by identity.Key ("" for anonymous callers)
 	pending int                   // places reserved by initializes in flight, of all users
 
