@@ -66,6 +66,10 @@ func (g *Gateway) share(ctx context.Context, ss *mcp.ServerSession, user string,
 		version = ir.ProtocolVersion
 	}
 	rec, err := g.record(ss, user, version)
+	s := g.sessions.ByKey(mcpsession.Key(ss.ID()))
+	if s != nil {
+		s.Version.Store(1) // what the put makes it: its own announcement is not a change
+	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 		err = st.PutSession(ctx, rec)
@@ -76,9 +80,6 @@ func (g *Gateway) share(ctx context.Context, ss *mcp.ServerSession, user string,
 		g.sessions.Close(ss.ID())
 		go ss.Close() // not from its own handler: Close waits for it
 		return &jsonrpc.Error{Code: codeServerError, Message: "vmcp: session storage unavailable; try again"}
-	}
-	if s := g.sessions.ByKey(mcpsession.Key(ss.ID())); s != nil {
-		s.Version.Store(rec.Version)
 	}
 	return nil
 }
@@ -270,7 +271,7 @@ func (g *Gateway) sessionChanged(c mcpsession.Change) {
 	case s == nil:
 	case c.Version == 0:
 		go g.endCopy(s)
-	case c.Version != s.Version.Load():
+	case c.Version > s.Version.Load(): // announcements of older versions may come late
 		s.Stale.Store(true)
 	}
 }

@@ -64,7 +64,7 @@ type Change struct {
 type Store interface {
 	// PutSession stores r if the stored record is version r.Version (0:
 	// none is stored, the ID is new), sets r.Version to the new version
-	// and announces the change; otherwise it stores nothing and returns
+	// (always r.Version+1) and announces the change; otherwise it stores nothing and returns
 	// [ErrConflict]. The record lives until r.ExpiresAt.
 	PutSession(ctx context.Context, r *Record) error
 	// GetSession returns the record of a session ID; [ErrNotFound] if

@@ -35,8 +35,8 @@ func sessionRecord(id string, c *clock) *mcpsession.Record {
 func testSessions(t *testing.T, st authserver.Store, c *clock) {
 	s := sessions(t, st)
 	r := sessionRecord("sess-1", c)
-	if err := s.PutSession(ctx, r); err != nil || r.Version == 0 {
-		t.Fatalf("PutSession = %v, version %d", err, r.Version)
+	if err := s.PutSession(ctx, r); err != nil || r.Version != 1 {
+		t.Fatalf("PutSession = %v, version %d; want version 1", err, r.Version)
 	}
 	got, err := s.GetSession(ctx, "sess-1")
 	if err != nil {
@@ -53,7 +53,7 @@ func testSessions(t *testing.T, st authserver.Store, c *clock) {
 		t.Errorf("PutSession of a new record under a taken ID: %v; want ErrConflict", err)
 	}
 	got.LogLevel, got.Subscriptions = "debug", []string{"file:///a"}
-	if err := s.PutSession(ctx, got); err != nil || got.Version == r.Version {
+	if err := s.PutSession(ctx, got); err != nil || got.Version != r.Version+1 {
 		t.Fatalf("PutSession from the stored version = %v (version %d → %d)", err, r.Version, got.Version)
 	}
 	r.LogLevel = "error"
