@@ -41,23 +41,13 @@ const codeServerError = -32000
 // expireSessions closes idle sessions until ctx is done; with a shared
 // store it also moves the records' expiry of the sessions used (touch).
 func (g *Gateway) expireSessions(ctx context.Context) {
-	tick := time.NewTicker(session.SweepEvery(g.opts.SessionIdleTimeout))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			g.touch(ctx)
-			g.sessions.Sweep(now.Add(-g.opts.SessionIdleTimeout), func() map[*mcp.ServerSession]bool {
-				m := map[*mcp.ServerSession]bool{}
-				for ss := range g.server.Sessions() {
-					m[ss] = true
-				}
-				return m
-			})
+	session.Expire(ctx, g.sessions, g.opts.SessionIdleTimeout, func() map[*mcp.ServerSession]bool {
+		m := map[*mcp.ServerSession]bool{}
+		for ss := range g.server.Sessions() {
+			m[ss] = true
 		}
-	}
+		return m
+	}, g.touch)
 }
 
 // statusRecorder notes the status of a response.

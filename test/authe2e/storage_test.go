@@ -99,6 +99,26 @@ func TestRestartKeepsClientsLoggedIn(t *testing.T) {
 	}
 }
 
+// redisReplicas starts three vmcp processes federating to h, on the
+// redis-server rs, and a round-robin balancer for them, to be served (once
+// configured) on lbAddr, the public address of every replica.
+func redisReplicas(t *testing.T, rs *redistest.Server, h *hydra.Hydra) (replicas []*vmcpProc, bases []string, lb *vmcptest.RoundRobin, lbAddr string) {
+	t.Helper()
+	lbAddr = vmcptest.FreeAddr(t)
+	base := "http://" + lbAddr
+	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
+	cfg := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), storageBlocks(base, fmt.Sprintf(`  type: redis
+  encryptionKeyRefs: [{name: storage, key: key}]
+  redis: {addr: %s}`, rs.Addr)))
+	env := []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret, "VMCP_SECRET_STORAGE_KEY=e2e-replicas-0123456789abcdef0123456789"}
+	for i := range 3 {
+		addr := vmcptest.FreeAddr(t)
+		replicas = append(replicas, startVMCP(t, fmt.Sprint("vmcp-", i), cfg, addr, env))
+		bases = append(bases, "http://"+addr)
+	}
+	return replicas, bases, vmcptest.NewRoundRobin(bases...), lbAddr
+}
+
 // TestReplicasShareLoginsThroughRedis: three vmcp processes share one
 // redis-server behind a round-robin load balancer. The TypeScript SDK
 // client logs in through it, each OAuth request landing on another replica
@@ -111,21 +131,8 @@ func TestReplicasShareLoginsThroughRedis(t *testing.T) {
 	skipUnlessE2E(t)
 	rs := redistest.Start(t, &redistest.Options{Persist: true})
 	h := hydra.Start(t, &hydra.Options{AccessTokenTTL: 2 * time.Second})
-	lbAddr := vmcptest.FreeAddr(t)
+	replicas, bases, lb, lbAddr := redisReplicas(t, rs, h)
 	base := "http://" + lbAddr
-	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
-	cfg := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), storageBlocks(base, fmt.Sprintf(`  type: redis
-  encryptionKeyRefs: [{name: storage, key: key}]
-  redis: {addr: %s}`, rs.Addr)))
-	env := []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret, "VMCP_SECRET_STORAGE_KEY=e2e-replicas-0123456789abcdef0123456789"}
-	var replicas []*vmcpProc
-	var bases []string
-	for i := range 3 {
-		addr := vmcptest.FreeAddr(t)
-		replicas = append(replicas, startVMCP(t, fmt.Sprint("vmcp-", i), cfg, addr, env))
-		bases = append(bases, "http://"+addr)
-	}
-	lb := vmcptest.NewRoundRobin(bases...)
 	lb.Serve(t, lbAddr)
 
 	state := filepath.Join(t.TempDir(), "client.json")
@@ -188,21 +195,8 @@ func TestOneSessionOnEveryReplica(t *testing.T) {
 	skipUnlessE2E(t)
 	rs := redistest.Start(t, &redistest.Options{Persist: true})
 	h := hydra.Start(t, nil)
-	lbAddr := vmcptest.FreeAddr(t)
+	replicas, bases, lb, lbAddr := redisReplicas(t, rs, h)
 	base := "http://" + lbAddr
-	id, secret := h.CreateClient(t, hydra.ClientOptions{RedirectURIs: []string{base + "/oauth/callback"}})
-	cfg := gatewayConfig(base, h, id, vmcptest.FixtureBackend(t), storageBlocks(base, fmt.Sprintf(`  type: redis
-  encryptionKeyRefs: [{name: storage, key: key}]
-  redis: {addr: %s}`, rs.Addr)))
-	env := []string{"VMCP_SECRET_HYDRA_CLIENTSECRET=" + secret, "VMCP_SECRET_STORAGE_KEY=e2e-sessions-0123456789abcdef0123456789"}
-	var replicas []*vmcpProc
-	var bases []string
-	for i := range 3 {
-		addr := vmcptest.FreeAddr(t)
-		replicas = append(replicas, startVMCP(t, fmt.Sprint("vmcp-", i), cfg, addr, env))
-		bases = append(bases, "http://"+addr)
-	}
-	lb := vmcptest.NewRoundRobin(bases...)
 	lb.Spread = true
 	lb.Serve(t, lbAddr)
 

@@ -181,8 +181,9 @@ func SweepEvery(timeout time.Duration) time.Duration {
 }
 
 // Expire closes the sessions of s idle for timeout until ctx is done; live
-// returns the sessions the SDK still has.
-func Expire(ctx context.Context, s Store, timeout time.Duration, live func() map[*mcp.ServerSession]bool) {
+// returns the sessions the SDK still has. before, if not nil, runs at each
+// tick before the sweep (a shared store's touch of the sessions used).
+func Expire(ctx context.Context, s Store, timeout time.Duration, live func() map[*mcp.ServerSession]bool, before func(context.Context)) {
 	tick := time.NewTicker(SweepEvery(timeout))
 	defer tick.Stop()
 	for {
@@ -190,6 +191,9 @@ func Expire(ctx context.Context, s Store, timeout time.Duration, live func() map
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			if before != nil {
+				before(ctx)
+			}
 			s.Sweep(now.Add(-timeout), live)
 		}
 	}
