@@ -5,7 +5,8 @@
 # all): vmcp against the direct backend in interleaved rounds, anonymous and
 # with JWT + Cedar (an RS256 token from the harness's own JWKS server, 20
 # policies), tools/list of 1,000 tools unfiltered and filtered per user, one
-# Cedar decision, idle sessions, cold start. About 5 minutes on 2 cores.
+# Cedar decision, vmcp with every kind of telemetry on against everything off
+# (issue 15), idle sessions, cold start. About 6 minutes on 2 cores.
 #
 #   scripts/bench.sh                 full run, report in bench-report.md
 #   scripts/bench.sh --smoke         a few seconds: proves it all runs, figures meaningless
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -127,7 +127,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	if a.telemetry, err = a.newTelemetry(reg); err == nil {
-		a.audit, a.auditFile, err = a.newAudit()
+		a.audit, a.auditFile, err = a.newAudit(reg)
 	}
 	if err != nil {
 		ln.Close()

@@ -40,7 +40,7 @@ func (a *App) newTelemetry(reg prometheus.Registerer) (*telemetry.Telemetry, err
 }
 
 // newAudit opens the audit log the configuration asks for (nil: none).
-func (a *App) newAudit() (*audit.Log, io.Closer, error) {
+func (a *App) newAudit(reg prometheus.Registerer) (*audit.Log, io.Closer, error) {
 	c := a.cfg.Config.Audit
 	if !c.Enabled {
 		return nil, nil, nil
@@ -54,7 +54,8 @@ func (a *App) newAudit() (*audit.Log, io.Closer, error) {
 		}
 		dst, closer = f, f
 	}
-	return audit.New(dst, &audit.Options{IncludeArguments: c.IncludeArguments, IncludeClaims: c.IncludeClaims, Logger: a.logger}), closer, nil
+	return audit.New(dst, &audit.Options{IncludeArguments: c.IncludeArguments, IncludeClaims: c.IncludeClaims, Logger: a.logger,
+		Metrics: reg}), closer, nil
 }
 
 // metricsServer serves /metrics on server.metricsListen, if set; the

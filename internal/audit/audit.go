@@ -1,13 +1,15 @@
 package audit
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	sjson "github.com/segmentio/encoding/json"
 )
 
@@ -18,40 +20,76 @@ type Options struct {
 	// IncludeClaims writes the caller's claim values into decision
 	// records. Default: false.
 	IncludeClaims bool
-	// FlushInterval bounds how long a record waits in the buffer before it
-	// is written. Default: 200ms.
+	// FlushInterval bounds how long a record waits before it is written.
+	// Default: 200ms.
 	FlushInterval time.Duration
+	// MaxPending bounds the bytes of records waiting to be written: a
+	// record that would exceed it waits until the writer has taken what
+	// is pending (records are never dropped for want of room). Default:
+	// 1 MiB.
+	MaxPending int
+	// MaxWait bounds how long a request waits for room (the file stalls:
+	// a hung disk or a pipe nobody reads); a record that finds no room in
+	// that time is lost, counted and logged, and the request goes on.
+	// Default: 2s.
+	MaxWait time.Duration
+	// Metrics, if set, gets the audit log's metrics registered
+	// (vmcp_audit_records_lost_total, vmcp_audit_waits_total).
+	Metrics prometheus.Registerer
 	// Logger receives write failures (rate-limited). Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }
 
-// Log is an audit log. Records are buffered and written at least every
-// FlushInterval, and on Close. It is safe for concurrent use; a nil *Log
-// writes nothing.
+// Log is an audit log. A request encodes its record and appends it to
+// the records pending, under a lock held for a copy; a writer goroutine
+// of the log's own takes what is pending and writes it, outside the
+// lock, at least every FlushInterval, when 64 KiB are pending, and on
+// Close. Requests never wait for the file unless MaxPending bytes are
+// pending (the file does not keep up): then they wait for the writer,
+// rather than lose records, but at most MaxWait — a stalled file never
+// hangs requests. Records that cannot be written (the file fails or
+// stalls) are lost, counted and logged. It is safe for concurrent use; a
+// nil *Log writes nothing.
 type Log struct {
 	opts Options
 	dst  io.Writer
 
-	mu      sync.Mutex // guards the fields below
-	w       *bufio.Writer
-	dirty   bool
-	lastErr time.Time // of the last write failure logged
+	mu      sync.Mutex    // guards pending, room and closed
+	room    chan struct{} // closed (and replaced) when the writer takes what is pending, and on Close
+	pending []byte
 	closed  bool
 
+	spare   []byte     // the writer's: the buffer it last wrote, reused
+	logMu   sync.Mutex // guards lastErr (the writer and requests that gave up waiting)
+	lastErr time.Time  // of the last failure logged
+	err     error      // the writer's: the last write's failure, for Close
+
+	lost, waits prometheus.Counter // nil: not registered
+
+	wake chan struct{} // a nudge to the writer: 64 KiB pending
 	stop chan struct{}
 	done chan struct{}
 }
 
-// New returns a log writing to dst, and starts its flusher; Close stops it.
+// flushAt is how many bytes pending wake the writer before its interval.
+const flushAt = 64 << 10
+
+// New returns a log writing to dst, and starts its writer; Close stops it.
 func New(dst io.Writer, opts *Options) *Log {
-	l := &Log{dst: dst, w: bufio.NewWriterSize(dst, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{dst: dst, room: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if opts != nil {
 		l.opts = *opts
 	}
 	if l.opts.FlushInterval <= 0 {
 		l.opts.FlushInterval = 200 * time.Millisecond
+	}
+	if l.opts.MaxPending <= 0 {
+		l.opts.MaxPending = 1 << 20
+	}
+	if l.opts.MaxWait <= 0 {
+		l.opts.MaxWait = 2 * time.Second
 	}
 	if l.opts.Logger == nil {
 		l.opts.Logger = slog.New(slog.DiscardHandler)
@@ -59,8 +97,30 @@ func New(dst io.Writer, opts *Options) *Log {
 	if l.opts.Now == nil {
 		l.opts.Now = time.Now
 	}
-	go l.flusher()
+	if reg := l.opts.Metrics; reg != nil {
+		l.lost = registerCounter(reg, "vmcp_audit_records_lost_total",
+			"Audit records that could not be written (the audit log's file failed, or stalled for longer than a request may wait); each failure is also logged at ERROR.")
+		l.waits = registerCounter(reg, "vmcp_audit_waits_total",
+			"Audit records whose request waited for the audit log's writer: the file did not keep up (1 MiB of records pending).")
+	}
+	l.pending = make([]byte, 0, flushAt)
+	l.spare = make([]byte, 0, flushAt)
+	go l.writer()
 	return l
+}
+
+// registerCounter registers a counter, or finds the one registered (a
+// second log in the process, tests).
+func registerCounter(reg prometheus.Registerer, name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	if err := reg.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+				return existing
+			}
+		}
+	}
+	return c
 }
 
 // Arguments reports whether records carry arguments (so that callers
@@ -70,44 +130,59 @@ func (l *Log) Arguments() bool { return l != nil && l.opts.IncludeArguments }
 // Claims reports whether decision records carry claim values.
 func (l *Log) Claims() bool { return l != nil && l.opts.IncludeClaims }
 
-func (l *Log) flusher() {
+func (l *Log) writer() {
 	defer close(l.done)
 	t := time.NewTicker(l.opts.FlushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-l.stop:
+			l.flush()
 			return
+		case <-l.wake:
 		case <-t.C:
-			l.mu.Lock()
-			if l.dirty {
-				l.flushLocked()
-			}
-			l.mu.Unlock()
 		}
+		l.flush()
 	}
 }
 
-func (l *Log) flushLocked() {
-	l.dirty = false
-	if err := l.w.Flush(); err != nil {
-		l.failed(err)
-		l.w.Reset(l.dst) // drop what could not be written rather than fail every later record
+// flush writes what is pending (the writer's goroutine only).
+func (l *Log) flush() {
+	l.mu.Lock()
+	buf := l.pending
+	l.pending = l.spare[:0]
+	close(l.room)
+	l.room = make(chan struct{})
+	l.mu.Unlock()
+	l.spare = buf
+	if len(buf) == 0 {
+		return
+	}
+	if _, err := l.dst.Write(buf); err != nil {
+		l.err = err
+		n := bytes.Count(buf, []byte{'\n'})
+		if l.lost != nil {
+			l.lost.Add(float64(n))
+		}
+		l.failed(err, n)
 	}
 }
 
 // failed logs a write failure, at most once a minute.
-func (l *Log) failed(err error) {
+func (l *Log) failed(err error, lost int) {
+	l.logMu.Lock()
 	now := time.Now()
 	if now.Sub(l.lastErr) < time.Minute {
+		l.logMu.Unlock()
 		return
 	}
 	l.lastErr = now
-	l.opts.Logger.Error("writing the audit log failed; records are being lost", "error", err)
+	l.logMu.Unlock()
+	l.opts.Logger.Error("writing the audit log failed; records are being lost", "error", err, "records", lost)
 }
 
-// Close writes what is buffered and stops the flusher. Records after it
-// are dropped.
+// Close writes what is pending and stops the writer; it returns the last
+// write's failure, if any. Records after it are dropped.
 func (l *Log) Close() error {
 	if l == nil {
 		return nil
@@ -118,11 +193,12 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	err := l.w.Flush()
+	close(l.room)
+	l.room = make(chan struct{})
 	l.mu.Unlock()
 	close(l.stop)
 	<-l.done
-	return err
+	return l.err
 }
 
 // Who is the caller a record is about.
@@ -185,7 +261,6 @@ type Call struct {
 
 // record is the JSON form of both kinds, in field order.
 type record struct {
-	Time         string          `json:"time"`
 	Kind         string          `json:"kind"`
 	Principal    string          `json:"principal"`
 	ClientID     string          `json:"client_id,omitempty"`
@@ -237,8 +312,12 @@ func (l *Log) Called(c *Call) {
 	l.write(&r)
 }
 
+// errStalled is why a record was lost when the file stopped taking records.
+var errStalled = errors.New("the audit file has not taken records for longer than a request may wait (audit MaxWait)")
+
 var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// write encodes r, its time first, and appends it to what is pending.
 func (l *Log) write(r *record) {
 	if r.Principal == "" {
 		r.Principal = "anonymous"
@@ -246,24 +325,57 @@ func (l *Log) write(r *record) {
 	if len(r.Arguments) > 0 && !json.Valid(r.Arguments) {
 		r.Arguments = nil
 	}
-	r.Time = l.opts.Now().UTC().Format(time.RFC3339Nano)
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
-	out, err := sjson.Append((*bp)[:0], r, sjson.EscapeHTML|sjson.SortMapKeys)
-	if err != nil {
+	out := append((*bp)[:0], `{"time":"`...)
+	out = l.opts.Now().UTC().AppendFormat(out, time.RFC3339Nano)
+	out = append(out, '"', ',')
+	rest := len(out)
+	out, err := sjson.Append(out, r, sjson.EscapeHTML|sjson.SortMapKeys)
+	if err != nil || len(out) == rest || out[rest] != '{' {
 		return
 	}
-	out = append(out, '\n')
+	out = append(append(out[:rest], out[rest+1:]...), '\n') // the record's fields after the time
 	*bp = out
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	waited := false
+	var deadline *time.Timer
+	for !l.closed && len(l.pending) > 0 && len(l.pending)+len(out) > l.opts.MaxPending {
+		waited = true
+		if deadline == nil {
+			deadline = time.NewTimer(l.opts.MaxWait)
+			defer deadline.Stop()
+		}
+		room := l.room
+		l.mu.Unlock()
+		select {
+		case <-room:
+			l.mu.Lock()
+		case <-deadline.C:
+			if l.lost != nil {
+				l.lost.Inc()
+			}
+			if l.waits != nil {
+				l.waits.Inc()
+			}
+			l.failed(errStalled, 1)
+			return
+		}
+	}
 	if l.closed {
+		l.mu.Unlock()
 		return
 	}
-	if _, err := l.w.Write(out); err != nil {
-		l.failed(err)
-		l.w.Reset(l.dst)
-		return
+	l.pending = append(l.pending, out...)
+	full := len(l.pending) >= flushAt
+	l.mu.Unlock()
+	if full {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
-	l.dirty = true
+	if waited && l.waits != nil {
+		l.waits.Inc()
+	}
 }

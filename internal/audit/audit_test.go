@@ -2,11 +2,15 @@ package audit_test
 
 import (
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vmcp-dev/vmcp/internal/audit"
 	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
@@ -100,4 +104,144 @@ func TestNilLog(t *testing.T) {
 	if l.Arguments() || l.Claims() || l.Close() != nil {
 		t.Error("a nil log does something")
 	}
+}
+
+// gate is a writer that blocks until released, then keeps what it gets.
+type gate struct {
+	entered chan struct{} // a write began
+	release chan struct{}
+	out     logbuf.Buffer
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.release
+	return g.out.Write(p)
+}
+
+// TestSlowFileWaitsNeverDrops: while the file does not take records,
+// requests keep appending until MaxPending bytes are pending; then they
+// wait (counted) instead of dropping records, and every record is written
+// once the file takes them.
+func TestSlowFileWaitsNeverDrops(t *testing.T) {
+	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: time.Minute, Metrics: reg})
+	call := &audit.Call{Who: audit.Who{Principal: "alice"}, Action: "call_tool", Resource: "x", Outcome: "ok"}
+	l.Called(call)
+	select { // the writer holds the first record, blocked in Write
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not write in 10s")
+	}
+	const n = 200 // ~150 bytes each: far more than MaxPending
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			l.Called(call)
+		}
+	}()
+	select {
+	case <-done:
+		t.Fatal("200 records went into 4 KiB pending while the file was blocked: nothing waited")
+	case <-time.After(50 * time.Millisecond): // proving a wait: the records cannot all fit
+	}
+	close(g.release)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("requests still waiting 10s after the file took records again")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(g.out.String(), "\n"); got != n+1 {
+		t.Errorf("%d records written, want %d: none may be lost", got, n+1)
+	}
+	if got := testutil.ToFloat64(counter(t, reg, "vmcp_audit_waits_total")); got == 0 {
+		t.Error("vmcp_audit_waits_total = 0, want the waits counted")
+	}
+}
+
+// TestStalledFileBoundsTheWait: a file that stops taking records (a hung
+// disk) never hangs requests: each waits at most MaxWait, then its record
+// is lost, counted and logged, and the request goes on.
+func TestStalledFileBoundsTheWait(t *testing.T) {
+	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	logged := &logbuf.Buffer{}
+	logger := slog.New(slog.NewTextHandler(logged, nil))
+	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: 20 * time.Millisecond, Metrics: reg, Logger: logger})
+	call := &audit.Call{Who: audit.Who{Principal: "alice"}, Action: "call_tool", Resource: "x", Outcome: "ok"}
+	l.Called(call)
+	select { // the writer holds the first record, blocked in Write for good
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer did not write in 10s")
+	}
+	const n = 200 // ~150 bytes each: far more than MaxPending
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			l.Called(call)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("requests still waiting after 60s on a stalled audit file: the wait is not bounded")
+	}
+	if got := testutil.ToFloat64(counter(t, reg, "vmcp_audit_records_lost_total")); got == 0 {
+		t.Error("vmcp_audit_records_lost_total = 0, want the records that found no room counted")
+	}
+	if !strings.Contains(logged.String(), "records are being lost") {
+		t.Errorf("no ERROR logged for the lost records; log:\n%s", logged.String())
+	}
+	close(g.release)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type failing struct{}
+
+func (failing) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestFailedWritesCounted: records the file refuses are counted as lost
+// and Close reports the failure.
+func TestFailedWritesCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l := audit.New(failing{}, &audit.Options{Metrics: reg})
+	for range 3 {
+		l.Called(&audit.Call{Action: "call_tool", Resource: "x", Outcome: "ok"})
+	}
+	if err := l.Close(); err == nil {
+		t.Error("Close after failed writes = nil, want the failure")
+	}
+	if got := testutil.ToFloat64(counter(t, reg, "vmcp_audit_records_lost_total")); got != 3 {
+		t.Errorf("vmcp_audit_records_lost_total = %v, want 3", got)
+	}
+}
+
+// counter finds a registered counter by name.
+func counter(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "copy"})
+			c.Add(mf.Metric[0].GetCounter().GetValue())
+			return c
+		}
+	}
+	t.Fatalf("%s not registered", name)
+	return nil
 }

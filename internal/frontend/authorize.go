@@ -68,14 +68,17 @@ var errAuthzUnavailable = &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Messag
 // at most maxPrincipals; when full, the least recently used one makes room,
 // so that a burst of new callers never makes every caller's claims be
 // resolved again at once. It is safe for concurrent use.
-type principals = lru.Cache[*identity.Identity, principalEntry]
+type principals struct {
+	*lru.Cache[*identity.Identity, principalEntry]
+	now func() time.Time // the clock entries expire by: time.Now; tests set their own
+}
 
 // maxPrincipals bounds the principal cache.
 const maxPrincipals = 10000
 
 func newPrincipals() *principals {
 	c, _ := lru.New[*identity.Identity, principalEntry](maxPrincipals) // fails only for a size < 1
-	return c
+	return &principals{Cache: c, now: time.Now}
 }
 
 type principalEntry struct {
@@ -108,7 +111,7 @@ func (g *Gateway) principal(ctx context.Context) (*authz.Principal, error) {
 
 func (g *Gateway) principalEntry(ctx context.Context) (principalEntry, error) {
 	id := identity.From(ctx)
-	now := time.Now()
+	now := g.principals.now()
 	e, ok := g.principals.Get(id)
 	if ok && now.Before(e.until) {
 		return e, nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/identity"
@@ -22,7 +23,10 @@ func TestPrincipalCacheFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	var resolved atomic.Int64
-	g := &Gateway{logger: slog.New(slog.DiscardHandler), principals: newPrincipals(), opts: Options{Authorizer: a,
+	cache := newPrincipals()
+	start := time.Now()
+	cache.now = func() time.Time { return start } // entries never expire here: the test is about room, not time
+	g := &Gateway{logger: slog.New(slog.DiscardHandler), principals: cache, opts: Options{Authorizer: a,
 		Claims: func(_ context.Context, id *identity.Identity) (authz.Claims, error) {
 			resolved.Add(1)
 			return authz.Resolve(map[string]any{"sub": id.Subject}, nil), nil

@@ -141,7 +141,7 @@ func sessionOf(ctx context.Context) string {
 type backendCall struct {
 	g       *Gateway
 	tc      telemetry.Call
-	start   time.Time
+	start   time.Time // without telemetry, for the audit record's latency
 	action  string
 	backend string
 	target  string // the audit record's resource
@@ -157,9 +157,12 @@ func (g *Gateway) startCall(ctx context.Context, backendName, method, tool, orig
 		return ctx, backendCall{}
 	}
 	ctx, tc := g.opts.Telemetry.StartCall(ctx, backendName, method, tool, original)
-	c := backendCall{g: g, tc: tc, start: time.Now(), action: string(action), backend: backendName}
+	c := backendCall{g: g, tc: tc, action: string(action), backend: backendName}
 	if g.opts.Audit != nil {
 		c.target = entityName(kind, name)
+		if g.opts.Telemetry == nil {
+			c.start = time.Now() // else the call's latency is tc's
+		}
 	}
 	return ctx, c
 }
@@ -177,10 +180,13 @@ func (c backendCall) end(ctx context.Context, err error, toolError bool, args js
 		return
 	}
 	o := callOutcome(ctx, err, toolError)
-	c.tc.End(o, err)
+	latency := c.tc.End(o, err)
 	if log := c.g.opts.Audit; log != nil {
+		if c.g.opts.Telemetry == nil {
+			latency = time.Since(c.start)
+		}
 		rec := &audit.Call{Who: c.g.who(ctx), Action: c.action, Resource: c.target, Backend: c.backend,
-			Latency: time.Since(c.start), Outcome: o.String()}
+			Latency: latency, Outcome: o.String()}
 		if log.Arguments() {
 			rec.Arguments = args
 		}

@@ -34,7 +34,7 @@ func TestSmoke(t *testing.T) {
 	// The authenticated comparisons checked, before measuring, that vmcp
 	// refuses a request without a token, filters the caller's list by
 	// policy and denies a forbidden call (see checkAuthorized).
-	for _, c := range []*Comparison{s.Calls, s.Isolated, s.Stateless, s.List, s.AuthCalls, s.AuthList, s.Stores} {
+	for _, c := range []*Comparison{s.Calls, s.Isolated, s.Stateless, s.List, s.AuthCalls, s.AuthList, s.Stores, s.Observed} {
 		if c == nil || len(c.Samples) == 0 {
 			t.Fatalf("a comparison is missing; log:\n%s", log.String())
 		}
@@ -60,7 +60,8 @@ func TestSmoke(t *testing.T) {
 	}
 	md := s.Markdown()
 	for _, want := range []string{"## Targets", "tools/call", "tools/list", "JWT + Cedar", "filtered per user", "Cedar decision", "## Idle sessions", "## Cold start", "Smoke run",
-		"a bare reverse proxy", IdleStackEnv[len("GODEBUG="):], "HTTP/2 (h2c)", "by storage type"} {
+		"a bare reverse proxy", IdleStackEnv[len("GODEBUG="):], "HTTP/2 (h2c)", "by storage type",
+		"with metrics, audit log and 100 % tracing on", "CPU/req everything off / everything on"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -92,3 +92,30 @@ func (c *Comparison) ObservedRatios(conc int) []float64 {
 		return on.Throughput / off.Throughput
 	})
 }
+
+// ObservedCPURatios are, per round at concurrency conc, the Through
+// target's CPU time per request over the Observed target's (everything
+// off over everything on): the throughput ratio a CPU-bound machine would
+// show, steadier than throughput when neighbours load the machine.
+func (c *Comparison) ObservedCPURatios(conc int) []float64 {
+	return pairedWith(c, Through, Observed, conc, func(off, on *Result) float64 {
+		if on.CPU == 0 {
+			return 0
+		}
+		return float64(off.CPU) / float64(on.CPU)
+	})
+}
+
+func minOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return slices.Min(xs)
+}
+
+func maxOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return slices.Max(xs)
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,70 +24,97 @@ func (t *Telemetry) Edge(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		rec := &recorder{ResponseWriter: w}
 		if r.Body != nil && r.Body != http.NoBody {
 			rec.body.ReadCloser = r.Body
 			r.Body = &rec.body
 		}
-		var span trace.Span
+		var start time.Time
 		if t.tracer != nil {
+			// The span's start is the request's: one clock read.
 			ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-			ctx, span = t.tracer.Start(ctx, r.Method+" "+r.Pattern, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start),
-				trace.WithAttributes(attribute.String("http.request.method", r.Method)))
-			r = r.WithContext(ctx)
+			_, span := t.tracer.Start(ctx, spanName(r.Method, r.Pattern), serverKind)
+			start = startTime(span)
+			rec.span.Span, rec.traced = span, true
+			if span.IsRecording() {
+				rec.span.add(attribute.String("http.request.method", r.Method))
+			}
+			r = r.WithContext(trace.ContextWithSpan(ctx, &rec.span))
+		} else {
+			start = time.Now()
 		}
-		rec.span = span
 		next.ServeHTTP(rec, r)
-		t.finish(rec, r, start, span)
+		t.finish(rec, r, start)
 	})
 }
 
-func (t *Telemetry) finish(rec *recorder, r *http.Request, start time.Time, span trace.Span) {
-	d := time.Since(start)
+// spanName is the name of a request's server span until the MCP request
+// renames it: "POST /mcp".
+func spanName(method, pattern string) string {
+	if pattern == "/mcp" {
+		switch method {
+		case http.MethodPost:
+			return "POST /mcp"
+		case http.MethodGet:
+			return "GET /mcp"
+		case http.MethodDelete:
+			return "DELETE /mcp"
+		}
+	}
+	return method + " " + pattern
+}
+
+func (t *Telemetry) finish(rec *recorder, r *http.Request, start time.Time) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // nothing written, or the connection was taken over for a stream
 	}
+	session := r.Header.Get("Mcp-Session-Id")
+	if session == "" {
+		session = rec.Header().Get("Mcp-Session-Id") // an initialize's new session
+	}
+	var end time.Time
+	if rec.traced {
+		span := &rec.span
+		if span.IsRecording() {
+			var buf [3]attribute.KeyValue
+			attrs := append(buf[:0], attribute.Int("http.response.status_code", status))
+			if rec.noted {
+				attrs = append(attrs, attribute.String("mcp.method.name", methodNames[rec.method]))
+			}
+			if session != "" {
+				attrs = append(attrs, attribute.String("mcp.session.id", session))
+			}
+			span.flush(attrs...)
+			if status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(status))
+			}
+		}
+		if rec.handed {
+			t.live.Delete(span.SpanContext().SpanID())
+		}
+		end = endTime(span.Span)
+	} else {
+		end = time.Now()
+	}
+	d := end.Sub(start)
 	if m := t.m; m != nil {
-		m.http.WithLabelValues(httpMethod(r.Method), code(status)).Inc()
+		m.httpRequest(r.Method, status)
 		if rec.body.n > 0 {
 			m.in.Add(float64(rec.body.n))
 		}
 		if rec.written > 0 {
 			m.out.Add(float64(rec.written))
 		}
-		if rec.method != "" && r.Method == http.MethodPost {
-			m.duration.WithLabelValues(rec.method).Observe(d.Seconds())
+		if rec.noted && r.Method == http.MethodPost {
+			m.answered(rec.method, d.Seconds())
 		}
-	}
-	session := r.Header.Get("Mcp-Session-Id")
-	if session == "" {
-		session = rec.Header().Get("Mcp-Session-Id") // an initialize's new session
-	}
-	if span != nil {
-		var buf [3]attribute.KeyValue // one SetAttributes: each call grows the span's slice
-		attrs := append(buf[:0], attribute.Int("http.response.status_code", status))
-		if rec.method != "" {
-			attrs = append(attrs, attribute.String("mcp.method.name", rec.method))
-		}
-		if session != "" {
-			attrs = append(attrs, attribute.String("mcp.session.id", session))
-		}
-		span.SetAttributes(attrs...)
-		if status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(status))
-		}
-		if rec.handed {
-			t.live.Delete(span.SpanContext().SpanID())
-		}
-		span.End()
 	}
 	if t.access != nil {
 		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
 			slog.Duration("duration", d), slog.Int64("bytes_in", rec.body.n), slog.Int64("bytes_out", rec.written)}
-		if rec.method != "" {
-			attrs = append(attrs, slog.String("mcp_method", rec.method))
+		if rec.noted {
+			attrs = append(attrs, slog.String("mcp_method", methodNames[rec.method]))
 		}
 		if session != "" {
 			attrs = append(attrs, slog.String("session", session))
@@ -102,7 +130,7 @@ func (t *Telemetry) NoteMethod(w http.ResponseWriter, method string) {
 		return
 	}
 	if rec := recorderOf(w); rec != nil {
-		rec.method = Method(method)
+		rec.method, rec.noted = methodOf(method), true
 	}
 }
 
@@ -126,10 +154,41 @@ type recorder struct {
 	http.ResponseWriter
 	status  int
 	written int64
-	method  string     // the MCP method's label, if noted
-	span    trace.Span // the request's server span, if tracing
-	handed  bool       // span is in Telemetry.live (Handoff)
+	method  methodID // the MCP method, if noted
+	noted   bool
+	traced  bool // span is the request's server span
+	handed  bool // span is in Telemetry.live (Handoff)
+	span    edgeSpan
 	body    countingBody
+}
+
+// edgeSpan is a request's server span, which gathers its attributes until
+// the request ends and sets them in one call: each SetAttributes grows
+// the span's slice, a copy each time.
+type edgeSpan struct {
+	trace.Span
+	mu    sync.Mutex // guards the fields below: a detached stream's handler may outlive the request
+	attrs [8]attribute.KeyValue
+	n     int
+	ended bool
+}
+
+func (s *edgeSpan) add(kv ...attribute.KeyValue) {
+	s.mu.Lock()
+	if !s.ended {
+		s.n += copy(s.attrs[s.n:], kv)
+	}
+	s.mu.Unlock()
+}
+
+// flush sets the attributes gathered and kv on the span; later ones are
+// dropped (as a span's are once it ends).
+func (s *edgeSpan) flush(kv ...attribute.KeyValue) {
+	s.mu.Lock()
+	s.n += copy(s.attrs[s.n:], kv)
+	s.ended = true
+	s.mu.Unlock()
+	s.Span.SetAttributes(s.attrs[:s.n]...)
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -183,6 +242,10 @@ func (t *Telemetry) Authentication(mw func(http.Handler) http.Handler) func(http
 			next.ServeHTTP(w, r.WithContext(trace.ContextWithSpan(r.Context(), a.parent)))
 		}))
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !sampled(r.Context()) {
+				inner.ServeHTTP(w, r)
+				return
+			}
 			parent := trace.SpanFromContext(r.Context())
 			ctx, span := t.tracer.Start(r.Context(), "authenticate")
 			a := &authSpan{span: span, parent: parent}

@@ -2,11 +2,16 @@ package telemetry
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the request metrics.
+// metrics are the request metrics. The series a request touches are
+// resolved once (by method and outcome, by HTTP method and status code, by
+// backend, method and tool) and kept, so that counting is an atomic add,
+// not a hash of label values and a lookup under the vec's lock. A series
+// is resolved when first counted: series never counted do not appear.
 type metrics struct {
 	requests *prometheus.CounterVec   // vmcp_requests_total{method,outcome}
 	duration *prometheus.HistogramVec // vmcp_request_duration_seconds{method}
@@ -14,6 +19,22 @@ type metrics struct {
 	callTime *prometheus.HistogramVec // vmcp_backend_call_duration_seconds{backend,method,tool}
 	http     *prometheus.CounterVec   // vmcp_http_requests_total{method,code}
 	in, out  prometheus.Counter       // vmcp_http_{received,sent}_bytes_total
+
+	requestsBy [numMethods][numOutcomes]series[prometheus.Counter]
+	durationBy [numMethods]series[prometheus.Observer]
+	httpBy     [len(httpMethods)][len(statusCodes) + 1]series[prometheus.Counter] // the last: codes out of range
+}
+
+// series is one resolved series of a vec, or nil until first used.
+type series[T any] struct{ p atomic.Pointer[T] }
+
+func (s *series[T]) get(resolve func() T) T {
+	if p := s.p.Load(); p != nil {
+		return *p
+	}
+	v := resolve()
+	s.p.Store(&v)
+	return v
 }
 
 // latencyBuckets suit a gateway: from a fast path's 100 µs to a slow
@@ -49,39 +70,111 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// request counts a request by method and outcome.
+func (m *metrics) request(method methodID, o Outcome) {
+	m.requestsBy[method][o].get(func() prometheus.Counter {
+		return m.requests.WithLabelValues(methodNames[method], outcomeNames[o])
+	}).Inc()
+}
+
+// answered observes the time to answer a POST of an MCP method.
+func (m *metrics) answered(method methodID, seconds float64) {
+	m.durationBy[method].get(func() prometheus.Observer {
+		return m.duration.WithLabelValues(methodNames[method])
+	}).Observe(seconds)
+}
+
+// httpRequest counts an HTTP request by method and status code.
+func (m *metrics) httpRequest(method string, status int) {
+	hm := httpMethodID(method)
+	c := len(statusCodes)
+	if status >= 0 && status < len(statusCodes) {
+		c = status
+	}
+	m.httpBy[hm][c].get(func() prometheus.Counter {
+		return m.http.WithLabelValues(httpMethods[hm], code(status))
+	}).Inc()
+}
+
+// callKey names the series of a backend's calls.
+type callKey struct{ backend, method, tool string }
+
+// callSeries are a backend call's series, and its span's name.
+type callSeries struct {
+	name     string // the span's: "method backend"
+	outcomes [numOutcomes]series[prometheus.Counter]
+	time     series[prometheus.Observer]
+}
+
+// callSeriesOf returns the series of backend calls of key, made once per
+// key: backend names come from the configuration and tools from the
+// catalog, so keys are bounded (as the vecs' series are).
+func (t *Telemetry) callSeriesOf(k callKey) *callSeries {
+	if v, ok := t.calls.Load(k); ok {
+		return v.(*callSeries)
+	}
+	v, _ := t.calls.LoadOrStore(k, &callSeries{name: k.method + " " + k.backend})
+	return v.(*callSeries)
+}
+
+func (m *metrics) call(k callKey, s *callSeries, o Outcome, seconds float64) {
+	s.outcomes[o].get(func() prometheus.Counter {
+		return m.calls.WithLabelValues(k.backend, k.method, k.tool, outcomeNames[o])
+	}).Inc()
+	s.time.get(func() prometheus.Observer {
+		return m.callTime.WithLabelValues(k.backend, k.method, k.tool)
+	}).Observe(seconds)
+}
+
 // Other is the label value of an MCP method vmcp does not know, and of an
 // HTTP method other than GET, POST, DELETE and OPTIONS.
 const Other = "other"
 
-// methods are the MCP methods that are label values as they are.
-var methods = func() map[string]string {
-	out := map[string]string{}
-	for _, m := range []string{
-		"initialize", "ping", "server/discover", "logging/setLevel", "completion/complete",
-		"tools/list", "tools/call", "prompts/list", "prompts/get",
-		"resources/list", "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
-		"notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed",
-	} {
-		out[m] = m
+// methodID indexes methodNames.
+type methodID uint8
+
+// methodNames are the MCP methods that are label values as they are, and
+// Other.
+var methodNames = [...]string{
+	Other,
+	"initialize", "ping", "server/discover", "logging/setLevel", "completion/complete",
+	"tools/list", "tools/call", "prompts/list", "prompts/get",
+	"resources/list", "resources/templates/list", "resources/read", "resources/subscribe", "resources/unsubscribe",
+	"notifications/initialized", "notifications/cancelled", "notifications/progress", "notifications/roots/list_changed",
+}
+
+const numMethods = len(methodNames)
+
+var methodIDs = func() map[string]methodID {
+	out := map[string]methodID{}
+	for i, m := range methodNames {
+		if m != Other {
+			out[m] = methodID(i)
+		}
 	}
 	return out
 }()
 
+func methodOf(m string) methodID { return methodIDs[m] } // 0, Other, if unknown
+
 // Method returns the label value of an MCP method: itself if vmcp knows
 // it, else [Other]. Clients choose method names; labels must stay bounded.
-func Method(m string) string {
-	if v, ok := methods[m]; ok {
-		return v
-	}
-	return Other
-}
+func Method(m string) string { return methodNames[methodOf(m)] }
 
-func httpMethod(m string) string {
+var httpMethods = [...]string{Other, "GET", "POST", "DELETE", "OPTIONS"}
+
+func httpMethodID(m string) int {
 	switch m {
-	case "GET", "POST", "DELETE", "OPTIONS":
-		return m
+	case "GET":
+		return 1
+	case "POST":
+		return 2
+	case "DELETE":
+		return 3
+	case "OPTIONS":
+		return 4
 	}
-	return Other
+	return 0
 }
 
 // codes are the status codes as label values, made once.

@@ -8,15 +8,16 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // Request is one MCP request being served. A nil *Request does nothing.
 type Request struct {
 	t      *Telemetry
-	span   trace.Span // the request's server span (the edge's), or one of its own (owned)
-	owned  bool
-	method string // label value
+	edge   *edgeSpan  // the edge's server span, renamed after the request
+	span   trace.Span // or a span of its own (a handler not behind Edge)
+	method methodID
 	denied bool
 }
 
@@ -29,30 +30,35 @@ func (t *Telemetry) StartRequest(ctx context.Context, method, tool, session, pat
 	if t == nil {
 		return ctx, nil
 	}
-	r := &Request{t: t, method: Method(method)}
+	r := &Request{t: t, method: methodOf(method)}
 	if t.tracer != nil {
-		name := r.method
-		var buf [4]attribute.KeyValue
-		attrs := append(buf[:0], attribute.String("vmcp.path", path))
+		name := methodNames[r.method]
 		if tool != "" {
 			name += " " + tool
-			attrs = append(attrs, attribute.String("gen_ai.tool.name", tool))
 		}
 		// The request is the edge's server span, renamed after the MCP
 		// request (as the MCP semantic conventions name it): one span
 		// fewer per request; the edge adds the method and session. Without
 		// one (a handler not behind Edge), a span of its own.
-		if span := t.serverSpan(ctx); span != nil {
-			r.span = span
-			span.SetName(name)
-			span.SetAttributes(attrs...)
-		} else {
-			attrs = append(attrs, attribute.String("mcp.method.name", r.method))
+		switch es, own := t.serverSpan(ctx); {
+		case es != nil:
+			r.edge = es
+			es.SetName(name)
+			if tool != "" {
+				es.add(attribute.String("vmcp.path", path), attribute.String("gen_ai.tool.name", tool))
+			} else {
+				es.add(attribute.String("vmcp.path", path))
+			}
+		case own:
+			var buf [4]attribute.KeyValue
+			attrs := append(buf[:0], attribute.String("vmcp.path", path), attribute.String("mcp.method.name", methodNames[r.method]))
+			if tool != "" {
+				attrs = append(attrs, attribute.String("gen_ai.tool.name", tool))
+			}
 			if session != "" {
 				attrs = append(attrs, attribute.String("mcp.session.id", session))
 			}
 			ctx, r.span = t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
-			r.owned = true
 		}
 	}
 	return context.WithValue(ctx, requestKey{}, r), r
@@ -68,34 +74,48 @@ func (r *Request) End(o Outcome) {
 		o = Denied
 	}
 	if m := r.t.m; m != nil {
-		m.requests.WithLabelValues(r.method, o.String()).Inc()
+		m.request(r.method, o)
+	}
+	var span trace.Span
+	switch {
+	case r.edge != nil:
+		r.edge.add(attribute.String("vmcp.outcome", o.String()))
+		span = r.edge
+	case r.span != nil:
+		r.span.SetAttributes(attribute.String("vmcp.outcome", o.String()))
+		span = r.span
+	default:
+		return
+	}
+	if o == Error {
+		span.SetStatus(codes.Error, o.String())
 	}
 	if r.span != nil {
-		r.span.SetAttributes(attribute.String("vmcp.outcome", o.String()))
-		if o == Error {
-			r.span.SetStatus(codes.Error, o.String())
-		}
-		if r.owned {
-			r.span.End()
-		}
+		r.span.End()
 	}
 }
 
 // serverSpan returns the edge's recording server span of ctx's request:
 // ctx's own span, or the one Handoff registered under the span id ctx
-// carries (Adopt), or nil.
-func (t *Telemetry) serverSpan(ctx context.Context) trace.Span {
+// carries (Adopt). Else own says whether the request needs a span of its
+// own: it is not behind the edge (no span), or its caller's trace is
+// sampled; a request whose trace is not sampled records nothing.
+func (t *Telemetry) serverSpan(ctx context.Context) (es *edgeSpan, own bool) {
 	span := trace.SpanFromContext(ctx)
-	if span.IsRecording() {
-		if s, ok := span.(interface{ SpanKind() trace.SpanKind }); ok && s.SpanKind() != trace.SpanKindServer {
-			return nil
+	if es, ok := span.(*edgeSpan); ok {
+		if es.IsRecording() {
+			return es, false
 		}
-		return span
+		return nil, false
 	}
-	if s, ok := t.live.Load(span.SpanContext().SpanID()); ok {
-		return s.(trace.Span)
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return nil, true
 	}
-	return nil
+	if s, ok := t.live.Load(sc.SpanID()); ok {
+		return s.(*edgeSpan), false
+	}
+	return nil, sc.IsSampled()
 }
 
 // Abandon ends the request's span without counting it: another path
@@ -105,11 +125,11 @@ func (r *Request) Abandon() {
 		return
 	}
 	r.t = nil
-	if r.span != nil && r.owned {
+	if r.span != nil {
 		r.span.SetAttributes(attribute.String("vmcp.outcome", "handed_on"))
 		r.span.End()
 	}
-	r.span = nil
+	r.span, r.edge = nil, nil
 }
 
 // Decision describes a policy decision for its span.
@@ -133,7 +153,7 @@ func (t *Telemetry) Decide(ctx context.Context, start time.Time, d *Decision) {
 			r.denied = true
 		}
 	}
-	if t.tracer == nil {
+	if t.tracer == nil || !sampled(ctx) {
 		return
 	}
 	decision := "deny"
@@ -150,13 +170,29 @@ func (t *Telemetry) Decide(ctx context.Context, start time.Time, d *Decision) {
 	span.End()
 }
 
+// sampled reports whether a span started in ctx may record: its parent is
+// sampled, or it has none (the sampler decides). A child of an unsampled
+// parent never records (the sampler is parent-based), so none is made.
+func sampled(ctx context.Context) bool {
+	sc := trace.SpanContextFromContext(ctx)
+	return !sc.IsValid() || sc.IsSampled()
+}
+
 // Call is one request to a backend. The zero Call does nothing.
 type Call struct {
-	t                     *Telemetry
-	span                  trace.Span
-	start                 time.Time
-	backend, method, tool string
+	t      *Telemetry
+	span   trace.Span
+	start  time.Time
+	key    callKey
+	series *callSeries
+	item   string
 }
+
+// Spans' kinds, made once: an option is an interface value.
+var (
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+)
 
 // StartCall begins a request to backend: method its MCP method, tool the
 // catalog's name of the tool it calls (tools/call) or "", original the
@@ -166,18 +202,36 @@ func (t *Telemetry) StartCall(ctx context.Context, backend, method, tool, origin
 	if t == nil {
 		return ctx, Call{}
 	}
-	c := Call{t: t, start: time.Now(), backend: backend, method: Method(method), tool: tool}
-	if t.tracer != nil {
-		attrs := make([]attribute.KeyValue, 0, 5)
-		attrs = append(attrs, attribute.String("vmcp.backend", backend), attribute.String("mcp.method.name", c.method),
-			attribute.String("vmcp.backend.item", original))
-		if tool != "" {
-			attrs = append(attrs, attribute.String("gen_ai.tool.name", tool))
-		}
-		ctx, c.span = t.tracer.Start(ctx, c.method+" "+backend, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithTimestamp(c.start), trace.WithAttributes(attrs...))
+	c := Call{t: t, key: callKey{backend: backend, method: Method(method), tool: tool}, item: original}
+	c.series = t.callSeriesOf(c.key)
+	if t.tracer != nil && sampled(ctx) {
+		// The attributes are set when it ends, in one call: each call
+		// grows the span's slice.
+		ctx, c.span = t.tracer.Start(ctx, c.series.name, clientKind)
+		c.start = startTime(c.span)
+	} else {
+		c.start = time.Now()
 	}
 	return ctx, c
+}
+
+// startTime is when span started (the SDK read the clock), or now.
+func startTime(span trace.Span) time.Time {
+	if ro, ok := span.(sdktrace.ReadOnlySpan); ok {
+		return ro.StartTime()
+	}
+	return time.Now()
+}
+
+// endTime ends span and returns when (the SDK reads the clock).
+func endTime(span trace.Span) time.Time {
+	span.End()
+	if ro, ok := span.(sdktrace.ReadOnlySpan); ok {
+		if t := ro.EndTime(); !t.IsZero() {
+			return t
+		}
+	}
+	return time.Now()
 }
 
 // End counts and times the call, and ends its span; err is the failure,
@@ -186,13 +240,15 @@ func (c Call) End(o Outcome, err error) time.Duration {
 	if c.t == nil {
 		return 0
 	}
-	d := time.Since(c.start)
-	if m := c.t.m; m != nil {
-		m.calls.WithLabelValues(c.backend, c.method, c.tool, o.String()).Inc()
-		m.callTime.WithLabelValues(c.backend, c.method, c.tool).Observe(d.Seconds())
-	}
+	var d time.Duration
 	if c.span != nil {
-		c.span.SetAttributes(attribute.String("vmcp.outcome", o.String()))
+		var buf [5]attribute.KeyValue
+		attrs := append(buf[:0], attribute.String("vmcp.backend", c.key.backend), attribute.String("mcp.method.name", c.key.method),
+			attribute.String("vmcp.backend.item", c.item))
+		if c.key.tool != "" {
+			attrs = append(attrs, attribute.String("gen_ai.tool.name", c.key.tool))
+		}
+		c.span.SetAttributes(append(attrs, attribute.String("vmcp.outcome", o.String()))...)
 		if o == Failed || o == Error {
 			msg := o.String()
 			if err != nil {
@@ -200,7 +256,12 @@ func (c Call) End(o Outcome, err error) time.Duration {
 			}
 			c.span.SetStatus(codes.Error, msg)
 		}
-		c.span.End()
+		d = endTime(c.span).Sub(c.start)
+	} else {
+		d = time.Since(c.start)
+	}
+	if m := c.t.m; m != nil {
+		m.call(c.key, c.series, o, d.Seconds())
 	}
 	return d
 }
@@ -227,13 +288,36 @@ func (p *propagating) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !trace.SpanContextFromContext(r.Context()).IsValid() {
 		return p.base.RoundTrip(r)
 	}
-	out := *r // a RoundTripper must not change its request: a copy with its own header
-	out.Header = r.Header.Clone()
-	if out.Header == nil {
-		out.Header = http.Header{}
+	// A RoundTripper must not change its request: a copy with a header of
+	// its own, sharing the values (none is changed, the trace context's
+	// are added).
+	out := *r
+	out.Header = make(http.Header, len(r.Header)+2)
+	for k, v := range r.Header {
+		out.Header[k] = v
 	}
-	p.prop.Inject(r.Context(), propagation.HeaderCarrier(out.Header))
+	p.prop.Inject(r.Context(), headerCarrier(out.Header))
 	return p.base.RoundTrip(&out)
+}
+
+// headerCarrier is propagation.HeaderCarrier, but writes the W3C trace
+// context's keys without canonicalizing them (which allocates: they are
+// lower case).
+type headerCarrier http.Header
+
+func (h headerCarrier) Get(key string) string { return http.Header(h).Get(key) }
+
+func (h headerCarrier) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
+
+func (h headerCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		h["Traceparent"] = []string{value}
+	case "tracestate":
+		h["Tracestate"] = []string{value}
+	default:
+		http.Header(h).Set(key, value)
+	}
 }
 
 // Handoff writes the trace context of r's context into r's header, for a
@@ -244,10 +328,10 @@ func (t *Telemetry) Handoff(w http.ResponseWriter, r *http.Request) {
 	if t == nil || t.tracer == nil {
 		return
 	}
-	t.prop.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
-	if rec := recorderOf(w); rec != nil && rec.span != nil && !rec.handed {
+	t.prop.Inject(r.Context(), headerCarrier(r.Header))
+	if rec := recorderOf(w); rec != nil && rec.traced && !rec.handed && rec.span.IsRecording() {
 		rec.handed = true
-		t.live.Store(rec.span.SpanContext().SpanID(), rec.span)
+		t.live.Store(rec.span.SpanContext().SpanID(), &rec.span)
 	}
 }
 

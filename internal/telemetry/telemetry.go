@@ -87,9 +87,13 @@ type Telemetry struct {
 	prop     propagation.TextMapPropagator
 	m        *metrics // nil: request metrics off
 	access   *slog.Logger
-	// live holds the server spans of requests handed to a handler that
-	// sees only their header (Handoff), by span id, until they end.
+	// live holds the server spans (*edgeSpan) of requests handed to a
+	// handler that sees only their header (Handoff), by span id, until
+	// they end.
 	live sync.Map
+	// calls holds each backend call key's series and span name
+	// (callKey → *callSeries).
+	calls sync.Map
 }
 
 // New returns the telemetry opts ask for, or nil if they ask for none.
