@@ -180,6 +180,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		ToolSearch:              search,
 		Telemetry:               a.telemetry,
 		Audit:                   a.audit,
+		Sessions:                a.sessionStore(),
 	})
 	a.gateway = gw
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/authserver"
 	"github.com/vmcp-dev/vmcp/internal/config"
 	"github.com/vmcp-dev/vmcp/internal/frontend"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/store/bolt"
 	"github.com/vmcp-dev/vmcp/internal/store/memory"
 	"github.com/vmcp-dev/vmcp/internal/store/redis"
@@ -252,4 +253,15 @@ func (a *App) dependencies() []frontend.Dependency {
 		}
 		return as.Ready(ctx)
 	}}}
+}
+
+// sessionStore is where the MCP sessions are shared (any replica serves
+// any session, a restart keeps them): the authorization server's store,
+// unless it is in memory (one process, which holds its sessions anyway).
+func (a *App) sessionStore() mcpsession.Store {
+	if a.store == nil || a.cfg.Storage.Type == config.StorageMemory {
+		return nil
+	}
+	st, _ := a.store.Store.(mcpsession.Store)
+	return st
 }

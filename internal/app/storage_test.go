@@ -280,6 +280,22 @@ func TestRedisNotOnTheCallPath(t *testing.T) {
 	if got := srv.CommandsProcessed(t) - before; got > 5 {
 		t.Errorf("%d MCP requests sent %d commands to Redis; want none but the INFO calls", n, got)
 	}
+
+	// Nor do the requests of a 2025-11-25 session, which is shared
+	// through Redis: its record is written at initialize, not per call.
+	cs := vmcptest.Connect(t, base+"/mcp", tok.Access, nil)
+	if _, err := cs.ListTools(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	before = srv.CommandsProcessed(t)
+	for range n {
+		if _, err := cs.ListTools(t.Context(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := srv.CommandsProcessed(t) - before; got > 5 {
+		t.Errorf("%d requests of a session sent %d commands to Redis; want none but the INFO calls", n, got)
+	}
 }
 
 // claimsOnlyToken returns a JWT with valid claims for issuer and audience

@@ -200,13 +200,24 @@ func (g *Gateway) admitPost(w http.ResponseWriter, r *http.Request, req *request
 // admitSession finds the request's session and checks that it is the
 // caller's: a session belongs to the user who created it.
 func (g *Gateway) admitSession(w http.ResponseWriter, r *http.Request, req *request) bool {
-	sess, err := g.sessions.Lookup(r.Header.Get("Mcp-Session-Id"), identity.From(r.Context()).Key())
+	id := r.Header.Get("Mcp-Session-Id")
+	sess, err := g.sessions.Lookup(id, identity.From(r.Context()).Key())
+	if errors.Is(err, session.ErrNotFound) && g.opts.Sessions != nil {
+		// Another replica's, perhaps (shared.go); restore checks the owner.
+		if sess = g.restore(w, r, req, id); sess == nil {
+			return false
+		}
+		err = nil
+	}
 	if err != nil {
 		status := http.StatusNotFound
 		if errors.Is(err, session.ErrNotOwner) {
 			status = http.StatusForbidden
 		}
 		writeError(w, status, jsonrpc.CodeInvalidRequest, req.id, err.Error())
+		return false
+	}
+	if sess.Stale.Load() && !g.refresh(w, r, req, sess) {
 		return false
 	}
 	if r.Method == http.MethodPost { // a GET stream alone does not keep a session alive

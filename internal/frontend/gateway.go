@@ -19,6 +19,7 @@ import (
 	"github.com/vmcp-dev/vmcp/internal/frontend/mirror"
 	"github.com/vmcp-dev/vmcp/internal/frontend/session"
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/router"
 	"github.com/vmcp-dev/vmcp/internal/telemetry"
 	"github.com/vmcp-dev/vmcp/internal/toolsearch"
@@ -79,6 +80,10 @@ type Options struct {
 	// Audit gets a record of every decision and backend call. Default:
 	// nil, off.
 	Audit *audit.Log
+	// Sessions, if set, shares the 2025-11-25 sessions with every
+	// replica on the same store (shared.go): any of them serves any
+	// session. Default: nil, sessions live in this process.
+	Sessions mcpsession.Store
 }
 
 // Dependency is something the gateway needs to serve, checked by
@@ -177,7 +182,11 @@ func New(backends *backend.Set, opts *Options) *Gateway {
 	if o.MaxSessionsPerPrincipal <= 0 {
 		o.MaxSessionsPerPrincipal = 100
 	}
-	g.sessions = session.NewTable(o.MaxSessions, o.MaxSessionsPerPrincipal)
+	table := session.NewTable(o.MaxSessions, o.MaxSessionsPerPrincipal)
+	if o.Sessions != nil {
+		table.Keyed()
+	}
+	g.sessions = table
 	if o.RebuildDelay <= 0 {
 		o.RebuildDelay = 20 * time.Millisecond
 	}
@@ -327,6 +336,9 @@ func (g *Gateway) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // Run returns only when the goroutines it started have
 	wg.Go(func() { g.expireSessions(ctx) })
+	if g.opts.Sessions != nil {
+		defer g.opts.Sessions.WatchSessions(g.sessionChanged)()
+	}
 	attempted := make(chan struct{})
 	wg.Go(func() {
 		if g.backends.WaitAttempted(ctx) == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/authz"
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
 
@@ -55,6 +57,9 @@ func (g *Gateway) handle(ctx context.Context, method string, req mcp.Request, ne
 		res, err := next(ctx, method, req)
 		if ss := req.GetSession().(*mcp.ServerSession); err == nil && ss.ID() != "" {
 			g.sessions.Create(ss, identity.From(ctx).Key())
+			if err := g.share(ctx, ss, identity.From(ctx).Key(), res); err != nil {
+				return nil, err
+			}
 		}
 		return res, err
 	case "logging/setLevel":
@@ -62,6 +67,7 @@ func (g *Gateway) handle(ctx context.Context, method string, req mcp.Request, ne
 		res, err := next(ctx, method, req)
 		if err == nil && r.Session.ID() != "" {
 			g.keepPeer(r.Session, func(p *peer) { p.logLevel = r.Params.Level })
+			err = g.storeChange(ctx, req, func(rec *mcpsession.Record) { rec.LogLevel = string(r.Params.Level) })
 		}
 		return res, err
 	case "tools/call", "resources/read", "prompts/get", "completion/complete":
@@ -396,7 +402,11 @@ func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) erro
 		return g.backendError("resources/subscribe", name, err)
 	}
 	g.watchSubscriptions(req.Session)
-	return nil
+	return g.storeChange(ctx, req, func(r *mcpsession.Record) {
+		if !slices.Contains(r.Subscriptions, uri) {
+			r.Subscriptions = append(r.Subscriptions, uri)
+		}
+	})
 }
 
 // unsubscribe ends a subscription of the calling session: only the session
@@ -420,7 +430,9 @@ func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) 
 	if err := g.backends.Get(sub.backend).Unsubscribe(ctx, sub.original); err != nil {
 		return g.backendError("resources/unsubscribe", sub.backend, err)
 	}
-	return nil
+	return g.storeChange(ctx, req, func(r *mcpsession.Record) {
+		r.Subscriptions = slices.DeleteFunc(r.Subscriptions, func(u string) bool { return u == uri })
+	})
 }
 
 // subscription is a session's subscription to a resource: its backend and
@@ -461,6 +473,17 @@ func (s *subscriptions) get(ss *mcp.ServerSession, uri string) (subscription, bo
 	defer s.mu.Unlock()
 	sub, ok := s.m[ss][uri]
 	return sub, ok
+}
+
+// uris returns the URIs ss is subscribed to.
+func (s *subscriptions) uris(ss *mcp.ServerSession) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m[ss]))
+	for uri := range s.m[ss] {
+		out = append(out, uri)
+	}
+	return out
 }
 
 // remove forgets a subscription, reporting whether there was one.

@@ -81,6 +81,11 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 			g.sdk(g.stateful, w, r, nil)
 		}
 	case http.MethodDelete:
+		if err := g.endShared(r, req.sess.ID()); err != nil {
+			g.logger.Warn("ending a session in the store failed", "error", err)
+			writeUnavailable(w, nil)
+			return
+		}
 		rec := &statusRecorder{ResponseWriter: w}
 		g.sdk(g.stateful, rec, r, nil)
 		if rec.status == http.StatusNoContent {

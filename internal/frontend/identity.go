@@ -27,6 +27,8 @@ func (g *Gateway) sdk(h *mcp.StreamableHTTPHandler, w http.ResponseWriter, r *ht
 	defer sw.finish()
 	g.opts.Telemetry.Handoff(w, r)
 	switch {
+	case identity.From(r.Context()).IsAnonymous() && h == g.stateful:
+		g.serveStateful(sw, r)
 	case identity.From(r.Context()).IsAnonymous():
 		h.ServeHTTP(sw, r)
 	case h == g.stateful:
@@ -38,12 +40,16 @@ func (g *Gateway) sdk(h *mcp.StreamableHTTPHandler, w http.ResponseWriter, r *ht
 
 func identityTokenInfo(_ context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
 	id := identity.From(r.Context())
-	return &auth.TokenInfo{UserID: id.Key(), Scopes: id.Scopes, Expiration: id.Expiry, Extra: map[string]any{identityKey: id}}, nil
+	extra := map[string]any{identityKey: id}
+	if r.Context().Value(replayCtxKey{}) == true {
+		extra[replayKey] = true
+	}
+	return &auth.TokenInfo{UserID: id.Key(), Scopes: id.Scopes, Expiration: id.Expiry, Extra: extra}, nil
 }
 
 func (g *Gateway) wrapTokenInfo() {
 	mw := auth.RequireBearerToken(identityTokenInfo, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
-	g.statefulAuthed = mw(g.stateful)
+	g.statefulAuthed = mw(http.HandlerFunc(g.serveStateful))
 	g.statelessAuthed = mw(g.stateless)
 }
 

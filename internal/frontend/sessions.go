@@ -38,7 +38,8 @@ func (g *Gateway) refuseSession(w http.ResponseWriter, req *request, err error) 
 // error, for refusals that are no fault of the request.
 const codeServerError = -32000
 
-// expireSessions closes idle sessions until ctx is done.
+// expireSessions closes idle sessions until ctx is done; with a shared
+// store it also moves the records' expiry of the sessions used (touch).
 func (g *Gateway) expireSessions(ctx context.Context) {
 	session.Expire(ctx, g.sessions, g.opts.SessionIdleTimeout, func() map[*mcp.ServerSession]bool {
 		m := map[*mcp.ServerSession]bool{}
@@ -46,7 +47,7 @@ func (g *Gateway) expireSessions(ctx context.Context) {
 			m[ss] = true
 		}
 		return m
-	})
+	}, g.touch)
 }
 
 // statusRecorder notes the status of a response.

@@ -16,6 +16,11 @@
 //       a client that lives on: its registration and tokens are read from FILE (if it exists) and
 //       written back, with counts of registrations, logins and refreshes. --no-login fails instead
 //       of registering or logging in again; --invalidate-access-token makes it refresh first.
+//   Script steps besides tools, call, resources, read, prompts (for tests that act while the client
+//   runs): {"op":"loop","name":N,"until":FILE} calls tool N until FILE exists (at most 2000 calls),
+//   recording each outcome ({ok, text} or {ok:false, error}) instead of failing on an error;
+//   {"op":"signal","file":F} creates F; {"op":"await","file":F} waits (at most 120 s) until F exists;
+//   {"op":"session","file":F?} records the transport's Mcp-Session-Id (and writes it to F).
 //   node mcp-oauth-client.mjs --url URL --browser ...  a person's browser does the login: the client
 //        listens on a loopback redirect URI of its own (http://127.0.0.1:<free port>/callback), prints
 //        "OPEN <authorization URL>" on stderr for the browser to open, and takes the code (or the
@@ -269,10 +274,40 @@ class Provider {
   }
 }
 
-async function runSteps(client, steps) {
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function awaitFile(file) {
+  for (let i = 0; i < 2400; i++) {
+    if (existsSync(file)) return;
+    await sleep(50);
+  }
+  throw new Error(`${file} did not appear within 120 s`);
+}
+
+async function loop(client, s) {
+  const outcomes = [];
+  while (!existsSync(s.until) && outcomes.length < 2000) {
+    try {
+      const r = await client.callTool({ name: s.name, arguments: s.arguments ?? {} });
+      outcomes.push({ ok: !r.isError, text: r.content?.[0]?.text });
+    } catch (err) {
+      outcomes.push({ ok: false, error: String(err?.message ?? err) });
+    }
+  }
+  return outcomes;
+}
+
+async function runSteps(client, steps, transport) {
   const out = [];
   for (const s of steps) {
     switch (s.op) {
+      case 'loop': out.push(await loop(client, s)); break;
+      case 'signal': writeFileSync(s.file, ''); out.push(null); break;
+      case 'await': await awaitFile(s.file); out.push(null); break;
+      case 'session':
+        if (s.file) writeFileSync(s.file, transport?.sessionId ?? '');
+        out.push(transport?.sessionId ?? null);
+        break;
       case 'tools': out.push(await client.listTools()); break;
       case 'call': out.push(await client.callTool({ name: s.name, arguments: s.arguments ?? {} })); break;
       case 'resources': out.push(await client.listResources()); break;
@@ -301,11 +336,13 @@ async function main() {
   if (!opt.url) throw new Error('--url (or MCP_URL) is required');
   const command = opt['token-only'] ? undefined : parseCommand();
   const provider = new Provider();
+  let live; // the transport of the connected client
   const connect = async () => {
     const transport = new StreamableHTTPClientTransport(new URL(opt.url), { authProvider: provider });
     const client = new Client({ name: 'vmcp-e2e-js', version: '1.0.0' });
     try {
       await client.connect(transport);
+      live = transport;
       return { client };
     } catch (err) {
       if (err instanceof UnauthorizedError && provider.code) return { transport };
@@ -329,7 +366,7 @@ async function main() {
     throw new Error('the server did not ask for authorization');
   }
   try {
-    const results = await runSteps(client, command.steps);
+    const results = await runSteps(client, command.steps, live);
     return command.single ? results[0] : results;
   } finally {
     await client.close();

@@ -45,6 +45,16 @@ type Store interface {
 	Sweep(cutoff time.Time, live func() map[*mcp.ServerSession]bool)
 	// Stats returns the counts the session limits act on.
 	Stats() Stats
+
+	// With a store shared by replicas (the frontend's shared.go):
+
+	// Adopt adds a copy of another replica's session, restored from the
+	// shared store on its own transport t, at record version; if the
+	// table holds the session already, it returns that one and false.
+	Adopt(ss *mcp.ServerSession, t *mcp.StreamableServerTransport, owner string, version int64) (*Session, bool)
+	// ByKey returns the session whose record key (mcpsession.Key of its
+	// ID) is k, nil if none.
+	ByKey(k string) *Session
 }
 
 // Errors of Reserve and Lookup.
@@ -73,6 +83,17 @@ type Session struct {
 	lastUsed atomic.Int64 // unix nanoseconds when the last POST ended (or the session began)
 	active   atomic.Int32 // POSTs in flight
 
+	// With a shared store: t is the transport of a copy restored from the
+	// store (nil for a session the SDK's handler created); key is its
+	// record's key. Version is the record version the copy reflects;
+	// Stale says a change made elsewhere is not applied yet; Touched is
+	// the LastUsed the record's expiry was last moved for.
+	t       *mcp.StreamableServerTransport
+	key     string
+	Version atomic.Int64
+	Stale   atomic.Bool
+	Touched atomic.Int64
+
 	mu    sync.Mutex                    // guards calls
 	calls map[string]context.CancelFunc // raw calls in flight, by JSON-RPC id
 }
@@ -80,8 +101,17 @@ type Session struct {
 func newSession(ss *mcp.ServerSession, owner string) *Session {
 	s := &Session{ss: ss, owner: owner, created: time.Now().UnixNano()}
 	s.lastUsed.Store(s.created)
+	s.Touched.Store(s.created) // its record was just written or read
 	return s
 }
+
+// Transport returns the transport of a copy restored from a shared store;
+// nil for a session the SDK's handler created.
+func (s *Session) Transport() *mcp.StreamableServerTransport { return s.t }
+
+// LastUsed returns when the last POST ended (or the session began), in
+// Unix nanoseconds.
+func (s *Session) LastUsed() int64 { return s.lastUsed.Load() }
 
 // Server returns the SDK's session.
 func (s *Session) Server() *mcp.ServerSession { return s.ss }
@@ -151,8 +181,9 @@ func SweepEvery(timeout time.Duration) time.Duration {
 }
 
 // Expire closes the sessions of s idle for timeout until ctx is done; live
-// returns the sessions the SDK still has.
-func Expire(ctx context.Context, s Store, timeout time.Duration, live func() map[*mcp.ServerSession]bool) {
+// returns the sessions the SDK still has. before, if not nil, runs at each
+// tick before the sweep (a shared store's touch of the sessions used).
+func Expire(ctx context.Context, s Store, timeout time.Duration, live func() map[*mcp.ServerSession]bool, before func(context.Context)) {
 	tick := time.NewTicker(SweepEvery(timeout))
 	defer tick.Stop()
 	for {
@@ -160,6 +191,9 @@ func Expire(ctx context.Context, s Store, timeout time.Duration, live func() map
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			if before != nil {
+				before(ctx)
+			}
 			s.Sweep(now.Add(-timeout), live)
 		}
 	}

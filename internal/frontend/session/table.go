@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 )
 
 // Table is the in-memory [Store] of one process. It bounds the number of
@@ -19,6 +21,7 @@ type Table struct {
 
 	mu      sync.RWMutex // guards the fields below
 	m       map[string]*Session
+	keys    map[string]*Session   // by record key; nil unless keyed
 	users   map[string]*userSlots // by identity.Key ("" for anonymous callers)
 	pending int                   // places reserved by initializes in flight, of all users
 
@@ -103,16 +106,50 @@ func (t *Table) Release(user string) {
 	}
 }
 
+// Keyed makes the table index its sessions by record key (ByKey), for a
+// store shared by replicas. Call it before the table is used.
+func (t *Table) Keyed() *Table {
+	t.keys = map[string]*Session{}
+	return t
+}
+
 // Create implements [Store].
 func (t *Table) Create(ss *mcp.ServerSession, user string) {
-	s := newSession(ss, user)
+	t.insert(newSession(ss, user))
+}
+
+// Adopt implements [Store].
+func (t *Table) Adopt(ss *mcp.ServerSession, tr *mcp.StreamableServerTransport, owner string, version int64) (*Session, bool) {
+	s := newSession(ss, owner)
+	s.t = tr
+	s.Version.Store(version)
+	return t.insert(s)
+}
+
+// insert adds s unless its ID is taken; it returns the session under the
+// ID and whether it is s.
+func (t *Table) insert(s *Session) (*Session, bool) {
+	if t.keys != nil {
+		s.key = mcpsession.Key(s.ss.ID())
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.m[ss.ID()]; ok {
-		return
+	if old, ok := t.m[s.ss.ID()]; ok {
+		return old, false
 	}
-	t.m[ss.ID()] = s
-	t.slots(user).open++
+	t.m[s.ss.ID()] = s
+	if s.key != "" {
+		t.keys[s.key] = s
+	}
+	t.slots(s.owner).open++
+	return s, true
+}
+
+// ByKey implements [Store].
+func (t *Table) ByKey(k string) *Session {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.keys[k]
 }
 
 // Close implements [Store].
@@ -129,6 +166,9 @@ func (t *Table) drop(id string) {
 		return
 	}
 	delete(t.m, id)
+	if s.key != "" {
+		delete(t.keys, s.key)
+	}
 	if u := t.users[s.owner]; u != nil {
 		u.open--
 		t.forget(s.owner, u)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 )
 
 // named is an in-memory transport whose connection has a session id.
@@ -216,5 +218,37 @@ func TestSweepEvery(t *testing.T) {
 		if got := SweepEvery(c.in); got != c.want {
 			t.Errorf("SweepEvery(%v) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// TestAdoptAndByKey: a keyed table finds sessions by record key, a copy
+// adopted twice is kept once (the first), counts towards the owner's
+// sessions, and closing forgets the key.
+func TestAdoptAndByKey(t *testing.T) {
+	ss := serverSessions(t, 2)
+	tab := NewTable(0, 1).Keyed()
+	tab.Create(ss[0], "alice")
+	first, added := tab.Adopt(ss[1], nil, "bob", 7)
+	if !added || first.Version.Load() != 7 || first.Owner() != "bob" {
+		t.Fatalf("Adopt = %+v, %v", first, added)
+	}
+	if again, added := tab.Adopt(ss[1], nil, "bob", 9); added || again != first {
+		t.Errorf("a second Adopt of one ID: %v, %v; want the first copy and false", again, added)
+	}
+	if got := tab.ByKey(mcpsession.Key("s1")); got != first {
+		t.Errorf("ByKey(s1) = %v, want the adopted copy", got)
+	}
+	if got := tab.ByKey(mcpsession.Key("s0")); got == nil || got.Owner() != "alice" {
+		t.Errorf("ByKey(s0) = %v, want alice's session", got)
+	}
+	if err := tab.Reserve("bob"); !errors.Is(err, ErrTooManyForUser) {
+		t.Errorf("Reserve for bob, who holds an adopted copy and may hold one session: %v", err)
+	}
+	tab.Close("s1")
+	if got := tab.ByKey(mcpsession.Key("s1")); got != nil {
+		t.Errorf("ByKey after Close = %v", got)
+	}
+	if got := NewTable(0, 0).ByKey(mcpsession.Key("s0")); got != nil {
+		t.Errorf("an unkeyed table's ByKey = %v", got)
 	}
 }

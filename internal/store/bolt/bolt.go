@@ -22,6 +22,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/store/lease"
 	"github.com/vmcp-dev/vmcp/internal/store/seal"
 )
@@ -49,6 +50,8 @@ type Store struct {
 	locks lease.Table
 
 	writes atomic.Uint64 // writes so far: every sweepEvery-th sweeps
+
+	watchers mcpsession.Watchers // of session changes (sessions.go)
 }
 
 var _ authserver.Store = (*Store)(nil)
@@ -61,7 +64,8 @@ var (
 	bGrants    = []byte("grants")   // id -> grant record
 	bPending   = []byte("pending")  // hash(state) -> pending record
 	bSecrets   = []byte("secrets")  // name -> sealed secret
-	allBuckets = [][]byte{bClients, bTokens, bFamilies, bGrants, bPending, bSecrets}
+	bSessions  = []byte("sessions") // mcpsession.Key(id) -> session record (sessions.go)
+	allBuckets = [][]byte{bClients, bTokens, bFamilies, bGrants, bPending, bSecrets, bSessions}
 )
 
 // ErrLocked means another process has the database open.
@@ -119,7 +123,8 @@ func (s *Store) Ping(context.Context) error {
 // unavailable wraps a database failure.
 func unavailable(err error) error {
 	if err == nil || errors.Is(err, authserver.ErrNotFound) || errors.Is(err, authserver.ErrInactive) ||
-		errors.Is(err, authserver.ErrConflict) || errors.Is(err, errExists) {
+		errors.Is(err, authserver.ErrConflict) || errors.Is(err, errExists) ||
+		errors.Is(err, mcpsession.ErrNotFound) || errors.Is(err, mcpsession.ErrConflict) {
 		return err
 	}
 	return fmt.Errorf("%w: bolt: %w", authserver.ErrUnavailable, err)
@@ -183,6 +188,7 @@ func (s *Store) sweep(tx *bbolt.Tx) error {
 		{bGrants, func(v []byte) time.Time { g, _ := decodeGrant(v); return g.exp }},
 		{bPending, func(v []byte) time.Time { p, _ := decodePending(v); return p.exp }},
 		{bClients, func(v []byte) time.Time { c, _ := decodeClient(v); return c.exp }},
+		{bSessions, func(v []byte) time.Time { r, _ := decodeSession(v); return r.exp }},
 	} {
 		bucket := tx.Bucket(b.name)
 		dead = dead[:0]

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/store/lease"
 )
 
@@ -32,8 +33,17 @@ type Store struct {
 	pendingByExpiry pendingHeap
 	perClient       map[string]int
 	secrets         map[string][]byte
+	sessions        map[string]sessionEntry // by mcpsession.Key
 
-	locks lease.Table
+	locks    lease.Table
+	watchers mcpsession.Watchers
+}
+
+// sessionEntry is a stored MCP session record.
+type sessionEntry struct {
+	r       []byte
+	version int64
+	exp     time.Time
 }
 
 // clientEntry is a stored client with what eviction and expiry need.
@@ -87,7 +97,10 @@ func (h *pendingHeap) Pop() any {
 	return e
 }
 
-var _ authserver.Store = (*Store)(nil)
+var (
+	_ authserver.Store = (*Store)(nil)
+	_ mcpsession.Store = (*Store)(nil)
+)
 
 // New returns an empty store. now is the clock (nil: time.Now).
 func New(now func() time.Time) *Store {
@@ -103,6 +116,7 @@ func New(now func() time.Time) *Store {
 		pending:   map[string]*pendingEntry{},
 		perClient: map[string]int{},
 		secrets:   map[string][]byte{},
+		sessions:  map[string]sessionEntry{},
 	}
 }
 
@@ -296,6 +310,11 @@ func (s *Store) wroteLocked() {
 	}
 	s.sweepClientsLocked(now)
 	s.sweepPendingLocked(now)
+	for k, e := range s.sessions {
+		if !now.Before(e.exp) {
+			delete(s.sessions, k)
+		}
+	}
 }
 
 func (s *Store) deleteLocked(kind authserver.TokenKind, r *authserver.TokenRecord) {
@@ -540,3 +559,73 @@ func (s *Store) Stats() Stats {
 	}
 	return st
 }
+
+// PutSession stores r if the stored version is r.Version.
+func (s *Store) PutSession(_ context.Context, r *mcpsession.Record) error {
+	b, err := copyJSON(r)
+	if err != nil {
+		return err
+	}
+	k := mcpsession.Key(r.ID)
+	s.mu.Lock()
+	now := s.now()
+	e, ok := s.sessions[k]
+	if ok && !now.Before(e.exp) {
+		delete(s.sessions, k)
+		ok = false
+	}
+	if ok && e.version != r.Version || !ok && r.Version != 0 {
+		s.mu.Unlock()
+		return mcpsession.ErrConflict
+	}
+	r.Version++
+	s.sessions[k] = sessionEntry{r: b, version: r.Version, exp: r.ExpiresAt}
+	s.wroteLocked()
+	s.mu.Unlock()
+	s.watchers.Notify(mcpsession.Change{Key: k, Version: r.Version})
+	return nil
+}
+
+// GetSession returns the live record of id.
+func (s *Store) GetSession(_ context.Context, id string) (*mcpsession.Record, error) {
+	s.mu.Lock()
+	e, ok := s.sessions[mcpsession.Key(id)]
+	live := ok && s.now().Before(e.exp)
+	s.mu.Unlock()
+	if !live {
+		return nil, mcpsession.ErrNotFound
+	}
+	r, err := decode[mcpsession.Record](e.r)
+	if err != nil {
+		return nil, err
+	}
+	r.ID, r.Version, r.ExpiresAt = id, e.version, e.exp
+	return r, nil
+}
+
+// TouchSession moves a live record's expiry.
+func (s *Store) TouchSession(_ context.Context, id string, expiresAt time.Time) error {
+	k := mcpsession.Key(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.sessions[k]
+	if !ok || !s.now().Before(e.exp) {
+		return mcpsession.ErrNotFound
+	}
+	e.exp = expiresAt
+	s.sessions[k] = e
+	return nil
+}
+
+// DeleteSession forgets the record of id.
+func (s *Store) DeleteSession(_ context.Context, id string) error {
+	k := mcpsession.Key(id)
+	s.mu.Lock()
+	delete(s.sessions, k)
+	s.mu.Unlock()
+	s.watchers.Notify(mcpsession.Change{Key: k})
+	return nil
+}
+
+// WatchSessions calls f with every change of a session record.
+func (s *Store) WatchSessions(f func(mcpsession.Change)) (stop func()) { return s.watchers.Add(f) }

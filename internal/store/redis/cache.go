@@ -72,6 +72,9 @@ func (c *cache) put(key string, v any, exp time.Time, gen uint64) {
 
 // drop forgets the entries of keys.
 func (c *cache) drop(keys ...string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	c.gen.Add(1)
 	for _, k := range keys {
@@ -82,6 +85,9 @@ func (c *cache) drop(keys ...string) {
 
 // clear forgets everything; live says whether invalidations arrive now.
 func (c *cache) clear(live bool) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	c.gen.Add(1)
 	c.live.Store(live)

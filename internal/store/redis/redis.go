@@ -28,6 +28,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/vmcp-dev/vmcp/internal/authserver"
+	"github.com/vmcp-dev/vmcp/internal/mcpsession"
 	"github.com/vmcp-dev/vmcp/internal/store/seal"
 )
 
@@ -76,6 +77,9 @@ type Store struct {
 
 	psMu sync.Mutex // guards ps
 	ps   *goredis.PubSub
+
+	watchers mcpsession.Watchers // of session changes (sessions.go)
+	lost     bool                // the channel was lost since the last subscription; only listen uses it
 }
 
 var _ authserver.Store = (*Store)(nil)
@@ -107,10 +111,8 @@ func New(opts Options) (*Store, error) {
 	s.stop = cancel
 	if opts.CacheAge > 0 {
 		s.cache = newCache(opts.CacheAge, defaultCacheMax)
-		go s.listen(ctx)
-	} else {
-		close(s.done)
 	}
+	go s.listen(ctx) // the cache's invalidations and the sessions' changes
 	return s, nil
 }
 
@@ -834,9 +836,10 @@ func (s *Store) listen(ctx context.Context) {
 				pingSent = ps.Ping(ctx) == nil
 				continue
 			}
-			if s.cache.live.Load() {
+			if !s.lost {
 				s.logger.Warn("redis store: invalidation channel lost; local copies dropped until it is back", "error", err)
 			}
+			s.lost = true
 			s.cache.clear(false)
 			pingSent = false
 			select {
@@ -853,6 +856,11 @@ func (s *Store) listen(ctx context.Context) {
 			if m.Kind == "subscribe" {
 				s.cache.clear(true)
 				backoff = 50 * time.Millisecond
+				if s.lost {
+					// Session changes may have been missed meanwhile.
+					s.watchers.Notify(mcpsession.Change{All: true})
+				}
+				s.lost = false
 			}
 		case *goredis.Message:
 			s.invalidate(m.Payload)
@@ -863,6 +871,10 @@ func (s *Store) listen(ctx context.Context) {
 // invalidate drops the copies a message names: "g:<id>", "t:<kind>:<hash>"
 // or "t:<kind>:<hash>,<hash>,…".
 func (s *Store) invalidate(msg string) {
+	if strings.HasPrefix(msg, "s:") {
+		s.sessionChanged(msg)
+		return
+	}
 	if strings.HasPrefix(msg, "g:") {
 		s.cache.drop(msg)
 		return

@@ -52,6 +52,9 @@ func Run(t *testing.T, newStore Factory) {
 		{"concurrent grant updates", testConcurrentGrantPuts},
 		{"grant locks", testGrantLocks},
 		{"secrets", testSecrets},
+		{"sessions", testSessions},
+		{"session expiry", testSessionExpiry},
+		{"concurrent session updates", testConcurrentSessionUpdates},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,6 +76,7 @@ func RunShared(t *testing.T, newStores SharedFactory) {
 		{"revocation reaches the other replica", testSharedRevocation},
 		{"grant changes reach the other replica", testSharedGrants},
 		{"locks are shared", testSharedLocks},
+		{"sessions are shared and changes announced", testSharedSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,21 +12,26 @@ import (
 // RoundRobin is a load balancer in front of vmcp replicas, as a
 // Kubernetes Service or an ingress would be: each request goes to the next
 // live replica, except MCP requests of a 2025-11-25 session, which stay
-// with the replica that created the session (sessions are not shared
-// across replicas). It records which replica served which path.
+// with the replica that created the session unless Spread is set. It
+// records which replica served which path, and which served each session.
 type RoundRobin struct {
-	mu       sync.Mutex // guards all fields
+	// Spread sends a session's requests round robin too, as a balancer
+	// without sticky sessions does. Set it before serving.
+	Spread bool
+
+	mu       sync.Mutex // guards all fields below
 	targets  []*httputil.ReverseProxy
 	down     map[int]bool
 	next     int
 	sessions map[string]int   // Mcp-Session-Id -> replica
 	served   map[string][]int // path -> replicas, in order
+	bySess   map[string][]int // Mcp-Session-Id -> replicas, in order
 }
 
 // NewRoundRobin returns a balancer over the replicas at bases
 // (http://host:port), numbered from 0 in that order.
 func NewRoundRobin(bases ...string) *RoundRobin {
-	rr := &RoundRobin{down: map[int]bool{}, sessions: map[string]int{}, served: map[string][]int{}}
+	rr := &RoundRobin{down: map[int]bool{}, sessions: map[string]int{}, served: map[string][]int{}, bySess: map[string][]int{}}
 	for _, b := range bases {
 		rr.Add(b)
 	}
@@ -58,7 +63,7 @@ func (rr *RoundRobin) pick(sid, path string) int {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	i, ok := rr.sessions[sid]
-	if !ok || sid == "" || rr.down[i] {
+	if !ok || sid == "" || rr.down[i] || rr.Spread {
 		i = -1
 		for range rr.targets {
 			n := rr.next % len(rr.targets)
@@ -71,8 +76,19 @@ func (rr *RoundRobin) pick(sid, path string) int {
 	}
 	if i >= 0 {
 		rr.served[path] = append(rr.served[path], i)
+		if sid != "" {
+			rr.bySess[sid] = append(rr.bySess[sid], i)
+		}
 	}
 	return i
+}
+
+// ServedSession returns the replicas that served the requests carrying
+// session sid, in order.
+func (rr *RoundRobin) ServedSession(sid string) []int {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return append([]int(nil), rr.bySess[sid]...)
 }
 
 // ServeHTTP sends the request to a replica.
