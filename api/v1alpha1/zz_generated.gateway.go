@@ -871,8 +871,9 @@ type ClientRegistration struct {
 
 // Storage says where the embedded authorization server keeps what it
 // must not forget: registered clients, tokens, users' upstream grants,
-// pending logins, and the keys it generated. Without authServerConfig
-// nothing is stored. In a VirtualMCPServer it is spec.storage.
+// pending logins, the keys it generated, and the MCP sessions. Without
+// authServerConfig only type redis is used (it shares the MCP sessions
+// among replicas). In a VirtualMCPServer it is spec.storage.
 type Storage struct {
 	// Type is embedded (default: a database file in StateDir, for one
 	// process), redis (shared by several replicas) or memory (lost on

@@ -108,6 +108,16 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		return nil, err
 	}
 	a.authorizer = authorizer
+	if a.store == nil && a.cfg.Storage != nil && a.cfg.Storage.Type == config.StorageRedis {
+		// No authorization server keeps its state here, but Redis still
+		// shares the MCP sessions among the replicas.
+		st, err := a.openStore(a.cfg.Storage)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		a.store = st
+	}
 	var claims frontend.ClaimsFunc
 	if authorizer != nil {
 		claims = a.claimsFunc()

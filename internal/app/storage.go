@@ -242,7 +242,11 @@ func (a *App) closeStore() {
 // loaded from it).
 func (a *App) dependencies() []frontend.Dependency {
 	if a.authServer == nil {
-		return nil
+		if a.store == nil || a.store.ping == nil {
+			return nil
+		}
+		ping := a.store.ping // the sessions' store only
+		return []frontend.Dependency{{Name: "storage", Check: ping}}
 	}
 	st, as := a.store, a.authServer
 	return []frontend.Dependency{{Name: "storage", Check: func(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"net/http"
 	"net/url"
 	"os"
@@ -311,4 +312,52 @@ func claimsOnlyToken(t *testing.T, issuer, audience string) string {
 	}
 	return enc(map[string]any{"alg": "RS256", "kid": "x"}) + "." +
 		enc(map[string]any{"iss": issuer, "aud": audience, "sub": "s", "exp": time.Now().Add(time.Hour).Unix()}) + ".c2ln"
+}
+
+// TestSessionsSharedWithoutAuthServer: storage type redis shares the MCP
+// sessions among replicas even when no authorization server keeps state
+// there (anonymous or external-IdP gateways): one 2025-11-25 session is
+// served by every replica behind a balancer without sticky sessions.
+func TestSessionsSharedWithoutAuthServer(t *testing.T) {
+	srv := redistest.Start(t, nil)
+	t.Setenv("VMCP_SECRET_STORE_KEY", "no-as-sessions-0123456789abcdef0123")
+	backend := whoamiBackend(t)
+	rr := vmcptest.NewRoundRobin()
+	rr.Spread = true
+	for range 2 {
+		addr := vmcptest.FreeAddr(t)
+		vmcptest.Start(t, fmt.Sprintf(`
+name: shared
+storage:
+  type: redis
+  encryptionKeyRefs: [{name: store, key: key}]
+  redis: {addr: %s}
+backends:
+- name: be
+  url: %s
+server:
+  listen: %s
+`, srv.Addr, backend, addr), nil)
+		vmcptest.WaitReady(t, "http://"+addr)
+		rr.Add("http://" + addr)
+	}
+	front := vmcptest.FreeAddr(t)
+	rr.Serve(t, front)
+	cs := vmcptest.Connect(t, "http://"+front+"/mcp", "", nil)
+	lt, err := cs.ListTools(t.Context(), nil)
+	if err != nil || len(lt.Tools) != 1 {
+		t.Fatalf("tools/list: %v, %v", lt, err)
+	}
+	for i := range 6 {
+		if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: lt.Tools[0].Name}); err != nil {
+			t.Fatalf("call %d on the shared session: %v", i, err)
+		}
+	}
+	served := map[int]bool{}
+	for _, r := range rr.ServedSession(cs.ID()) {
+		served[r] = true
+	}
+	if len(served) != 2 {
+		t.Errorf("the session's requests were served by replicas %v, want both", rr.ServedSession(cs.ID()))
+	}
 }
