@@ -75,6 +75,7 @@ const (
 	releaseDelay    = time.Second
 	releaseMaxDelay = 5 * time.Second
 	releaseTries    = 40
+	minTries        = 4 // after 1, 3, 7 and 12 s
 )
 
 // Releaser hands the memory of large answers back to the operating system
@@ -125,9 +126,12 @@ func (r *Releaser) release() {
 	r.tries++
 	// Once more, later, while the answers seem in use (the live heap holds
 	// about one of them), or the last release still freed some (its call
-	// was finishing), and at least twice: buffers kept in a sync.Pool live
-	// through one collection.
-	again := live > r.floor+uint64(r.size/2) || r.last > live+uint64(r.size/4) || r.tries < 2
+	// was finishing), and at least minTries times (about 12 s): buffers
+	// kept in a sync.Pool live through one collection, and the live-heap
+	// floor can be too high (a collection ran while the answer was being
+	// read), which would end the tries while a slow client is still being
+	// written to (seen on a loaded machine: the memory stayed).
+	again := live > r.floor+uint64(r.size/2) || r.last > live+uint64(r.size/4) || r.tries < minTries
 	r.last = live
 	if again && r.tries < releaseTries && !r.stopped {
 		r.pending.Reset(min(releaseDelay<<min(r.tries, 8), releaseMaxDelay))
