@@ -122,14 +122,17 @@ func (g *gate) Write(p []byte) (int, error) {
 	return g.out.Write(p)
 }
 
-// TestSlowFileWaitsNeverDrops: while the file does not take records,
-// requests keep appending until MaxPending bytes are pending; then they
-// wait (counted) instead of dropping records, and every record is written
-// once the file takes them.
-func TestSlowFileWaitsNeverDrops(t *testing.T) {
+// n is how many records blockedFile sends: ~150 bytes each, far more than
+// the tests' MaxPending.
+const n = 200
+
+// blockedFile starts a log over a file whose first Write blocks until the
+// gate is released, waits until the writer is in it, and then sends n
+// records from a goroutine, which closes done when they are all in.
+func blockedFile(t *testing.T, opts *audit.Options) (*gate, *audit.Log, chan struct{}) {
+	t.Helper()
 	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	reg := prometheus.NewRegistry()
-	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: time.Minute, Metrics: reg})
+	l := audit.New(g, opts)
 	call := &audit.Call{Who: audit.Who{Principal: "alice"}, Action: "call_tool", Resource: "x", Outcome: "ok"}
 	l.Called(call)
 	select { // the writer holds the first record, blocked in Write
@@ -137,7 +140,6 @@ func TestSlowFileWaitsNeverDrops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the writer did not write in 10s")
 	}
-	const n = 200 // ~150 bytes each: far more than MaxPending
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -145,6 +147,16 @@ func TestSlowFileWaitsNeverDrops(t *testing.T) {
 			l.Called(call)
 		}
 	}()
+	return g, l, done
+}
+
+// TestSlowFileWaitsNeverDrops: while the file does not take records,
+// requests keep appending until MaxPending bytes are pending; then they
+// wait (counted) instead of dropping records, and every record is written
+// once the file takes them.
+func TestSlowFileWaitsNeverDrops(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	g, l, done := blockedFile(t, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: time.Minute, Metrics: reg})
 	select {
 	case <-done:
 		t.Fatal("200 records went into 4 KiB pending while the file was blocked: nothing waited")
@@ -171,26 +183,10 @@ func TestSlowFileWaitsNeverDrops(t *testing.T) {
 // disk) never hangs requests: each waits at most MaxWait, then its record
 // is lost, counted and logged, and the request goes on.
 func TestStalledFileBoundsTheWait(t *testing.T) {
-	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
 	logged := &logbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logged, nil))
-	l := audit.New(g, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: 20 * time.Millisecond, Metrics: reg, Logger: logger})
-	call := &audit.Call{Who: audit.Who{Principal: "alice"}, Action: "call_tool", Resource: "x", Outcome: "ok"}
-	l.Called(call)
-	select { // the writer holds the first record, blocked in Write for good
-	case <-g.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the writer did not write in 10s")
-	}
-	const n = 200 // ~150 bytes each: far more than MaxPending
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range n {
-			l.Called(call)
-		}
-	}()
+	g, l, done := blockedFile(t, &audit.Options{FlushInterval: time.Millisecond, MaxPending: 4096, MaxWait: 20 * time.Millisecond, Metrics: reg, Logger: logger})
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
