@@ -125,6 +125,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 	search, searcher, err := a.toolSearch()
 	if err != nil {
 		ln.Close()
+		a.closeStore()
 		return nil, err
 	}
 	a.searcher = searcher

@@ -332,7 +332,10 @@ func (g *Gateway) touch(ctx context.Context) {
 func (g *Gateway) serveStateful(w http.ResponseWriter, r *http.Request) {
 	var s *session.Session
 	if id := r.Header.Get("Mcp-Session-Id"); id != "" && g.opts.Sessions != nil {
-		s = g.sessions.ByKey(mcpsession.Key(id))
+		// By ID, not by record key: no hash per request. The edge has
+		// checked the owner already; a session of another owner (none
+		// reaches here) would go to the SDK, which refuses it.
+		s, _ = g.sessions.Lookup(id, identity.From(r.Context()).Key())
 	}
 	if s == nil || s.Transport() == nil {
 		g.stateful.ServeHTTP(w, r)
