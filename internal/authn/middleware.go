@@ -1,7 +1,6 @@
 package authn
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,10 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/wire"
 )
 
 // MiddlewareOptions configure [Middleware].
@@ -200,15 +202,14 @@ func WriteError(w http.ResponseWriter, err error, resourceMetadata string, scope
 	if status < 500 {
 		w.Header().Set("WWW-Authenticate", challenge(attrs))
 	}
-	rpcCode := -32600 // invalid request
+	rpcCode := int64(-32600) // invalid request
 	if status >= 500 {
 		rpcCode = -32603 // internal error
 	}
-	m, _ := json.Marshal(msg)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"jsonrpc":"2.0","id":null,"error":{"code":%d,"message":%s}}`+"\n", rpcCode, m)
+	_, _ = w.Write(append(wire.AppendError(nil, nil, &jsonrpc.Error{Code: rpcCode, Message: msg}), '\n'))
 }
 
 // classify maps err to an HTTP status, an RFC 6750 error code and a
