@@ -231,7 +231,9 @@ type Embedding struct {
 	SemanticWeight float64 `json:"semanticWeight,omitempty"`
 
 	// QueryRate bounds the query embeddings requested per second, over
-	// all clients; searches past it rank lexically. Default: 20.
+	// all clients; each client (principal, or session when anonymous)
+	// may use a quarter of it. Searches past it rank lexically. Default:
+	// 20.
 	// +optional
 	QueryRate float64 `json:"queryRate,omitempty"`
 }

@@ -41,7 +41,9 @@ type Embedding struct {
 	// score, in (0, 1]. Default: 0.5.
 	SemanticWeight float64 `yaml:"semanticWeight"`
 	// QueryRate bounds the query embeddings requested per second, over
-	// all clients; searches past it rank lexically. Default: 20.
+	// all clients; each client (principal, or session when anonymous)
+	// may use a quarter of it. Searches past it rank lexically. Default:
+	// 20.
 	QueryRate float64 `yaml:"queryRate"`
 	// CacheFile keeps tool embeddings across restarts. Default:
 	// <user cache directory>/vmcp/<name>/embeddings.

@@ -33,8 +33,10 @@ type EmbeddingOptions struct {
 	SemanticWeight float64
 	// QueryRate bounds the query embeddings requested per second, over
 	// all clients (bursts of twice as many pass); searches past it rank
-	// lexically. It bounds what clients can cost at the service. Default:
-	// 20.
+	// lexically. It bounds what clients can cost at the service. Each
+	// caller (principal, or session when anonymous) may use a quarter of
+	// it (at least one a second), so that one client searching hard does
+	// not make everyone's searches lexical. Default: 20.
 	QueryRate float64
 	// BatchSize is the number of tool texts per request. Default: 32.
 	BatchSize int

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/vmcp-dev/vmcp/internal/identity"
 	"github.com/vmcp-dev/vmcp/internal/router"
 )
 
@@ -112,7 +113,7 @@ type AllowFunc func(ctx context.Context) (func(int) bool, error)
 func (m *Mode) Call(ctx context.Context, ix *Index, req *mcp.CallToolRequest, allow AllowFunc, call CallFunc) (*mcp.CallToolResult, error) {
 	switch req.Params.Name {
 	case FindToolName:
-		return m.find(ctx, ix, req.Params.Arguments, allow)
+		return m.find(withCaller(ctx, caller(ctx, req)), ix, req.Params.Arguments, allow)
 	case CallToolName:
 		var in struct {
 			Name      string          `json:"name"`
@@ -133,6 +134,18 @@ func (m *Mode) Call(ctx context.Context, ix *Index, req *mcp.CallToolRequest, al
 		return call(ctx, inner)
 	}
 	return nil, fmt.Errorf("toolsearch: %q is not a search mode tool", req.Params.Name)
+}
+
+// caller names whose share of the query rate a search spends: the
+// principal when authenticated, else the MCP session.
+func caller(ctx context.Context, req *mcp.CallToolRequest) string {
+	if key := identity.From(ctx).Key(); key != "" {
+		return "p\x00" + key
+	}
+	if req.Session != nil && req.Session.ID() != "" {
+		return "s\x00" + req.Session.ID()
+	}
+	return "" // one bucket for all such callers
 }
 
 func (m *Mode) find(ctx context.Context, ix *Index, raw json.RawMessage, allow AllowFunc) (*mcp.CallToolResult, error) {

@@ -46,7 +46,8 @@ type Searcher struct {
 	cache      Cache
 	wake       chan struct{}
 	flight     singleflight.Group
-	queryLimit *rate.Limiter // query embedding requests
+	queryLimit *rate.Limiter // query embedding requests, over all callers
+	callers    *callerLimits // each caller's share of them
 	// buildMu serializes Index calls, so that the newest index is built
 	// from the one before it.
 	buildMu sync.Mutex
@@ -57,8 +58,8 @@ type Searcher struct {
 	queries map[string][]float32 // query embeddings, bounded by maxQueries
 }
 
-// errQueryRate: more queries than EmbeddingOptions.QueryRate; this search
-// ranks lexically.
+// errQueryRate: more queries than EmbeddingOptions.QueryRate, over all
+// callers or past this caller's share; this search ranks lexically.
 var errQueryRate = errors.New("query embedding rate exceeded")
 
 // Search defaults.
@@ -81,6 +82,7 @@ func New(opts *Options) *Searcher {
 	if o.Embedding != nil {
 		s.emb = newEmbedClient(*o.Embedding)
 		s.queryLimit = rate.NewLimiter(rate.Limit(s.emb.opts.QueryRate), int(2*s.emb.opts.QueryRate)+1)
+		s.callers = newCallerLimits(s.emb.opts.QueryRate)
 		if s.cache == nil {
 			s.cache = &memoryCache{vecs: map[string][]float32{}, max: DefaultCacheEntries}
 		}
@@ -172,7 +174,7 @@ func (s *Searcher) queryVector(ctx context.Context, query string, dims int) ([]f
 		return v, true
 	}
 	res, err, _ := s.flight.Do(strconv.Itoa(dims)+"\x00"+query, func() (any, error) {
-		if !s.queryLimit.Allow() {
+		if !s.callers.allow(callerFrom(ctx)) || !s.queryLimit.Allow() {
 			return nil, errQueryRate
 		}
 		vs, err := s.emb.embed(context.WithoutCancel(ctx), []string{query})

@@ -29,7 +29,8 @@ func startSearcher(t testing.TB, srv *embedServer, cache Cache, logger *slog.Log
 	s := New(&Options{Embedding: emb, Cache: cache, Logger: logger})
 	if s.emb != nil {
 		s.queryLimit = rate.NewLimiter(rate.Inf, 0) // tests search faster than any rate; TestQueryRate sets one
-		s.emb.opts.Timeout = time.Minute            // a loaded machine is no failing service; failure tests set theirs
+		s.callers.limit = rate.Inf
+		s.emb.opts.Timeout = time.Minute // a loaded machine is no failing service; failure tests set theirs
 	}
 	for _, f := range setup {
 		f(s)
