@@ -17,6 +17,7 @@ import (
 
 	"github.com/vmcp-dev/vmcp/internal/backend"
 	"github.com/vmcp-dev/vmcp/internal/identity"
+	"github.com/vmcp-dev/vmcp/internal/testsupport/logbuf"
 )
 
 // TestResultSizeLimit: an answer over the result size limit fails its
@@ -212,4 +213,56 @@ func TestSubscriptionRenewalBounded(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("closing the set waited for a renewal that never ends")
 	}
+}
+
+// TestLostSessionRenewedAtOnce: a backend that restarted (it answers
+// vmcp's session with 404) is given a new session at once, without going
+// down: its tools stay listed, the next calls work without waiting for a
+// backoff, and it is never reported lost. One that keeps losing sessions
+// gets three such renewals, then the backoff of any failure.
+func TestLostSessionRenewedAtOnce(t *testing.T) {
+	t.Parallel()
+	s := &rawServer{}
+	var logs logbuf.Buffer
+	// A backoff longer than the test: going down would fail every later
+	// call.
+	b, _ := startRaw(t, s, &backend.Options{Logger: testLogger(&logs), MinBackoff: time.Hour, MaxBackoff: time.Hour}, backend.Spec{})
+	mustReady(t, b)
+	call := func() error {
+		res, err := b.CallToolRaw(t.Context(), nil, backend.RawCall{Name: "t", Arguments: json.RawMessage(`{}`)})
+		if err == nil {
+			res.Release()
+		}
+		return err
+	}
+	for i := range 3 {
+		s.restart()
+		if err := call(); err == nil {
+			t.Fatalf("restart %d: a call on the forgotten session succeeded", i+1)
+		}
+		waitFor(t, 20*time.Second, "a call succeeds on a new session", func() (bool, string) {
+			err := call()
+			return err == nil, fmt.Sprint(err)
+		})
+		if st := b.Status(); st.State != backend.StateReady || st.Restarts != 0 {
+			t.Fatalf("restart %d: %s, %d restarts (%s); want ready all along", i+1, st.State, st.Restarts, st.Error)
+		}
+		if n := len(b.Inventory().Tools); n != 1 {
+			t.Errorf("restart %d: %d tools listed", i+1, n)
+		}
+	}
+	if strings.Contains(logs.String(), `msg="backend lost`) {
+		t.Errorf("a renewed session was logged as a lost backend:\n%s", logs.String())
+	}
+	if n := strings.Count(logs.String(), "making a new one"); n != 3 {
+		t.Errorf("%d renewals logged, want 3:\n%s", n, logs.String())
+	}
+
+	// The fourth loss in a row is a failure like any other.
+	s.restart()
+	_ = call()
+	waitFor(t, 20*time.Second, "down after the fourth loss", func() (bool, string) {
+		st := b.Status()
+		return st.State == backend.StateDown, string(st.State)
+	})
 }

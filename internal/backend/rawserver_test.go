@@ -51,7 +51,8 @@ func (s *rawServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.headers = append(s.headers, r.Header.Clone())
 	s.mu.Unlock()
-	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" && sid != s.session() {
+	session := s.session() // one epoch per request: a restart meanwhile is seen by the next
+	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" && sid != session {
 		http.Error(w, "unknown session", http.StatusNotFound)
 		return
 	}
@@ -75,7 +76,7 @@ func (s *rawServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	w.Header().Set("Mcp-Session-Id", s.session())
+	w.Header().Set("Mcp-Session-Id", session)
 	if m.Method == "" || len(m.ID) == 0 { // a notification, or an answer to a request of ours
 		w.WriteHeader(http.StatusAccepted)
 		return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/time/rate"
 )
 
 func signal(ch chan struct{}) {
@@ -36,6 +37,10 @@ const stableAfter = 30 * time.Second
 // run is the supervisor: connect, serve, detect failure, back off, repeat.
 func (b *Backend) run(ctx context.Context) {
 	backoff := b.set.opts.MinBackoff
+	// Sessions lost are renewed at once, but a backend that keeps losing
+	// them (as one behind a balancer without affinity does) is given the
+	// backoff of any failure: three at once, then one per ten seconds.
+	renewals := rate.NewLimiter(rate.Every(10*time.Second), 3)
 	first := true
 	endFirst := func() {
 		if first {
@@ -72,6 +77,23 @@ func (b *Backend) run(ctx context.Context) {
 		endFirst()
 		readyAt := time.Now()
 		err = b.monitor(ctx, conn)
+		for ctx.Err() == nil && b.sessionLost(err) && renewals.Allow() {
+			// The backend forgot vmcp's session (it restarted, or another
+			// replica answered): it is up, so a new session is made at once
+			// and the backend stays listed meanwhile (calls on the old
+			// session fail as they would anyway). Only when that fails is
+			// it down.
+			b.logger.Info("the backend lost vmcp's session; making a new one", "error", b.redact.err(err))
+			lost := conn
+			conn, inv, renewed, err = b.connectShared(ctx)
+			b.closeConn(lost)
+			if err != nil {
+				err = fmt.Errorf("the backend lost vmcp's session; a new one: %w", err)
+				break
+			}
+			b.setReady(ctx, conn, inv, renewed)
+			err = b.monitor(ctx, conn)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -84,11 +106,19 @@ func (b *Backend) run(ctx context.Context) {
 		}
 		wait := jitter(backoff)
 		b.setDown(err, wait)
-		b.closeConn(conn)
+		if conn != nil {
+			b.closeConn(conn)
+		}
 		if !sleep(ctx, wait) {
 			return
 		}
 	}
+}
+
+// sessionLost reports whether a ready connection ended because the backend
+// no longer knows its session (HTTP 404).
+func (b *Backend) sessionLost(err error) bool {
+	return errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, errSessionLost)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -222,7 +252,7 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 			if b.spec.Transport == Stdio {
 				return fmt.Errorf("process exited: %v", errOrEOF(err))
 			}
-			return fmt.Errorf("connection closed: %v", errOrEOF(err))
+			return fmt.Errorf("connection closed: %w", errOrEOF(err))
 		case <-b.refresh:
 			inv, err := b.list(ctx, c)
 			if err != nil {
@@ -243,6 +273,9 @@ func (b *Backend) monitor(ctx context.Context, c *Conn) error {
 		case <-tick.C:
 			b.closeIdle(userConnIdle)
 			if err := b.ping(ctx, c); err != nil {
+				if b.sessionLost(err) {
+					return fmt.Errorf("health check: %w", err) // it will not come back
+				}
 				failures++
 				b.logger.Warn("health check failed", "error", err, "failures", failures, "threshold", b.set.opts.UnhealthyThreshold)
 				if failures >= b.set.opts.UnhealthyThreshold {
