@@ -42,20 +42,31 @@ type call struct {
 	id    uint64
 	ctx   context.Context // the client's request context, for the call's lifetime only
 	peer  Peer
-	token any // the client's progress token, or nil
-	busy  int // notifications being relayed to the call's stream; guarded by Conn.mu
+	token any        // the client's progress token, or nil
+	fault *callFault // the guard's count of progress notifications sent ahead of the answer, or nil
+	busy  int        // notifications being relayed to the call's stream; guarded by Conn.mu
+	// progressed counts the progress notifications relayed; guarded by
+	// Conn.mu.
+	progressed int32
 }
 
-// progressGrace is how long a call whose client asked for progress or log
-// messages waits, after the backend's answer, for notifications the backend
-// sent just before it: the SDK hands answers over at once but notifications
-// on another goroutine, so the last one can still be on its way. Waiting
-// keeps it ahead of the answer, where the client expects it (a message
-// relayed after the answer can no longer go on the call's stream).
-// Relays already under way are always waited for, up to progressGraceMax.
+// The SDK hands a backend's answer over at once, but the notifications the
+// backend sent before it on another goroutine, so the last ones can still be
+// on their way when the call returns; relayed after the answer, they could
+// no longer go on the call's stream, where the client expects them. So a
+// call ends only when what was sent ahead of its answer is relayed:
+//
+//   - progress notifications exactly: the guard counts those it passes to
+//     the SDK ahead of the answer (callFault.progress) and the call waits
+//     until as many are relayed, at most progressWaitMax (a client that
+//     does not read its stream);
+//   - log messages, which cannot be told apart per call on a shared
+//     connection, by a grace of progressGrace, and relays already under
+//     way up to progressGraceMax.
 const (
 	progressGrace    = 2 * time.Millisecond
 	progressGraceMax = 50 * time.Millisecond
+	progressWaitMax  = 5 * time.Second
 )
 
 // errNoPeer is returned to a backend whose request cannot be attributed to
@@ -116,6 +127,7 @@ func (c *Conn) begin(ctx context.Context, peer Peer, params mcp.Params) func() {
 	c.mu.Lock()
 	c.nextID++
 	cl := &call{id: c.nextID, ctx: ctx, peer: peer}
+	cl.fault, _ = ctx.Value(faultKey{}).(*callFault)
 	if c.calls == nil {
 		c.calls = map[uint64]*call{}
 	}
@@ -128,27 +140,34 @@ func (c *Conn) begin(ctx context.Context, peer Peer, params mcp.Params) func() {
 				m := maps.Clone(meta)
 				m["progressToken"] = progressToken(cl.id)
 				params.SetMeta(m)
+				if cl.fault != nil {
+					t := progressToken(cl.id)
+					cl.fault.token.Store(&t)
+				}
 			}
 		}
 	}
 	return func() {
-		if cl.token != nil || peer.LogLevel() != "" {
+		if peer.LogLevel() != "" {
 			time.Sleep(progressGrace)
 		}
 		// Relays that found the call in flight finish on its stream before
 		// the call is forgotten; the check and the removal are one step
 		// under c.mu, where relays take the call.
 		var deadline time.Time
+		progressDeadline := time.Now().Add(progressWaitMax)
 		for {
 			c.mu.Lock()
-			if cl.busy == 0 || !deadline.IsZero() && time.Now().After(deadline) {
+			now := time.Now()
+			behind := cl.token != nil && cl.fault != nil && cl.progressed < cl.fault.progress.Load() && now.Before(progressDeadline)
+			if !behind && (cl.busy == 0 || !deadline.IsZero() && now.After(deadline)) {
 				delete(c.calls, cl.id)
 				c.mu.Unlock()
 				return
 			}
 			c.mu.Unlock()
 			if deadline.IsZero() {
-				deadline = time.Now().Add(progressGraceMax)
+				deadline = now.Add(progressGraceMax)
 			}
 			time.Sleep(progressGrace / 4)
 		}
@@ -207,7 +226,12 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	if cl == nil {
 		return // the call has ended: nothing is sent after its response
 	}
-	defer c.relayed(cl)
+	defer func() {
+		c.mu.Lock()
+		cl.busy--
+		cl.progressed++
+		c.mu.Unlock()
+	}()
 	p := *r.Params
 	p.ProgressToken = cl.token
 	if err := cl.peer.Progress(cl.ctx, &p); err != nil {

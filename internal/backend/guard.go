@@ -55,8 +55,32 @@ import (
 // faultKey is the context key of a call's [callFault].
 type faultKey struct{}
 
-// callFault is where the guard leaves what was wrong with a call's answer.
-type callFault struct{ err atomic.Pointer[error] }
+// callFault is where the guard leaves what was wrong with a call's answer,
+// and counts the progress notifications for the call it passed to the SDK
+// ahead of the answer (see [Conn.begin]).
+type callFault struct {
+	err      atomic.Pointer[error]
+	token    atomic.Pointer[string] // the call's progress token at the backend, if it has one
+	progress atomic.Int32           // progress notifications with that token handed to the SDK
+}
+
+// sawProgress counts data if it is a progress notification for the call.
+func (f *callFault) sawProgress(data []byte) {
+	tok := f.token.Load()
+	if tok == nil || !bytes.Contains(data, []byte(*tok)) {
+		return // cheap test first: most events of a stream are not this
+	}
+	var m wire.Message
+	if wire.Parse(data, &m) != nil || m.Method != "notifications/progress" || m.IsRequest() {
+		return
+	}
+	var p struct {
+		Token any `json:"progressToken"`
+	}
+	if wire.Unmarshal(m.Params, &p) == nil && p.Token == *tok {
+		f.progress.Add(1)
+	}
+}
 
 func (f *callFault) set(err error) { f.err.CompareAndSwap(nil, &err) }
 
@@ -142,6 +166,7 @@ func (g *guard) call(req *http.Request, id jsonrpc.ID) (*http.Response, error) {
 		return g.jsonAnswer(req, resp, id), nil
 	case "text/event-stream":
 		s := &callStream{g: g, req: req, id: id, body: resp.Body}
+		s.fault, _ = req.Context().Value(faultKey{}).(*callFault)
 		s.br = readers.Get().(*bufio.Reader)
 		s.br.Reset(resp.Body)
 		s.sr = wire.NewSSEReader(s.br, g.conn.backend.set.opts.MaxResultBytes)
@@ -232,9 +257,10 @@ func answer(req *http.Request, msg *jsonrpc.Response) *http.Response {
 // and a JSON-RPC error answer in place of a fault.
 type callStream struct {
 	g    *guard
-	req  *http.Request
-	id   jsonrpc.ID
-	body io.ReadCloser // the backend's current response body
+	req   *http.Request
+	id    jsonrpc.ID
+	fault *callFault    // the call's, if it has one
+	body  io.ReadCloser // the backend's current response body
 	br   *bufio.Reader
 	sr   *wire.SSEReader
 	data bytes.Buffer
@@ -296,6 +322,8 @@ func (s *callStream) fill() error {
 		if response && got == s.id {
 			s.done = true
 			s.g.conn.backend.set.largeAnswer(s.data.Len())
+		} else if !response && s.fault != nil {
+			s.fault.sawProgress(s.data.Bytes())
 		}
 		s.out = [3][]byte{eventHead, oneLine(s.data.Bytes()), eventEnd}
 		return nil
