@@ -150,6 +150,9 @@ type Gateway struct {
 	// The 2025-11-25 sessions (package session, sessions.go).
 	sessions      session.Store
 	sessionWarned atomic.Int64 // unix seconds of the last session-limit warning
+	// unshared are sessions whose initialize could not be stored, by ID:
+	// serveStateful ends each once the initialize's error answer is out.
+	unshared sync.Map
 }
 
 // New returns a gateway over backends. Call [Gateway.Run] to keep its

@@ -78,7 +78,9 @@ func (g *Gateway) share(ctx context.Context, ss *mcp.ServerSession, user string,
 	if err != nil {
 		g.logger.Warn("storing a new session failed; the session is ended", "error", err)
 		g.sessions.Close(ss.ID())
-		go ss.Close() // not from its own handler: Close waits for it
+		// Ended once the error answer is out (serveStateful): closed now,
+		// the answer's stream could close before the answer is written.
+		g.unshared.Store(ss.ID(), ss)
 		return &jsonrpc.Error{Code: codeServerError, Message: "vmcp: session storage unavailable; try again"}
 	}
 	return nil
@@ -339,6 +341,11 @@ func (g *Gateway) serveStateful(w http.ResponseWriter, r *http.Request) {
 	}
 	if s == nil || s.Transport() == nil {
 		g.stateful.ServeHTTP(w, r)
+		if id := w.Header().Get("Mcp-Session-Id"); id != "" {
+			if ss, ok := g.unshared.LoadAndDelete(id); ok {
+				_ = ss.(*mcp.ServerSession).Close()
+			}
+		}
 		return
 	}
 	if r.Method == http.MethodDelete {
