@@ -256,16 +256,16 @@ func answer(req *http.Request, msg *jsonrpc.Response) *http.Response {
 // well-formed events only, the stream resumed if it ends before the answer,
 // and a JSON-RPC error answer in place of a fault.
 type callStream struct {
-	g    *guard
+	g     *guard
 	req   *http.Request
 	id    jsonrpc.ID
 	fault *callFault    // the call's, if it has one
 	body  io.ReadCloser // the backend's current response body
-	br   *bufio.Reader
-	sr   *wire.SSEReader
-	data bytes.Buffer
-	out  [3][]byte // the event being handed over: its head, data and end
-	done bool      // the answer (or a fault) is out: the stream ends after it
+	br    *bufio.Reader
+	sr    *wire.SSEReader
+	data  bytes.Buffer
+	out   [3][]byte // the event being handed over: its head, data and end
+	done  bool      // the answer (or a fault) is out: the stream ends after it
 }
 
 var (
