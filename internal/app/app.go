@@ -189,6 +189,7 @@ func New(cfg *config.Config, opts *Options) (*App, error) {
 		Claims:                  claims,
 		Dependencies:            a.dependencies(),
 		ToolSearch:              search,
+		LargeAnswers:            &a.release,
 		Telemetry:               a.telemetry,
 		Audit:                   a.audit,
 		Sessions:                a.sessionStore(),

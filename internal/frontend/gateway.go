@@ -65,6 +65,11 @@ type Options struct {
 	// find_tool and call_tool (and the always-listed tools) instead of the
 	// catalog (toolsearch.go). Default: nil, every tool is listed.
 	ToolSearch *toolsearch.Mode
+	// LargeAnswers, if set, is told when a request during which a large
+	// backend answer came in has been answered, so that its memory can be
+	// handed back then (gctune.Releaser; backend.Options.OnLargeAnswer
+	// counts the answers). Default: nil.
+	LargeAnswers LargeAnswers
 	// Authenticate is the authentication middleware of the endpoint: it
 	// answers unauthenticated requests itself and puts the caller's
 	// identity in the request context ([identity.With]). Default: none
@@ -153,6 +158,13 @@ type Gateway struct {
 	// unshared are sessions whose initialize could not be stored, by ID:
 	// serveStateful ends each once the initialize's error answer is out.
 	unshared sync.Map
+}
+
+// LargeAnswers counts large backend answers and is told when a request
+// that saw one has been answered.
+type LargeAnswers interface {
+	Answers() uint64
+	Served()
 }
 
 // New returns a gateway over backends. Call [Gateway.Run] to keep its

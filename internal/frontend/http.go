@@ -75,6 +75,14 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request) {
 	g.noteMethod(w, &req)
 	switch r.Method {
 	case http.MethodPost:
+		if la := g.opts.LargeAnswers; la != nil {
+			n := la.Answers()
+			defer func() {
+				if la.Answers() != n {
+					la.Served()
+				}
+			}()
+		}
 		g.servePost(w, r, &req)
 	case http.MethodGet:
 		if !g.detachGET(w, r) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -89,23 +90,52 @@ const (
 // after answers of backend.LargeAnswer bytes or more. Its zero value is ready;
 // pass Large as backend.Options.OnLargeAnswer.
 type Releaser struct {
-	mu      sync.Mutex // guards the fields below
-	pending *time.Timer
-	quiet   uint64 // the live heap after the last release that found the answers gone; 0: none yet
-	floor   uint64 // the live heap without the answers being released
-	last    uint64 // the live heap after the previous try
-	size    int    // the largest of them
-	tries   int
-	stopped bool
+	answers atomic.Uint64 // large answers so far (Answers)
+
+	mu       sync.Mutex // guards the fields below
+	pending  *time.Timer
+	quiet    uint64 // the live heap after the last release that found the answers gone; 0: none yet
+	floor    uint64 // the live heap without the answers being released
+	last     uint64 // the live heap after the previous try
+	size     int    // the largest of them
+	lastSize int    // size, when the last release ended
+	tries    int
+	stopped  bool
 }
 
 // Large schedules a release after an answer of n bytes.
 func (r *Releaser) Large(n int) {
+	r.answers.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.size = max(r.size, n)
+	r.schedule()
+}
+
+// Answers counts the large answers so far. A request that saw it change
+// while it was served reports its end with Served.
+func (r *Releaser) Answers() uint64 { return r.answers.Load() }
+
+// Served tells that a request during which a large answer came in has been
+// answered: its memory is garbage now, however long the client took to
+// read it, so the tries start over from now.
+func (r *Releaser) Served() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.size == 0 {
+		r.size = r.lastSize // the tries for the answer ended already
+	}
+	r.schedule()
+	if r.pending != nil {
+		r.pending.Reset(releaseDelay)
+	}
+}
+
+// schedule starts the tries of a release, or starts them over if some are
+// pending. r.mu is held.
+func (r *Releaser) schedule() {
 	if r.pending != nil || r.stopped {
-		r.tries = 0 // a new answer: as many tries for it
+		r.tries = 0 // as many tries as for a new answer
 		return
 	}
 	// The live heap as of the last collection, which may have run while
@@ -137,7 +167,7 @@ func (r *Releaser) release() {
 		r.pending.Reset(min(releaseDelay<<min(r.tries, 8), releaseMaxDelay))
 		return
 	}
-	r.pending, r.size, r.quiet = nil, 0, live
+	r.pending, r.lastSize, r.size, r.quiet = nil, r.size, 0, live
 }
 
 // liveHeap is the heap the last collection found live.

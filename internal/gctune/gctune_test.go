@@ -27,3 +27,25 @@ func TestTune(t *testing.T) {
 		t.Errorf("the GC percent is %d, want %d", p, GCPercent)
 	}
 }
+
+// TestServedStartsTheTriesOver: a large answer's request that ends after
+// the tries for the answer ran out (a slow client) starts them over, with
+// the answer's size, so that its memory is handed back after all.
+func TestServedStartsTheTriesOver(t *testing.T) {
+	var r Releaser
+	t.Cleanup(r.Stop)
+	r.Large(32 << 20)
+	if r.Answers() != 1 {
+		t.Fatalf("%d answers counted, want 1", r.Answers())
+	}
+	r.mu.Lock()
+	r.pending.Stop()
+	r.pending, r.lastSize, r.size, r.tries = nil, r.size, 0, releaseTries // the tries ran out
+	r.mu.Unlock()
+	r.Served()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending == nil || r.tries != 0 || r.size != 32<<20 {
+		t.Errorf("after Served: pending %v, tries %d, size %d; want a new round of tries for the 32 MiB answer", r.pending != nil, r.tries, r.size)
+	}
+}
