@@ -159,7 +159,7 @@ func (c *Conn) begin(ctx context.Context, peer Peer, params mcp.Params) func() {
 		for {
 			c.mu.Lock()
 			now := time.Now()
-			behind := cl.token != nil && cl.fault != nil && cl.progressed < cl.fault.progress.Load() && now.Before(progressDeadline)
+			behind := cl.fault != nil && cl.progressed < cl.fault.progress.Load() && now.Before(progressDeadline)
 			if !behind && (cl.busy == 0 || !deadline.IsZero() && now.After(deadline)) {
 				delete(c.calls, cl.id)
 				c.mu.Unlock()
@@ -226,12 +226,7 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	if cl == nil {
 		return // the call has ended: nothing is sent after its response
 	}
-	defer func() {
-		c.mu.Lock()
-		cl.busy--
-		cl.progressed++
-		c.mu.Unlock()
-	}()
+	defer c.relayed(cl, true)
 	p := *r.Params
 	p.ProgressToken = cl.token
 	if err := cl.peer.Progress(cl.ctx, &p); err != nil {
@@ -239,10 +234,14 @@ func (c *Conn) progress(_ context.Context, r *mcp.ProgressNotificationClientRequ
 	}
 }
 
-// relayed ends a relay to cl begun under c.mu.
-func (c *Conn) relayed(cl *call) {
+// relayed ends a relay to cl begun under c.mu; progress counts it as one
+// of the call's progress notifications.
+func (c *Conn) relayed(cl *call, progress bool) {
 	c.mu.Lock()
 	cl.busy--
+	if progress {
+		cl.progressed++
+	}
 	c.mu.Unlock()
 }
 
@@ -257,7 +256,7 @@ func (c *Conn) logMessage(_ context.Context, r *mcp.LoggingMessageRequest) {
 	}
 	c.mu.Unlock()
 	if cl != nil {
-		defer c.relayed(cl)
+		defer c.relayed(cl, false)
 	}
 	if !ok || peer.LogLevel() == "" {
 		c.backend.logger.Debug("backend log message not relayed: no client asked for it", "level", r.Params.Level)

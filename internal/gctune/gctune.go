@@ -122,12 +122,16 @@ func (r *Releaser) Answers() uint64 { return r.answers.Load() }
 func (r *Releaser) Served() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
 	if r.size == 0 {
 		r.size = r.lastSize // the tries for the answer ended already
 	}
+	pending := r.pending != nil
 	r.schedule()
-	if r.pending != nil {
-		r.pending.Reset(releaseDelay)
+	if pending {
+		r.pending.Reset(releaseDelay) // the next try a delay from now
 	}
 }
 

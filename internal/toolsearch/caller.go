@@ -42,6 +42,7 @@ type callerLimits struct {
 
 	mu      sync.Mutex
 	buckets map[string]*rate.Limiter
+	swept   time.Time // when full buckets were last looked for
 }
 
 func newCallerLimits(total float64) *callerLimits {
@@ -52,7 +53,9 @@ func newCallerLimits(total float64) *callerLimits {
 // allow takes a token from key's bucket. When maxCallers buckets exist,
 // the full ones (their callers idle long enough to have lost nothing by
 // forgetting them) are dropped first; if none is full the caller is
-// refused.
+// refused. They are looked for at most once per refill time (an empty
+// bucket's time to fill up), so that callers refused one after another
+// do not each walk every bucket under the lock.
 func (c *callerLimits) allow(key string) bool {
 	now := c.now()
 	c.mu.Lock()
@@ -60,6 +63,11 @@ func (c *callerLimits) allow(key string) bool {
 	b, ok := c.buckets[key]
 	if !ok {
 		if len(c.buckets) >= maxCallers {
+			refill := time.Duration(float64(c.burst) / float64(c.limit) * float64(time.Second))
+			if now.Sub(c.swept) < refill {
+				return false
+			}
+			c.swept = now
 			for k, old := range c.buckets {
 				if old.TokensAt(now) >= float64(c.burst) {
 					delete(c.buckets, k)
